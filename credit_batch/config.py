@@ -1,0 +1,120 @@
+"""Settings read from the environment, with defaults that need nothing.
+
+Read :func:`Settings.from_env` inside a task or a command, never at import
+time, so that a DAG file parses without touching the environment's services.
+
+=============================  =========================================
+variable                       default
+=============================  =========================================
+``CREDIT_BATCH_HOME``          ``./data`` (lake, model store, DuckDB files)
+``CREDIT_BATCH_WAREHOUSE_URL`` ``duckdb:///<home>/warehouse.duckdb``
+``CREDIT_BATCH_RESULTS_URL``   ``duckdb:///<home>/results.duckdb``
+``CREDIT_BATCH_SQL_DIR``       the ``sql/`` folder beside the package
+``CREDIT_BATCH_CHUNK_ROWS``    ``100000``
+``CREDIT_BATCH_PARTITION_ROWS`` ``250000``
+=============================  =========================================
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from credit_batch.errors import ParameterError
+
+DEFAULT_HOME = "./data"
+DEFAULT_CHUNK_ROWS = 100_000
+DEFAULT_PARTITION_ROWS = 250_000
+DEFAULT_IMPORTANCE_SAMPLE_ROWS = 20_000
+DEFAULT_IMPORTANCE_REPEATS = 5
+DEFAULT_SEED = 42
+MAX_CHUNK_ROWS = 5_000_000
+MAX_PARTITION_ROWS = 50_000_000
+#: Upper score bounds of the risk bands, best band first.
+DEFAULT_RISK_BANDS: tuple[tuple[float, str], ...] = (
+    (0.02, "A"),
+    (0.05, "B"),
+    (0.10, "C"),
+    (0.20, "D"),
+    (1.00, "E"),
+)
+_PACKAGE_SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the pipeline reads and writes, and how it chunks work.
+
+    Attributes
+    ----------
+    home : Path
+        Root of the Parquet lake (``lake/``), the model store (``models/``)
+        and, by default, the DuckDB files.
+    warehouse_url, results_url : str
+        SQLAlchemy URLs: ``duckdb:///path`` or ``postgresql://user@host/db``.
+    sql_dir : Path
+        Folder of the ``.sql`` files.
+    chunk_rows, partition_rows : int
+        Rows per scoring chunk and per extracted Parquet partition.
+    """
+
+    home: Path = Path(DEFAULT_HOME)
+    warehouse_url: str = ""
+    results_url: str = ""
+    sql_dir: Path = _PACKAGE_SQL_DIR
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+    partition_rows: int = DEFAULT_PARTITION_ROWS
+    risk_bands: tuple[tuple[float, str], ...] = field(default=DEFAULT_RISK_BANDS)
+
+    def __post_init__(self) -> None:
+        home = Path(self.home).expanduser().resolve()
+        object.__setattr__(self, "home", home)
+        if not self.warehouse_url:
+            object.__setattr__(self, "warehouse_url", f"duckdb:///{home / 'warehouse.duckdb'}")
+        if not self.results_url:
+            object.__setattr__(self, "results_url", f"duckdb:///{home / 'results.duckdb'}")
+        check_rows("chunk_rows", self.chunk_rows, maximum=MAX_CHUNK_ROWS)
+        check_rows("partition_rows", self.partition_rows, maximum=MAX_PARTITION_ROWS)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Build settings from ``CREDIT_BATCH_*`` variables (``os.environ`` by default)."""
+        env = os.environ if environ is None else environ
+        return cls(
+            home=Path(env.get("CREDIT_BATCH_HOME", DEFAULT_HOME)),
+            warehouse_url=env.get("CREDIT_BATCH_WAREHOUSE_URL", ""),
+            results_url=env.get("CREDIT_BATCH_RESULTS_URL", ""),
+            sql_dir=Path(env.get("CREDIT_BATCH_SQL_DIR", str(_PACKAGE_SQL_DIR))),
+            chunk_rows=_int_env(env, "CREDIT_BATCH_CHUNK_ROWS", DEFAULT_CHUNK_ROWS),
+            partition_rows=_int_env(env, "CREDIT_BATCH_PARTITION_ROWS", DEFAULT_PARTITION_ROWS),
+        )
+
+    @property
+    def lake(self) -> Path:
+        """Root of the Parquet lake."""
+        return self.home / "lake"
+
+    @property
+    def model_store(self) -> Path:
+        """Root of the versioned model artifacts."""
+        return self.home / "models"
+
+
+def check_rows(name: str, value: object, *, maximum: int, minimum: int = 1) -> int:
+    """Return ``value`` if it is an int in ``[minimum, maximum]``, else raise ParameterError."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ParameterError(name, value, "must be an integer")
+    if not minimum <= value <= maximum:
+        raise ParameterError(name, value, f"must be between {minimum:,} and {maximum:,}")
+    return value
+
+
+def _int_env(env: object, name: str, default: int) -> int:
+    raw = env.get(name)  # type: ignore[attr-defined]
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ParameterError(name, raw, "must be an integer") from None

@@ -1,0 +1,365 @@
+"""Connections to the warehouse and the results database, by SQLAlchemy URL.
+
+Two backends, each driven by its own native client because bulk data must
+move as Arrow, not row by row:
+
+* ``duckdb:///path/to/file.duckdb``: the embedded default (``duckdb``);
+  bulk inserts scan Arrow tables, readers or Parquet datasets in place.
+* ``postgresql://user@host:port/db`` (``+psycopg`` allowed): production
+  (``psycopg`` 3); bulk inserts and extracts stream CSV through ``COPY``.
+
+SQL is read from ``sql/`` files with ``:name`` placeholders; values are
+always bound parameters. Table names pass an allow-list.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from credit_batch.errors import DataError, ParameterError, UnsupportedDatabaseError
+
+logger = logging.getLogger(__name__)
+
+#: Tables credit-batch may name in composed SQL (bulk inserts).
+ALLOWED_TABLES = frozenset(
+    {
+        "features",
+        "outcomes",
+        "predictions",
+        "scoring_runs",
+        "feature_importance",
+        "model_registry",
+        "quarantine",
+    }
+)
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_LOCK_RETRIES = 6
+_LOCK_FIRST_WAIT_S = 0.25
+
+
+def read_sql(sql_dir: Path, name: str) -> str:
+    """Return the text of ``sql_dir/name`` (e.g. ``"extract/features.sql"``)."""
+    path = Path(sql_dir) / name
+    if not path.is_file():
+        raise ParameterError("SQL file", str(path), "must exist")
+    return path.read_text(encoding="utf-8")
+
+
+def check_identifier(name: str, *, tables: bool = False) -> str:
+    """Return ``name`` if it is a plain identifier (and, for tables, allow-listed)."""
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise ParameterError("identifier", name, "must match " + _IDENTIFIER.pattern)
+    if tables and name not in ALLOWED_TABLES:
+        raise ParameterError("table", name, f"must be one of {sorted(ALLOWED_TABLES)}")
+    return name
+
+
+def connect(url: str, *, read_only: bool = False) -> Database:
+    """Open the database at ``url``.
+
+    Parameters
+    ----------
+    url : str
+        SQLAlchemy URL, ``duckdb:///file`` or ``postgresql://...``.
+    read_only : bool
+        Open for reading only. A DuckDB file must then already exist.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise UnsupportedDatabaseError("database URL", url, "must be a SQLAlchemy URL") from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend == "duckdb":
+        return DuckDBDatabase(parsed.database or ":memory:", read_only=read_only)
+    if backend in ("postgresql", "postgres") and driver in ("", "psycopg"):
+        return PostgresDatabase(parsed, read_only=read_only)
+    shown = parsed.render_as_string(hide_password=True)
+    raise UnsupportedDatabaseError(
+        "database URL", shown, "must use duckdb:/// or postgresql:// (psycopg)"
+    )
+
+
+class Database:
+    """What the pipeline needs of a database; see the two backends below."""
+
+    dialect = ""
+    url = ""
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run_script(self, sql: str) -> None:
+        """Run several ``;``-separated statements without parameters."""
+        raise NotImplementedError
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
+        """Run one statement; return the affected row count where known."""
+        raise NotImplementedError
+
+    def fetch_arrow(self, sql: str, params: Mapping[str, Any] | None = None):
+        """Run a query and return a small result as a ``pyarrow.Table``."""
+        raise NotImplementedError
+
+    def stream_arrow(
+        self, sql: str, params: Mapping[str, Any] | None, *, schema, batch_rows: int
+    ) -> Iterator:
+        """Run a query and yield ``pyarrow.RecordBatch`` es cast to ``schema``."""
+        raise NotImplementedError
+
+    def bulk_insert(self, table: str, source) -> int:
+        """Append an Arrow table, reader or dataset to ``table``; return rows written."""
+        raise NotImplementedError
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Commit the block's statements together, or none of them."""
+        raise NotImplementedError
+        yield
+
+    def close(self) -> None:
+        """Release the connection."""
+
+
+def _check_columns(got: list[str], schema, source: str) -> None:
+    want = list(schema.names)
+    if got != want:
+        missing = [c for c in want if c not in got]
+        extra = [c for c in got if c not in want]
+        from credit_batch.errors import SchemaMismatchError
+
+        raise SchemaMismatchError(
+            f"{source} returned columns that do not match the feature spec: "
+            f"missing {missing}, unexpected {extra}",
+            missing=missing,
+            unexpected=extra,
+        )
+
+
+class DuckDBDatabase(Database):
+    """A DuckDB file, opened through the ``duckdb`` client."""
+
+    dialect = "duckdb"
+
+    def __init__(self, path: str, *, read_only: bool = False) -> None:
+        import duckdb
+
+        self.url = f"duckdb:///{path}"
+        if path != ":memory:":
+            if read_only and not Path(path).exists():
+                raise DataError(f"database {path} does not exist yet", path=path)
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._con = _open_duckdb(duckdb, path, read_only)
+
+    def run_script(self, sql: str) -> None:
+        self._con.execute(sql)
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
+        result = self._con.execute(_PLACEHOLDER.sub(r"$\1", sql), dict(params or {}))
+        try:
+            row = result.fetchone()
+        except Exception:  # noqa: BLE001 - statements without a result set
+            return -1
+        return int(row[0]) if row and isinstance(row[0], int) else -1
+
+    def fetch_arrow(self, sql: str, params: Mapping[str, Any] | None = None):
+        return self._con.sql(_PLACEHOLDER.sub(r"$\1", sql), params=dict(params or {})).to_arrow_table()
+
+    def stream_arrow(self, sql, params, *, schema, batch_rows):
+        rel = self._con.sql(_PLACEHOLDER.sub(r"$\1", sql), params=dict(params or {}))
+        reader = rel.to_arrow_reader(batch_rows)
+        _check_columns(reader.schema.names, schema, "query")
+        for batch in reader:
+            yield _cast(batch, schema)
+
+    def bulk_insert(self, table: str, source) -> int:
+        check_identifier(table, tables=True)
+        names = [check_identifier(n) for n in source.schema.names]
+        cols = ", ".join(names)
+        self._con.register("_credit_batch_source", source)
+        try:
+            statement = "INSERT INTO " + table + " (" + cols + ") SELECT " + cols
+            row = self._con.execute(statement + " FROM _credit_batch_source").fetchone()
+        finally:
+            self._con.unregister("_credit_batch_source")
+        return int(row[0])
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self._con.begin()
+        try:
+            yield
+        except BaseException:
+            self._con.rollback()
+            raise
+        self._con.commit()
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def _open_duckdb(duckdb, path: str, read_only: bool):
+    wait = _LOCK_FIRST_WAIT_S
+    for attempt in range(_LOCK_RETRIES):
+        try:
+            return duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or attempt == _LOCK_RETRIES - 1:
+                raise DataError(
+                    f"cannot open DuckDB file {path}: {str(exc).splitlines()[0]}", path=path
+                ) from exc
+            logger.warning("DuckDB file %s is locked; retrying in %.2fs", path, wait)
+            time.sleep(wait)
+            wait *= 2
+    raise AssertionError("unreachable")
+
+
+def _cast(batch, schema):
+    try:
+        return batch.cast(schema)
+    except Exception as exc:  # pyarrow raises ArrowInvalid / ArrowNotImplementedError
+        from credit_batch.errors import SchemaMismatchError
+
+        got = {f.name: str(f.type) for f in batch.schema}
+        raise SchemaMismatchError(
+            f"query columns cannot be read as the spec's types: got {got}: {exc}", got=got
+        ) from exc
+
+
+class PostgresDatabase(Database):
+    """A PostgreSQL database, through ``psycopg`` 3 with ``COPY`` for bulk data."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url, *, read_only: bool = False) -> None:
+        try:
+            import psycopg
+        except ImportError:
+            raise ParameterError(
+                "database URL", url.render_as_string(hide_password=True),
+                "needs psycopg: pip install 'credit-batch[postgres]'",
+            ) from None
+        self.url = url.render_as_string(hide_password=True)
+        kwargs = {
+            "host": url.host or "127.0.0.1",
+            "port": url.port or 5432,
+            "user": url.username,
+            "password": url.password,
+            "dbname": url.database,
+        }
+        try:
+            self._con = psycopg.connect(
+                **{k: v for k, v in kwargs.items() if v is not None}, autocommit=True
+            )
+        except psycopg.OperationalError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise DataError(f"cannot connect to {self.url}: {first}", url=self.url) from exc
+        self._con.read_only = read_only or None
+
+    @staticmethod
+    def _bind(sql: str) -> str:
+        return _PLACEHOLDER.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+    def run_script(self, sql: str) -> None:
+        self._con.execute(sql)
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
+        cur = self._con.execute(self._bind(sql), dict(params or {}))
+        return cur.rowcount
+
+    def fetch_arrow(self, sql: str, params: Mapping[str, Any] | None = None):
+        import pyarrow as pa
+
+        cur = self._con.execute(self._bind(sql), dict(params or {}))
+        names = [d.name for d in cur.description]
+        rows = cur.fetchall()
+        return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
+
+    def stream_arrow(self, sql, params, *, schema, batch_rows):
+        import pyarrow.csv as pacsv
+
+        statement = "COPY (" + sql.strip().rstrip(";") + ") TO STDOUT (FORMAT CSV, HEADER)"
+        with self._con.cursor() as cur, cur.copy(self._bind(statement), dict(params or {})) as cp:
+            stream = _CopyStream(cp)
+            header = stream.peek_header()
+            _check_columns(header, schema, "query")
+            reader = pacsv.open_csv(
+                stream,
+                read_options=pacsv.ReadOptions(block_size=1 << 22),
+                convert_options=pacsv.ConvertOptions(column_types=schema),
+            )
+            for batch in reader:
+                yield _cast(batch, schema)
+
+    def bulk_insert(self, table: str, source) -> int:
+        import pyarrow.csv as pacsv
+        from psycopg import sql
+
+        check_identifier(table, tables=True)
+        names = [check_identifier(n) for n in source.schema.names]
+        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT CSV)").format(
+            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, names))
+        )
+        options = pacsv.WriteOptions(include_header=False)
+        rows = 0
+        with self._con.cursor() as cur, cur.copy(statement) as cp:
+            for batch in _batches(source):
+                buf = io.BytesIO()
+                pacsv.write_csv(batch, buf, options)
+                cp.write(buf.getbuffer())
+                rows += batch.num_rows
+        return rows
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._con.transaction():
+            yield
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def _batches(source) -> Iterable:
+    if hasattr(source, "to_batches"):
+        return source.to_batches()
+    return source
+
+
+class _CopyStream(io.RawIOBase):
+    """A readable file over the blocks of a psycopg ``COPY ... TO STDOUT``."""
+
+    def __init__(self, copy) -> None:
+        self._copy = copy
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def peek_header(self) -> list[str]:
+        while b"\n" not in self._buf:
+            block = bytes(self._copy.read())
+            if not block:
+                break
+            self._buf += block
+        return self._buf.split(b"\n", 1)[0].decode().strip().split(",")
+
+    def readinto(self, target) -> int:
+        if not self._buf:
+            self._buf = bytes(self._copy.read())
+        n = min(len(target), len(self._buf))
+        target[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n

@@ -1,0 +1,98 @@
+"""The exceptions credit-batch raises.
+
+Every error names what was wrong (the input, the rule, the value) in a
+single line, carries that context as attributes, and pickles (Airflow and
+multiprocessing move exceptions between processes)::
+
+    CreditBatchError
+    ├── ParameterError               a setting or argument breaks a rule
+    │   └── UnsupportedDatabaseError a URL names a database we do not drive
+    ├── DataError                    the data cannot be used as it is
+    │   ├── SnapshotNotFoundError    no rows for the requested snapshot date
+    │   ├── SchemaMismatchError      a column is missing or has the wrong type
+    │   └── ReconciliationError      rows in != rows scored + rows quarantined
+    └── ModelError                   the model cannot be used
+        ├── ModelNotFoundError       unknown model version
+        ├── NoChampionError          no version is promoted to champion
+        └── ArtifactIntegrityError   the artifact's sha256 does not match
+
+Keyword context (``snapshot_date=...``, ``version=...``) becomes attributes
+and survives pickling through :meth:`CreditBatchError.__reduce__`.
+"""
+
+from __future__ import annotations
+
+
+class CreditBatchError(Exception):
+    """Base class of every error credit-batch raises on purpose."""
+
+    def __init__(self, message: str, **context: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.__dict__.update(context)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple:
+        return (_restore, (type(self), self.message, dict(self.__dict__)))
+
+
+def _restore(cls: type[CreditBatchError], message: str, state: dict) -> CreditBatchError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
+
+class ParameterError(CreditBatchError, ValueError):
+    """A parameter or setting breaks a rule.
+
+    Parameters
+    ----------
+    name : str
+        The parameter, as the user spells it.
+    value : object
+        The value given.
+    rule : str
+        What the value must be.
+    """
+
+    def __init__(self, name: str, value: object, rule: str) -> None:
+        super().__init__(f"{name} {rule}; got {value!r}", name=name, value=value, rule=rule)
+
+
+class UnsupportedDatabaseError(ParameterError):
+    """A database URL names a backend other than DuckDB or PostgreSQL."""
+
+
+class DataError(CreditBatchError):
+    """The data cannot be used as it is."""
+
+
+class SnapshotNotFoundError(DataError):
+    """The warehouse holds no rows for the snapshot date."""
+
+
+class SchemaMismatchError(DataError):
+    """A column is missing or has a type the model cannot take."""
+
+
+class ReconciliationError(DataError):
+    """Counts do not add up: rows in != rows scored + rows quarantined."""
+
+
+class ModelError(CreditBatchError):
+    """The model cannot be used."""
+
+
+class ModelNotFoundError(ModelError):
+    """No model of that version is registered."""
+
+
+class NoChampionError(ModelError):
+    """No model version is promoted to champion."""
+
+
+class ArtifactIntegrityError(ModelError):
+    """The artifact on disk is not the one that was registered."""

@@ -1,0 +1,105 @@
+"""The feature spec: which columns the model sees, their types and meaning.
+
+The default spec is the course's "Give Me Some Credit" feature set. A team
+with another feature table declares its own :class:`FeatureSpec` and its own
+query in ``sql/extract/``; extract, training, scoring and importance take
+their columns from the spec (and, at scoring time, from the model's
+registered feature list), never from code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from credit_batch.errors import ParameterError
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_DTYPES = ("float64", "int64")
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One model input column.
+
+    Attributes
+    ----------
+    name : str
+        Column name, a lower-case SQL identifier.
+    dtype : {"float64", "int64"}
+        Arrow/pandas type the column is read as (nullable either way).
+    description : str
+        What the column means.
+    skewed : bool
+        Heavy right tail; the model power-transforms it.
+    """
+
+    name: str
+    dtype: str
+    description: str
+    skewed: bool = False
+
+    def __post_init__(self) -> None:
+        if not _IDENTIFIER.match(self.name):
+            raise ParameterError("feature name", self.name, "must match " + _IDENTIFIER.pattern)
+        if self.dtype not in _DTYPES:
+            raise ParameterError(f"dtype of feature {self.name}", self.dtype, f"must be one of {_DTYPES}")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """The model's input columns, keyed by ``key_columns`` in the warehouse."""
+
+    features: tuple[Feature, ...]
+    target: str = "delinquency"
+    key_columns: tuple[str, ...] = ("snapshot_date", "customer_id")
+
+    @property
+    def names(self) -> list[str]:
+        """All feature names, in model order."""
+        return [f.name for f in self.features]
+
+    @property
+    def skewed(self) -> list[str]:
+        """Names of the heavy-tailed features."""
+        return [f.name for f in self.features if f.skewed]
+
+    @property
+    def regular(self) -> list[str]:
+        """Names of the features that are not skewed."""
+        return [f.name for f in self.features if not f.skewed]
+
+    def arrow_schema(self, *, with_target: bool = False):
+        """Arrow schema of an extracted partition: keys, features (and target)."""
+        import pyarrow as pa
+
+        fields = [pa.field("snapshot_date", pa.date32()), pa.field("customer_id", pa.int64())]
+        fields += [pa.field(f.name, pa.from_numpy_dtype(f.dtype)) for f in self.features]
+        if with_target:
+            fields.append(pa.field(self.target, pa.int64()))
+        return pa.schema(fields)
+
+
+GMSC_FEATURES = FeatureSpec(
+    features=(
+        Feature("revolving_unsecured_line_utilization", "float64",
+                "Balance on credit cards and personal lines over their limits", skewed=True),
+        Feature("age", "float64", "Age of the borrower in years"),
+        Feature("num_30_59_days_late", "float64",
+                "Times 30-59 days past due, not worse, in the last two years"),
+        Feature("debt_ratio", "float64",
+                "Monthly debt payments and living costs over monthly gross income", skewed=True),
+        Feature("monthly_income", "float64", "Monthly gross income", skewed=True),
+        Feature("num_open_credit_loans", "float64", "Open loans and lines of credit"),
+        Feature("num_90_days_late", "float64", "Times 90 days or more past due"),
+        Feature("num_real_estate_loans", "float64", "Mortgage and real-estate loans and lines"),
+        Feature("num_60_89_days_late", "float64",
+                "Times 60-89 days past due, not worse, in the last two years"),
+        Feature("num_dependents", "float64", "Dependents in the family, excluding the borrower"),
+        Feature("high_debt_ratio", "float64", "1 where debt_ratio > 1, else 0"),
+        Feature("missing_monthly_income", "float64", "1 where monthly_income is unknown"),
+        Feature("missing_num_dependents", "float64", "1 where num_dependents is unknown"),
+    ),
+)
+#: The spec used when none is given.
+DEFAULT_FEATURE_SPEC = GMSC_FEATURES

@@ -1,0 +1,120 @@
+"""The Parquet lake: partition layout, atomic files, part manifests.
+
+Layout (Hive-style keys, readable by DuckDB, pyarrow and Spark)::
+
+    lake/features/snapshot_date=D/part-00000.parquet
+    lake/scores/snapshot_date=D/model_version=V/part-00000.parquet
+
+Every file is written under a temporary name in its own folder and renamed
+into place, so a killed writer leaves the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from itertools import groupby
+from operator import itemgetter
+from pathlib import Path
+
+from credit_batch.errors import ParameterError
+
+logger = logging.getLogger(__name__)
+
+_PART = re.compile(r"^part-\d{5}\.parquet$")
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def check_model_version(version: object) -> str:
+    """Return ``version`` if it is safe as a folder name and a SQL value."""
+    if not isinstance(version, str) or not _VERSION.match(version) or ".." in version:
+        raise ParameterError("model version", version, "must match " + _VERSION.pattern)
+    return version
+
+
+def features_dir(lake: Path, date: dt.date) -> Path:
+    """Folder of one snapshot's extracted feature partitions."""
+    return Path(lake) / "features" / f"snapshot_date={date.isoformat()}"
+
+
+def scores_dir(lake: Path, date: dt.date, model_version: str) -> Path:
+    """Folder of one (snapshot, model version) slice's scored partitions."""
+    version = check_model_version(model_version)
+    return Path(lake) / "scores" / f"snapshot_date={date.isoformat()}" / f"model_version={version}"
+
+
+def part_name(index: int) -> str:
+    """File name of partition ``index``."""
+    return f"part-{index:05d}.parquet"
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_parts(batches: Iterable, out_dir: Path, *, rows_per_part: int, schema) -> list[dict]:
+    """Write a stream of record batches as parts of at most ``rows_per_part`` rows.
+
+    Returns one ``{"path", "rows"}`` entry per part. Parts left from an earlier
+    write with more parts are removed, so the folder holds exactly this set.
+    """
+    import pyarrow.parquet as pq
+
+    parts: list[dict] = []
+    for index, group in groupby(_rechunk(batches, rows_per_part), key=itemgetter(0)):
+        path = Path(out_dir) / part_name(index)
+        rows = 0
+        with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+            for _, batch in group:
+                writer.write_batch(batch)
+                rows += batch.num_rows
+        parts.append({"path": str(path), "rows": rows})
+    remove_stale_parts(out_dir, keep={Path(p["path"]).name for p in parts})
+    return parts
+
+
+def _rechunk(batches: Iterable, rows: int) -> Iterator[tuple[int, object]]:
+    """Yield ``(part index, batch)``, slicing batches that cross a part boundary."""
+    done = 0
+    for batch in batches:
+        offset = 0
+        while offset < batch.num_rows:
+            take = min(rows - done % rows, batch.num_rows - offset)
+            yield done // rows, batch.slice(offset, take)
+            offset += take
+            done += take
+
+
+def remove_stale_parts(out_dir: Path, *, keep: set[str]) -> None:
+    """Delete ``part-*.parquet`` files in ``out_dir`` whose names are not in ``keep``."""
+    if not Path(out_dir).is_dir():
+        return
+    for path in Path(out_dir).iterdir():
+        if _PART.match(path.name) and path.name not in keep:
+            logger.info("removing stale partition %s", path)
+            path.unlink()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

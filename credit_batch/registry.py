@@ -1,0 +1,149 @@
+"""The model store and registry: versioned artifacts, sha256, champion.
+
+An artifact lives at ``<home>/models/<version>/model.joblib`` beside a
+``metadata.json``; the ``model_registry`` table holds the same facts and
+is the source of truth. Loading verifies the sha256 recorded at training
+time before the file is unpickled: joblib files execute code when loaded,
+so only artifacts this registry wrote (and that are unchanged) are loaded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from credit_batch.config import Settings
+from credit_batch.db import Database, read_sql
+from credit_batch.errors import ArtifactIntegrityError, ModelNotFoundError, NoChampionError
+from credit_batch.lake import atomic_path, check_model_version, sha256_file
+from credit_batch.results import utcnow
+
+logger = logging.getLogger(__name__)
+
+ARTIFACT_NAME = "model.joblib"
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """One registered model version (a ``model_registry`` row)."""
+
+    model_version: str
+    created_at: dt.datetime
+    algorithm: str
+    features: str
+    training_rows: int
+    train_from: dt.date | None
+    train_until: dt.date
+    roc_auc: float
+    log_loss: float
+    ks: float
+    artifact_path: str
+    sha256: str
+    status: str = "candidate"
+    promoted_at: dt.datetime | None = None
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The model's input columns, in order."""
+        return json.loads(self.features)
+
+
+def save_model(db: Database, settings: Settings, model, *, algorithm: str, features: list[str],
+               metrics: dict, training_rows: int, train_from, train_until) -> ModelRecord:
+    """Write the artifact and metadata, register it as a candidate, return its record.
+
+    The version is ``<algorithm>-<train_until>-<sha256[:10]>``: the same
+    artifact registers once, however often it is saved.
+    """
+    import joblib
+
+    staging = settings.model_store / ".staging" / ARTIFACT_NAME
+    with atomic_path(staging) as tmp:
+        joblib.dump(model, tmp)
+    sha = sha256_file(staging)
+    version = f"{algorithm}-{train_until:%Y%m%d}-{sha[:10]}"
+    folder = settings.model_store / version
+    folder.mkdir(parents=True, exist_ok=True)
+    staging.replace(folder / ARTIFACT_NAME)
+    record = ModelRecord(
+        model_version=version, created_at=utcnow(), algorithm=algorithm,
+        features=json.dumps(features), training_rows=int(training_rows), train_from=train_from,
+        train_until=train_until, artifact_path=f"models/{version}/{ARTIFACT_NAME}", sha256=sha,
+        **{k: float(metrics[k]) for k in ("roc_auc", "log_loss", "ks")},
+    )
+    with atomic_path(folder / "metadata.json") as tmp:
+        tmp.write_text(json.dumps(asdict(record), default=str, indent=2))
+    _register(db, settings, record)
+    return record
+
+
+def _register(db: Database, settings: Settings, record: ModelRecord) -> None:
+    import pyarrow as pa
+
+    with db.transaction():
+        if _fetch(db, settings, "registry/get.sql", {"model_version": record.model_version}):
+            logger.info("model %s is already registered", record.model_version)
+            return
+        db.bulk_insert("model_registry", pa.Table.from_pylist([asdict(record)]))
+
+
+def _fetch(db: Database, settings: Settings, name: str, params: dict) -> list[ModelRecord]:
+    rows = db.fetch_arrow(read_sql(settings.sql_dir, name), params).to_pylist()
+    return [ModelRecord(**row) for row in rows]
+
+
+def get_model(db: Database, settings: Settings, version: str) -> ModelRecord:
+    """Return the record of ``version``; raise ModelNotFoundError if unknown."""
+    version = check_model_version(version)
+    found = _fetch(db, settings, "registry/get.sql", {"model_version": version})
+    if not found:
+        raise ModelNotFoundError(f"model version {version!r} is not registered in {db.url}",
+                                 version=version)
+    return found[0]
+
+
+def champion(db: Database, settings: Settings) -> ModelRecord:
+    """Return the champion's record; raise NoChampionError if none is promoted."""
+    found = _fetch(db, settings, "registry/champion.sql", {})
+    if not found:
+        raise NoChampionError(
+            f"no champion model in {db.url}; run `credit-batch train` then "
+            "`credit-batch promote VERSION`, or pass a model version"
+        )
+    return found[0]
+
+
+def promote(db: Database, settings: Settings, version: str) -> ModelRecord:
+    """Make ``version`` the champion and retire the previous one, atomically."""
+    record = get_model(db, settings, version)
+    with db.transaction():
+        db.execute(read_sql(settings.sql_dir, "registry/retire_champion.sql"))
+        db.execute(read_sql(settings.sql_dir, "registry/promote.sql"),
+                   {"model_version": record.model_version, "promoted_at": utcnow()})
+    return get_model(db, settings, version)
+
+
+def list_models(db: Database, settings: Settings) -> list[dict]:
+    """All registered versions, newest first."""
+    return db.fetch_arrow(read_sql(settings.sql_dir, "registry/list.sql")).to_pylist()
+
+
+def load_model(home: Path, artifact_path: str, sha256: str, *, version: str):
+    """Load an artifact after checking its sha256 against the registered one."""
+    import joblib
+
+    path = Path(home) / artifact_path
+    if not path.is_file():
+        raise ArtifactIntegrityError(f"model {version}: artifact {path} is missing",
+                                     version=version, path=str(path))
+    actual = sha256_file(path)
+    if actual != sha256:
+        raise ArtifactIntegrityError(
+            f"model {version}: artifact {path} has sha256 {actual[:12]}..., registered "
+            f"{sha256[:12]}...; refusing to load a changed artifact",
+            version=version, path=str(path), expected=sha256, actual=actual,
+        )
+    return joblib.load(path)

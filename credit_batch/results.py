@@ -1,0 +1,89 @@
+"""The results database: schema, slice replacement, run records.
+
+Only one task writes at a time (the load, then the importance step); every
+write replaces the slice it owns inside one transaction, so retries and
+reruns never duplicate or half-write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+
+from credit_batch.config import Settings
+from credit_batch.db import Database, connect, read_sql
+from credit_batch.errors import ReconciliationError
+
+logger = logging.getLogger(__name__)
+
+PREDICTION_COLUMNS = ("snapshot_date", "customer_id", "model_version", "run_id", "score",
+                      "risk_band")
+
+
+def utcnow() -> dt.datetime:
+    """Wall-clock UTC time, naive, for audit columns (never for snapshot dates)."""
+    return dt.datetime.fromtimestamp(time.time(), dt.UTC).replace(tzinfo=None)
+
+
+def open_results(settings: Settings, *, read_only: bool = False) -> Database:
+    """Connect to the results database; a writer also applies the schema."""
+    db = connect(settings.results_url, read_only=read_only)
+    if not read_only:
+        apply_schema(db, settings)
+    return db
+
+
+def apply_schema(db: Database, settings: Settings) -> None:
+    """Create the tables if missing and (re)create the analyst views."""
+    db.run_script(read_sql(settings.sql_dir, "schema/results.sql"))
+    db.run_script(read_sql(settings.sql_dir, "views/analyst_views.sql"))
+
+
+def replace_predictions(db: Database, settings: Settings, scored, run: dict) -> int:
+    """Replace the (snapshot, model) slice with ``scored`` and record the run, atomically.
+
+    Parameters
+    ----------
+    scored : pyarrow.dataset.Dataset
+        The scored partitions, columns :data:`PREDICTION_COLUMNS`.
+    run : dict
+        The ``scoring_runs`` row; ``rows_in``, ``rows_scored``,
+        ``rows_quarantined`` must reconcile with what is inserted.
+    """
+    import pyarrow as pa
+
+    key = {"snapshot_date": run["snapshot_date"], "model_version": run["model_version"]}
+    with db.transaction():
+        db.execute(read_sql(settings.sql_dir, "load/delete_predictions.sql"), key)
+        inserted = db.bulk_insert("predictions", scored)
+        _reconcile(db, settings, key, inserted, run)
+        db.execute(read_sql(settings.sql_dir, "load/delete_run.sql"), {"run_id": run["run_id"]})
+        db.bulk_insert("scoring_runs", pa.Table.from_pylist([run]))
+    return inserted
+
+
+def _reconcile(db: Database, settings: Settings, key: dict, inserted: int, run: dict) -> None:
+    counts = db.fetch_arrow(read_sql(settings.sql_dir, "load/count_slice.sql"), key).to_pylist()[0]
+    expected = run["rows_in"] - run["rows_quarantined"]
+    if not inserted == counts["n_rows"] == counts["n_customers"] == run["rows_scored"] == expected:
+        raise ReconciliationError(
+            f"slice {key['snapshot_date']}/{key['model_version']} does not reconcile: "
+            f"rows in {run['rows_in']}, quarantined {run['rows_quarantined']}, "
+            f"scored {run['rows_scored']}, inserted {inserted}, stored {counts['n_rows']}, "
+            f"distinct customers {counts['n_customers']}; nothing was loaded",
+            counts=counts, inserted=inserted,
+        )
+
+
+def replace_importance(db: Database, settings: Settings, rows, *, run_id: str, status: str,
+                       seconds: float, key: dict) -> None:
+    """Replace one (snapshot, model, method) importance slice; mark the run's status."""
+    with db.transaction():
+        if rows is not None:
+            db.execute(read_sql(settings.sql_dir, "load/delete_importance.sql"), key)
+            db.bulk_insert("feature_importance", rows)
+        db.execute(
+            read_sql(settings.sql_dir, "load/finish_importance.sql"),
+            {"run_id": run_id, "importance_status": status, "importance_seconds": seconds},
+        )

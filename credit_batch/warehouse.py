@@ -1,0 +1,150 @@
+"""The warehouse: where the night's batch features come from.
+
+Queries live in ``sql/extract/``; each is bound to a snapshot date and
+streamed out as Arrow record batches, so memory is bounded by the batch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+
+from credit_batch.config import Settings
+from credit_batch.db import Database, connect, read_sql
+from credit_batch.errors import DataError, ParameterError, SnapshotNotFoundError
+from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
+
+logger = logging.getLogger(__name__)
+
+#: Columns of ``cs-training.csv`` and their names in the warehouse.
+GMSC_CSV_COLUMNS = {
+    "SeriousDlqin2yrs": "delinquency",
+    "RevolvingUtilizationOfUnsecuredLines": "revolving_unsecured_line_utilization",
+    "age": "age",
+    "NumberOfTime30-59DaysPastDueNotWorse": "num_30_59_days_late",
+    "DebtRatio": "debt_ratio",
+    "MonthlyIncome": "monthly_income",
+    "NumberOfOpenCreditLinesAndLoans": "num_open_credit_loans",
+    "NumberOfTimes90DaysLate": "num_90_days_late",
+    "NumberRealEstateLoansOrLines": "num_real_estate_loans",
+    "NumberOfTime60-89DaysPastDueNotWorse": "num_60_89_days_late",
+    "NumberOfDependents": "num_dependents",
+}
+
+
+def parse_date(value: object, *, name: str = "snapshot date") -> dt.date:
+    """Return ``value`` as a date; accept a date or an ISO ``YYYY-MM-DD`` string."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ParameterError(name, value, "must be a date in YYYY-MM-DD form")
+
+
+def open_warehouse(settings: Settings, *, read_only: bool = True) -> Database:
+    """Connect to the warehouse of ``settings``."""
+    return connect(settings.warehouse_url, read_only=read_only)
+
+
+def apply_schema(db: Database, settings: Settings) -> None:
+    """Create the warehouse tables if they do not exist."""
+    db.run_script(read_sql(settings.sql_dir, "warehouse/schema.sql"))
+
+
+def replace_snapshot(db: Database, settings: Settings, date: dt.date, features, outcomes) -> int:
+    """Replace one snapshot's features (and outcomes, if given) in one transaction."""
+    params = {"snapshot_date": date}
+    with db.transaction():
+        db.execute(read_sql(settings.sql_dir, "warehouse/delete_snapshot.sql"), params)
+        db.execute(read_sql(settings.sql_dir, "warehouse/delete_outcomes.sql"), params)
+        n = db.bulk_insert("features", features)
+        if outcomes is not None:
+            db.bulk_insert("outcomes", outcomes)
+    return n
+
+
+def resolve_snapshot(db: Database, settings: Settings, *, snapshot_date=None, as_of=None) -> dt.date:
+    """Return the snapshot date a run scores.
+
+    An explicit ``snapshot_date`` must exist in the warehouse. Otherwise the
+    newest snapshot at or before ``as_of`` (the run's logical date) is used.
+    """
+    if snapshot_date is not None:
+        date = parse_date(snapshot_date)
+        sql = read_sql(settings.sql_dir, "extract/snapshot_rows.sql")
+        n = db.fetch_arrow(sql, {"snapshot_date": date}).column("n_rows")[0].as_py()
+        if not n:
+            raise SnapshotNotFoundError(
+                f"snapshot {date} has no rows in the warehouse {db.url}",
+                snapshot_date=date, warehouse=db.url,
+            )
+        return date
+    as_of_date = parse_date(as_of, name="as-of date")
+    sql = read_sql(settings.sql_dir, "extract/latest_snapshot.sql")
+    date = db.fetch_arrow(sql, {"as_of": as_of_date}).column("snapshot_date")[0].as_py()
+    if date is None:
+        raise SnapshotNotFoundError(
+            f"no snapshot at or before {as_of_date} in the warehouse {db.url}",
+            snapshot_date=as_of_date, warehouse=db.url,
+        )
+    return date
+
+
+def stream_features(
+    db: Database, settings: Settings, date: dt.date, *, batch_rows: int,
+    spec: FeatureSpec = DEFAULT_FEATURE_SPEC,
+) -> Iterator:
+    """Yield the snapshot's features as Arrow record batches in the spec's schema."""
+    sql = read_sql(settings.sql_dir, "extract/features.sql")
+    return db.stream_arrow(sql, {"snapshot_date": date}, schema=spec.arrow_schema(),
+                           batch_rows=batch_rows)
+
+
+def read_labeled(
+    db: Database, settings: Settings, date_from: dt.date, date_to: dt.date, *,
+    spec: FeatureSpec = DEFAULT_FEATURE_SPEC,
+):
+    """Return features joined to outcomes for snapshots in the range, as a pandas frame."""
+    import pyarrow as pa
+
+    sql = read_sql(settings.sql_dir, "extract/labeled.sql")
+    batches = list(db.stream_arrow(sql, {"date_from": date_from, "date_to": date_to},
+                                   schema=spec.arrow_schema(with_target=True),
+                                   batch_rows=500_000))
+    table = pa.Table.from_batches(batches, schema=spec.arrow_schema(with_target=True))
+    return table.to_pandas()
+
+
+def load_gmsc_csv(db: Database, settings: Settings, path: str, snapshot_date: object) -> int:
+    """Load a real ``cs-training.csv`` as one snapshot; return the rows loaded.
+
+    The unnamed first column (a row number) becomes ``customer_id``;
+    ``NA`` is null; ``SeriousDlqin2yrs`` goes to ``outcomes``.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    date = parse_date(snapshot_date)
+    try:
+        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(null_values=["NA", ""]))
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise DataError(f"cannot read CSV {path}: {exc}", path=path) from exc
+    missing = [c for c in GMSC_CSV_COLUMNS if c not in table.column_names]
+    if missing or table.num_rows == 0:
+        raise DataError(f"CSV {path} lacks the Give Me Some Credit columns {missing}", path=path)
+    ids = pa.array(table.column(0).to_numpy(zero_copy_only=False), pa.int64())
+    dates = pa.array([date] * table.num_rows, pa.date32())
+    features = {"snapshot_date": dates, "customer_id": ids}
+    for raw, name in GMSC_CSV_COLUMNS.items():
+        if name != "delinquency":
+            features[name] = table.column(raw).cast(pa.float64())
+    outcomes = pa.table({"snapshot_date": dates, "customer_id": ids,
+                         "delinquency": table.column("SeriousDlqin2yrs").cast(pa.int16())})
+    apply_schema(db, settings)
+    return replace_snapshot(db, settings, date, pa.table(features), outcomes)

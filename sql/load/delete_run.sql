@@ -1,0 +1,1 @@
+DELETE FROM scoring_runs WHERE run_id = :run_id

@@ -1,0 +1,1 @@
+UPDATE scoring_runs SET load_seconds = :load_seconds WHERE run_id = :run_id

@@ -1,0 +1,1 @@
+DELETE FROM model_registry WHERE model_version = :model_version

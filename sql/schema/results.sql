@@ -1,0 +1,74 @@
+-- Results database: runs unchanged on DuckDB and PostgreSQL; idempotent.
+
+CREATE TABLE IF NOT EXISTS model_registry (
+    model_version  VARCHAR PRIMARY KEY,
+    created_at     TIMESTAMP NOT NULL,
+    algorithm      VARCHAR NOT NULL,
+    features       VARCHAR NOT NULL,           -- JSON list, in model order
+    training_rows  BIGINT NOT NULL,
+    train_from     DATE,
+    train_until    DATE NOT NULL,
+    roc_auc        DOUBLE PRECISION,
+    log_loss       DOUBLE PRECISION,
+    ks             DOUBLE PRECISION,
+    artifact_path  VARCHAR NOT NULL,           -- relative to CREDIT_BATCH_HOME
+    sha256         VARCHAR NOT NULL,
+    status         VARCHAR NOT NULL CHECK (status IN ('candidate', 'champion', 'retired')),
+    promoted_at    TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS scoring_runs (
+    run_id              VARCHAR PRIMARY KEY,
+    snapshot_date       DATE NOT NULL,
+    model_version       VARCHAR NOT NULL,
+    airflow_dag_id      VARCHAR,
+    airflow_run_id      VARCHAR,
+    started_at          TIMESTAMP NOT NULL,
+    finished_at         TIMESTAMP,
+    status              VARCHAR NOT NULL,
+    rows_in             BIGINT NOT NULL,
+    rows_scored         BIGINT NOT NULL,
+    rows_quarantined    BIGINT NOT NULL,
+    partitions          INTEGER NOT NULL,
+    chunk_rows          INTEGER NOT NULL,
+    extract_seconds     DOUBLE PRECISION,
+    score_seconds       DOUBLE PRECISION,   -- summed over partitions
+    load_seconds        DOUBLE PRECISION,
+    importance_seconds  DOUBLE PRECISION,
+    importance_status   VARCHAR,            -- pending | computed | skipped: ...
+    CHECK (rows_in = rows_scored + rows_quarantined)
+);
+
+CREATE TABLE IF NOT EXISTS predictions (
+    snapshot_date  DATE NOT NULL,
+    customer_id    BIGINT NOT NULL,
+    model_version  VARCHAR NOT NULL,
+    run_id         VARCHAR NOT NULL,
+    score          DOUBLE PRECISION NOT NULL,  -- P(serious delinquency in 2 years)
+    risk_band      VARCHAR NOT NULL,
+    PRIMARY KEY (snapshot_date, customer_id, model_version)
+);
+
+CREATE TABLE IF NOT EXISTS feature_importance (
+    run_id           VARCHAR NOT NULL,
+    snapshot_date    DATE NOT NULL,
+    model_version    VARCHAR NOT NULL,
+    method           VARCHAR NOT NULL,
+    metric           VARCHAR NOT NULL,
+    feature          VARCHAR NOT NULL,
+    importance_rank  INTEGER NOT NULL,
+    importance_mean  DOUBLE PRECISION NOT NULL,
+    importance_std   DOUBLE PRECISION NOT NULL,
+    baseline_score   DOUBLE PRECISION NOT NULL,
+    n_repeats        INTEGER NOT NULL,
+    sample_rows      BIGINT NOT NULL,
+    PRIMARY KEY (snapshot_date, model_version, method, feature)
+);
+
+CREATE TABLE IF NOT EXISTS quarantine (
+    run_id            VARCHAR NOT NULL,
+    snapshot_date     DATE NOT NULL,
+    customer_id       BIGINT,
+    reason            VARCHAR NOT NULL,
+    offending_values  VARCHAR
+);

@@ -1,0 +1,1 @@
+DELETE FROM outcomes WHERE snapshot_date = :snapshot_date;

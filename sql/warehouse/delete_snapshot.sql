@@ -1,0 +1,1 @@
+DELETE FROM features WHERE snapshot_date = :snapshot_date;
