@@ -1,0 +1,112 @@
+"""Shared fixtures: small demo warehouses on DuckDB and PostgreSQL, a champion model.
+
+Tests that need PostgreSQL skip when it is not reachable, and fail instead
+when ``CREDIT_BATCH_REQUIRE_SERVICES=1`` (as in ``.ci/run``).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from credit_batch import pipeline
+from credit_batch.config import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+PG_HOST = os.environ.get("CREDIT_BATCH_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("CREDIT_BATCH_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("CREDIT_BATCH_TEST_PG_USER", "postgres")
+DEMO_ROWS = 3_000
+DEMO_SNAPSHOTS = 4  # 2026-07-31 .. 2026-10-31; the last has no outcomes
+
+
+def services_required() -> bool:
+    return os.environ.get("CREDIT_BATCH_REQUIRE_SERVICES") == "1"
+
+
+@pytest.fixture(scope="session")
+def pg_admin():
+    """An autocommit connection to PostgreSQL's ``postgres`` database."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        con = psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres",
+                              autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        if services_required():
+            pytest.fail(f"PostgreSQL at {PG_HOST}:{PG_PORT} is required but unreachable: {exc}")
+        pytest.skip(f"PostgreSQL at {PG_HOST}:{PG_PORT} is not reachable: {exc}")
+    yield con
+    con.close()
+
+
+@pytest.fixture
+def pg_url(pg_admin):
+    """URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    name = f"credit_batch_test_{uuid.uuid4().hex[:10]}"
+    pg_admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_settings(home: Path, **overrides) -> Settings:
+    return replace(Settings(home=home), **overrides)
+
+
+def build_demo(settings: Settings, *, rows: int = DEMO_ROWS, promote: bool = True):
+    """Write a small demo warehouse and train (and promote) a model on it."""
+    written = pipeline.demo_data(settings, rows=rows, snapshots=DEMO_SNAPSHOTS, seed=7)
+    record = pipeline.train(settings, until=written[-3]["snapshot_date"], seed=1)
+    if promote:
+        from credit_batch import registry, results
+
+        with results.open_results(settings) as db:
+            registry.promote(db, settings, record.model_version)
+    return written, record
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory):
+    """A DuckDB demo home built once; tests copy it (building takes a few seconds)."""
+    home = tmp_path_factory.mktemp("demo-template")
+    written, record = build_demo(Settings(home=home))
+    return home, written, record
+
+
+@pytest.fixture
+def demo(tmp_path, demo_template):
+    """A private copy of the demo home: ``(settings, snapshots written, champion record)``."""
+    import shutil
+
+    home, written, record = demo_template
+    shutil.copytree(home, tmp_path / "home")
+    return Settings(home=tmp_path / "home"), written, record
+
+
+@pytest.fixture
+def pg_demo(tmp_path, pg_url):
+    """A demo with warehouse and results both in a fresh PostgreSQL database."""
+    settings = Settings(home=tmp_path / "home", warehouse_url=pg_url, results_url=pg_url)
+    written, record = build_demo(settings)
+    return settings, written, record
+
+
+def query(settings: Settings, sql: str, params: dict | None = None) -> list[dict]:
+    """Rows of a query on the results database, opened read-only."""
+    from credit_batch.db import connect
+
+    with connect(settings.results_url, read_only=True) as db:
+        return db.fetch_arrow(sql, params).to_pylist()
+
+
+def run_pipeline(settings: Settings, **kwargs) -> dict:
+    """extract -> score every partition -> load -> explain, in this process."""
+    explain_kwargs = {k: kwargs.pop(k) for k in ("sample_rows", "repeats") if k in kwargs}
+    plan = pipeline.extract(settings, **kwargs)
+    scored = [pipeline.score_partition(settings, plan["run"], p) for p in plan["partitions"]]
+    loaded = pipeline.load(settings, plan["run"], scored)
+    explained = pipeline.explain(settings, plan["run"], **explain_kwargs)
+    return {"plan": plan, "scored": scored, "loaded": loaded, "explained": explained}

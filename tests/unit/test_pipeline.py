@@ -1,0 +1,153 @@
+"""The run's steps without Airflow, on DuckDB files: exact counts, idempotence, bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from credit_batch import errors, pipeline
+from tests.conftest import DEMO_ROWS, query, run_pipeline
+
+SLICE = "SELECT * FROM predictions WHERE snapshot_date = :d ORDER BY customer_id"
+
+
+def _counts(settings):
+    return query(settings, "SELECT snapshot_date, model_version, COUNT(*) AS n, "
+                 "COUNT(DISTINCT customer_id) AS c FROM predictions GROUP BY 1, 2 ORDER BY 1")
+
+
+def test_run_stores_exactly_one_score_per_customer_with_lineage(demo):
+    settings, written, record = demo
+    out = run_pipeline(settings, snapshot_date="2026-09-30", rows_per_partition=700,
+                       chunk_rows=250, sample_rows=1_000, repeats=2)
+    assert len(out["plan"]["partitions"]) == 5  # 3,000 rows / 700
+    assert _counts(settings) == [{"snapshot_date": dt.date(2026, 9, 30),
+                                  "model_version": record.model_version,
+                                  "n": DEMO_ROWS, "c": DEMO_ROWS}]
+    rows = query(settings, SLICE, {"d": dt.date(2026, 9, 30)})
+    assert {r["run_id"] for r in rows} == {out["plan"]["run"]["run_id"]}
+    assert all(0 < r["score"] < 1 and r["risk_band"] in "ABCDE" for r in rows)
+    [run] = query(settings, "SELECT * FROM scoring_runs")
+    assert (run["rows_in"], run["rows_scored"], run["rows_quarantined"]) == (DEMO_ROWS,) * 2 + (0,)
+    assert run["status"] == "loaded" and run["importance_status"] == "computed"
+    assert run["load_seconds"] > 0 and run["partitions"] == 5
+
+
+def test_rerun_of_same_date_and_model_leaves_identical_rows(demo):
+    settings, _, _ = demo
+    run_pipeline(settings, snapshot_date="2026-09-30", sample_rows=500, repeats=1)
+    first = query(settings, SLICE, {"d": dt.date(2026, 9, 30)})
+    run_pipeline(settings, snapshot_date="2026-09-30", rows_per_partition=1_000,
+                 sample_rows=500, repeats=1)
+    second = query(settings, SLICE, {"d": dt.date(2026, 9, 30)})
+    strip = [{k: v for k, v in r.items() if k != "run_id"} for r in first]
+    assert strip == [{k: v for k, v in r.items() if k != "run_id"} for r in second]
+    assert len(second) == DEMO_ROWS
+    assert len(query(settings, "SELECT * FROM scoring_runs")) == 2
+    assert len(query(settings, "SELECT * FROM feature_importance")) == 13
+
+
+def test_another_date_adds_its_slice_only(demo):
+    settings, _, record = demo
+    run_pipeline(settings, snapshot_date="2026-09-30", sample_rows=500, repeats=1)
+    before = query(settings, SLICE, {"d": dt.date(2026, 9, 30)})
+    run_pipeline(settings, as_of="2026-11-20", sample_rows=500, repeats=1)
+    assert [(r["snapshot_date"], r["n"]) for r in _counts(settings)] == [
+        (dt.date(2026, 9, 30), DEMO_ROWS), (dt.date(2026, 10, 31), DEMO_ROWS)]
+    assert query(settings, SLICE, {"d": dt.date(2026, 9, 30)}) == before
+
+
+def test_snapshot_without_outcomes_skips_importance_and_says_so(demo):
+    settings, _, _ = demo
+    out = run_pipeline(settings, snapshot_date="2026-10-31")
+    assert out["explained"]["importance_status"].startswith("skipped: no outcomes")
+    [run] = query(settings, "SELECT importance_status FROM scoring_runs")
+    assert "2026-10-31" in run["importance_status"]
+    assert query(settings, "SELECT * FROM feature_importance") == []
+
+
+def test_latest_predictions_view_holds_each_customers_newest_champion_score(demo):
+    settings, _, record = demo
+    run_pipeline(settings, snapshot_date="2026-09-30", sample_rows=500, repeats=1)
+    run_pipeline(settings, snapshot_date="2026-10-31")
+    latest = query(settings, "SELECT customer_id, snapshot_date FROM latest_predictions")
+    customers = query(settings, "SELECT COUNT(DISTINCT customer_id) AS n FROM predictions")
+    assert len(latest) == customers[0]["n"] > DEMO_ROWS  # churned customers keep older scores
+    assert {r["snapshot_date"] for r in latest} == {dt.date(2026, 9, 30), dt.date(2026, 10, 31)}
+
+
+def _nothing_written(settings) -> bool:
+    from pathlib import Path
+
+    db = Path(settings.results_url.removeprefix("duckdb:///"))
+    return not (settings.lake / "scores").exists() and (
+        not db.exists() or query(settings, "SELECT * FROM predictions") == [])
+
+
+def test_date_with_no_snapshot_stops_with_one_line_error_and_writes_nothing(demo):
+    settings, _, _ = demo
+    with pytest.raises(errors.SnapshotNotFoundError) as info:
+        pipeline.extract(settings, snapshot_date="2026-10-15")
+    assert "2026-10-15" in str(info.value) and "\n" not in str(info.value)
+    assert not (settings.lake / "features").exists()
+    assert _nothing_written(settings)
+
+
+def test_unknown_model_version_stops_with_one_line_error_and_writes_nothing(demo):
+    settings, _, _ = demo
+    with pytest.raises(errors.ModelNotFoundError, match="'logreg-19990101-deadbeef00'"):
+        pipeline.extract(settings, snapshot_date="2026-09-30",
+                         model_version="logreg-19990101-deadbeef00")
+    assert not (settings.lake / "features").exists()
+    assert _nothing_written(settings)
+
+
+def test_tampered_artifact_is_refused_before_loading_and_nothing_is_stored(demo):
+    settings, _, record = demo
+    artifact = settings.home / record.artifact_path
+    artifact.write_bytes(artifact.read_bytes() + b"\x00")
+    plan = pipeline.extract(settings, snapshot_date="2026-09-30")
+    with pytest.raises(errors.ArtifactIntegrityError, match="sha256") as info:
+        pipeline.score_partition(settings, plan["run"], plan["partitions"][0])
+    assert record.model_version in str(info.value) and "\n" not in str(info.value)
+    assert _nothing_written(settings)
+
+
+def test_load_refuses_partitions_that_do_not_add_up_and_keeps_the_old_slice(demo):
+    settings, _, _ = demo
+    run_pipeline(settings, snapshot_date="2026-09-30", sample_rows=500, repeats=1)
+    before = query(settings, SLICE, {"d": dt.date(2026, 9, 30)})
+    plan = pipeline.extract(settings, snapshot_date="2026-09-30", rows_per_partition=1_000)
+    scored = [pipeline.score_partition(settings, plan["run"], p) for p in plan["partitions"]]
+    with pytest.raises(errors.ReconciliationError, match="nothing was loaded"):
+        pipeline.load(settings, plan["run"], scored[:-1])
+    assert query(settings, SLICE, {"d": dt.date(2026, 9, 30)}) == before
+
+
+def test_model_without_champion_is_named(tmp_path):
+    from tests.conftest import build_demo, make_settings
+
+    settings = make_settings(tmp_path)
+    build_demo(settings, rows=400, promote=False)
+    with pytest.raises(errors.NoChampionError, match="credit-batch promote"):
+        pipeline.extract(settings, snapshot_date="2026-09-30")
+
+
+def test_promote_retires_the_previous_champion(demo):
+    from credit_batch import registry, results
+
+    settings, written, first = demo
+    second = pipeline.train(settings, until=written[-2]["snapshot_date"], algorithm="hgb")
+    with results.open_results(settings) as db:
+        registry.promote(db, settings, second.model_version)
+    status = {r["model_version"]: r["status"]
+              for r in query(settings, "SELECT model_version, status FROM model_registry")}
+    assert status == {first.model_version: "retired", second.model_version: "champion"}
+
+
+def test_training_twice_on_the_same_data_registers_one_version(demo):
+    settings, written, first = demo
+    again = pipeline.train(settings, until=written[-3]["snapshot_date"], seed=1)
+    assert again.model_version == first.model_version
+    assert len(query(settings, "SELECT * FROM model_registry")) == 1

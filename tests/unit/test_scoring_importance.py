@@ -1,0 +1,88 @@
+"""Chunked scoring equals whole-frame scoring; importance finds a planted feature."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from credit_batch import demo, importance, scoring, training
+from credit_batch.features import DEFAULT_FEATURE_SPEC, Feature, FeatureSpec
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """A model fitted on a small demo snapshot, and one extracted-like partition file."""
+    date, table, outcomes = next(demo.generate(rows=5_000, snapshots=1, unlabeled_snapshots=0))
+    frame = table.to_pandas()
+    frame["high_debt_ratio"] = (frame["debt_ratio"] > 1).astype(float)
+    frame["missing_monthly_income"] = frame["monthly_income"].isna().astype(float)
+    frame["missing_num_dependents"] = frame["num_dependents"].isna().astype(float)
+    frame["delinquency"] = outcomes.column("delinquency").to_numpy()
+    model, _ = training.fit_and_evaluate(frame, seed=0)
+    path = tmp_path_factory.mktemp("part") / "features.parquet"
+    pq.write_table(pa.Table.from_pandas(frame.drop(columns="delinquency"),
+                                        preserve_index=False), path)
+    return model, frame, path
+
+
+@pytest.mark.parametrize("algorithm", ["logreg", "hgb"])
+def test_scores_in_chunks_of_1000_equal_scores_of_the_whole_frame(tmp_path, fitted, algorithm):
+    _, frame, path = fitted
+    model, _ = training.fit_and_evaluate(frame, algorithm=algorithm, seed=0)
+    out = tmp_path / "scores.parquet"
+    n = scoring.score_file(path, out, model, feature_names=DEFAULT_FEATURE_SPEC.names,
+                           model_version="v1", run_id="r1", chunk_rows=1_000)
+    scored = pq.read_table(out).to_pandas()
+    whole = model.predict_proba(frame[DEFAULT_FEATURE_SPEC.names])[:, 1]
+    assert n == len(frame) == len(scored)
+    np.testing.assert_array_equal(scored["customer_id"], frame["customer_id"])
+    np.testing.assert_allclose(scored["score"], whole, rtol=0, atol=1e-12)
+    assert set(scored["model_version"]) == {"v1"} and set(scored["run_id"]) == {"r1"}
+
+
+def test_risk_bands_follow_the_upper_bounds():
+    scores = np.array([0.0, 0.02, 0.0201, 0.05, 0.1, 0.15, 0.2, 0.99, 1.0])
+    assert scoring.risk_bands(scores).tolist() == ["A", "A", "B", "B", "C", "D", "D", "E", "E"]
+
+
+def test_partition_missing_a_model_column_is_refused_naming_it(tmp_path, fitted):
+    model, frame, _ = fitted
+    path = tmp_path / "bad.parquet"
+    pq.write_table(pa.Table.from_pandas(frame.drop(columns=["age", "delinquency"]),
+                                        preserve_index=False), path)
+    from credit_batch.errors import SchemaMismatchError
+
+    with pytest.raises(SchemaMismatchError, match="'age'"):
+        scoring.score_file(path, tmp_path / "out.parquet", model,
+                           feature_names=DEFAULT_FEATURE_SPEC.names, model_version="v1",
+                           run_id="r", chunk_rows=100)
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_permutation_importance_ranks_planted_feature_first_and_noise_near_zero():
+    rng = np.random.default_rng(0)
+    n = 4_000
+    x = pd.DataFrame({"noise": rng.normal(size=n), "strong": rng.normal(size=n),
+                      "weak": rng.normal(size=n)})
+    y = (rng.random(n) < 1 / (1 + np.exp(-(3 * x["strong"] + 0.5 * x["weak"] - 1)))).astype(int)
+    spec = FeatureSpec(features=tuple(Feature(c, "float64", c) for c in x.columns),
+                       target="y")
+    model = training.build_model(spec, seed=0).fit(x, y)
+    frame = importance.permutation_importance_frame(model, x, y, n_repeats=5, seed=0)
+    ranked = frame.set_index("feature")
+    assert frame["feature"].tolist()[0] == "strong"
+    assert ranked.loc["strong", "importance_mean"] > 0.2
+    assert abs(ranked.loc["noise", "importance_mean"]) < 0.01
+    assert ranked.loc["weak", "importance_rank"] == 2
+    assert frame["importance_rank"].tolist() == [1, 2, 3]
+
+
+def test_importance_refuses_labels_of_one_class():
+    from credit_batch.errors import ParameterError
+
+    x = pd.DataFrame({"a": [1.0, 2.0, 3.0]})
+    with pytest.raises(ParameterError, match="both classes"):
+        importance.permutation_importance_frame(None, x, np.zeros(3), n_repeats=2)
