@@ -23,7 +23,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from credit_batch.errors import DataError, ParameterError, UnsupportedDatabaseError
+from credit_batch.errors import (
+    DataError,
+    ParameterError,
+    ServiceUnavailableError,
+    UnsupportedDatabaseError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +223,8 @@ def _open_duckdb(duckdb, path: str, read_only: bool):
             return duckdb.connect(path, read_only=read_only)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or attempt == _LOCK_RETRIES - 1:
-                raise DataError(
+                error = ServiceUnavailableError if "lock" in str(exc).lower() else DataError
+                raise error(
                     f"cannot open DuckDB file {path}: {str(exc).splitlines()[0]}", path=path
                 ) from exc
             logger.warning("DuckDB file %s is locked; retrying in %.2fs", path, wait)
@@ -266,7 +272,8 @@ class PostgresDatabase(Database):
             )
         except psycopg.OperationalError as exc:
             first = str(exc).strip().splitlines()[0]
-            raise DataError(f"cannot connect to {self.url}: {first}", url=self.url) from exc
+            raise ServiceUnavailableError(f"cannot connect to {self.url}: {first}",
+                                          url=self.url) from exc
         self._con.read_only = read_only or None
 
     @staticmethod

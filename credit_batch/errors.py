@@ -5,6 +5,7 @@ single line, carries that context as attributes, and pickles (Airflow and
 multiprocessing move exceptions between processes)::
 
     CreditBatchError
+    ├── ServiceUnavailableError      a database cannot be reached or is locked (retryable)
     ├── ParameterError               a setting or argument breaks a rule
     │   └── UnsupportedDatabaseError a URL names a database we do not drive
     ├── DataError                    the data cannot be used as it is
@@ -16,6 +17,9 @@ multiprocessing move exceptions between processes)::
         ├── NoChampionError          no version is promoted to champion
         └── ArtifactIntegrityError   the artifact's sha256 does not match
 
+Only :class:`ServiceUnavailableError` is ``retryable``: retrying any other
+error gives the same answer, so schedulers should fail the task at once.
+
 Keyword context (``snapshot_date=...``, ``version=...``) becomes attributes
 and survives pickling through :meth:`CreditBatchError.__reduce__`.
 """
@@ -25,6 +29,9 @@ from __future__ import annotations
 
 class CreditBatchError(Exception):
     """Base class of every error credit-batch raises on purpose."""
+
+    #: Whether a retry of the same call may succeed.
+    retryable = False
 
     def __init__(self, message: str, **context: object) -> None:
         super().__init__(message)
@@ -43,6 +50,12 @@ def _restore(cls: type[CreditBatchError], message: str, state: dict) -> CreditBa
     Exception.__init__(err, message)
     err.__dict__.update(state)
     return err
+
+
+class ServiceUnavailableError(CreditBatchError):
+    """A database cannot be reached, or its file is locked by another process."""
+
+    retryable = True
 
 
 class ParameterError(CreditBatchError, ValueError):

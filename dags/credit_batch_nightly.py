@@ -51,48 +51,50 @@ VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 def credit_batch_nightly():
     @task
     def extract() -> list[dict]:
-        from credit_batch import pipeline
-        from credit_batch.config import Settings
-
         ctx = get_current_context()
         params, run = ctx["params"], ctx["dag_run"]
         when = pendulum.instance(ctx.get("logical_date") or run.run_after).in_timezone(TZ)
-        plan = pipeline.extract(
-            Settings.from_env(), snapshot_date=params["snapshot_date"], as_of=when.date(),
-            model_version=params["model_version"], chunk_rows=params["chunk_rows"],
-            rows_per_partition=params["rows_per_partition"],
-            airflow_dag_id=run.dag_id, airflow_run_id=run.run_id)
+        plan = _call("extract", snapshot_date=params["snapshot_date"], as_of=when.date(),
+                     model_version=params["model_version"], chunk_rows=params["chunk_rows"],
+                     rows_per_partition=params["rows_per_partition"],
+                     airflow_dag_id=run.dag_id, airflow_run_id=run.run_id)
         ctx["ti"].xcom_push(key="run", value=plan["run"])  # the run's keys, for later tasks
         return plan["partitions"]  # mapped over: one score task per partition
 
     @task
     def score(run: dict, partition: dict) -> dict:
-        from credit_batch import pipeline
-        from credit_batch.config import Settings
-
-        return pipeline.score_partition(Settings.from_env(), run, partition)
+        return _call("score_partition", run, partition)
 
     @task
     def load(run: dict, scored: list[dict]) -> dict:
-        from credit_batch import pipeline
-        from credit_batch.config import Settings
-
-        return pipeline.load(Settings.from_env(), run, list(scored))
+        return _call("load", run, list(scored))
 
     @task(execution_timeout=dt.timedelta(minutes=30))
     def importance(run: dict) -> dict:
-        from credit_batch import pipeline
-        from credit_batch.config import Settings
-
         params = get_current_context()["params"]
-        return pipeline.explain(Settings.from_env(), run,
-                                sample_rows=params["importance_sample_rows"],
-                                repeats=params["importance_repeats"])
+        return _call("explain", run, sample_rows=params["importance_sample_rows"],
+                     repeats=params["importance_repeats"])
 
     partitions = extract()
     run = partitions["run"]
     scored = score.partial(run=run).expand(partition=partitions)
     load(run, scored) >> importance(run)
+
+
+def _call(step: str, *args, **kwargs):
+    """Run ``credit_batch.pipeline.<step>``; fail without retrying where a retry cannot help."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from credit_batch import pipeline
+    from credit_batch.config import Settings
+    from credit_batch.errors import CreditBatchError
+
+    try:
+        return getattr(pipeline, step)(Settings.from_env(), *args, **kwargs)
+    except CreditBatchError as exc:
+        if exc.retryable:
+            raise
+        raise AirflowFailException(str(exc)) from exc
 
 
 credit_batch_nightly()

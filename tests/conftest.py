@@ -110,3 +110,36 @@ def run_pipeline(settings: Settings, **kwargs) -> dict:
     loaded = pipeline.load(settings, plan["run"], scored)
     explained = pipeline.explain(settings, plan["run"], **explain_kwargs)
     return {"plan": plan, "scored": scored, "loaded": loaded, "explained": explained}
+
+
+@pytest.fixture(scope="session")
+def airflow_env(tmp_path_factory) -> dict[str, str]:
+    """Environment of a private Airflow home (SQLite, no examples, our dags/ folder).
+
+    Set in ``os.environ`` too, before any test imports Airflow, so that
+    Airflow never writes to the user's ``~/airflow``.
+    """
+    pytest.importorskip("airflow.sdk", reason="apache-airflow is not installed")
+    home = tmp_path_factory.mktemp("airflow-home")
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+    }
+    os.environ.update(env)
+    return env
+
+
+@pytest.fixture(scope="session")
+def airflow_db(airflow_env) -> dict[str, str]:
+    """``airflow_env`` with its SQLite metadata database migrated."""
+    import subprocess
+    import sys
+
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    done = subprocess.run([airflow, "db", "migrate"], env={**os.environ, **airflow_env},
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return airflow_env

@@ -1,0 +1,103 @@
+"""DagBag integrity: the DAG parses, is wired as designed, and touches nothing at parse time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+DAG_ID = "credit_batch_nightly"
+DAG_FILE = REPO / "dags" / "credit_batch_nightly.py"
+
+
+@pytest.fixture(scope="module")
+def dagbag(airflow_env):
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(REPO / "dags"))
+
+
+def test_dags_folder_imports_without_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert list(dagbag.dags) == [DAG_ID]
+
+
+def test_nightly_dag_has_exact_tasks_and_wiring(dagbag):
+    dag = dagbag.dags[DAG_ID]
+    assert set(dag.task_dict) == {"extract", "score", "load", "importance"}
+    assert dag.task_dict["extract"].downstream_task_ids == {"score", "load", "importance"}
+    assert dag.task_dict["score"].downstream_task_ids == {"load"}
+    assert dag.task_dict["load"].downstream_task_ids == {"importance"}
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    assert isinstance(dag.task_dict["score"], MappedOperator)
+    assert not isinstance(dag.task_dict["load"], MappedOperator)
+
+
+def test_nightly_dag_schedule_and_run_limits(dagbag):
+    dag = dagbag.dags[DAG_ID]
+    assert dag.catchup is False and dag.max_active_runs == 1
+    assert str(dag.timezone.name) == "Europe/London"
+    assert dag.doc_md and "credit_batch_nightly" in dag.doc_md
+    assert {"credit-risk", "batch-prediction"} <= set(dag.tags)
+
+
+def test_every_task_retries_with_a_delay_and_has_a_timeout_and_owner(dagbag):
+    for task in dagbag.dags[DAG_ID].tasks:
+        assert task.retries >= 2, task.task_id
+        assert task.retry_delay >= dt.timedelta(minutes=1), task.task_id
+        assert task.execution_timeout is not None, task.task_id
+        assert task.execution_timeout <= dt.timedelta(hours=2), task.task_id
+        assert task.owner == "credit-risk", task.task_id
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("snapshot_date", "2026-09-30"), ("snapshot_date", None),
+    ("model_version", "logreg-20260831-abc123"), ("model_version", None),
+    ("chunk_rows", 1_000), ("rows_per_partition", 5_000), ("importance_repeats", 3),
+])
+def test_params_accept_good_manual_trigger_values(dagbag, name, value):
+    param = dagbag.dags[DAG_ID].params.get_param(name)
+    assert param.resolve(value) == value
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("snapshot_date", 20260930), ("snapshot_date", "yesterday"),
+    ("model_version", "../x"), ("model_version", "a'; DROP TABLE p;--"),
+    ("chunk_rows", -5), ("chunk_rows", 10**9), ("chunk_rows", "100"),
+    ("rows_per_partition", 10), ("importance_repeats", 0),
+])
+def test_params_refuse_bad_manual_trigger_values(dagbag, name, value):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError):
+        dagbag.dags[DAG_ID].params.get_param(name).resolve(value)
+
+
+def test_parsing_imports_no_heavy_library_and_touches_no_database(tmp_path):
+    probe = f"""
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("dagfile", {str(DAG_FILE)!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+heavy = ["pandas", "numpy", "sklearn", "duckdb", "shap", "pyarrow", "psycopg", "joblib"]
+print(json.dumps(sorted(m for m in heavy if m in sys.modules)))
+"""
+    env = {
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "CREDIT_BATCH_HOME": str(tmp_path / "home"),
+        "CREDIT_BATCH_WAREHOUSE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "CREDIT_BATCH_RESULTS_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "PATH": "/usr/bin:/bin",
+    }
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    assert not (tmp_path / "home").exists()
