@@ -37,6 +37,7 @@ def open_results(settings: Settings, *, read_only: bool = False) -> Database:
 def apply_schema(db: Database, settings: Settings) -> None:
     """Create the tables if missing and (re)create the analyst views."""
     db.run_script(read_sql(settings.sql_dir, "schema/results.sql"))
+    db.run_script(read_sql(settings.sql_dir, f"schema/predictions.{db.dialect}.sql"))
     db.run_script(read_sql(settings.sql_dir, "views/analyst_views.sql"))
 
 

@@ -22,10 +22,11 @@ def scores_schema():
     """Arrow schema of a scored partition (the ``predictions`` columns)."""
     import pyarrow as pa
 
+    labels = pa.dictionary(pa.int32(), pa.string())
     return pa.schema([
         ("snapshot_date", pa.date32()), ("customer_id", pa.int64()),
-        ("model_version", pa.string()), ("run_id", pa.string()),
-        ("score", pa.float64()), ("risk_band", pa.string()),
+        ("model_version", labels), ("run_id", labels),
+        ("score", pa.float64()), ("risk_band", labels),
     ])
 
 
@@ -34,11 +35,23 @@ def predict_scores(model, frame) -> np.ndarray:
     return model.predict_proba(frame)[:, 1]
 
 
-def risk_bands(scores: np.ndarray, bands=DEFAULT_RISK_BANDS) -> np.ndarray:
-    """Band label of each score: the first band whose upper bound is >= the score."""
+def risk_bands(scores: np.ndarray, bands=DEFAULT_RISK_BANDS):
+    """Band label of each score: the first band whose upper bound is >= the score.
+
+    Returns a dictionary-encoded ``pyarrow`` array (no Python string per row).
+    """
+    import pyarrow as pa
+
     bounds = np.array([b for b, _ in bands])
-    labels = np.array([label for _, label in bands], dtype=object)
-    return labels[np.minimum(np.searchsorted(bounds, scores, side="left"), len(labels) - 1)]
+    index = np.minimum(np.searchsorted(bounds, scores, side="left"), len(bands) - 1)
+    return pa.DictionaryArray.from_arrays(pa.array(index.astype(np.int32)),
+                                          pa.array([label for _, label in bands]))
+
+
+def _constant(value: str, n: int):
+    import pyarrow as pa
+
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value]))
 
 
 def score_file(features_path: Path, out_path: Path, model, *, feature_names: list[str],
@@ -75,10 +88,8 @@ def score_file(features_path: Path, out_path: Path, model, *, feature_names: lis
             n = batch.num_rows
             writer.write_batch(pa.record_batch([
                 batch.column("snapshot_date"), batch.column("customer_id"),
-                pa.array(np.full(n, model_version, dtype=object), pa.string()),
-                pa.array(np.full(n, run_id, dtype=object), pa.string()),
-                pa.array(scores, pa.float64()),
-                pa.array(risk_bands(scores, bands), pa.string()),
+                _constant(model_version, n), _constant(run_id, n),
+                pa.array(scores, pa.float64()), risk_bands(scores, bands),
             ], schema=schema))
             rows += n
     logger.info("scored %d rows of %s", rows, features_path)

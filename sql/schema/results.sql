@@ -39,15 +39,7 @@ CREATE TABLE IF NOT EXISTS scoring_runs (
     CHECK (rows_in = rows_scored + rows_quarantined)
 );
 
-CREATE TABLE IF NOT EXISTS predictions (
-    snapshot_date  DATE NOT NULL,
-    customer_id    BIGINT NOT NULL,
-    model_version  VARCHAR NOT NULL,
-    run_id         VARCHAR NOT NULL,
-    score          DOUBLE PRECISION NOT NULL,  -- P(serious delinquency in 2 years)
-    risk_band      VARCHAR NOT NULL,
-    PRIMARY KEY (snapshot_date, customer_id, model_version)
-);
+-- predictions: see predictions.duckdb.sql / predictions.postgresql.sql
 
 CREATE TABLE IF NOT EXISTS feature_importance (
     run_id           VARCHAR NOT NULL,

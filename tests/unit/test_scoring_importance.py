@@ -45,7 +45,7 @@ def test_scores_in_chunks_of_1000_equal_scores_of_the_whole_frame(tmp_path, fitt
 
 def test_risk_bands_follow_the_upper_bounds():
     scores = np.array([0.0, 0.02, 0.0201, 0.05, 0.1, 0.15, 0.2, 0.99, 1.0])
-    assert scoring.risk_bands(scores).tolist() == ["A", "A", "B", "B", "C", "D", "D", "E", "E"]
+    assert scoring.risk_bands(scores).to_pylist() == ["A", "A", "B", "B", "C", "D", "D", "E", "E"]
 
 
 def test_partition_missing_a_model_column_is_refused_naming_it(tmp_path, fitted):
