@@ -39,8 +39,12 @@ def _prepare(settings: Settings, rows: int) -> str:
 def _bare(settings: Settings, plan: dict) -> float:
     import pandas as pd
 
-    model = registry.load_model(settings.home, plan["run"]["artifact_path"],
-                                plan["run"]["sha256"], version=plan["run"]["model_version"])
+    model = registry.load_model(
+        settings.home,
+        plan["run"]["artifact_path"],
+        plan["run"]["sha256"],
+        version=plan["run"]["model_version"],
+    )
     frame = pd.concat([pd.read_parquet(p["path"]) for p in plan["partitions"]])
     t0 = time.perf_counter()
     model.predict_proba(frame[DEFAULT_FEATURE_SPEC.names])
@@ -55,8 +59,9 @@ def _naive(settings: Settings, plan: dict, date: str, sink_url: str) -> float:
     from credit_batch.scoring import risk_bands
 
     run = plan["run"]
-    model = registry.load_model(settings.home, run["artifact_path"], run["sha256"],
-                                version=run["model_version"])
+    model = registry.load_model(
+        settings.home, run["artifact_path"], run["sha256"], version=run["model_version"]
+    )
     query = sa.text(read_sql(settings.sql_dir, "extract/features.sql"))
     source, sink = sa.create_engine(settings.warehouse_url), sa.create_engine(sink_url)
     t0 = time.perf_counter()
@@ -86,8 +91,9 @@ def main() -> None:
     parser.add_argument("--chunk-rows", type=int, default=100_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(home=Path(tmp), partition_rows=args.partition_rows,
-                            chunk_rows=args.chunk_rows)
+        settings = Settings(
+            home=Path(tmp), partition_rows=args.partition_rows, chunk_rows=args.chunk_rows
+        )
         date = _prepare(settings, args.rows)
         t0 = time.perf_counter()
         plan = pipeline.extract(settings, snapshot_date=date)
@@ -98,9 +104,13 @@ def main() -> None:
         naive_sqlite_s = _naive(settings, plan, date, f"sqlite:///{tmp}/naive.sqlite")
     n = args.rows
     print(f"rows: {n:,}  partitions: {len(plan['partitions'])}  chunk rows: {args.chunk_rows:,}")
-    for name, s in (("bare predict_proba", bare_s), ("pipeline score + load", pipe_s),
-                    ("(pipeline extract)", extract_s), ("naive to_sql DuckDB", naive_duckdb_s),
-                    ("naive to_sql SQLite", naive_sqlite_s)):
+    for name, s in (
+        ("bare predict_proba", bare_s),
+        ("pipeline score + load", pipe_s),
+        ("(pipeline extract)", extract_s),
+        ("naive to_sql DuckDB", naive_duckdb_s),
+        ("naive to_sql SQLite", naive_sqlite_s),
+    ):
         print(f"  {name:<24} {s:8.2f} s  {n / s:>12,.0f} rows/s")
     print(f"pipeline / bare model:          {pipe_s / bare_s:.2f}x the time (bar: <= 2x)")
     print(f"naive (DuckDB) / pipeline:      {naive_duckdb_s / pipe_s:.1f}x (bar: >= 10x)")

@@ -16,8 +16,10 @@ logger = logging.getLogger(__name__)
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``credit-batch`` console script."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     from credit_batch.config import Settings
 
     try:
@@ -76,10 +78,11 @@ def _run_arguments(c: argparse.ArgumentParser) -> None:
 def _demo_data(settings, args) -> None:
     from credit_batch import pipeline
 
-    for s in pipeline.demo_data(settings, rows=args.rows, snapshots=args.snapshots,
-                                seed=args.seed):
-        print(f"snapshot {s['snapshot_date']}: {s['rows']:,} rows"
-              f"{'' if s['labeled'] else ' (no outcomes yet)'}")
+    for s in pipeline.demo_data(settings, rows=args.rows, snapshots=args.snapshots, seed=args.seed):
+        print(
+            f"snapshot {s['snapshot_date']}: {s['rows']:,} rows"
+            f"{'' if s['labeled'] else ' (no outcomes yet)'}"
+        )
     print(f"warehouse: {settings.warehouse_url}")
 
 
@@ -94,11 +97,19 @@ def _load_csv(settings, args) -> None:
 def _train(settings, args):
     from credit_batch import pipeline
 
-    record = pipeline.train(settings, until=args.until, since=args.since,
-                            algorithm=args.algorithm, max_rows=args.max_rows, seed=args.seed)
-    print(f"registered {record.model_version}: ROC AUC {record.roc_auc:.4f}, "
-          f"log loss {record.log_loss:.4f}, KS {record.ks:.4f} "
-          f"({record.training_rows:,} rows)")
+    record = pipeline.train(
+        settings,
+        until=args.until,
+        since=args.since,
+        algorithm=args.algorithm,
+        max_rows=args.max_rows,
+        seed=args.seed,
+    )
+    print(
+        f"registered {record.model_version}: ROC AUC {record.roc_auc:.4f}, "
+        f"log loss {record.log_loss:.4f}, KS {record.ks:.4f} "
+        f"({record.training_rows:,} rows)"
+    )
     if args.promote:
         _promote(settings, argparse.Namespace(version=record.model_version))
     return record
@@ -117,8 +128,10 @@ def _models(settings, args) -> None:
 
     with results.open_results(settings) as db:
         for m in registry.list_models(db, settings):
-            print(f"{m['model_version']:<36} {m['status']:<9} {m['algorithm']:<7} "
-                  f"until {m['train_until']}  AUC {m['roc_auc']:.4f}  KS {m['ks']:.4f}")
+            print(
+                f"{m['model_version']:<36} {m['status']:<9} {m['algorithm']:<7} "
+                f"until {m['train_until']}  AUC {m['roc_auc']:.4f}  KS {m['ks']:.4f}"
+            )
 
 
 def _run(settings, args) -> dict:
@@ -128,15 +141,21 @@ def _run(settings, args) -> dict:
 
     t0 = time.perf_counter()
     as_of = None if args.date else (args.as_of or dt.date.max)
-    plan = pipeline.extract(settings, snapshot_date=args.date, as_of=as_of,
-                            model_version=args.model, rows_per_partition=args.partition_rows,
-                            chunk_rows=args.chunk_rows)
+    plan = pipeline.extract(
+        settings,
+        snapshot_date=args.date,
+        as_of=as_of,
+        model_version=args.model,
+        rows_per_partition=args.partition_rows,
+        chunk_rows=args.chunk_rows,
+    )
     run = plan["run"]
-    scored = [pipeline.score_partition(settings, run, part)
-              for part in tqdm(plan["partitions"], desc="score", unit="part", file=sys.stderr)]
+    scored = [
+        pipeline.score_partition(settings, run, part)
+        for part in tqdm(plan["partitions"], desc="score", unit="part", file=sys.stderr)
+    ]
     loaded = pipeline.load(settings, run, scored)
-    explained = pipeline.explain(settings, run, sample_rows=args.sample_rows,
-                                 repeats=args.repeats)
+    explained = pipeline.explain(settings, run, sample_rows=args.sample_rows, repeats=args.repeats)
     _summary(settings, run, loaded, explained, time.perf_counter() - t0)
     return 0
 
@@ -147,8 +166,11 @@ def _summary(settings, run, loaded, explained, seconds) -> None:
     print(f"  {rows:,} customers scored in {seconds:.1f} s ({rows / seconds:,.0f} rows/s)")
     print(f"  importance: {explained['importance_status']}")
     print(f"  results: {loaded['results']}")
-    print("  try: duckdb -readonly " + settings.results_url.removeprefix("duckdb:///")
-          + " \"SELECT risk_band, count(*) FROM latest_predictions GROUP BY 1 ORDER BY 1\"")
+    print(
+        "  try: duckdb -readonly "
+        + settings.results_url.removeprefix("duckdb:///")
+        + ' "SELECT risk_band, count(*) FROM latest_predictions GROUP BY 1 ORDER BY 1"'
+    )
 
 
 def _demo(settings, args) -> None:
@@ -157,16 +179,26 @@ def _demo(settings, args) -> None:
     written = pipeline.demo_data(settings, rows=args.rows, snapshots=6, seed=0)
     print(f"demo warehouse: {len(written)} snapshots of {args.rows:,} customers")
     dates = [w["snapshot_date"] for w in written]
-    record = _train(settings, argparse.Namespace(
-        until=dates[-3], since=None, algorithm="logreg", max_rows=300_000, seed=42,
-        promote=True))
+    record = _train(
+        settings,
+        argparse.Namespace(
+            until=dates[-3], since=None, algorithm="logreg", max_rows=300_000, seed=42, promote=True
+        ),
+    )
     for date in dates[-2:]:
         _run(settings, _run_namespace(date=date, model=record.model_version))
 
 
 def _run_namespace(**given) -> argparse.Namespace:
-    base = {"date": None, "as_of": None, "model": None, "chunk_rows": None,
-            "partition_rows": None, "sample_rows": 20_000, "repeats": 5}
+    base = {
+        "date": None,
+        "as_of": None,
+        "model": None,
+        "chunk_rows": None,
+        "partition_rows": None,
+        "sample_rows": 20_000,
+        "repeats": 5,
+    }
     return argparse.Namespace(**(base | given))
 
 

@@ -31,6 +31,8 @@ DEFAULT_IMPORTANCE_REPEATS = 5
 DEFAULT_SEED = 42
 MAX_CHUNK_ROWS = 5_000_000
 MAX_PARTITION_ROWS = 50_000_000
+MAX_IMPORTANCE_SAMPLE_ROWS = 1_000_000
+MAX_IMPORTANCE_REPEATS = 50
 #: Upper score bounds of the risk bands, best band first.
 DEFAULT_RISK_BANDS: tuple[tuple[float, str], ...] = (
     (0.02, "A"),
@@ -40,6 +42,52 @@ DEFAULT_RISK_BANDS: tuple[tuple[float, str], ...] = (
     (1.00, "E"),
 )
 _PACKAGE_SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+MODEL_VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+#: JSON Schema of each parameter a manual run takes (the DAG's ``Param`` s);
+#: the limits are the ones the package itself enforces.
+RUN_PARAMS: dict[str, dict] = {
+    "snapshot_date": {
+        "default": None,
+        "type": ["null", "string"],
+        "format": "date",
+        "description": "Snapshot to score (YYYY-MM-DD); empty: the newest at the run's date",
+    },
+    "model_version": {
+        "default": None,
+        "type": ["null", "string"],
+        "pattern": MODEL_VERSION_PATTERN,
+        "description": "Registered model version; empty: the champion",
+    },
+    "chunk_rows": {
+        "default": DEFAULT_CHUNK_ROWS,
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_CHUNK_ROWS,
+        "description": "Rows per scoring chunk",
+    },
+    "rows_per_partition": {
+        "default": DEFAULT_PARTITION_ROWS,
+        "type": "integer",
+        "minimum": 100,
+        "maximum": MAX_PARTITION_ROWS,
+        "description": "Rows per Parquet partition (one score task each)",
+    },
+    "importance_sample_rows": {
+        "default": DEFAULT_IMPORTANCE_SAMPLE_ROWS,
+        "type": "integer",
+        "minimum": 100,
+        "maximum": MAX_IMPORTANCE_SAMPLE_ROWS,
+        "description": "Labeled rows sampled for permutation importance",
+    },
+    "importance_repeats": {
+        "default": DEFAULT_IMPORTANCE_REPEATS,
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_IMPORTANCE_REPEATS,
+        "description": "Shuffles per feature",
+    },
+}
 
 
 @dataclass(frozen=True)

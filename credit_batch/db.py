@@ -181,7 +181,9 @@ class DuckDBDatabase(Database):
         return int(row[0]) if row and isinstance(row[0], int) else -1
 
     def fetch_arrow(self, sql: str, params: Mapping[str, Any] | None = None):
-        return self._con.sql(_PLACEHOLDER.sub(r"$\1", sql), params=dict(params or {})).to_arrow_table()
+        return self._con.sql(
+            _PLACEHOLDER.sub(r"$\1", sql), params=dict(params or {})
+        ).to_arrow_table()
 
     def stream_arrow(self, sql, params, *, schema, batch_rows):
         rel = self._con.sql(_PLACEHOLDER.sub(r"$\1", sql), params=dict(params or {}))
@@ -255,7 +257,8 @@ class PostgresDatabase(Database):
             import psycopg
         except ImportError:
             raise ParameterError(
-                "database URL", url.render_as_string(hide_password=True),
+                "database URL",
+                url.render_as_string(hide_password=True),
                 "needs psycopg: pip install 'credit-batch[postgres]'",
             ) from None
         self.url = url.render_as_string(hide_password=True)
@@ -272,8 +275,9 @@ class PostgresDatabase(Database):
             )
         except psycopg.OperationalError as exc:
             first = str(exc).strip().splitlines()[0]
-            raise ServiceUnavailableError(f"cannot connect to {self.url}: {first}",
-                                          url=self.url) from exc
+            raise ServiceUnavailableError(
+                f"cannot connect to {self.url}: {first}", url=self.url
+            ) from exc
         self._con.read_only = read_only or None
 
     @staticmethod

@@ -64,8 +64,11 @@ def generate(
     if rows < 10 or snapshots < 1 or not 0 <= unlabeled_snapshots <= snapshots:
         from credit_batch.errors import ParameterError
 
-        raise ParameterError("demo size", (rows, snapshots, unlabeled_snapshots),
-                             "needs rows >= 10, snapshots >= 1, 0 <= unlabeled <= snapshots")
+        raise ParameterError(
+            "demo size",
+            (rows, snapshots, unlabeled_snapshots),
+            "needs rows >= 10, snapshots >= 1, 0 <= unlabeled <= snapshots",
+        )
     rng = np.random.default_rng(seed)
     people = _population(rng, rows, first_id=1)
     next_id = rows + 1
@@ -120,8 +123,10 @@ def _observe(rng, people, date):
     util = np.clip(people["util_base"] * np.exp(0.35 * risk) + rng.normal(0, 0.05, n), 0, 1.4)
     tail = rng.random(n) < 0.002
     util[tail] = np.exp(rng.uniform(1, 10.5, tail.sum()))
-    late = [rng.poisson(np.exp(b + s * risk)).astype(float)
-            for b, s in ((-2.0, 1.1), (-3.2, 1.4), (-3.2, 1.2))]
+    late = [
+        rng.poisson(np.exp(b + s * risk)).astype(float)
+        for b, s in ((-2.0, 1.1), (-3.2, 1.4), (-3.2, 1.2))
+    ]
     sentinel = rng.random(n) < 0.0018
     codes = np.where(rng.random(n) < 0.9, 98.0, 96.0)
     for counts in late:
@@ -133,33 +138,45 @@ def _observe(rng, people, date):
     age = np.floor(people["age"])
     age[rng.integers(n)] = 0.0  # the impossible age of the real file
     capped = [np.where(c >= 96, 2.0, np.minimum(c, 4.0)) for c in late]  # 96/98: unknown
-    logit = (-5.1 + 3.4 * np.minimum(util, 1.2) + 0.6 * capped[0]
-             + 1.0 * capped[1] + 0.8 * capped[2] - 0.03 * (age - 50)
-             + 0.08 * people["dependents"] - 0.1 * (np.log(people["income"]) - 8.6))
+    logit = (
+        -5.1
+        + 3.4 * np.minimum(util, 1.2)
+        + 0.6 * capped[0]
+        + 1.0 * capped[1]
+        + 0.8 * capped[2]
+        - 0.03 * (age - 50)
+        + 0.08 * people["dependents"]
+        - 0.1 * (np.log(people["income"]) - 8.6)
+    )
     label = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int16)
-    table = pa.table({
-        "snapshot_date": pa.array(np.full(n, date), pa.date32()),
-        "customer_id": people["customer_id"],
-        "revolving_unsecured_line_utilization": util,
-        "age": age,
-        "num_30_59_days_late": late[0],
-        "debt_ratio": debt,
-        "monthly_income": pa.array(income, from_pandas=True),
-        "num_open_credit_loans": people["open_lines"],
-        "num_90_days_late": late[1],
-        "num_real_estate_loans": people["real_estate"],
-        "num_60_89_days_late": late[2],
-        "num_dependents": pa.array(np.where(people["dependents_known"], people["dependents"],
-                                            np.nan), from_pandas=True),
-    })
+    table = pa.table(
+        {
+            "snapshot_date": pa.array(np.full(n, date), pa.date32()),
+            "customer_id": people["customer_id"],
+            "revolving_unsecured_line_utilization": util,
+            "age": age,
+            "num_30_59_days_late": late[0],
+            "debt_ratio": debt,
+            "monthly_income": pa.array(income, from_pandas=True),
+            "num_open_credit_loans": people["open_lines"],
+            "num_90_days_late": late[1],
+            "num_real_estate_loans": people["real_estate"],
+            "num_60_89_days_late": late[2],
+            "num_dependents": pa.array(
+                np.where(people["dependents_known"], people["dependents"], np.nan), from_pandas=True
+            ),
+        }
+    )
     return table, label
 
 
 def _outcomes(date, customer_id, label):
     import pyarrow as pa
 
-    return pa.table({
-        "snapshot_date": pa.array(np.full(customer_id.size, date), pa.date32()),
-        "customer_id": customer_id,
-        "delinquency": label,
-    })
+    return pa.table(
+        {
+            "snapshot_date": pa.array(np.full(customer_id.size, date), pa.date32()),
+            "customer_id": customer_id,
+            "delinquency": label,
+        }
+    )

@@ -43,7 +43,9 @@ class Feature:
         if not _IDENTIFIER.match(self.name):
             raise ParameterError("feature name", self.name, "must match " + _IDENTIFIER.pattern)
         if self.dtype not in _DTYPES:
-            raise ParameterError(f"dtype of feature {self.name}", self.dtype, f"must be one of {_DTYPES}")
+            raise ParameterError(
+                f"dtype of feature {self.name}", self.dtype, f"must be one of {_DTYPES}"
+            )
 
 
 @dataclass(frozen=True)
@@ -82,19 +84,33 @@ class FeatureSpec:
 
 GMSC_FEATURES = FeatureSpec(
     features=(
-        Feature("revolving_unsecured_line_utilization", "float64",
-                "Balance on credit cards and personal lines over their limits", skewed=True),
+        Feature(
+            "revolving_unsecured_line_utilization",
+            "float64",
+            "Balance on credit cards and personal lines over their limits",
+            skewed=True,
+        ),
         Feature("age", "float64", "Age of the borrower in years"),
-        Feature("num_30_59_days_late", "float64",
-                "Times 30-59 days past due, not worse, in the last two years"),
-        Feature("debt_ratio", "float64",
-                "Monthly debt payments and living costs over monthly gross income", skewed=True),
+        Feature(
+            "num_30_59_days_late",
+            "float64",
+            "Times 30-59 days past due, not worse, in the last two years",
+        ),
+        Feature(
+            "debt_ratio",
+            "float64",
+            "Monthly debt payments and living costs over monthly gross income",
+            skewed=True,
+        ),
         Feature("monthly_income", "float64", "Monthly gross income", skewed=True),
         Feature("num_open_credit_loans", "float64", "Open loans and lines of credit"),
         Feature("num_90_days_late", "float64", "Times 90 days or more past due"),
         Feature("num_real_estate_loans", "float64", "Mortgage and real-estate loans and lines"),
-        Feature("num_60_89_days_late", "float64",
-                "Times 60-89 days past due, not worse, in the last two years"),
+        Feature(
+            "num_60_89_days_late",
+            "float64",
+            "Times 60-89 days past due, not worse, in the last two years",
+        ),
         Feature("num_dependents", "float64", "Dependents in the family, excluding the borrower"),
         Feature("high_debt_ratio", "float64", "1 where debt_ratio > 1, else 0"),
         Feature("missing_monthly_income", "float64", "1 where monthly_income is unknown"),

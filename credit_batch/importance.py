@@ -29,8 +29,9 @@ def sample_rows(frame, *, n: int, seed: int):
     return frame.sample(n=n, random_state=seed)
 
 
-def permutation_importance_frame(model, x, y, *, n_repeats: int = 5, seed: int = 0,
-                                 scoring: str = METRIC):
+def permutation_importance_frame(
+    model, x, y, *, n_repeats: int = 5, seed: int = 0, scoring: str = METRIC
+):
     """Importance of each column of ``x`` by permutation, most important first.
 
     Parameters
@@ -58,15 +59,19 @@ def permutation_importance_frame(model, x, y, *, n_repeats: int = 5, seed: int =
     if n_repeats < 1:
         raise ParameterError("importance repeats", n_repeats, "must be at least 1")
     if np.unique(np.asarray(y)).size < 2:
-        raise ParameterError("importance labels", np.unique(np.asarray(y)).tolist(),
-                             "must contain both classes")
-    result = permutation_importance(model, x, y, scoring=scoring, n_repeats=n_repeats,
-                                    random_state=seed, n_jobs=1)
-    frame = pd.DataFrame({
-        "feature": list(x.columns),
-        "importance_mean": result.importances_mean,
-        "importance_std": result.importances_std,
-    }).sort_values("importance_mean", ascending=False, kind="stable")
+        raise ParameterError(
+            "importance labels", np.unique(np.asarray(y)).tolist(), "must contain both classes"
+        )
+    result = permutation_importance(
+        model, x, y, scoring=scoring, n_repeats=n_repeats, random_state=seed, n_jobs=1
+    )
+    frame = pd.DataFrame(
+        {
+            "feature": list(x.columns),
+            "importance_mean": result.importances_mean,
+            "importance_std": result.importances_std,
+        }
+    ).sort_values("importance_mean", ascending=False, kind="stable")
     frame.insert(1, "importance_rank", np.arange(1, len(frame) + 1, dtype=np.int32))
     frame["baseline_score"] = float(get_scorer(scoring)(model, x, y))
     return frame.reset_index(drop=True)

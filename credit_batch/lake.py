@@ -22,12 +22,13 @@ from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
 
+from credit_batch.config import MODEL_VERSION_PATTERN
 from credit_batch.errors import ParameterError
 
 logger = logging.getLogger(__name__)
 
 _PART = re.compile(r"^part-\d{5}\.parquet$")
-_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_VERSION = re.compile(MODEL_VERSION_PATTERN)
 
 
 def check_model_version(version: object) -> str:

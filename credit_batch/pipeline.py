@@ -26,6 +26,8 @@ from credit_batch.config import (
     DEFAULT_IMPORTANCE_SAMPLE_ROWS,
     DEFAULT_SEED,
     MAX_CHUNK_ROWS,
+    MAX_IMPORTANCE_REPEATS,
+    MAX_IMPORTANCE_SAMPLE_ROWS,
     MAX_PARTITION_ROWS,
     Settings,
     check_rows,
@@ -44,33 +46,51 @@ def new_run_id(airflow_dag_id: str | None = None, airflow_run_id: str | None = N
     return uuid.uuid4().hex
 
 
-def extract(settings: Settings, *, snapshot_date=None, as_of=None, model_version=None,
-            rows_per_partition: int | None = None, chunk_rows: int | None = None,
-            run_id: str | None = None, airflow_dag_id: str | None = None,
-            airflow_run_id: str | None = None) -> dict:
+def extract(
+    settings: Settings,
+    *,
+    snapshot_date=None,
+    as_of=None,
+    model_version=None,
+    rows_per_partition: int | None = None,
+    chunk_rows: int | None = None,
+    run_id: str | None = None,
+    airflow_dag_id: str | None = None,
+    airflow_run_id: str | None = None,
+) -> dict:
     """Resolve the run (snapshot, model) and write the snapshot's feature partitions.
 
     Returns ``{"run": {...}, "partitions": [{"index", "path", "rows"}, ...]}``.
     Everything is validated before anything is written.
     """
     started, t0 = results.utcnow(), time.perf_counter()
-    part_rows = check_rows("rows_per_partition", rows_per_partition or settings.partition_rows,
-                           maximum=MAX_PARTITION_ROWS, minimum=100)
+    part_rows = check_rows(
+        "rows_per_partition",
+        rows_per_partition or settings.partition_rows,
+        maximum=MAX_PARTITION_ROWS,
+        minimum=100,
+    )
     chunk = check_rows("chunk_rows", chunk_rows or settings.chunk_rows, maximum=MAX_CHUNK_ROWS)
     model = _resolve_model(settings, model_version)
     with warehouse.open_warehouse(settings) as wh:
         date = warehouse.resolve_snapshot(wh, settings, snapshot_date=snapshot_date, as_of=as_of)
         out_dir = lake.features_dir(settings.lake, date)
         batches = warehouse.stream_features(wh, settings, date, batch_rows=min(chunk, part_rows))
-        parts = lake.write_parts(batches, out_dir, rows_per_part=part_rows,
-                                 schema=DEFAULT_FEATURE_SPEC.arrow_schema())
+        parts = lake.write_parts(
+            batches, out_dir, rows_per_part=part_rows, schema=DEFAULT_FEATURE_SPEC.arrow_schema()
+        )
     run = {
         "run_id": run_id or new_run_id(airflow_dag_id, airflow_run_id),
-        "snapshot_date": date.isoformat(), "model_version": model.model_version,
-        "artifact_path": model.artifact_path, "sha256": model.sha256,
-        "features": model.feature_names, "chunk_rows": chunk,
-        "airflow_dag_id": airflow_dag_id, "airflow_run_id": airflow_run_id,
-        "started_at": started.isoformat(), "rows_in": sum(p["rows"] for p in parts),
+        "snapshot_date": date.isoformat(),
+        "model_version": model.model_version,
+        "artifact_path": model.artifact_path,
+        "sha256": model.sha256,
+        "features": model.feature_names,
+        "chunk_rows": chunk,
+        "airflow_dag_id": airflow_dag_id,
+        "airflow_run_id": airflow_run_id,
+        "started_at": started.isoformat(),
+        "rows_in": sum(p["rows"] for p in parts),
         "extract_seconds": time.perf_counter() - t0,
     }
     logger.info("extracted %d rows of %s into %d partitions", run["rows_in"], date, len(parts))
@@ -91,24 +111,38 @@ def _results_exist(settings: Settings) -> bool:
 
 
 def score_partition(settings: Settings, run: dict, partition: dict) -> dict:
-    """Score one extracted partition; return ``{"index", "path", "rows_in", "rows_scored", ...}``."""
+    """Score one extracted partition; return its index, path, row counts and seconds."""
     t0 = time.perf_counter()
-    model = registry.load_model(settings.home, run["artifact_path"], run["sha256"],
-                                version=run["model_version"])
+    model = registry.load_model(
+        settings.home, run["artifact_path"], run["sha256"], version=run["model_version"]
+    )
     date = dt.date.fromisoformat(run["snapshot_date"])
     out = lake.scores_dir(settings.lake, date, run["model_version"]) / lake.part_name(
-        partition["index"])
+        partition["index"]
+    )
     rows = _score(model, run, partition, out, settings)
-    return {"index": partition["index"], "path": str(out), "rows_in": partition["rows"],
-            "rows_scored": rows, "seconds": time.perf_counter() - t0}
+    return {
+        "index": partition["index"],
+        "path": str(out),
+        "rows_in": partition["rows"],
+        "rows_scored": rows,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def _score(model, run: dict, partition: dict, out: Path, settings: Settings) -> int:
     from credit_batch.scoring import score_file
 
-    return score_file(Path(partition["path"]), out, model, feature_names=run["features"],
-                      model_version=run["model_version"], run_id=run["run_id"],
-                      chunk_rows=run["chunk_rows"], bands=settings.risk_bands)
+    return score_file(
+        Path(partition["path"]),
+        out,
+        model,
+        feature_names=run["features"],
+        model_version=run["model_version"],
+        run_id=run["run_id"],
+        chunk_rows=run["chunk_rows"],
+        bands=settings.risk_bands,
+    )
 
 
 def load(settings: Settings, run: dict, scored: list[dict]) -> dict:
@@ -123,38 +157,58 @@ def load(settings: Settings, run: dict, scored: list[dict]) -> dict:
     if sum(s["rows_in"] for s in scored) != run["rows_in"]:
         raise ReconciliationError(
             f"run {run['run_id']}: partitions hold {sum(s['rows_in'] for s in scored)} rows, "
-            f"extract read {run['rows_in']}; nothing was loaded", run_id=run["run_id"])
+            f"extract read {run['rows_in']}; nothing was loaded",
+            run_id=run["run_id"],
+        )
     date = dt.date.fromisoformat(run["snapshot_date"])
-    lake.remove_stale_parts(lake.scores_dir(settings.lake, date, run["model_version"]),
-                            keep={Path(s["path"]).name for s in scored})
+    lake.remove_stale_parts(
+        lake.scores_dir(settings.lake, date, run["model_version"]),
+        keep={Path(s["path"]).name for s in scored},
+    )
     dataset = ds.dataset([s["path"] for s in scored], format="parquet", schema=scores_schema())
     record = _run_record(run, scored, rows_scored)
     with results.open_results(settings) as db:
         inserted = results.replace_predictions(db, settings, dataset, record)
         record["load_seconds"] = time.perf_counter() - t0
-        db.execute(read_sql(settings.sql_dir, "load/finish_load.sql"),
-                   {"load_seconds": record["load_seconds"], "run_id": run["run_id"]})
+        db.execute(
+            read_sql(settings.sql_dir, "load/finish_load.sql"),
+            {"load_seconds": record["load_seconds"], "run_id": run["run_id"]},
+        )
     logger.info("loaded %d predictions for %s / %s", inserted, date, run["model_version"])
     return {"run_id": run["run_id"], "rows_loaded": inserted, "results": db.url}
 
 
 def _run_record(run: dict, scored: list[dict], rows_scored: int) -> dict:
     return {
-        "run_id": run["run_id"], "snapshot_date": dt.date.fromisoformat(run["snapshot_date"]),
-        "model_version": run["model_version"], "airflow_dag_id": run["airflow_dag_id"],
+        "run_id": run["run_id"],
+        "snapshot_date": dt.date.fromisoformat(run["snapshot_date"]),
+        "model_version": run["model_version"],
+        "airflow_dag_id": run["airflow_dag_id"],
         "airflow_run_id": run["airflow_run_id"],
         "started_at": dt.datetime.fromisoformat(run["started_at"]),
-        "finished_at": results.utcnow(), "status": "loaded", "rows_in": run["rows_in"],
-        "rows_scored": rows_scored, "rows_quarantined": run["rows_in"] - rows_scored,
-        "partitions": len(scored), "chunk_rows": run["chunk_rows"],
+        "finished_at": results.utcnow(),
+        "status": "loaded",
+        "rows_in": run["rows_in"],
+        "rows_scored": rows_scored,
+        "rows_quarantined": run["rows_in"] - rows_scored,
+        "partitions": len(scored),
+        "chunk_rows": run["chunk_rows"],
         "extract_seconds": run["extract_seconds"],
-        "score_seconds": sum(s["seconds"] for s in scored), "load_seconds": None,
-        "importance_seconds": None, "importance_status": "pending",
+        "score_seconds": sum(s["seconds"] for s in scored),
+        "load_seconds": None,
+        "importance_seconds": None,
+        "importance_status": "pending",
     }
 
 
-def explain(settings: Settings, run: dict, *, sample_rows: int = DEFAULT_IMPORTANCE_SAMPLE_ROWS,
-            repeats: int = DEFAULT_IMPORTANCE_REPEATS, seed: int = DEFAULT_SEED) -> dict:
+def explain(
+    settings: Settings,
+    run: dict,
+    *,
+    sample_rows: int = DEFAULT_IMPORTANCE_SAMPLE_ROWS,
+    repeats: int = DEFAULT_IMPORTANCE_REPEATS,
+    seed: int = DEFAULT_SEED,
+) -> dict:
     """Permutation importance on a labeled sample of the run's snapshot.
 
     Where no outcomes are known for the snapshot, the run record says so
@@ -165,36 +219,60 @@ def explain(settings: Settings, run: dict, *, sample_rows: int = DEFAULT_IMPORTA
     from credit_batch import importance
 
     t0 = time.perf_counter()
-    check_rows("importance sample rows", sample_rows, maximum=MAX_PARTITION_ROWS)
-    check_rows("importance repeats", repeats, maximum=100)
+    check_rows("importance sample rows", sample_rows, maximum=MAX_IMPORTANCE_SAMPLE_ROWS)
+    check_rows("importance repeats", repeats, maximum=MAX_IMPORTANCE_REPEATS)
     date = dt.date.fromisoformat(run["snapshot_date"])
     with warehouse.open_warehouse(settings) as wh:
         labeled = warehouse.read_labeled(wh, settings, date, date)
-    key = {"snapshot_date": date, "model_version": run["model_version"],
-           "method": importance.METHOD}
+    key = {
+        "snapshot_date": date,
+        "model_version": run["model_version"],
+        "method": importance.METHOD,
+    }
     rows, status = None, f"skipped: no outcomes known for snapshot {date}"
     if len(labeled) and labeled[DEFAULT_FEATURE_SPEC.target].nunique() == 2:
         sample = importance.sample_rows(labeled, n=sample_rows, seed=seed)
-        model = registry.load_model(settings.home, run["artifact_path"], run["sha256"],
-                                    version=run["model_version"])
+        model = registry.load_model(
+            settings.home, run["artifact_path"], run["sha256"], version=run["model_version"]
+        )
         frame = importance.permutation_importance_frame(
-            model, sample[run["features"]], sample[DEFAULT_FEATURE_SPEC.target].to_numpy(),
-            n_repeats=repeats, seed=seed)
-        frame = frame.assign(run_id=run["run_id"], snapshot_date=date,
-                             model_version=run["model_version"], method=importance.METHOD,
-                             metric=importance.METRIC, n_repeats=repeats,
-                             sample_rows=len(sample))
+            model,
+            sample[run["features"]],
+            sample[DEFAULT_FEATURE_SPEC.target].to_numpy(),
+            n_repeats=repeats,
+            seed=seed,
+        )
+        frame = frame.assign(
+            run_id=run["run_id"],
+            snapshot_date=date,
+            model_version=run["model_version"],
+            method=importance.METHOD,
+            metric=importance.METRIC,
+            n_repeats=repeats,
+            sample_rows=len(sample),
+        )
         rows, status = pa.Table.from_pandas(frame, preserve_index=False), "computed"
     with results.open_results(settings) as db:
-        results.replace_importance(db, settings, rows, run_id=run["run_id"], status=status,
-                                   seconds=time.perf_counter() - t0, key=key)
+        results.replace_importance(
+            db,
+            settings,
+            rows,
+            run_id=run["run_id"],
+            status=status,
+            seconds=time.perf_counter() - t0,
+            key=key,
+        )
     logger.info("importance for %s / %s: %s", date, run["model_version"], status)
-    return {"run_id": run["run_id"], "importance_status": status,
-            "features": 0 if rows is None else rows.num_rows}
+    return {
+        "run_id": run["run_id"],
+        "importance_status": status,
+        "features": 0 if rows is None else rows.num_rows,
+    }
 
 
-def demo_data(settings: Settings, *, rows: int, snapshots: int, seed: int = 0,
-              unlabeled_snapshots: int = 1) -> list[dict]:
+def demo_data(
+    settings: Settings, *, rows: int, snapshots: int, seed: int = 0, unlabeled_snapshots: int = 1
+) -> list[dict]:
     """Write the generated stand-in warehouse; return rows per snapshot."""
     from credit_batch import demo
 
@@ -205,13 +283,21 @@ def demo_data(settings: Settings, *, rows: int, snapshots: int, seed: int = 0,
             rows=rows, snapshots=snapshots, seed=seed, unlabeled_snapshots=unlabeled_snapshots
         ):
             n = warehouse.replace_snapshot(wh, settings, date, features, outcomes)
-            written.append({"snapshot_date": date.isoformat(), "rows": n,
-                            "labeled": outcomes is not None})
+            written.append(
+                {"snapshot_date": date.isoformat(), "rows": n, "labeled": outcomes is not None}
+            )
     return written
 
 
-def train(settings: Settings, *, until, since=None, algorithm: str = "logreg",
-          max_rows: int = 300_000, seed: int = DEFAULT_SEED) -> registry.ModelRecord:
+def train(
+    settings: Settings,
+    *,
+    until,
+    since=None,
+    algorithm: str = "logreg",
+    max_rows: int = 300_000,
+    seed: int = DEFAULT_SEED,
+) -> registry.ModelRecord:
     """Fit on labeled snapshots in ``[since, until]``, evaluate, save and register a candidate."""
     from credit_batch import training
 
@@ -225,13 +311,23 @@ def train(settings: Settings, *, until, since=None, algorithm: str = "logreg",
     with warehouse.open_warehouse(settings) as wh:
         frame = warehouse.read_labeled(wh, settings, since_date, until_date)
     if frame.empty:
-        raise DataError(f"no labeled rows between {since_date} and {until_date} in the warehouse",
-                        since=since_date, until=until_date)
+        raise DataError(
+            f"no labeled rows between {since_date} and {until_date} in the warehouse",
+            since=since_date,
+            until=until_date,
+        )
     if len(frame) > max_rows:
         frame = frame.sample(n=max_rows, random_state=seed)
     model, metrics = training.fit_and_evaluate(frame, algorithm=algorithm, seed=seed)
     with results.open_results(settings) as db:
         return registry.save_model(
-            db, settings, model, algorithm=algorithm, features=DEFAULT_FEATURE_SPEC.names,
-            metrics=metrics, training_rows=len(frame),
-            train_from=frame["snapshot_date"].min(), train_until=until_date)
+            db,
+            settings,
+            model,
+            algorithm=algorithm,
+            features=DEFAULT_FEATURE_SPEC.names,
+            metrics=metrics,
+            training_rows=len(frame),
+            train_from=frame["snapshot_date"].min(),
+            train_until=until_date,
+        )

@@ -51,8 +51,18 @@ class ModelRecord:
         return json.loads(self.features)
 
 
-def save_model(db: Database, settings: Settings, model, *, algorithm: str, features: list[str],
-               metrics: dict, training_rows: int, train_from, train_until) -> ModelRecord:
+def save_model(
+    db: Database,
+    settings: Settings,
+    model,
+    *,
+    algorithm: str,
+    features: list[str],
+    metrics: dict,
+    training_rows: int,
+    train_from,
+    train_until,
+) -> ModelRecord:
     """Write the artifact and metadata, register it as a candidate, return its record.
 
     The version is ``<algorithm>-<train_until>-<sha256[:10]>``: the same
@@ -69,9 +79,15 @@ def save_model(db: Database, settings: Settings, model, *, algorithm: str, featu
     folder.mkdir(parents=True, exist_ok=True)
     staging.replace(folder / ARTIFACT_NAME)
     record = ModelRecord(
-        model_version=version, created_at=utcnow(), algorithm=algorithm,
-        features=json.dumps(features), training_rows=int(training_rows), train_from=train_from,
-        train_until=train_until, artifact_path=f"models/{version}/{ARTIFACT_NAME}", sha256=sha,
+        model_version=version,
+        created_at=utcnow(),
+        algorithm=algorithm,
+        features=json.dumps(features),
+        training_rows=int(training_rows),
+        train_from=train_from,
+        train_until=train_until,
+        artifact_path=f"models/{version}/{ARTIFACT_NAME}",
+        sha256=sha,
         **{k: float(metrics[k]) for k in ("roc_auc", "log_loss", "ks")},
     )
     with atomic_path(folder / "metadata.json") as tmp:
@@ -100,8 +116,9 @@ def get_model(db: Database, settings: Settings, version: str) -> ModelRecord:
     version = check_model_version(version)
     found = _fetch(db, settings, "registry/get.sql", {"model_version": version})
     if not found:
-        raise ModelNotFoundError(f"model version {version!r} is not registered in {db.url}",
-                                 version=version)
+        raise ModelNotFoundError(
+            f"model version {version!r} is not registered in {db.url}", version=version
+        )
     return found[0]
 
 
@@ -121,8 +138,10 @@ def promote(db: Database, settings: Settings, version: str) -> ModelRecord:
     record = get_model(db, settings, version)
     with db.transaction():
         db.execute(read_sql(settings.sql_dir, "registry/retire_champion.sql"))
-        db.execute(read_sql(settings.sql_dir, "registry/promote.sql"),
-                   {"model_version": record.model_version, "promoted_at": utcnow()})
+        db.execute(
+            read_sql(settings.sql_dir, "registry/promote.sql"),
+            {"model_version": record.model_version, "promoted_at": utcnow()},
+        )
     return get_model(db, settings, version)
 
 
@@ -137,13 +156,17 @@ def load_model(home: Path, artifact_path: str, sha256: str, *, version: str):
 
     path = Path(home) / artifact_path
     if not path.is_file():
-        raise ArtifactIntegrityError(f"model {version}: artifact {path} is missing",
-                                     version=version, path=str(path))
+        raise ArtifactIntegrityError(
+            f"model {version}: artifact {path} is missing", version=version, path=str(path)
+        )
     actual = sha256_file(path)
     if actual != sha256:
         raise ArtifactIntegrityError(
             f"model {version}: artifact {path} has sha256 {actual[:12]}..., registered "
             f"{sha256[:12]}...; refusing to load a changed artifact",
-            version=version, path=str(path), expected=sha256, actual=actual,
+            version=version,
+            path=str(path),
+            expected=sha256,
+            actual=actual,
         )
     return joblib.load(path)

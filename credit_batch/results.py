@@ -17,8 +17,14 @@ from credit_batch.errors import ReconciliationError
 
 logger = logging.getLogger(__name__)
 
-PREDICTION_COLUMNS = ("snapshot_date", "customer_id", "model_version", "run_id", "score",
-                      "risk_band")
+PREDICTION_COLUMNS = (
+    "snapshot_date",
+    "customer_id",
+    "model_version",
+    "run_id",
+    "score",
+    "risk_band",
+)
 
 
 def utcnow() -> dt.datetime:
@@ -73,12 +79,14 @@ def _reconcile(db: Database, settings: Settings, key: dict, inserted: int, run: 
             f"rows in {run['rows_in']}, quarantined {run['rows_quarantined']}, "
             f"scored {run['rows_scored']}, inserted {inserted}, stored {counts['n_rows']}, "
             f"distinct customers {counts['n_customers']}; nothing was loaded",
-            counts=counts, inserted=inserted,
+            counts=counts,
+            inserted=inserted,
         )
 
 
-def replace_importance(db: Database, settings: Settings, rows, *, run_id: str, status: str,
-                       seconds: float, key: dict) -> None:
+def replace_importance(
+    db: Database, settings: Settings, rows, *, run_id: str, status: str, seconds: float, key: dict
+) -> None:
     """Replace one (snapshot, model, method) importance slice; mark the run's status."""
     with db.transaction():
         if rows is not None:

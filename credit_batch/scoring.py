@@ -23,11 +23,16 @@ def scores_schema():
     import pyarrow as pa
 
     labels = pa.dictionary(pa.int32(), pa.string())
-    return pa.schema([
-        ("snapshot_date", pa.date32()), ("customer_id", pa.int64()),
-        ("model_version", labels), ("run_id", labels),
-        ("score", pa.float64()), ("risk_band", labels),
-    ])
+    return pa.schema(
+        [
+            ("snapshot_date", pa.date32()),
+            ("customer_id", pa.int64()),
+            ("model_version", labels),
+            ("run_id", labels),
+            ("score", pa.float64()),
+            ("risk_band", labels),
+        ]
+    )
 
 
 def predict_scores(model, frame) -> np.ndarray:
@@ -44,8 +49,9 @@ def risk_bands(scores: np.ndarray, bands=DEFAULT_RISK_BANDS):
 
     bounds = np.array([b for b, _ in bands])
     index = np.minimum(np.searchsorted(bounds, scores, side="left"), len(bands) - 1)
-    return pa.DictionaryArray.from_arrays(pa.array(index.astype(np.int32)),
-                                          pa.array([label for _, label in bands]))
+    return pa.DictionaryArray.from_arrays(
+        pa.array(index.astype(np.int32)), pa.array([label for _, label in bands])
+    )
 
 
 def _constant(value: str, n: int):
@@ -54,9 +60,17 @@ def _constant(value: str, n: int):
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value]))
 
 
-def score_file(features_path: Path, out_path: Path, model, *, feature_names: list[str],
-               model_version: str, run_id: str, chunk_rows: int,
-               bands=DEFAULT_RISK_BANDS) -> int:
+def score_file(
+    features_path: Path,
+    out_path: Path,
+    model,
+    *,
+    feature_names: list[str],
+    model_version: str,
+    run_id: str,
+    chunk_rows: int,
+    bands=DEFAULT_RISK_BANDS,
+) -> int:
     """Score a feature partition into ``out_path``; return the rows scored.
 
     Parameters
@@ -75,22 +89,35 @@ def score_file(features_path: Path, out_path: Path, model, *, feature_names: lis
     import pyarrow.parquet as pq
 
     source = _open_parquet(features_path)
-    missing = [c for c in ["snapshot_date", "customer_id", *feature_names]
-               if c not in source.schema_arrow.names]
+    missing = [
+        c
+        for c in ["snapshot_date", "customer_id", *feature_names]
+        if c not in source.schema_arrow.names
+    ]
     if missing:
         raise SchemaMismatchError(
-            f"partition {features_path} lacks the model's columns {missing}", missing=missing)
+            f"partition {features_path} lacks the model's columns {missing}", missing=missing
+        )
     schema, rows = scores_schema(), 0
     with atomic_path(Path(out_path)) as tmp, pq.ParquetWriter(tmp, schema) as writer:
-        for batch in source.iter_batches(batch_size=chunk_rows,
-                                         columns=["snapshot_date", "customer_id", *feature_names]):
+        for batch in source.iter_batches(
+            batch_size=chunk_rows, columns=["snapshot_date", "customer_id", *feature_names]
+        ):
             scores = predict_scores(model, batch.select(feature_names).to_pandas())
             n = batch.num_rows
-            writer.write_batch(pa.record_batch([
-                batch.column("snapshot_date"), batch.column("customer_id"),
-                _constant(model_version, n), _constant(run_id, n),
-                pa.array(scores, pa.float64()), risk_bands(scores, bands),
-            ], schema=schema))
+            writer.write_batch(
+                pa.record_batch(
+                    [
+                        batch.column("snapshot_date"),
+                        batch.column("customer_id"),
+                        _constant(model_version, n),
+                        _constant(run_id, n),
+                        pa.array(scores, pa.float64()),
+                        risk_bands(scores, bands),
+                    ],
+                    schema=schema,
+                )
+            )
             rows += n
     logger.info("scored %d rows of %s", rows, features_path)
     return rows

@@ -22,8 +22,9 @@ DEFAULT_ALGORITHM = "logreg"
 DEFAULT_TEST_SIZE = 0.2
 
 
-def build_model(spec: FeatureSpec = DEFAULT_FEATURE_SPEC, *, algorithm: str = DEFAULT_ALGORITHM,
-                seed: int = 0):
+def build_model(
+    spec: FeatureSpec = DEFAULT_FEATURE_SPEC, *, algorithm: str = DEFAULT_ALGORITHM, seed: int = 0
+):
     """Return an unfitted scikit-learn ``Pipeline`` for ``spec``'s columns."""
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -38,11 +39,13 @@ def build_model(spec: FeatureSpec = DEFAULT_FEATURE_SPEC, *, algorithm: str = DE
         clf = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, random_state=seed)
         return Pipeline([("classifier", clf)])
     regular = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
-    skewed = Pipeline([
-        ("impute", SimpleImputer(strategy="median")),
-        ("scale", StandardScaler()),
-        ("power", PowerTransformer(method="yeo-johnson")),
-    ])
+    skewed = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median")),
+            ("scale", StandardScaler()),
+            ("power", PowerTransformer(method="yeo-johnson")),
+        ]
+    )
     columns = ColumnTransformer(
         [("regular", regular, spec.regular), ("skewed", skewed, spec.skewed)],
         verbose_feature_names_out=False,
@@ -63,9 +66,14 @@ def evaluate(y_true, proba) -> dict[str, float]:
     }
 
 
-def fit_and_evaluate(frame, *, spec: FeatureSpec = DEFAULT_FEATURE_SPEC,
-                     algorithm: str = DEFAULT_ALGORITHM, test_size: float = DEFAULT_TEST_SIZE,
-                     seed: int = 0):
+def fit_and_evaluate(
+    frame,
+    *,
+    spec: FeatureSpec = DEFAULT_FEATURE_SPEC,
+    algorithm: str = DEFAULT_ALGORITHM,
+    test_size: float = DEFAULT_TEST_SIZE,
+    seed: int = 0,
+):
     """Fit on a stratified part of ``frame`` and evaluate on the held-out rest.
 
     Parameters

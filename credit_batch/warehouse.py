@@ -69,7 +69,9 @@ def replace_snapshot(db: Database, settings: Settings, date: dt.date, features, 
     return n
 
 
-def resolve_snapshot(db: Database, settings: Settings, *, snapshot_date=None, as_of=None) -> dt.date:
+def resolve_snapshot(
+    db: Database, settings: Settings, *, snapshot_date=None, as_of=None
+) -> dt.date:
     """Return the snapshot date a run scores.
 
     An explicit ``snapshot_date`` must exist in the warehouse. Otherwise the
@@ -82,7 +84,8 @@ def resolve_snapshot(db: Database, settings: Settings, *, snapshot_date=None, as
         if not n:
             raise SnapshotNotFoundError(
                 f"snapshot {date} has no rows in the warehouse {db.url}",
-                snapshot_date=date, warehouse=db.url,
+                snapshot_date=date,
+                warehouse=db.url,
             )
         return date
     as_of_date = parse_date(as_of, name="as-of date")
@@ -91,32 +94,47 @@ def resolve_snapshot(db: Database, settings: Settings, *, snapshot_date=None, as
     if date is None:
         raise SnapshotNotFoundError(
             f"no snapshot at or before {as_of_date} in the warehouse {db.url}",
-            snapshot_date=as_of_date, warehouse=db.url,
+            snapshot_date=as_of_date,
+            warehouse=db.url,
         )
     return date
 
 
 def stream_features(
-    db: Database, settings: Settings, date: dt.date, *, batch_rows: int,
+    db: Database,
+    settings: Settings,
+    date: dt.date,
+    *,
+    batch_rows: int,
     spec: FeatureSpec = DEFAULT_FEATURE_SPEC,
 ) -> Iterator:
     """Yield the snapshot's features as Arrow record batches in the spec's schema."""
     sql = read_sql(settings.sql_dir, "extract/features.sql")
-    return db.stream_arrow(sql, {"snapshot_date": date}, schema=spec.arrow_schema(),
-                           batch_rows=batch_rows)
+    return db.stream_arrow(
+        sql, {"snapshot_date": date}, schema=spec.arrow_schema(), batch_rows=batch_rows
+    )
 
 
 def read_labeled(
-    db: Database, settings: Settings, date_from: dt.date, date_to: dt.date, *,
+    db: Database,
+    settings: Settings,
+    date_from: dt.date,
+    date_to: dt.date,
+    *,
     spec: FeatureSpec = DEFAULT_FEATURE_SPEC,
 ):
     """Return features joined to outcomes for snapshots in the range, as a pandas frame."""
     import pyarrow as pa
 
     sql = read_sql(settings.sql_dir, "extract/labeled.sql")
-    batches = list(db.stream_arrow(sql, {"date_from": date_from, "date_to": date_to},
-                                   schema=spec.arrow_schema(with_target=True),
-                                   batch_rows=500_000))
+    batches = list(
+        db.stream_arrow(
+            sql,
+            {"date_from": date_from, "date_to": date_to},
+            schema=spec.arrow_schema(with_target=True),
+            batch_rows=500_000,
+        )
+    )
     table = pa.Table.from_batches(batches, schema=spec.arrow_schema(with_target=True))
     return table.to_pandas()
 
@@ -144,7 +162,12 @@ def load_gmsc_csv(db: Database, settings: Settings, path: str, snapshot_date: ob
     for raw, name in GMSC_CSV_COLUMNS.items():
         if name != "delinquency":
             features[name] = table.column(raw).cast(pa.float64())
-    outcomes = pa.table({"snapshot_date": dates, "customer_id": ids,
-                         "delinquency": table.column("SeriousDlqin2yrs").cast(pa.int16())})
+    outcomes = pa.table(
+        {
+            "snapshot_date": dates,
+            "customer_id": ids,
+            "delinquency": table.column("SeriousDlqin2yrs").cast(pa.int16()),
+        }
+    )
     apply_schema(db, settings)
     return replace_snapshot(db, settings, date, pa.table(features), outcomes)

@@ -21,10 +21,9 @@ import datetime as dt
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from credit_batch.config import DEFAULT_CHUNK_ROWS, DEFAULT_PARTITION_ROWS
+from credit_batch.config import RUN_PARAMS
 
 TZ = "Europe/London"
-VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
 @dag(
@@ -34,30 +33,30 @@ VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
     max_active_runs=1,
     doc_md=__doc__,
     tags=["credit-risk", "batch-prediction"],
-    default_args={"owner": "credit-risk", "retries": 2, "retry_delay": dt.timedelta(minutes=2),
-                  "execution_timeout": dt.timedelta(hours=1)},
-    params={
-        "snapshot_date": Param(None, type=["null", "string"], format="date",
-                               description="Snapshot to score (YYYY-MM-DD); empty: newest"),
-        "model_version": Param(None, type=["null", "string"], pattern=VERSION_PATTERN,
-                               description="Registered model version; empty: the champion"),
-        "chunk_rows": Param(DEFAULT_CHUNK_ROWS, type="integer", minimum=1, maximum=5_000_000),
-        "rows_per_partition": Param(DEFAULT_PARTITION_ROWS, type="integer", minimum=100,
-                                    maximum=50_000_000),
-        "importance_sample_rows": Param(20_000, type="integer", minimum=100, maximum=1_000_000),
-        "importance_repeats": Param(5, type="integer", minimum=1, maximum=50),
+    default_args={
+        "owner": "credit-risk",
+        "retries": 2,
+        "retry_delay": dt.timedelta(minutes=2),
+        "execution_timeout": dt.timedelta(hours=1),
     },
+    params={name: Param(**schema) for name, schema in RUN_PARAMS.items()},
 )
 def credit_batch_nightly():
     @task
     def extract() -> list[dict]:
         ctx = get_current_context()
-        params, run = ctx["params"], ctx["dag_run"]
-        when = pendulum.instance(ctx.get("logical_date") or run.run_after).in_timezone(TZ)
-        plan = _call("extract", snapshot_date=params["snapshot_date"], as_of=when.date(),
-                     model_version=params["model_version"], chunk_rows=params["chunk_rows"],
-                     rows_per_partition=params["rows_per_partition"],
-                     airflow_dag_id=run.dag_id, airflow_run_id=run.run_id)
+        p, dag_run = ctx["params"], ctx["dag_run"]
+        when = pendulum.instance(ctx.get("logical_date") or dag_run.run_after)
+        plan = _call(
+            "extract",
+            snapshot_date=p["snapshot_date"],
+            as_of=when.in_timezone(TZ).date(),
+            model_version=p["model_version"],
+            chunk_rows=p["chunk_rows"],
+            rows_per_partition=p["rows_per_partition"],
+            airflow_dag_id=dag_run.dag_id,
+            airflow_run_id=dag_run.run_id,
+        )
         ctx["ti"].xcom_push(key="run", value=plan["run"])  # the run's keys, for later tasks
         return plan["partitions"]  # mapped over: one score task per partition
 
@@ -71,9 +70,10 @@ def credit_batch_nightly():
 
     @task(execution_timeout=dt.timedelta(minutes=30))
     def importance(run: dict) -> dict:
-        params = get_current_context()["params"]
-        return _call("explain", run, sample_rows=params["importance_sample_rows"],
-                     repeats=params["importance_repeats"])
+        p = get_current_context()["params"]
+        return _call(
+            "explain", run, sample_rows=p["importance_sample_rows"], repeats=p["importance_repeats"]
+        )
 
     partitions = extract()
     run = partitions["run"]
@@ -82,7 +82,7 @@ def credit_batch_nightly():
 
 
 def _call(step: str, *args, **kwargs):
-    """Run ``credit_batch.pipeline.<step>``; fail without retrying where a retry cannot help."""
+    """Run ``credit_batch.pipeline.<step>``; fail at once where a retry cannot help."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from credit_batch import pipeline

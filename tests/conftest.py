@@ -33,8 +33,14 @@ def pg_admin():
     """An autocommit connection to PostgreSQL's ``postgres`` database."""
     psycopg = pytest.importorskip("psycopg")
     try:
-        con = psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres",
-                              autocommit=True, connect_timeout=3)
+        con = psycopg.connect(
+            host=PG_HOST,
+            port=PG_PORT,
+            user=PG_USER,
+            dbname="postgres",
+            autocommit=True,
+            connect_timeout=3,
+        )
     except psycopg.OperationalError as exc:
         if services_required():
             pytest.fail(f"PostgreSQL at {PG_HOST}:{PG_PORT} is required but unreachable: {exc}")
@@ -139,7 +145,13 @@ def airflow_db(airflow_env) -> dict[str, str]:
     import sys
 
     airflow = str(Path(sys.executable).with_name("airflow"))
-    done = subprocess.run([airflow, "db", "migrate"], env={**os.environ, **airflow_env},
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [airflow, "db", "migrate"],
+        env={**os.environ, **airflow_env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return airflow_env

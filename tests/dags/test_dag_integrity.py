@@ -56,22 +56,37 @@ def test_every_task_retries_with_a_delay_and_has_a_timeout_and_owner(dagbag):
         assert task.owner == "credit-risk", task.task_id
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("snapshot_date", "2026-09-30"), ("snapshot_date", None),
-    ("model_version", "logreg-20260831-abc123"), ("model_version", None),
-    ("chunk_rows", 1_000), ("rows_per_partition", 5_000), ("importance_repeats", 3),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("snapshot_date", "2026-09-30"),
+        ("snapshot_date", None),
+        ("model_version", "logreg-20260831-abc123"),
+        ("model_version", None),
+        ("chunk_rows", 1_000),
+        ("rows_per_partition", 5_000),
+        ("importance_repeats", 3),
+    ],
+)
 def test_params_accept_good_manual_trigger_values(dagbag, name, value):
     param = dagbag.dags[DAG_ID].params.get_param(name)
     assert param.resolve(value) == value
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("snapshot_date", 20260930), ("snapshot_date", "yesterday"),
-    ("model_version", "../x"), ("model_version", "a'; DROP TABLE p;--"),
-    ("chunk_rows", -5), ("chunk_rows", 10**9), ("chunk_rows", "100"),
-    ("rows_per_partition", 10), ("importance_repeats", 0),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("snapshot_date", 20260930),
+        ("snapshot_date", "yesterday"),
+        ("model_version", "../x"),
+        ("model_version", "a'; DROP TABLE p;--"),
+        ("chunk_rows", -5),
+        ("chunk_rows", 10**9),
+        ("chunk_rows", "100"),
+        ("rows_per_partition", 10),
+        ("importance_repeats", 0),
+    ],
+)
 def test_params_refuse_bad_manual_trigger_values(dagbag, name, value):
     from airflow.sdk.exceptions import ParamValidationError
 
@@ -96,8 +111,14 @@ print(json.dumps(sorted(m for m in heavy if m in sys.modules)))
         "CREDIT_BATCH_RESULTS_URL": "postgresql://nobody@127.0.0.1:1/none",
         "PATH": "/usr/bin:/bin",
     }
-    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
     assert not (tmp_path / "home").exists()

@@ -19,26 +19,44 @@ import pytest
 from tests.conftest import DEMO_ROWS, query
 
 DAG_ID = "credit_batch_nightly"
-SMALL = {"rows_per_partition": 1_000, "chunk_rows": 400, "importance_sample_rows": 1_000,
-         "importance_repeats": 2}
+SMALL = {
+    "rows_per_partition": 1_000,
+    "chunk_rows": 400,
+    "importance_sample_rows": 1_000,
+    "importance_repeats": 2,
+}
 
 
 def airflow_dags_test(env: dict, settings, logical_date: str, conf: dict) -> str:
     """Run the DAG once; return Airflow's output; fail the test if the run failed."""
     airflow = str(Path(sys.executable).with_name("airflow"))
-    run_env = {**os.environ, **env, "CREDIT_BATCH_HOME": str(settings.home),
-               "CREDIT_BATCH_WAREHOUSE_URL": settings.warehouse_url,
-               "CREDIT_BATCH_RESULTS_URL": settings.results_url}
-    done = subprocess.run([airflow, "dags", "test", DAG_ID, logical_date, "-c", json.dumps(conf)],
-                          env=run_env, capture_output=True, text=True, timeout=600, check=False)
+    run_env = {
+        **os.environ,
+        **env,
+        "CREDIT_BATCH_HOME": str(settings.home),
+        "CREDIT_BATCH_WAREHOUSE_URL": settings.warehouse_url,
+        "CREDIT_BATCH_RESULTS_URL": settings.results_url,
+    }
+    done = subprocess.run(
+        [airflow, "dags", "test", DAG_ID, logical_date, "-c", json.dumps(conf)],
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]  # `dags test` exits 1 when the run failed
     return output
 
 
 def slice_rows(settings, date: dt.date) -> list[dict]:
-    return query(settings, "SELECT snapshot_date, customer_id, model_version, score, risk_band "
-                 "FROM predictions WHERE snapshot_date = :d ORDER BY customer_id", {"d": date})
+    return query(
+        settings,
+        "SELECT snapshot_date, customer_id, model_version, score, risk_band "
+        "FROM predictions WHERE snapshot_date = :d ORDER BY customer_id",
+        {"d": date},
+    )
 
 
 def _nightly_rerun_and_backfill(env, settings, record) -> None:
@@ -59,16 +77,27 @@ def _nightly_rerun_and_backfill(env, settings, record) -> None:
     assert query(settings, "SELECT COUNT(*) AS n FROM predictions") == [{"n": DEMO_ROWS}]
 
     # A manual trigger with params for another date adds that date's slice only.
-    airflow_dags_test(env, settings, "2026-11-04", {**SMALL, "snapshot_date": older.isoformat(),
-                                                     "model_version": record.model_version})
+    airflow_dags_test(
+        env,
+        settings,
+        "2026-11-04",
+        {**SMALL, "snapshot_date": older.isoformat(), "model_version": record.model_version},
+    )
     assert len(slice_rows(settings, older)) == DEMO_ROWS
     assert slice_rows(settings, newest) == first
-    runs = query(settings, "SELECT snapshot_date, importance_status FROM scoring_runs "
-                 "ORDER BY finished_at")
+    runs = query(
+        settings, "SELECT snapshot_date, importance_status FROM scoring_runs ORDER BY finished_at"
+    )
     assert [r["snapshot_date"] for r in runs] == [newest, newest, older]
     assert runs[-1]["importance_status"] == "computed"
-    assert len(query(settings, "SELECT * FROM feature_importance WHERE snapshot_date = :d",
-                     {"d": older})) == 13
+    assert (
+        len(
+            query(
+                settings, "SELECT * FROM feature_importance WHERE snapshot_date = :d", {"d": older}
+            )
+        )
+        == 13
+    )
 
 
 @pytest.mark.airflow
@@ -79,8 +108,9 @@ def test_nightly_dag_on_duckdb_scores_once_reruns_identically_and_backfills(airf
 
 @pytest.mark.airflow
 @pytest.mark.postgres
-def test_nightly_dag_on_postgresql_scores_once_reruns_identically_and_backfills(airflow_db,
-                                                                                 pg_demo):
+def test_nightly_dag_on_postgresql_scores_once_reruns_identically_and_backfills(
+    airflow_db, pg_demo
+):
     settings, _, record = pg_demo
     _nightly_rerun_and_backfill(airflow_db, settings, record)
 
@@ -90,9 +120,22 @@ def test_manual_trigger_for_a_missing_snapshot_fails_the_run_and_writes_nothing(
     settings, _, _ = demo
     airflow = str(Path(sys.executable).with_name("airflow"))
     env = {**os.environ, **airflow_db, "CREDIT_BATCH_HOME": str(settings.home)}
-    done = subprocess.run([airflow, "dags", "test", DAG_ID, "2026-11-05", "-c",
-                           json.dumps({**SMALL, "snapshot_date": "2026-10-15"})],
-                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run(
+        [
+            airflow,
+            "dags",
+            "test",
+            DAG_ID,
+            "2026-11-05",
+            "-c",
+            json.dumps({**SMALL, "snapshot_date": "2026-10-15"}),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     output = done.stdout + done.stderr
     assert done.returncode != 0 and "DagRun failed" in output, output[-4000:]
     assert "snapshot 2026-10-15 has no rows in the warehouse" in output

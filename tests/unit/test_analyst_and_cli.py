@@ -26,20 +26,22 @@ def _cli(settings, *args):
 def test_cli_run_scores_and_prints_a_summary(demo, monkeypatch, capsys):
     settings, _, record = demo
     monkeypatch.setenv("CREDIT_BATCH_HOME", str(settings.home))
-    assert cli.main(["run", "--date", "2026-09-30", "--sample-rows", "500",
-                     "--repeats", "1"]) == 0
+    assert cli.main(["run", "--date", "2026-09-30", "--sample-rows", "500", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     assert "3,000 customers scored" in out and record.model_version in out
     assert "latest_predictions" in out
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["run", "--date", "2026-13-01"], "snapshot date must be a date in YYYY-MM-DD form"),
-    (["run", "--date", "2026-10-15"], "snapshot 2026-10-15 has no rows"),
-    (["run", "--model", "../../etc/passwd"], "model version must match"),
-    (["run", "--chunk-rows", "-5"], "chunk_rows must be between"),
-    (["promote", "nope-1"], "model version 'nope-1' is not registered"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "--date", "2026-13-01"], "snapshot date must be a date in YYYY-MM-DD form"),
+        (["run", "--date", "2026-10-15"], "snapshot 2026-10-15 has no rows"),
+        (["run", "--model", "../../etc/passwd"], "model version must match"),
+        (["run", "--chunk-rows", "-5"], "chunk_rows must be between"),
+        (["promote", "nope-1"], "model version 'nope-1' is not registered"),
+    ],
+)
 def test_cli_bad_input_exits_2_with_one_line_error(demo, monkeypatch, capsys, args, needle):
     settings, _, _ = demo
     monkeypatch.setenv("CREDIT_BATCH_HOME", str(settings.home))
@@ -52,19 +54,25 @@ def test_cli_bad_input_exits_2_with_one_line_error(demo, monkeypatch, capsys, ar
 def test_load_csv_takes_the_kaggle_file_format(tmp_path, monkeypatch, capsys):
     csv = tmp_path / "cs-training.csv"
     csv.write_text(
-        ',SeriousDlqin2yrs,RevolvingUtilizationOfUnsecuredLines,age,'
-        'NumberOfTime30-59DaysPastDueNotWorse,DebtRatio,MonthlyIncome,'
-        'NumberOfOpenCreditLinesAndLoans,NumberOfTimes90DaysLate,NumberRealEstateLoansOrLines,'
-        'NumberOfTime60-89DaysPastDueNotWorse,NumberOfDependents\n'
-        '1,1,0.766126609,45,2,0.802982129,9120,13,0,6,0,2\n'
-        '2,0,0.957151019,40,0,0.121876201,2600,4,0,0,0,1\n'
-        '3,0,0.65818014,38,1,0.085113375,3042,2,1,0,0,0\n'
-        '4,0,0.233809776,30,0,0.036049682,NA,5,0,0,0,NA\n')
+        ",SeriousDlqin2yrs,RevolvingUtilizationOfUnsecuredLines,age,"
+        "NumberOfTime30-59DaysPastDueNotWorse,DebtRatio,MonthlyIncome,"
+        "NumberOfOpenCreditLinesAndLoans,NumberOfTimes90DaysLate,NumberRealEstateLoansOrLines,"
+        "NumberOfTime60-89DaysPastDueNotWorse,NumberOfDependents\n"
+        "1,1,0.766126609,45,2,0.802982129,9120,13,0,6,0,2\n"
+        "2,0,0.957151019,40,0,0.121876201,2600,4,0,0,0,1\n"
+        "3,0,0.65818014,38,1,0.085113375,3042,2,1,0,0,0\n"
+        "4,0,0.233809776,30,0,0.036049682,NA,5,0,0,0,NA\n"
+    )
     monkeypatch.setenv("CREDIT_BATCH_HOME", str(tmp_path / "home"))
     assert cli.main(["load-csv", str(csv), "--snapshot-date", "2010-01-31"]) == 0
     con = duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb"), read_only=True)
-    rows = con.sql("SELECT customer_id, age, monthly_income, num_dependents FROM features "
-                   "ORDER BY 1").fetchall()
-    assert rows == [(1, 45.0, 9120.0, 2.0), (2, 40.0, 2600.0, 1.0), (3, 38.0, 3042.0, 0.0),
-                    (4, 30.0, None, None)]
+    rows = con.sql(
+        "SELECT customer_id, age, monthly_income, num_dependents FROM features ORDER BY 1"
+    ).fetchall()
+    assert rows == [
+        (1, 45.0, 9120.0, 2.0),
+        (2, 40.0, 2600.0, 1.0),
+        (3, 38.0, 3042.0, 0.0),
+        (4, 30.0, None, None),
+    ]
     assert con.execute("SELECT SUM(delinquency), COUNT(*) FROM outcomes").fetchone() == (1, 4)

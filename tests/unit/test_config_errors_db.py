@@ -19,9 +19,13 @@ def test_settings_default_to_duckdb_files_under_home(tmp_path):
 
 
 def test_settings_read_urls_and_sizes_from_environment(tmp_path):
-    s = Settings.from_env({"CREDIT_BATCH_HOME": str(tmp_path),
-                           "CREDIT_BATCH_RESULTS_URL": "postgresql://u@h/db",
-                           "CREDIT_BATCH_CHUNK_ROWS": "5000"})
+    s = Settings.from_env(
+        {
+            "CREDIT_BATCH_HOME": str(tmp_path),
+            "CREDIT_BATCH_RESULTS_URL": "postgresql://u@h/db",
+            "CREDIT_BATCH_CHUNK_ROWS": "5000",
+        }
+    )
     assert (s.results_url, s.chunk_rows) == ("postgresql://u@h/db", 5000)
 
 
@@ -33,11 +37,14 @@ def test_bad_chunk_rows_in_environment_is_refused_with_name_and_value(raw):
     assert raw in str(info.value)
 
 
-@pytest.mark.parametrize("exc", [
-    errors.ParameterError("chunk_rows", -1, "must be positive"),
-    errors.SnapshotNotFoundError("no snapshot 2026-01-01", snapshot_date="2026-01-01"),
-    errors.ArtifactIntegrityError("sha differs", version="v1", expected="a", actual="b"),
-])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        errors.ParameterError("chunk_rows", -1, "must be positive"),
+        errors.SnapshotNotFoundError("no snapshot 2026-01-01", snapshot_date="2026-01-01"),
+        errors.ArtifactIntegrityError("sha differs", version="v1", expected="a", actual="b"),
+    ],
+)
 def test_errors_survive_pickling_with_their_context(exc):
     back = pickle.loads(pickle.dumps(exc))
     assert type(back) is type(exc)

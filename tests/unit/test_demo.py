@@ -46,8 +46,10 @@ def test_most_customers_persist_with_drifting_values(snapshots):
     first, second = (s[1].to_pandas().set_index("customer_id") for s in snapshots[:2])
     common = first.index.intersection(second.index)
     assert 0.95 < len(common) / len(first) < 0.99
-    moved = first.loc[common, "revolving_unsecured_line_utilization"] != second.loc[
-        common, "revolving_unsecured_line_utilization"]
+    moved = (
+        first.loc[common, "revolving_unsecured_line_utilization"]
+        != second.loc[common, "revolving_unsecured_line_utilization"]
+    )
     assert moved.mean() > 0.5
 
 

@@ -29,7 +29,10 @@ def test_rewrite_with_fewer_parts_removes_stale_ones(tmp_path):
     schema = pa.schema([("x", pa.int64())])
     lake.write_parts(_batches([20]), tmp_path, rows_per_part=5, schema=schema)
     parts = lake.write_parts(_batches([8]), tmp_path, rows_per_part=5, schema=schema)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "part-00000.parquet",
+        "part-00001.parquet",
+    ]
     assert len(parts) == 2
 
 

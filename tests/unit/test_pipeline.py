@@ -13,18 +13,32 @@ SLICE = "SELECT * FROM predictions WHERE snapshot_date = :d ORDER BY customer_id
 
 
 def _counts(settings):
-    return query(settings, "SELECT snapshot_date, model_version, COUNT(*) AS n, "
-                 "COUNT(DISTINCT customer_id) AS c FROM predictions GROUP BY 1, 2 ORDER BY 1")
+    return query(
+        settings,
+        "SELECT snapshot_date, model_version, COUNT(*) AS n, "
+        "COUNT(DISTINCT customer_id) AS c FROM predictions GROUP BY 1, 2 ORDER BY 1",
+    )
 
 
 def test_run_stores_exactly_one_score_per_customer_with_lineage(demo):
     settings, written, record = demo
-    out = run_pipeline(settings, snapshot_date="2026-09-30", rows_per_partition=700,
-                       chunk_rows=250, sample_rows=1_000, repeats=2)
+    out = run_pipeline(
+        settings,
+        snapshot_date="2026-09-30",
+        rows_per_partition=700,
+        chunk_rows=250,
+        sample_rows=1_000,
+        repeats=2,
+    )
     assert len(out["plan"]["partitions"]) == 5  # 3,000 rows / 700
-    assert _counts(settings) == [{"snapshot_date": dt.date(2026, 9, 30),
-                                  "model_version": record.model_version,
-                                  "n": DEMO_ROWS, "c": DEMO_ROWS}]
+    assert _counts(settings) == [
+        {
+            "snapshot_date": dt.date(2026, 9, 30),
+            "model_version": record.model_version,
+            "n": DEMO_ROWS,
+            "c": DEMO_ROWS,
+        }
+    ]
     rows = query(settings, SLICE, {"d": dt.date(2026, 9, 30)})
     assert {r["run_id"] for r in rows} == {out["plan"]["run"]["run_id"]}
     assert all(0 < r["score"] < 1 and r["risk_band"] in "ABCDE" for r in rows)
@@ -38,8 +52,9 @@ def test_rerun_of_same_date_and_model_leaves_identical_rows(demo):
     settings, _, _ = demo
     run_pipeline(settings, snapshot_date="2026-09-30", sample_rows=500, repeats=1)
     first = query(settings, SLICE, {"d": dt.date(2026, 9, 30)})
-    run_pipeline(settings, snapshot_date="2026-09-30", rows_per_partition=1_000,
-                 sample_rows=500, repeats=1)
+    run_pipeline(
+        settings, snapshot_date="2026-09-30", rows_per_partition=1_000, sample_rows=500, repeats=1
+    )
     second = query(settings, SLICE, {"d": dt.date(2026, 9, 30)})
     strip = [{k: v for k, v in r.items() if k != "run_id"} for r in first]
     assert strip == [{k: v for k, v in r.items() if k != "run_id"} for r in second]
@@ -54,7 +69,9 @@ def test_another_date_adds_its_slice_only(demo):
     before = query(settings, SLICE, {"d": dt.date(2026, 9, 30)})
     run_pipeline(settings, as_of="2026-11-20", sample_rows=500, repeats=1)
     assert [(r["snapshot_date"], r["n"]) for r in _counts(settings)] == [
-        (dt.date(2026, 9, 30), DEMO_ROWS), (dt.date(2026, 10, 31), DEMO_ROWS)]
+        (dt.date(2026, 9, 30), DEMO_ROWS),
+        (dt.date(2026, 10, 31), DEMO_ROWS),
+    ]
     assert query(settings, SLICE, {"d": dt.date(2026, 9, 30)}) == before
 
 
@@ -82,7 +99,8 @@ def _nothing_written(settings) -> bool:
 
     db = Path(settings.results_url.removeprefix("duckdb:///"))
     return not (settings.lake / "scores").exists() and (
-        not db.exists() or query(settings, "SELECT * FROM predictions") == [])
+        not db.exists() or query(settings, "SELECT * FROM predictions") == []
+    )
 
 
 def test_date_with_no_snapshot_stops_with_one_line_error_and_writes_nothing(demo):
@@ -97,8 +115,9 @@ def test_date_with_no_snapshot_stops_with_one_line_error_and_writes_nothing(demo
 def test_unknown_model_version_stops_with_one_line_error_and_writes_nothing(demo):
     settings, _, _ = demo
     with pytest.raises(errors.ModelNotFoundError, match="'logreg-19990101-deadbeef00'"):
-        pipeline.extract(settings, snapshot_date="2026-09-30",
-                         model_version="logreg-19990101-deadbeef00")
+        pipeline.extract(
+            settings, snapshot_date="2026-09-30", model_version="logreg-19990101-deadbeef00"
+        )
     assert not (settings.lake / "features").exists()
     assert _nothing_written(settings)
 
@@ -141,8 +160,10 @@ def test_promote_retires_the_previous_champion(demo):
     second = pipeline.train(settings, until=written[-2]["snapshot_date"], algorithm="hgb")
     with results.open_results(settings) as db:
         registry.promote(db, settings, second.model_version)
-    status = {r["model_version"]: r["status"]
-              for r in query(settings, "SELECT model_version, status FROM model_registry")}
+    status = {
+        r["model_version"]: r["status"]
+        for r in query(settings, "SELECT model_version, status FROM model_registry")
+    }
     assert status == {first.model_version: "retired", second.model_version: "champion"}
 
 

@@ -16,11 +16,13 @@ SLICE = "SELECT * FROM predictions WHERE snapshot_date = :d ORDER BY customer_id
 
 def test_postgres_run_stores_one_score_per_customer_and_reruns_identically(pg_demo):
     settings, _, record = pg_demo
-    run_pipeline(settings, snapshot_date="2026-09-30", rows_per_partition=1_000,
-                 sample_rows=800, repeats=2)
+    run_pipeline(
+        settings, snapshot_date="2026-09-30", rows_per_partition=1_000, sample_rows=800, repeats=2
+    )
     first = query(settings, SLICE, {"d": dt.date(2026, 9, 30)})
-    run_pipeline(settings, snapshot_date="2026-09-30", rows_per_partition=700,
-                 sample_rows=800, repeats=2)
+    run_pipeline(
+        settings, snapshot_date="2026-09-30", rows_per_partition=700, sample_rows=800, repeats=2
+    )
     second = query(settings, SLICE, {"d": dt.date(2026, 9, 30)})
     assert len(first) == len(second) == DEMO_ROWS
     assert len({r["customer_id"] for r in second}) == DEMO_ROWS
@@ -36,8 +38,9 @@ def test_postgres_copy_stores_the_scored_files_bit_for_bit(pg_demo):
 
     settings, _, record = pg_demo
     run_pipeline(settings, snapshot_date="2026-10-31")
-    stored = {r["customer_id"]: r["score"] for r in query(settings, SLICE,
-                                                           {"d": dt.date(2026, 10, 31)})}
+    stored = {
+        r["customer_id"]: r["score"] for r in query(settings, SLICE, {"d": dt.date(2026, 10, 31)})
+    }
     files = sorted((settings.lake / "scores").rglob("part-*.parquet"))
     parquet = pq.read_table(files, partitioning=None).to_pydict()
     assert dict(zip(parquet["customer_id"], parquet["score"], strict=True)) == stored
@@ -59,8 +62,23 @@ def test_analyst_queries_run_as_they_are_in_psql(pg_demo):
         pytest.skip("psql is not installed")
     dbname = settings.results_url.rsplit("/", 1)[1]
     for path in sorted((REPO / "sql" / "analyst").glob("*.sql")):
-        done = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", dbname,
-                               "-v", "ON_ERROR_STOP=1", "-f", str(path)],
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                dbname,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-f",
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert done.returncode == 0, (path.name, done.stderr)
         assert "(0 rows)" not in done.stdout, path.name

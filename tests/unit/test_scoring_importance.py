@@ -23,8 +23,9 @@ def fitted(tmp_path_factory):
     frame["delinquency"] = outcomes.column("delinquency").to_numpy()
     model, _ = training.fit_and_evaluate(frame, seed=0)
     path = tmp_path_factory.mktemp("part") / "features.parquet"
-    pq.write_table(pa.Table.from_pandas(frame.drop(columns="delinquency"),
-                                        preserve_index=False), path)
+    pq.write_table(
+        pa.Table.from_pandas(frame.drop(columns="delinquency"), preserve_index=False), path
+    )
     return model, frame, path
 
 
@@ -33,8 +34,15 @@ def test_scores_in_chunks_of_1000_equal_scores_of_the_whole_frame(tmp_path, fitt
     _, frame, path = fitted
     model, _ = training.fit_and_evaluate(frame, algorithm=algorithm, seed=0)
     out = tmp_path / "scores.parquet"
-    n = scoring.score_file(path, out, model, feature_names=DEFAULT_FEATURE_SPEC.names,
-                           model_version="v1", run_id="r1", chunk_rows=1_000)
+    n = scoring.score_file(
+        path,
+        out,
+        model,
+        feature_names=DEFAULT_FEATURE_SPEC.names,
+        model_version="v1",
+        run_id="r1",
+        chunk_rows=1_000,
+    )
     scored = pq.read_table(out).to_pandas()
     whole = model.predict_proba(frame[DEFAULT_FEATURE_SPEC.names])[:, 1]
     assert n == len(frame) == len(scored)
@@ -51,25 +59,32 @@ def test_risk_bands_follow_the_upper_bounds():
 def test_partition_missing_a_model_column_is_refused_naming_it(tmp_path, fitted):
     model, frame, _ = fitted
     path = tmp_path / "bad.parquet"
-    pq.write_table(pa.Table.from_pandas(frame.drop(columns=["age", "delinquency"]),
-                                        preserve_index=False), path)
+    pq.write_table(
+        pa.Table.from_pandas(frame.drop(columns=["age", "delinquency"]), preserve_index=False), path
+    )
     from credit_batch.errors import SchemaMismatchError
 
     with pytest.raises(SchemaMismatchError, match="'age'"):
-        scoring.score_file(path, tmp_path / "out.parquet", model,
-                           feature_names=DEFAULT_FEATURE_SPEC.names, model_version="v1",
-                           run_id="r", chunk_rows=100)
+        scoring.score_file(
+            path,
+            tmp_path / "out.parquet",
+            model,
+            feature_names=DEFAULT_FEATURE_SPEC.names,
+            model_version="v1",
+            run_id="r",
+            chunk_rows=100,
+        )
     assert not (tmp_path / "out.parquet").exists()
 
 
 def test_permutation_importance_ranks_planted_feature_first_and_noise_near_zero():
     rng = np.random.default_rng(0)
     n = 4_000
-    x = pd.DataFrame({"noise": rng.normal(size=n), "strong": rng.normal(size=n),
-                      "weak": rng.normal(size=n)})
+    x = pd.DataFrame(
+        {"noise": rng.normal(size=n), "strong": rng.normal(size=n), "weak": rng.normal(size=n)}
+    )
     y = (rng.random(n) < 1 / (1 + np.exp(-(3 * x["strong"] + 0.5 * x["weak"] - 1)))).astype(int)
-    spec = FeatureSpec(features=tuple(Feature(c, "float64", c) for c in x.columns),
-                       target="y")
+    spec = FeatureSpec(features=tuple(Feature(c, "float64", c) for c in x.columns), target="y")
     model = training.build_model(spec, seed=0).fit(x, y)
     frame = importance.permutation_importance_frame(model, x, y, n_repeats=5, seed=0)
     ranked = frame.set_index("feature")
