@@ -163,7 +163,10 @@ def _run(settings, args) -> dict:
 def _summary(settings, run, loaded, explained, seconds) -> None:
     rows = loaded["rows_loaded"]
     print(f"run {run['run_id']}: snapshot {run['snapshot_date']}, model {run['model_version']}")
-    print(f"  {rows:,} customers scored, loaded and explained in {seconds:.1f} s")
+    print(
+        f"  {rows:,} customers scored, {loaded['rows_quarantined']:,} quarantined "
+        f"(see the quarantine table); scored, loaded and explained in {seconds:.1f} s"
+    )
     print(f"  importance: {explained['importance_status']}")
     print(f"  results: {loaded['results']}")
     print(

@@ -32,6 +32,10 @@ DEFAULT_SEED = 42
 MAX_CHUNK_ROWS = 5_000_000
 MAX_PARTITION_ROWS = 50_000_000
 MAX_IMPORTANCE_SAMPLE_ROWS = 1_000_000
+#: Share of a snapshot's rows that may be quarantined before the run fails.
+DEFAULT_MAX_QUARANTINE_FRACTION = 0.01
+#: Repeated customer ids a run carries to its score tasks at most.
+MAX_DUPLICATE_IDS = 10_000
 MAX_IMPORTANCE_REPEATS = 50
 #: Upper score bounds of the risk bands, best band first.
 DEFAULT_RISK_BANDS: tuple[tuple[float, str], ...] = (
@@ -72,6 +76,13 @@ RUN_PARAMS: dict[str, dict] = {
         "minimum": 100,
         "maximum": MAX_PARTITION_ROWS,
         "description": "Rows per Parquet partition (one score task each)",
+    },
+    "max_quarantine_fraction": {
+        "default": DEFAULT_MAX_QUARANTINE_FRACTION,
+        "type": "number",
+        "minimum": 0,
+        "maximum": 1,
+        "description": "Error budget: share of rows that may break the rules before the run fails",
     },
     "importance_sample_rows": {
         "default": DEFAULT_IMPORTANCE_SAMPLE_ROWS,

@@ -11,6 +11,7 @@ multiprocessing move exceptions between processes)::
     ├── DataError                    the data cannot be used as it is
     │   ├── SnapshotNotFoundError    no rows for the requested snapshot date
     │   ├── SchemaMismatchError      a column is missing or has the wrong type
+    │   ├── QuarantineBudgetError    more rows broke the rules than the budget allows
     │   └── ReconciliationError      rows in != rows scored + rows quarantined
     └── ModelError                   the model cannot be used
         ├── ModelNotFoundError       unknown model version
@@ -89,6 +90,10 @@ class SnapshotNotFoundError(DataError):
 
 class SchemaMismatchError(DataError):
     """A column is missing or has a type the model cannot take."""
+
+
+class QuarantineBudgetError(DataError):
+    """More rows were quarantined than the run's error budget allows."""
 
 
 class ReconciliationError(DataError):

@@ -32,12 +32,25 @@ class Feature:
         What the column means.
     skewed : bool
         Heavy right tail; the model power-transforms it.
+    nullable : bool
+        Whether a missing value is allowed (the model imputes it).
+    minimum, maximum : float or None
+        Inclusive bounds of a valid value.
+    forbidden : tuple of float
+        Codes that are not values (the GMSC file's 96 and 98 "unknown" codes).
+
+    A row that breaks a rule is quarantined, not scored (see
+    :mod:`credit_batch.validation`); the rules live here and nowhere else.
     """
 
     name: str
     dtype: str
     description: str
     skewed: bool = False
+    nullable: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    forbidden: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if not _IDENTIFIER.match(self.name):
@@ -82,6 +95,7 @@ class FeatureSpec:
         return pa.schema(fields)
 
 
+_LATE_CODES = (96.0, 98.0)
 GMSC_FEATURES = FeatureSpec(
     features=(
         Feature(
@@ -89,32 +103,77 @@ GMSC_FEATURES = FeatureSpec(
             "float64",
             "Balance on credit cards and personal lines over their limits",
             skewed=True,
+            minimum=0,
         ),
-        Feature("age", "float64", "Age of the borrower in years"),
+        Feature("age", "float64", "Age of the borrower in years", minimum=18, maximum=120),
         Feature(
             "num_30_59_days_late",
             "float64",
             "Times 30-59 days past due, not worse, in the last two years",
+            minimum=0,
+            forbidden=_LATE_CODES,
         ),
         Feature(
             "debt_ratio",
             "float64",
             "Monthly debt payments and living costs over monthly gross income",
             skewed=True,
+            minimum=0,
         ),
-        Feature("monthly_income", "float64", "Monthly gross income", skewed=True),
-        Feature("num_open_credit_loans", "float64", "Open loans and lines of credit"),
-        Feature("num_90_days_late", "float64", "Times 90 days or more past due"),
-        Feature("num_real_estate_loans", "float64", "Mortgage and real-estate loans and lines"),
+        Feature(
+            "monthly_income",
+            "float64",
+            "Monthly gross income",
+            skewed=True,
+            nullable=True,
+            minimum=0,
+        ),
+        Feature("num_open_credit_loans", "float64", "Open loans and lines of credit", minimum=0),
+        Feature(
+            "num_90_days_late",
+            "float64",
+            "Times 90 days or more past due",
+            minimum=0,
+            forbidden=_LATE_CODES,
+        ),
+        Feature(
+            "num_real_estate_loans",
+            "float64",
+            "Mortgage and real-estate loans and lines",
+            minimum=0,
+        ),
         Feature(
             "num_60_89_days_late",
             "float64",
             "Times 60-89 days past due, not worse, in the last two years",
+            minimum=0,
+            forbidden=_LATE_CODES,
         ),
-        Feature("num_dependents", "float64", "Dependents in the family, excluding the borrower"),
-        Feature("high_debt_ratio", "float64", "1 where debt_ratio > 1, else 0"),
-        Feature("missing_monthly_income", "float64", "1 where monthly_income is unknown"),
-        Feature("missing_num_dependents", "float64", "1 where num_dependents is unknown"),
+        Feature(
+            "num_dependents",
+            "float64",
+            "Dependents in the family, excluding the borrower",
+            nullable=True,
+            minimum=0,
+            maximum=30,
+        ),
+        Feature(
+            "high_debt_ratio", "float64", "1 where debt_ratio > 1, else 0", minimum=0, maximum=1
+        ),
+        Feature(
+            "missing_monthly_income",
+            "float64",
+            "1 where monthly_income is unknown",
+            minimum=0,
+            maximum=1,
+        ),
+        Feature(
+            "missing_num_dependents",
+            "float64",
+            "1 where num_dependents is unknown",
+            minimum=0,
+            maximum=1,
+        ),
     ),
 )
 #: The spec used when none is given.

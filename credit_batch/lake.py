@@ -49,6 +49,14 @@ def scores_dir(lake: Path, date: dt.date, model_version: str) -> Path:
     return Path(lake) / "scores" / f"snapshot_date={date.isoformat()}" / f"model_version={version}"
 
 
+def quarantine_dir(lake: Path, date: dt.date, model_version: str) -> Path:
+    """Folder of one (snapshot, model version) slice's quarantined rows."""
+    version = check_model_version(model_version)
+    return (
+        Path(lake) / "quarantine" / f"snapshot_date={date.isoformat()}" / f"model_version={version}"
+    )
+
+
 def part_name(index: int) -> str:
     """File name of partition ``index``."""
     return f"part-{index:05d}.parquet"

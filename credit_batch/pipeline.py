@@ -24,8 +24,10 @@ from credit_batch import lake, registry, results, warehouse
 from credit_batch.config import (
     DEFAULT_IMPORTANCE_REPEATS,
     DEFAULT_IMPORTANCE_SAMPLE_ROWS,
+    DEFAULT_MAX_QUARANTINE_FRACTION,
     DEFAULT_SEED,
     MAX_CHUNK_ROWS,
+    MAX_DUPLICATE_IDS,
     MAX_IMPORTANCE_REPEATS,
     MAX_IMPORTANCE_SAMPLE_ROWS,
     MAX_PARTITION_ROWS,
@@ -33,8 +35,14 @@ from credit_batch.config import (
     check_rows,
 )
 from credit_batch.db import read_sql
-from credit_batch.errors import DataError, ReconciliationError
+from credit_batch.errors import (
+    DataError,
+    ParameterError,
+    QuarantineBudgetError,
+    ReconciliationError,
+)
 from credit_batch.features import DEFAULT_FEATURE_SPEC
+from credit_batch.validation import DuplicateTracker
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +62,7 @@ def extract(
     model_version=None,
     rows_per_partition: int | None = None,
     chunk_rows: int | None = None,
+    max_quarantine_fraction: float = DEFAULT_MAX_QUARANTINE_FRACTION,
     run_id: str | None = None,
     airflow_dag_id: str | None = None,
     airflow_run_id: str | None = None,
@@ -61,7 +70,7 @@ def extract(
     """Resolve the run (snapshot, model) and write the snapshot's feature partitions.
 
     Returns ``{"run": {...}, "partitions": [{"index", "path", "rows"}, ...]}``.
-    Everything is validated before anything is written.
+    Every parameter is validated before anything is written.
     """
     started, t0 = results.utcnow(), time.perf_counter()
     part_rows = check_rows(
@@ -71,14 +80,20 @@ def extract(
         minimum=100,
     )
     chunk = check_rows("chunk_rows", chunk_rows or settings.chunk_rows, maximum=MAX_CHUNK_ROWS)
+    budget = check_fraction("max_quarantine_fraction", max_quarantine_fraction)
     model = _resolve_model(settings, model_version)
+    tracker = DuplicateTracker()
     with warehouse.open_warehouse(settings) as wh:
         date = warehouse.resolve_snapshot(wh, settings, snapshot_date=snapshot_date, as_of=as_of)
-        out_dir = lake.features_dir(settings.lake, date)
         batches = warehouse.stream_features(wh, settings, date, batch_rows=min(chunk, part_rows))
         parts = lake.write_parts(
-            batches, out_dir, rows_per_part=part_rows, schema=DEFAULT_FEATURE_SPEC.arrow_schema()
+            map(tracker.observe, batches),
+            lake.features_dir(settings.lake, date),
+            rows_per_part=part_rows,
+            schema=DEFAULT_FEATURE_SPEC.arrow_schema(),
         )
+    rows_in = sum(p["rows"] for p in parts)
+    _check_duplicates(tracker.ids, rows_in, budget, date)
     run = {
         "run_id": run_id or new_run_id(airflow_dag_id, airflow_run_id),
         "snapshot_date": date.isoformat(),
@@ -87,14 +102,32 @@ def extract(
         "sha256": model.sha256,
         "features": model.feature_names,
         "chunk_rows": chunk,
+        "max_quarantine_fraction": budget,
+        "duplicate_ids": sorted(tracker.ids),
         "airflow_dag_id": airflow_dag_id,
         "airflow_run_id": airflow_run_id,
         "started_at": started.isoformat(),
-        "rows_in": sum(p["rows"] for p in parts),
+        "rows_in": rows_in,
         "extract_seconds": time.perf_counter() - t0,
     }
-    logger.info("extracted %d rows of %s into %d partitions", run["rows_in"], date, len(parts))
+    logger.info("extracted %d rows of %s into %d partitions", rows_in, date, len(parts))
     return {"run": run, "partitions": [{"index": i, **p} for i, p in enumerate(parts)]}
+
+
+def check_fraction(name: str, value: object) -> float:
+    """Return ``value`` if it is a number in [0, 1], else raise ParameterError."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ParameterError(name, value, "must be a number between 0 and 1")
+    return float(value)
+
+
+def _check_duplicates(ids: set[int], rows_in: int, budget: float, date: dt.date) -> None:
+    if len(ids) > min(budget * rows_in, MAX_DUPLICATE_IDS):
+        raise QuarantineBudgetError(
+            f"snapshot {date} repeats {len(ids):,} customer ids (e.g. {sorted(ids)[:5]}); "
+            f"more than the error budget of {budget:.2%} of {rows_in:,} rows allows",
+            duplicates=len(ids),
+        )
 
 
 def _resolve_model(settings: Settings, model_version: str | None) -> registry.ModelRecord:
@@ -111,29 +144,15 @@ def _results_exist(settings: Settings) -> bool:
 
 
 def score_partition(settings: Settings, run: dict, partition: dict) -> dict:
-    """Score one extracted partition; return its index, path, row counts and seconds."""
+    """Validate and score one extracted partition; return its paths, counts and seconds."""
+    from credit_batch.scoring import score_file
+
     t0 = time.perf_counter()
     model = registry.load_model(
         settings.home, run["artifact_path"], run["sha256"], version=run["model_version"]
     )
-    date = dt.date.fromisoformat(run["snapshot_date"])
-    out = lake.scores_dir(settings.lake, date, run["model_version"]) / lake.part_name(
-        partition["index"]
-    )
-    rows = _score(model, run, partition, out, settings)
-    return {
-        "index": partition["index"],
-        "path": str(out),
-        "rows_in": partition["rows"],
-        "rows_scored": rows,
-        "seconds": time.perf_counter() - t0,
-    }
-
-
-def _score(model, run: dict, partition: dict, out: Path, settings: Settings) -> int:
-    from credit_batch.scoring import score_file
-
-    return score_file(
+    out, quarantine = _outputs(settings, run, partition["index"])
+    counts = score_file(
         Path(partition["path"]),
         out,
         model,
@@ -141,44 +160,99 @@ def _score(model, run: dict, partition: dict, out: Path, settings: Settings) -> 
         model_version=run["model_version"],
         run_id=run["run_id"],
         chunk_rows=run["chunk_rows"],
+        quarantine_path=quarantine,
+        duplicate_ids=frozenset(run["duplicate_ids"]),
         bands=settings.risk_bands,
+    )
+    return {
+        "index": partition["index"],
+        "path": str(out),
+        "quarantine_path": str(quarantine),
+        "rows_in": partition["rows"],
+        **counts,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _outputs(settings: Settings, run: dict, index: int) -> tuple[Path, Path]:
+    date = dt.date.fromisoformat(run["snapshot_date"])
+    name = lake.part_name(index)
+    return (
+        lake.scores_dir(settings.lake, date, run["model_version"]) / name,
+        lake.quarantine_dir(settings.lake, date, run["model_version"]) / name,
     )
 
 
 def load(settings: Settings, run: dict, scored: list[dict]) -> dict:
-    """Replace the run's (snapshot, model) slice of ``predictions`` in one transaction."""
-    import pyarrow.dataset as ds
+    """Replace the run's (snapshot, model) slices of ``predictions`` and ``quarantine``.
 
-    from credit_batch.scoring import scores_schema
-
+    Before anything is written: every partition reconciles (rows in = scored +
+    quarantined), the partitions add up to the rows extracted, and the
+    quarantined share is within the run's error budget. The write is one
+    transaction, which also checks that every stored customer id is unique.
+    """
     t0 = time.perf_counter()
     scored = sorted(scored, key=lambda s: s["index"])
-    rows_scored = sum(s["rows_scored"] for s in scored)
-    if sum(s["rows_in"] for s in scored) != run["rows_in"]:
-        raise ReconciliationError(
-            f"run {run['run_id']}: partitions hold {sum(s['rows_in'] for s in scored)} rows, "
-            f"extract read {run['rows_in']}; nothing was loaded",
-            run_id=run["run_id"],
-        )
+    _reconcile_partitions(run, scored)
     date = dt.date.fromisoformat(run["snapshot_date"])
-    lake.remove_stale_parts(
-        lake.scores_dir(settings.lake, date, run["model_version"]),
-        keep={Path(s["path"]).name for s in scored},
-    )
-    dataset = ds.dataset([s["path"] for s in scored], format="parquet", schema=scores_schema())
-    record = _run_record(run, scored, rows_scored)
+    for key in ("path", "quarantine_path"):
+        folder = Path(scored[0][key]).parent if scored else None
+        if folder is not None:
+            lake.remove_stale_parts(folder, keep={Path(s[key]).name for s in scored})
+    record = _run_record(run, scored)
     with results.open_results(settings) as db:
-        inserted = results.replace_predictions(db, settings, dataset, record)
+        inserted = results.replace_predictions(
+            db,
+            settings,
+            _dataset(scored, "path"),
+            record,
+            quarantined=_dataset(scored, "quarantine_path"),
+        )
         record["load_seconds"] = time.perf_counter() - t0
         db.execute(
             read_sql(settings.sql_dir, "load/finish_load.sql"),
             {"load_seconds": record["load_seconds"], "run_id": run["run_id"]},
         )
     logger.info("loaded %d predictions for %s / %s", inserted, date, run["model_version"])
-    return {"run_id": run["run_id"], "rows_loaded": inserted, "results": db.url}
+    return {
+        "run_id": run["run_id"],
+        "rows_loaded": inserted,
+        "rows_quarantined": record["rows_quarantined"],
+        "results": db.url,
+    }
 
 
-def _run_record(run: dict, scored: list[dict], rows_scored: int) -> dict:
+def _dataset(scored: list[dict], key: str):
+    import pyarrow.dataset as ds
+
+    from credit_batch.scoring import quarantine_schema, scores_schema
+
+    schema = scores_schema() if key == "path" else quarantine_schema()
+    return ds.dataset([s[key] for s in scored], format="parquet", schema=schema)
+
+
+def _reconcile_partitions(run: dict, scored: list[dict]) -> None:
+    bad = [s["index"] for s in scored if s["rows_in"] != s["rows_scored"] + s["rows_quarantined"]]
+    total_in = sum(s["rows_in"] for s in scored)
+    if bad or total_in != run["rows_in"]:
+        raise ReconciliationError(
+            f"run {run['run_id']}: partitions {bad} lost rows, or partitions hold "
+            f"{total_in:,} rows where extract read {run['rows_in']:,}; nothing was loaded",
+            run_id=run["run_id"],
+            partitions=bad,
+        )
+    quarantined = sum(s["rows_quarantined"] for s in scored)
+    if quarantined > run["max_quarantine_fraction"] * run["rows_in"]:
+        raise QuarantineBudgetError(
+            f"run {run['run_id']}: {quarantined:,} of {run['rows_in']:,} rows broke the feature "
+            f"rules, more than the error budget of {run['max_quarantine_fraction']:.2%}; "
+            "nothing was loaded (see lake/quarantine/ for the rows and reasons)",
+            run_id=run["run_id"],
+            quarantined=quarantined,
+        )
+
+
+def _run_record(run: dict, scored: list[dict]) -> dict:
     return {
         "run_id": run["run_id"],
         "snapshot_date": dt.date.fromisoformat(run["snapshot_date"]),
@@ -189,8 +263,8 @@ def _run_record(run: dict, scored: list[dict], rows_scored: int) -> dict:
         "finished_at": results.utcnow(),
         "status": "loaded",
         "rows_in": run["rows_in"],
-        "rows_scored": rows_scored,
-        "rows_quarantined": run["rows_in"] - rows_scored,
+        "rows_scored": sum(s["rows_scored"] for s in scored),
+        "rows_quarantined": sum(s["rows_quarantined"] for s in scored),
         "partitions": len(scored),
         "chunk_rows": run["chunk_rows"],
         "extract_seconds": run["extract_seconds"],
@@ -223,7 +297,7 @@ def explain(
     check_rows("importance repeats", repeats, maximum=MAX_IMPORTANCE_REPEATS)
     date = dt.date.fromisoformat(run["snapshot_date"])
     with warehouse.open_warehouse(settings) as wh:
-        labeled = warehouse.read_labeled(wh, settings, date, date)
+        labeled = _valid_rows(warehouse.read_labeled(wh, settings, date, date))
     key = {
         "snapshot_date": date,
         "model_version": run["model_version"],
@@ -309,7 +383,7 @@ def train(
 
         raise ParameterError("algorithm", algorithm, f"must be one of {training.ALGORITHMS}")
     with warehouse.open_warehouse(settings) as wh:
-        frame = warehouse.read_labeled(wh, settings, since_date, until_date)
+        frame = _valid_rows(warehouse.read_labeled(wh, settings, since_date, until_date))
     if frame.empty:
         raise DataError(
             f"no labeled rows between {since_date} and {until_date} in the warehouse",
@@ -331,3 +405,13 @@ def train(
             train_from=frame["snapshot_date"].min(),
             train_until=until_date,
         )
+
+
+def _valid_rows(frame):
+    """The rows of a labeled frame that pass the spec's rules (as scoring sees them)."""
+    from credit_batch.validation import split_valid
+
+    valid, rejected = split_valid(frame)
+    if len(rejected):
+        logger.info("left out %d labeled rows that break the feature rules", len(rejected))
+    return frame[valid].reset_index(drop=True)

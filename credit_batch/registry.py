@@ -1,10 +1,16 @@
 """The model store and registry: versioned artifacts, sha256, champion.
 
-An artifact lives at ``<home>/models/<version>/model.joblib`` beside a
+An artifact lives at ``<home>/models/<version>/model.skops`` beside a
 ``metadata.json``; the ``model_registry`` table holds the same facts and
-is the source of truth. Loading verifies the sha256 recorded at training
-time before the file is unpickled: joblib files execute code when loaded,
-so only artifacts this registry wrote (and that are unchanged) are loaded.
+is the source of truth.
+
+Two locks on loading, because a model file is code an attacker would like
+to run on the scoring workers:
+
+1. the file's sha256 must equal the one registered at training time;
+2. the file is a skops archive, not a pickle: skops rebuilds only the
+   scikit-learn and NumPy types it trusts plus :data:`TRUSTED_TYPES`, and
+   refuses any other type instead of executing it.
 """
 
 from __future__ import annotations
@@ -23,7 +29,12 @@ from credit_batch.results import utcnow
 
 logger = logging.getLogger(__name__)
 
-ARTIFACT_NAME = "model.joblib"
+ARTIFACT_NAME = "model.skops"
+#: Types skops does not trust by default that our model pipelines contain.
+TRUSTED_TYPES = (
+    "numpy.dtype",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+)
 
 
 @dataclass(frozen=True)
@@ -65,14 +76,13 @@ def save_model(
 ) -> ModelRecord:
     """Write the artifact and metadata, register it as a candidate, return its record.
 
-    The version is ``<algorithm>-<train_until>-<sha256[:10]>``: the same
-    artifact registers once, however often it is saved.
+    The version is ``<algorithm>-<train_until>-<sha256[:10]>`` of the artifact.
     """
-    import joblib
+    import skops.io
 
     staging = settings.model_store / ".staging" / ARTIFACT_NAME
     with atomic_path(staging) as tmp:
-        joblib.dump(model, tmp)
+        skops.io.dump(model, tmp)
     sha = sha256_file(staging)
     version = f"{algorithm}-{train_until:%Y%m%d}-{sha[:10]}"
     folder = settings.model_store / version
@@ -152,7 +162,7 @@ def list_models(db: Database, settings: Settings) -> list[dict]:
 
 def load_model(home: Path, artifact_path: str, sha256: str, *, version: str):
     """Load an artifact after checking its sha256 against the registered one."""
-    import joblib
+    import skops.io
 
     path = Path(home) / artifact_path
     if not path.is_file():
@@ -169,4 +179,11 @@ def load_model(home: Path, artifact_path: str, sha256: str, *, version: str):
             expected=sha256,
             actual=actual,
         )
-    return joblib.load(path)
+    try:
+        return skops.io.load(path, trusted=list(TRUSTED_TYPES))
+    except Exception as exc:  # skops raises UntrustedTypesFoundException, zip/json errors
+        raise ArtifactIntegrityError(
+            f"model {version}: artifact {path} cannot be loaded safely: {exc}",
+            version=version,
+            path=str(path),
+        ) from exc

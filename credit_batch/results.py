@@ -47,7 +47,9 @@ def apply_schema(db: Database, settings: Settings) -> None:
     db.run_script(read_sql(settings.sql_dir, "views/analyst_views.sql"))
 
 
-def replace_predictions(db: Database, settings: Settings, scored, run: dict) -> int:
+def replace_predictions(
+    db: Database, settings: Settings, scored, run: dict, *, quarantined=None
+) -> int:
     """Replace the (snapshot, model) slice with ``scored`` and record the run, atomically.
 
     Parameters
@@ -57,27 +59,46 @@ def replace_predictions(db: Database, settings: Settings, scored, run: dict) -> 
     run : dict
         The ``scoring_runs`` row; ``rows_in``, ``rows_scored``,
         ``rows_quarantined`` must reconcile with what is inserted.
+    quarantined : pyarrow.dataset.Dataset, optional
+        The rejected rows, columns of ``quarantine``; replace that slice too.
     """
     import pyarrow as pa
 
     key = {"snapshot_date": run["snapshot_date"], "model_version": run["model_version"]}
     with db.transaction():
+        _lock_slice(db, settings, key)
         db.execute(read_sql(settings.sql_dir, "load/delete_predictions.sql"), key)
+        db.execute(read_sql(settings.sql_dir, "load/delete_quarantine.sql"), key)
         inserted = db.bulk_insert("predictions", scored)
-        _reconcile(db, settings, key, inserted, run)
+        rejected = db.bulk_insert("quarantine", quarantined) if quarantined is not None else 0
+        _reconcile(db, settings, key, inserted, run, rejected)
         db.execute(read_sql(settings.sql_dir, "load/delete_run.sql"), {"run_id": run["run_id"]})
         db.bulk_insert("scoring_runs", pa.Table.from_pylist([run]))
     return inserted
 
 
-def _reconcile(db: Database, settings: Settings, key: dict, inserted: int, run: dict) -> None:
+def _lock_slice(db: Database, settings: Settings, key: dict) -> None:
+    if db.dialect == "postgresql":
+        lock_key = f"predictions/{key['snapshot_date']}/{key['model_version']}"
+        db.fetch_arrow(
+            read_sql(settings.sql_dir, "load/lock_slice.postgresql.sql"), {"lock_key": lock_key}
+        )
+
+
+def _reconcile(
+    db: Database, settings: Settings, key: dict, inserted: int, run: dict, rejected: int
+) -> None:
     counts = db.fetch_arrow(read_sql(settings.sql_dir, "load/count_slice.sql"), key).to_pylist()[0]
     expected = run["rows_in"] - run["rows_quarantined"]
-    if not inserted == counts["n_rows"] == counts["n_customers"] == run["rows_scored"] == expected:
+    if not (
+        inserted == counts["n_rows"] == counts["n_customers"] == run["rows_scored"] == expected
+        and rejected == run["rows_quarantined"]
+    ):
         raise ReconciliationError(
             f"slice {key['snapshot_date']}/{key['model_version']} does not reconcile: "
             f"rows in {run['rows_in']}, quarantined {run['rows_quarantined']}, "
-            f"scored {run['rows_scored']}, inserted {inserted}, stored {counts['n_rows']}, "
+            f"scored {run['rows_scored']}, inserted {inserted} (+{rejected} quarantined), "
+            f"stored {counts['n_rows']}, "
             f"distinct customers {counts['n_customers']}; nothing was loaded",
             counts=counts,
             inserted=inserted,

@@ -13,6 +13,7 @@ import numpy as np
 
 from credit_batch.config import DEFAULT_RISK_BANDS
 from credit_batch.errors import DataError, SchemaMismatchError
+from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
 from credit_batch.lake import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,22 @@ def _constant(value: str, n: int):
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value]))
 
 
+def quarantine_schema():
+    """Arrow schema of a partition's quarantined rows (the ``quarantine`` columns)."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("snapshot_date", pa.date32()),
+            ("customer_id", pa.int64()),
+            ("model_version", pa.string()),
+            ("run_id", pa.string()),
+            ("reason", pa.string()),
+            ("offending_values", pa.string()),
+        ]
+    )
+
+
 def score_file(
     features_path: Path,
     out_path: Path,
@@ -69,58 +86,109 @@ def score_file(
     model_version: str,
     run_id: str,
     chunk_rows: int,
+    quarantine_path: Path | None = None,
+    spec: FeatureSpec = DEFAULT_FEATURE_SPEC,
+    duplicate_ids=(),
     bands=DEFAULT_RISK_BANDS,
-) -> int:
-    """Score a feature partition into ``out_path``; return the rows scored.
+) -> dict[str, int]:
+    """Validate and score a feature partition; return ``rows_scored``, ``rows_quarantined``.
 
     Parameters
     ----------
     features_path : Path
-        An extracted partition with ``snapshot_date``, ``customer_id`` and
-        every column of ``feature_names``.
+        An extracted partition with ``snapshot_date``, ``customer_id``, the
+        spec's features and every column of ``feature_names``.
     out_path : Path
         The scored partition, written atomically.
     model : estimator with ``predict_proba``
         The fitted pipeline, taking a frame of ``feature_names``.
     chunk_rows : int
-        Rows per record batch pushed through the model.
+        Rows per record batch validated and pushed through the model.
+    quarantine_path : Path, optional
+        Where rows that break the spec's rules go (written atomically, maybe
+        empty); default: beside ``out_path`` as ``*.quarantine.parquet``.
+    duplicate_ids : collection of int
+        Customer ids repeated in the snapshot (quarantined, never scored).
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     source = _open_parquet(features_path)
-    missing = [
-        c
-        for c in ["snapshot_date", "customer_id", *feature_names]
-        if c not in source.schema_arrow.names
-    ]
-    if missing:
-        raise SchemaMismatchError(
-            f"partition {features_path} lacks the model's columns {missing}", missing=missing
-        )
-    schema, rows = scores_schema(), 0
-    with atomic_path(Path(out_path)) as tmp, pq.ParquetWriter(tmp, schema) as writer:
-        for batch in source.iter_batches(
-            batch_size=chunk_rows, columns=["snapshot_date", "customer_id", *feature_names]
-        ):
-            scores = predict_scores(model, batch.select(feature_names).to_pandas())
-            n = batch.num_rows
-            writer.write_batch(
-                pa.record_batch(
-                    [
-                        batch.column("snapshot_date"),
-                        batch.column("customer_id"),
-                        _constant(model_version, n),
-                        _constant(run_id, n),
-                        pa.array(scores, pa.float64()),
-                        risk_bands(scores, bands),
-                    ],
-                    schema=schema,
-                )
+    columns = list(dict.fromkeys(["snapshot_date", "customer_id", *spec.names, *feature_names]))
+    _check_columns(source, columns, features_path)
+    qpath = Path(quarantine_path or Path(out_path).with_suffix(".quarantine.parquet"))
+    counts = {"rows_scored": 0, "rows_quarantined": 0}
+    lineage = {"model_version": model_version, "run_id": run_id}
+    with (
+        atomic_path(Path(out_path)) as tmp,
+        atomic_path(qpath) as qtmp,
+        pq.ParquetWriter(tmp, scores_schema()) as writer,
+        pq.ParquetWriter(qtmp, quarantine_schema()) as qwriter,
+    ):
+        for batch in _batches(source, features_path, chunk_rows, columns):
+            scored, rejected = _score_batch(
+                model, batch, feature_names, spec, duplicate_ids, lineage, bands
             )
-            rows += n
-    logger.info("scored %d rows of %s", rows, features_path)
-    return rows
+            writer.write_batch(scored)
+            qwriter.write_batch(rejected)
+            counts["rows_scored"] += scored.num_rows
+            counts["rows_quarantined"] += rejected.num_rows
+    logger.info("scored %(rows_scored)d rows, quarantined %(rows_quarantined)d", counts)
+    return counts
+
+
+def _check_columns(source, columns: list[str], path: Path) -> None:
+    missing = [c for c in columns if c not in source.schema_arrow.names]
+    if missing:
+        raise SchemaMismatchError(f"partition {path} lacks the columns {missing}", missing=missing)
+
+
+def _batches(source, path: Path, chunk_rows: int, columns: list[str]):
+    import pyarrow as pa
+
+    try:
+        yield from source.iter_batches(batch_size=chunk_rows, columns=columns)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise DataError(f"cannot read partition {path}: {exc}", path=str(path)) from exc
+
+
+def _score_batch(model, batch, feature_names, spec, duplicate_ids, lineage, bands):
+    """Split one batch into a scored batch and a quarantined batch."""
+    import pyarrow as pa
+
+    from credit_batch.validation import split_valid
+
+    frame = batch.to_pandas()
+    snapshot = batch.column("snapshot_date")[0] if batch.num_rows else None
+    valid, rejected = split_valid(frame, spec=spec, duplicate_ids=duplicate_ids)
+    if not valid.all():  # convert again: the same memory layout as a clean chunk
+        batch = batch.filter(pa.array(valid))
+        frame = batch.to_pandas()
+    n = batch.num_rows
+    scores = predict_scores(model, frame[feature_names]) if n else np.empty(0)
+    scored = pa.record_batch(
+        [
+            batch.column("snapshot_date"),
+            batch.column("customer_id"),
+            _constant(lineage["model_version"], n),
+            _constant(lineage["run_id"], n),
+            pa.array(scores, pa.float64()),
+            risk_bands(scores, bands),
+        ],
+        schema=scores_schema(),
+    )
+    k = len(rejected)
+    quarantined = pa.record_batch(
+        [
+            pa.repeat(snapshot, k) if k else pa.array([], pa.date32()),
+            pa.array(rejected["customer_id"].to_numpy(), pa.int64()),
+            pa.array([lineage["model_version"]] * k, pa.string()),
+            pa.array([lineage["run_id"]] * k, pa.string()),
+            pa.array(rejected["reason"].tolist(), pa.string()),
+            pa.array(rejected["offending_values"].tolist(), pa.string()),
+        ],
+        schema=quarantine_schema(),
+    )
+    return scored, quarantined
 
 
 def _open_parquet(path: Path):

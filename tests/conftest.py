@@ -58,6 +58,35 @@ def pg_url(pg_admin):
     pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# An oracle written apart from the package: the rows of a snapshot that break
+# the GMSC rules (age 18..120, no 96/98 late-payment codes, no negatives, no
+# missing values where none are allowed).
+_BROKEN_ROWS_SQL = """
+SELECT COUNT(*) AS n FROM features
+WHERE snapshot_date = :d AND (
+    age IS NULL OR age < 18 OR age > 120
+    OR num_30_59_days_late IN (96, 98) OR num_60_89_days_late IN (96, 98)
+    OR num_90_days_late IN (96, 98)
+    OR num_30_59_days_late < 0 OR num_60_89_days_late < 0 OR num_90_days_late < 0
+    OR revolving_unsecured_line_utilization IS NULL OR revolving_unsecured_line_utilization < 0
+    OR debt_ratio IS NULL OR debt_ratio < 0 OR monthly_income < 0
+    OR num_open_credit_loans IS NULL OR num_real_estate_loans IS NULL
+    OR num_dependents < 0 OR num_dependents > 30)
+"""
+
+
+def expected_counts(settings: Settings, date) -> dict[str, int]:
+    """Rows in, rows that must be quarantined, rows that must be scored, for a snapshot."""
+    from credit_batch.db import connect
+
+    with connect(settings.warehouse_url, read_only=True) as db:
+        total = db.fetch_arrow(
+            "SELECT COUNT(*) AS n FROM features WHERE snapshot_date = :d", {"d": date}
+        ).to_pylist()[0]["n"]
+        broken = db.fetch_arrow(_BROKEN_ROWS_SQL, {"d": date}).to_pylist()[0]["n"]
+    return {"rows_in": total, "quarantined": broken, "scored": total - broken}
+
+
 def make_settings(home: Path, **overrides) -> Settings:
     return replace(Settings(home=home), **overrides)
 

@@ -57,10 +57,12 @@ CREATE TABLE IF NOT EXISTS feature_importance (
     PRIMARY KEY (snapshot_date, model_version, method, feature)
 );
 
+-- Rows that broke a rule of the feature spec: not scored, kept with the reason.
 CREATE TABLE IF NOT EXISTS quarantine (
-    run_id            VARCHAR NOT NULL,
     snapshot_date     DATE NOT NULL,
-    customer_id       BIGINT,
-    reason            VARCHAR NOT NULL,
-    offending_values  VARCHAR
+    customer_id       BIGINT NOT NULL,
+    model_version     VARCHAR NOT NULL,
+    run_id            VARCHAR NOT NULL,
+    reason            VARCHAR NOT NULL,     -- "column: check; ..."
+    offending_values  VARCHAR NOT NULL      -- JSON: {"column": value, ...}
 );

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO_ROWS, query
+from tests.conftest import DEMO_ROWS, expected_counts, query
 
 DAG_ID = "credit_batch_nightly"
 SMALL = {
@@ -61,20 +61,27 @@ def slice_rows(settings, date: dt.date) -> list[dict]:
 
 def _nightly_rerun_and_backfill(env, settings, record) -> None:
     newest, older = dt.date(2026, 10, 31), dt.date(2026, 9, 30)
+    want, want_older = expected_counts(settings, newest), expected_counts(settings, older)
     # The nightly run scores the newest snapshot at or before its logical date.
     airflow_dags_test(env, settings, "2026-11-02", SMALL)
     first = slice_rows(settings, newest)
-    assert len(first) == DEMO_ROWS == len({r["customer_id"] for r in first})
+    assert len(first) == want["scored"] == len({r["customer_id"] for r in first})
     assert {r["model_version"] for r in first} == {record.model_version}
     [run] = query(settings, "SELECT * FROM scoring_runs")
     assert run["airflow_dag_id"] == DAG_ID and run["airflow_run_id"]
-    assert (run["rows_in"], run["rows_scored"], run["partitions"]) == (DEMO_ROWS, DEMO_ROWS, 3)
+    assert (run["rows_in"], run["rows_scored"], run["rows_quarantined"], run["partitions"]) == (
+        DEMO_ROWS,
+        want["scored"],
+        want["quarantined"],
+        3,
+    )
     assert run["importance_status"].startswith("skipped: no outcomes")
 
     # A second run of the same date and model: identical rows, no duplicates.
-    airflow_dags_test(env, settings, "2026-11-03", {**SMALL, "rows_per_partition": 700})
+    airflow_dags_test(env, settings, "2026-11-03", SMALL)
     assert slice_rows(settings, newest) == first
-    assert query(settings, "SELECT COUNT(*) AS n FROM predictions") == [{"n": DEMO_ROWS}]
+    assert query(settings, "SELECT COUNT(*) AS n FROM predictions") == [{"n": want["scored"]}]
+    assert query(settings, "SELECT COUNT(*) AS n FROM quarantine") == [{"n": want["quarantined"]}]
 
     # A manual trigger with params for another date adds that date's slice only.
     airflow_dags_test(
@@ -83,7 +90,7 @@ def _nightly_rerun_and_backfill(env, settings, record) -> None:
         "2026-11-04",
         {**SMALL, "snapshot_date": older.isoformat(), "model_version": record.model_version},
     )
-    assert len(slice_rows(settings, older)) == DEMO_ROWS
+    assert len(slice_rows(settings, older)) == want_older["scored"]
     assert slice_rows(settings, newest) == first
     runs = query(
         settings, "SELECT snapshot_date, importance_status FROM scoring_runs ORDER BY finished_at"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import duckdb
 import pytest
 
 from credit_batch import cli
-from tests.conftest import REPO, query, run_pipeline
+from tests.conftest import REPO, expected_counts, query, run_pipeline
 
 
 def test_analyst_queries_run_as_they_are_on_duckdb_and_find_rows(demo):
@@ -28,7 +30,9 @@ def test_cli_run_scores_and_prints_a_summary(demo, monkeypatch, capsys):
     monkeypatch.setenv("CREDIT_BATCH_HOME", str(settings.home))
     assert cli.main(["run", "--date", "2026-09-30", "--sample-rows", "500", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
-    assert "3,000 customers scored" in out and record.model_version in out
+    want = expected_counts(settings, dt.date(2026, 9, 30))
+    assert f"{want['scored']:,} customers scored, {want['quarantined']:,} quarantined" in out
+    assert record.model_version in out
     assert "latest_predictions" in out
 
 

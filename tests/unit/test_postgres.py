@@ -9,23 +9,25 @@ import subprocess
 import pytest
 
 from credit_batch import errors, pipeline
-from tests.conftest import DEMO_ROWS, REPO, query, run_pipeline
+from tests.conftest import REPO, expected_counts, query, run_pipeline
 
 SLICE = "SELECT * FROM predictions WHERE snapshot_date = :d ORDER BY customer_id"
 
 
-def test_postgres_run_stores_one_score_per_customer_and_reruns_identically(pg_demo):
+def test_postgres_run_stores_one_score_per_customer_and_rerun_leaves_identical_rows(pg_demo):
     settings, _, record = pg_demo
     run_pipeline(
         settings, snapshot_date="2026-09-30", rows_per_partition=1_000, sample_rows=800, repeats=2
     )
     first = query(settings, SLICE, {"d": dt.date(2026, 9, 30)})
     run_pipeline(
-        settings, snapshot_date="2026-09-30", rows_per_partition=700, sample_rows=800, repeats=2
+        settings, snapshot_date="2026-09-30", rows_per_partition=1_000, sample_rows=800, repeats=2
     )
     second = query(settings, SLICE, {"d": dt.date(2026, 9, 30)})
-    assert len(first) == len(second) == DEMO_ROWS
-    assert len({r["customer_id"] for r in second}) == DEMO_ROWS
+    want = expected_counts(settings, dt.date(2026, 9, 30))
+    assert len(first) == len(second) == want["scored"]
+    assert len({r["customer_id"] for r in second}) == want["scored"]
+    assert len(query(settings, "SELECT * FROM quarantine")) == want["quarantined"] > 0
     drop = [{k: v for k, v in r.items() if k != "run_id"} for r in first]
     assert drop == [{k: v for k, v in r.items() if k != "run_id"} for r in second]
     assert {r["model_version"] for r in second} == {record.model_version}

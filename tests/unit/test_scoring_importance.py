@@ -44,9 +44,12 @@ def test_scores_in_chunks_of_1000_equal_scores_of_the_whole_frame(tmp_path, fitt
         chunk_rows=1_000,
     )
     scored = pq.read_table(out).to_pandas()
-    whole = model.predict_proba(frame[DEFAULT_FEATURE_SPEC.names])[:, 1]
-    assert n == len(frame) == len(scored)
-    np.testing.assert_array_equal(scored["customer_id"], frame["customer_id"])
+    rejected = pq.read_table(out.with_suffix(".quarantine.parquet")).to_pandas()
+    keep = ~frame["customer_id"].isin(rejected["customer_id"])
+    whole = model.predict_proba(frame.loc[keep, DEFAULT_FEATURE_SPEC.names])[:, 1]
+    assert n == {"rows_scored": len(scored), "rows_quarantined": len(rejected)}
+    assert len(scored) + len(rejected) == len(frame) and 0 < len(rejected) < 30
+    np.testing.assert_array_equal(scored["customer_id"], frame.loc[keep, "customer_id"])
     np.testing.assert_allclose(scored["score"], whole, rtol=0, atol=1e-12)
     assert set(scored["model_version"]) == {"v1"} and set(scored["run_id"]) == {"r1"}
 

@@ -1,0 +1,160 @@
+"""Row validation against the feature spec, with pandera.
+
+The rules (types, nullability, bounds, forbidden codes) are declared once,
+on the :class:`~credit_batch.features.Feature` s of the spec; this module
+turns them into a pandera schema and splits a frame into the rows that may
+be scored and the rows that go to quarantine, each with its reasons and
+offending values. A frame whose *columns* are wrong (missing, wrong type)
+is not quarantined row by row: it stops the run with
+:class:`~credit_batch.errors.SchemaMismatchError`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import lru_cache
+
+import numpy as np
+
+from credit_batch.errors import SchemaMismatchError
+from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
+
+logger = logging.getLogger(__name__)
+
+DUPLICATE_RULE = "customer_id: duplicate within snapshot"
+
+
+@lru_cache(maxsize=8)
+def build_schema(spec: FeatureSpec = DEFAULT_FEATURE_SPEC):
+    """The pandera ``DataFrameSchema`` of ``spec``'s rules (extra columns are allowed)."""
+    import pandera.pandas as pa
+
+    columns = {"customer_id": pa.Column("int64", nullable=False)}
+    for f in spec.features:
+        checks = []
+        if f.minimum is not None:
+            checks.append(pa.Check.ge(f.minimum))
+        if f.maximum is not None:
+            checks.append(pa.Check.le(f.maximum))
+        if f.forbidden:
+            checks.append(pa.Check.notin(list(f.forbidden)))
+        columns[f.name] = pa.Column(f.dtype, checks=checks, nullable=f.nullable)
+    return pa.DataFrameSchema(columns, strict=False, coerce=False)
+
+
+def split_valid(frame, *, spec: FeatureSpec = DEFAULT_FEATURE_SPEC, duplicate_ids=()):
+    """Split ``frame`` into valid rows and quarantined rows.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        ``customer_id`` and the spec's features, on a default ``RangeIndex``.
+    duplicate_ids : collection of int
+        Customer ids seen more than once in the snapshot.
+
+    Returns
+    -------
+    valid : numpy.ndarray of bool
+        One flag per row of ``frame``.
+    rejected : pandas.DataFrame
+        ``customer_id``, ``reason`` and ``offending_values`` (JSON) per invalid row.
+    """
+    import pandas as pd
+    import pandera.pandas as pa
+
+    cases = pd.DataFrame(columns=["index", "column", "check", "failure_case"])
+    try:
+        build_schema(spec).validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases[["index", "column", "check", "failure_case"]]
+    _raise_on_column_errors(cases)
+    cases = cases.assign(index=cases["index"].astype("int64"))
+    dups = np.flatnonzero(frame["customer_id"].isin(list(duplicate_ids)).to_numpy())
+    if dups.size:
+        extra = pd.DataFrame(
+            {
+                "index": dups,
+                "column": "customer_id",
+                "check": "duplicate within snapshot",
+                "failure_case": frame["customer_id"].to_numpy()[dups],
+            }
+        )
+        cases = pd.concat([cases, extra], ignore_index=True)
+    valid = np.ones(len(frame), dtype=bool)
+    valid[cases["index"].to_numpy()] = False
+    return valid, _rejected(frame, cases)
+
+
+def _raise_on_column_errors(cases) -> None:
+    whole = cases[cases["index"].isna()]
+    if len(whole):
+        problems = "; ".join(
+            f"{c}: {k}" for c, k in zip(whole["column"], whole["check"], strict=True)
+        )
+        raise SchemaMismatchError(
+            f"partition columns break the feature spec: {problems}", problems=problems
+        )
+
+
+def _rejected(frame, cases):
+    """One row per rejected row: reasons and offending values (few rows: plain Python)."""
+    import pandas as pd
+
+    reasons: dict[int, list[str]] = {}
+    values: dict[int, dict] = {}
+    for i, column, check, case in sorted(
+        zip(
+            cases["index"].tolist(),
+            cases["column"].tolist(),
+            cases["check"].tolist(),
+            cases["failure_case"].tolist(),
+            strict=True,
+        ),
+        key=lambda row: (row[0], row[1]),
+    ):
+        reasons.setdefault(i, []).append(f"{column}: {check}")
+        values.setdefault(i, {})[column] = _plain(case)
+    index = np.array(sorted(reasons), dtype=np.int64)
+    return pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"].to_numpy()[index],
+            "reason": pd.Series(["; ".join(reasons[i]) for i in index], dtype=object),
+            "offending_values": pd.Series([json.dumps(values[i]) for i in index], dtype=object),
+        }
+    )
+
+
+def _plain(value):
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+class DuplicateTracker:
+    """Watch a stream of batches ordered by ``customer_id``; remember repeated ids.
+
+    The extract query orders rows by ``customer_id``, so a repeated id sits in
+    adjacent rows, possibly across a batch (and partition) boundary. A stream
+    out of order is refused: duplicates could then hide.
+    """
+
+    def __init__(self) -> None:
+        self.ids: set[int] = set()
+        self._last: int | None = None
+
+    def observe(self, batch):
+        """Record the batch's repeated ids and pass the batch through."""
+        ids = batch.column("customer_id").to_numpy()
+        if ids.size == 0:
+            return batch
+        ids_with_last = ids if self._last is None else np.concatenate([[self._last], ids])
+        steps = np.diff(ids_with_last)
+        if (steps < 0).any():
+            raise SchemaMismatchError(
+                "the extract query must return rows ordered by customer_id; "
+                f"got {int(ids_with_last[np.argmax(steps < 0)])} before a smaller id"
+            )
+        self.ids.update(ids_with_last[1:][steps == 0].tolist())
+        self._last = int(ids[-1])
+        return batch
