@@ -69,6 +69,13 @@ def _run_arguments(c: argparse.ArgumentParser) -> None:
     when.add_argument("--date", help="snapshot date to score (must exist)")
     when.add_argument("--as-of", help="score the newest snapshot at or before this date")
     c.add_argument("--model", help="model version (default: the champion)")
+    c.add_argument("--run-id", help="resume this run: reuse its complete scored partitions")
+    c.add_argument(
+        "--max-quarantine",
+        type=float,
+        default=0.01,
+        help="error budget: share of rows that may break the rules (default 0.01)",
+    )
     c.add_argument("--chunk-rows", type=int)
     c.add_argument("--partition-rows", type=int)
     c.add_argument("--sample-rows", type=int, default=20_000, help="importance sample")
@@ -148,6 +155,8 @@ def _run(settings, args) -> dict:
         model_version=args.model,
         rows_per_partition=args.partition_rows,
         chunk_rows=args.chunk_rows,
+        max_quarantine_fraction=args.max_quarantine,
+        run_id=args.run_id,
     )
     run = plan["run"]
     scored = [
@@ -199,6 +208,8 @@ def _run_namespace(**given) -> argparse.Namespace:
         "model": None,
         "chunk_rows": None,
         "partition_rows": None,
+        "run_id": None,
+        "max_quarantine": 0.01,
         "sample_rows": 20_000,
         "repeats": 5,
     }

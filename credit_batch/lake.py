@@ -24,10 +24,11 @@ from pathlib import Path
 
 from credit_batch.config import MODEL_VERSION_PATTERN
 from credit_batch.errors import ParameterError
+from credit_batch.faults import fault_point
 
 logger = logging.getLogger(__name__)
 
-_PART = re.compile(r"^part-\d{5}\.parquet$")
+_PART = re.compile(r"^part-\d{5}\.(parquet|manifest\.json)$")
 _VERSION = re.compile(MODEL_VERSION_PATTERN)
 
 
@@ -72,6 +73,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        fault_point("lake.before_rename")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -94,6 +96,7 @@ def write_parts(batches: Iterable, out_dir: Path, *, rows_per_part: int, schema)
                 writer.write_batch(batch)
                 rows += batch.num_rows
         parts.append({"path": str(path), "rows": rows})
+        fault_point("extract.after_first_part")
     remove_stale_parts(out_dir, keep={Path(p["path"]).name for p in parts})
     return parts
 
@@ -114,10 +117,34 @@ def remove_stale_parts(out_dir: Path, *, keep: set[str]) -> None:
     """Delete ``part-*.parquet`` files in ``out_dir`` whose names are not in ``keep``."""
     if not Path(out_dir).is_dir():
         return
+    stems = {name.split(".")[0] for name in keep}
     for path in Path(out_dir).iterdir():
-        if _PART.match(path.name) and path.name not in keep:
+        if _PART.match(path.name) and path.name.split(".")[0] not in stems:
             logger.info("removing stale partition %s", path)
             path.unlink()
+
+
+def manifest_path(part: Path) -> Path:
+    """The manifest beside a partition file: ``part-00000.manifest.json``."""
+    return Path(part).with_suffix(".manifest.json")
+
+
+def write_manifest(part: Path, content: dict) -> None:
+    """Write a partition's manifest atomically."""
+    import json
+
+    with atomic_path(manifest_path(part)) as tmp:
+        tmp.write_text(json.dumps(content, sort_keys=True))
+
+
+def read_manifest(part: Path) -> dict | None:
+    """A partition's manifest, or None if it is missing or unreadable."""
+    import json
+
+    try:
+        return json.loads(manifest_path(part).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def sha256_file(path: Path) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
 import uuid
 from pathlib import Path
@@ -40,11 +41,15 @@ from credit_batch.errors import (
     ParameterError,
     QuarantineBudgetError,
     ReconciliationError,
+    SchemaMismatchError,
 )
+from credit_batch.faults import fault_point
 from credit_batch.features import DEFAULT_FEATURE_SPEC
 from credit_batch.validation import DuplicateTracker
 
 logger = logging.getLogger(__name__)
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def new_run_id(airflow_dag_id: str | None = None, airflow_run_id: str | None = None) -> str:
@@ -81,7 +86,9 @@ def extract(
     )
     chunk = check_rows("chunk_rows", chunk_rows or settings.chunk_rows, maximum=MAX_CHUNK_ROWS)
     budget = check_fraction("max_quarantine_fraction", max_quarantine_fraction)
+    run_id = _check_run_id(run_id) if run_id is not None else None
     model = _resolve_model(settings, model_version)
+    _check_model_features(model)
     tracker = DuplicateTracker()
     with warehouse.open_warehouse(settings) as wh:
         date = warehouse.resolve_snapshot(wh, settings, snapshot_date=snapshot_date, as_of=as_of)
@@ -111,7 +118,24 @@ def extract(
         "extract_seconds": time.perf_counter() - t0,
     }
     logger.info("extracted %d rows of %s into %d partitions", rows_in, date, len(parts))
+    fault_point("extract.before_return")
     return {"run": run, "partitions": [{"index": i, **p} for i, p in enumerate(parts)]}
+
+
+def _check_run_id(run_id: object) -> str:
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+        raise ParameterError("run id", run_id, "must match " + _RUN_ID.pattern)
+    return run_id
+
+
+def _check_model_features(model: registry.ModelRecord) -> None:
+    unknown = [f for f in model.feature_names if f not in DEFAULT_FEATURE_SPEC.names]
+    if unknown:
+        raise SchemaMismatchError(
+            f"model {model.model_version} needs features {unknown} that the warehouse "
+            f"extract does not provide (it provides {DEFAULT_FEATURE_SPEC.names})",
+            unknown=unknown,
+        )
 
 
 def check_fraction(name: str, value: object) -> float:
@@ -132,7 +156,7 @@ def _check_duplicates(ids: set[int], rows_in: int, budget: float, date: dt.date)
 
 def _resolve_model(settings: Settings, model_version: str | None) -> registry.ModelRecord:
     with results.open_results(settings, read_only=_results_exist(settings)) as db:
-        if model_version:
+        if model_version is not None:
             return registry.get_model(db, settings, model_version)
         return registry.champion(db, settings)
 
@@ -144,26 +168,44 @@ def _results_exist(settings: Settings) -> bool:
 
 
 def score_partition(settings: Settings, run: dict, partition: dict) -> dict:
-    """Validate and score one extracted partition; return its paths, counts and seconds."""
+    """Validate and score one extracted partition; return its paths, counts and seconds.
+
+    A partition already scored by this run from the same input file (a task
+    retry after a crash later on) is reused, not recomputed: its manifest
+    records the input's and outputs' sha256, and all three must still match.
+    """
     from credit_batch.scoring import score_file
 
     t0 = time.perf_counter()
-    model = registry.load_model(
-        settings.home, run["artifact_path"], run["sha256"], version=run["model_version"]
-    )
     out, quarantine = _outputs(settings, run, partition["index"])
-    counts = score_file(
-        Path(partition["path"]),
-        out,
-        model,
-        feature_names=run["features"],
-        model_version=run["model_version"],
-        run_id=run["run_id"],
-        chunk_rows=run["chunk_rows"],
-        quarantine_path=quarantine,
-        duplicate_ids=frozenset(run["duplicate_ids"]),
-        bands=settings.risk_bands,
-    )
+    key = _manifest_key(run, partition)
+    counts = _reusable(out, quarantine, key)
+    if counts is None:
+        model = registry.load_model(
+            settings.home, run["artifact_path"], run["sha256"], version=run["model_version"]
+        )
+        counts = score_file(
+            Path(partition["path"]),
+            out,
+            model,
+            feature_names=run["features"],
+            model_version=run["model_version"],
+            run_id=run["run_id"],
+            chunk_rows=run["chunk_rows"],
+            quarantine_path=quarantine,
+            duplicate_ids=frozenset(run["duplicate_ids"]),
+            bands=settings.risk_bands,
+        )
+        fault_point("score.before_manifest")
+        lake.write_manifest(
+            out,
+            {
+                **key,
+                **counts,
+                "output_sha256": lake.sha256_file(out),
+                "quarantine_sha256": lake.sha256_file(quarantine),
+            },
+        )
     return {
         "index": partition["index"],
         "path": str(out),
@@ -171,6 +213,36 @@ def score_partition(settings: Settings, run: dict, partition: dict) -> dict:
         "rows_in": partition["rows"],
         **counts,
         "seconds": time.perf_counter() - t0,
+    }
+
+
+def _manifest_key(run: dict, partition: dict) -> dict:
+    return {
+        "input_sha256": lake.sha256_file(Path(partition["path"])),
+        "model_sha256": run["sha256"],
+        "run_id": run["run_id"],
+        "chunk_rows": run["chunk_rows"],
+        "duplicate_ids": run["duplicate_ids"],
+    }
+
+
+def _reusable(out: Path, quarantine: Path, key: dict) -> dict | None:
+    """The counts of a complete earlier scoring of the same input, or None."""
+    manifest = lake.read_manifest(out)
+    if (
+        manifest is None
+        or any(manifest.get(k) != v for k, v in key.items())
+        or not out.is_file()
+        or not quarantine.is_file()
+        or lake.sha256_file(out) != manifest.get("output_sha256")
+        or lake.sha256_file(quarantine) != manifest.get("quarantine_sha256")
+    ):
+        return None
+    logger.info("reusing scored partition %s (manifest matches)", out)
+    return {
+        "rows_scored": manifest["rows_scored"],
+        "rows_quarantined": manifest["rows_quarantined"],
+        "reused": True,
     }
 
 

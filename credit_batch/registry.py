@@ -24,6 +24,7 @@ from pathlib import Path
 from credit_batch.config import Settings
 from credit_batch.db import Database, read_sql
 from credit_batch.errors import ArtifactIntegrityError, ModelNotFoundError, NoChampionError
+from credit_batch.faults import fault_point
 from credit_batch.lake import atomic_path, check_model_version, sha256_file
 from credit_batch.results import utcnow
 
@@ -102,6 +103,7 @@ def save_model(
     )
     with atomic_path(folder / "metadata.json") as tmp:
         tmp.write_text(json.dumps(asdict(record), default=str, indent=2))
+    fault_point("registry.before_register")
     _register(db, settings, record)
     return record
 
@@ -148,6 +150,7 @@ def promote(db: Database, settings: Settings, version: str) -> ModelRecord:
     record = get_model(db, settings, version)
     with db.transaction():
         db.execute(read_sql(settings.sql_dir, "registry/retire_champion.sql"))
+        fault_point("promote.between_updates")
         db.execute(
             read_sql(settings.sql_dir, "registry/promote.sql"),
             {"model_version": record.model_version, "promoted_at": utcnow()},

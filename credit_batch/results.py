@@ -14,6 +14,7 @@ import time
 from credit_batch.config import Settings
 from credit_batch.db import Database, connect, read_sql
 from credit_batch.errors import ReconciliationError
+from credit_batch.faults import fault_point
 
 logger = logging.getLogger(__name__)
 
@@ -69,11 +70,15 @@ def replace_predictions(
         _lock_slice(db, settings, key)
         db.execute(read_sql(settings.sql_dir, "load/delete_predictions.sql"), key)
         db.execute(read_sql(settings.sql_dir, "load/delete_quarantine.sql"), key)
+        fault_point("load.after_delete")
         inserted = db.bulk_insert("predictions", scored)
         rejected = db.bulk_insert("quarantine", quarantined) if quarantined is not None else 0
+        fault_point("load.after_insert")
         _reconcile(db, settings, key, inserted, run, rejected)
         db.execute(read_sql(settings.sql_dir, "load/delete_run.sql"), {"run_id": run["run_id"]})
         db.bulk_insert("scoring_runs", pa.Table.from_pylist([run]))
+        fault_point("load.before_commit")
+    fault_point("load.after_commit")
     return inserted
 
 
@@ -113,6 +118,7 @@ def replace_importance(
         if rows is not None:
             db.execute(read_sql(settings.sql_dir, "load/delete_importance.sql"), key)
             db.bulk_insert("feature_importance", rows)
+        fault_point("importance.before_commit")
         db.execute(
             read_sql(settings.sql_dir, "load/finish_importance.sql"),
             {"run_id": run_id, "importance_status": status, "importance_seconds": seconds},

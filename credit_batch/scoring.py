@@ -13,6 +13,7 @@ import numpy as np
 
 from credit_batch.config import DEFAULT_RISK_BANDS
 from credit_batch.errors import DataError, SchemaMismatchError
+from credit_batch.faults import fault_point
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
 from credit_batch.lake import atomic_path
 
@@ -132,6 +133,7 @@ def score_file(
             qwriter.write_batch(rejected)
             counts["rows_scored"] += scored.num_rows
             counts["rows_quarantined"] += rejected.num_rows
+            fault_point("score.after_first_chunk")
     logger.info("scored %(rows_scored)d rows, quarantined %(rows_quarantined)d", counts)
     return counts
 

@@ -54,6 +54,7 @@ def credit_batch_nightly():
             model_version=p["model_version"],
             chunk_rows=p["chunk_rows"],
             rows_per_partition=p["rows_per_partition"],
+            max_quarantine_fraction=p["max_quarantine_fraction"],
             airflow_dag_id=dag_run.dag_id,
             airflow_run_id=dag_run.run_id,
         )
