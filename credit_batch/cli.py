@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     from credit_batch.config import Settings
 
     try:
-        return args.func(Settings.from_env(), args) or 0
+        args.func(Settings.from_env(), args)
+        return 0
     except CreditBatchError as exc:
         print(f"credit-batch {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -101,7 +102,12 @@ def _load_csv(settings, args) -> None:
     print(f"loaded {n:,} rows of {args.path} as snapshot {args.snapshot_date}")
 
 
-def _train(settings, args):
+def _train(settings, args) -> None:
+    _train_model(settings, args)
+
+
+def _train_model(settings, args):
+    """Train, print the record, promote if asked; return the record."""
     from credit_batch import pipeline
 
     record = pipeline.train(
@@ -141,7 +147,7 @@ def _models(settings, args) -> None:
             )
 
 
-def _run(settings, args) -> dict:
+def _run(settings, args) -> None:
     from tqdm import tqdm
 
     from credit_batch import pipeline
@@ -166,7 +172,6 @@ def _run(settings, args) -> dict:
     loaded = pipeline.load(settings, run, scored)
     explained = pipeline.explain(settings, run, sample_rows=args.sample_rows, repeats=args.repeats)
     _summary(settings, run, loaded, explained, time.perf_counter() - t0)
-    return 0
 
 
 def _summary(settings, run, loaded, explained, seconds) -> None:
@@ -191,7 +196,7 @@ def _demo(settings, args) -> None:
     written = pipeline.demo_data(settings, rows=args.rows, snapshots=6, seed=0)
     print(f"demo warehouse: {len(written)} snapshots of {args.rows:,} customers")
     dates = [w["snapshot_date"] for w in written]
-    record = _train(
+    record = _train_model(
         settings,
         argparse.Namespace(
             until=dates[-3], since=None, algorithm="logreg", max_rows=300_000, seed=42, promote=True

@@ -1,0 +1,93 @@
+"""Reliability suite: faults (SIGKILL at named points) and bad inputs.
+
+Every test records what it injected, what it expected and what it saw; the
+table is printed at the end of the run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import expected_counts, query, run_pipeline
+
+OUTCOMES: list[tuple[str, str, str, str]] = []
+DATE = dt.date(2026, 9, 30)
+
+
+@pytest.fixture
+def outcome(request):
+    """Call ``outcome(expected, seen)`` to record this test's line of the summary table."""
+    kind = "fault" if "faults" in request.node.nodeid else "bad input"
+
+    def record(expected: str, seen: str) -> None:
+        OUTCOMES.append((kind, request.node.name, expected, seen))
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not OUTCOMES:
+        return
+    faults = sum(1 for o in OUTCOMES if o[0] == "fault")
+    terminalreporter.section(
+        f"reliability: {faults} faults injected, {len(OUTCOMES) - faults} bad inputs tried"
+    )
+    width = max(len(o[1]) for o in OUTCOMES)
+    terminalreporter.write_line(f"{'kind':<10} {'case':<{width}}  {'expected':<40} seen")
+    for kind, name, expected, seen in OUTCOMES:
+        terminalreporter.write_line(f"{kind:<10} {name:<{width}}  {expected:<40} {seen}")
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def backend(request, tmp_path):
+    """A demo with one complete, loaded run of ``DATE``: ``(settings, record, old run id)``."""
+    if request.param == "duckdb":
+        settings, _, record = request.getfixturevalue("demo")
+    else:
+        settings, _, record = request.getfixturevalue("pg_demo")
+    old = run_pipeline(settings, snapshot_date=DATE.isoformat(), sample_rows=500, repeats=1,
+                       rows_per_partition=1_000)
+    return settings, record, old["plan"]["run"]["run_id"]
+
+
+def cli(settings, *args: str, fault: str | None = None, timeout: int = 300):
+    """Run ``credit-batch`` in a new process (optionally dying at a fault point)."""
+    env = {**os.environ, "CREDIT_BATCH_HOME": str(settings.home),
+           "CREDIT_BATCH_WAREHOUSE_URL": settings.warehouse_url,
+           "CREDIT_BATCH_RESULTS_URL": settings.results_url}
+    env.pop("CREDIT_BATCH_FAULT", None)
+    if fault:
+        env["CREDIT_BATCH_FAULT"] = fault
+    return subprocess.run([sys.executable, "-m", "credit_batch.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False,
+                          cwd=Path(__file__).resolve().parents[2])
+
+
+def slice_state(settings) -> dict:
+    """What the database holds for ``DATE``: counts, run ids, duplicates."""
+    rows = query(settings, "SELECT customer_id, run_id FROM predictions "
+                 "WHERE snapshot_date = :d", {"d": DATE})
+    quarantined = query(settings, "SELECT customer_id, run_id FROM quarantine "
+                        "WHERE snapshot_date = :d", {"d": DATE})
+    return {
+        "rows": len(rows),
+        "duplicates": len(rows) - len({r["customer_id"] for r in rows}),
+        "run_ids": {r["run_id"] for r in rows},
+        "quarantined": len(quarantined),
+        "quarantine_run_ids": {r["run_id"] for r in quarantined},
+    }
+
+
+def assert_whole_slice(settings, run_id: str) -> dict:
+    """The slice of ``DATE`` is complete, unique and written by ``run_id`` alone."""
+    want = expected_counts(settings, DATE)
+    state = slice_state(settings)
+    assert state == {"rows": want["scored"], "duplicates": 0, "run_ids": {run_id},
+                     "quarantined": want["quarantined"], "quarantine_run_ids": {run_id}}, state
+    return state

@@ -1,0 +1,128 @@
+"""A process killed with SIGKILL at each named point leaves the old slice or the new one.
+
+Each test: a complete run of the date is loaded (the old slice); a new
+process runs the same date and kills itself at the fault point; the database
+must then hold exactly the old slice or exactly the new one, never a mix,
+never a duplicate; a retry of the same run id must complete.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from tests.conftest import query
+from tests.reliability.conftest import DATE, assert_whole_slice, cli, slice_state
+
+RUN_ARGS = ["run", "--date", DATE.isoformat(), "--partition-rows", "1000",
+            "--chunk-rows", "400", "--sample-rows", "500", "--repeats", "1"]
+RUN_POINTS = [
+    ("extract.after_first_part", "old"),
+    ("extract.before_return", "old"),
+    ("lake.before_rename", "old"),
+    ("score.after_first_chunk", "old"),
+    ("score.before_manifest", "old"),
+    ("load.after_delete", "old"),
+    ("load.after_insert", "old"),
+    ("load.before_commit", "old"),
+    ("load.after_commit", "new"),
+    ("importance.before_commit", "new"),
+]
+
+
+@pytest.mark.parametrize(("point", "survivor"), RUN_POINTS)
+def test_run_killed_at_point_leaves_one_whole_slice_and_retry_completes(
+    backend, outcome, point, survivor
+):
+    settings, _, old_run = backend
+    new_run = f"retry-{point.replace('.', '-')}"
+    killed = cli(settings, *RUN_ARGS, "--run-id", new_run, fault=point)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    seen = assert_whole_slice(settings, old_run if survivor == "old" else new_run)
+    retried = cli(settings, *RUN_ARGS, "--run-id", new_run)
+    assert retried.returncode == 0, retried.stderr[-2000:]
+    final = assert_whole_slice(settings, new_run)
+    runs = query(settings, "SELECT run_id, importance_status FROM scoring_runs ORDER BY run_id")
+    assert [r["run_id"] for r in runs] == sorted([old_run, new_run])
+    assert all(r["importance_status"] == "computed" for r in runs)
+    assert len(query(settings, "SELECT * FROM feature_importance")) == 13
+    outcome(f"{survivor} slice whole after kill; retry completes",
+            f"{survivor}: {seen['rows']} rows, 0 dup; retry: {final['rows']} rows, 0 dup")
+
+
+def test_retry_after_a_kill_in_load_reuses_the_scored_partitions(backend, outcome):
+    settings, _, _ = backend
+    killed = cli(settings, *RUN_ARGS, "--run-id", "reuse-1", fault="load.after_insert")
+    assert killed.returncode == -signal.SIGKILL
+    parts = sorted((settings.lake / "scores").rglob("part-*.parquet"))
+    before = {p: p.stat().st_mtime_ns for p in parts}
+    retried = cli(settings, "-v", *RUN_ARGS, "--run-id", "reuse-1")
+    assert retried.returncode == 0, retried.stderr[-2000:]
+    assert retried.stderr.count("reusing scored partition") == len(parts) == 3
+    assert {p: p.stat().st_mtime_ns for p in parts} == before
+    assert_whole_slice(settings, "reuse-1")
+    outcome("3 partitions reused, not rescored", f"{len(parts)} reused, files untouched")
+
+
+def test_changed_input_partition_is_rescored_not_reused(backend, outcome):
+    settings, _, _ = backend
+    assert cli(settings, *RUN_ARGS, "--run-id", "reuse-2", fault="load.after_insert"
+               ).returncode == -signal.SIGKILL
+    retried = cli(settings, "-v", *RUN_ARGS, "--run-id", "reuse-2", "--partition-rows", "700")
+    assert retried.returncode == 0, retried.stderr[-2000:]
+    assert "reusing scored partition" not in retried.stderr
+    assert_whole_slice(settings, "reuse-2")
+    outcome("new partitioning: every partition rescored", "0 reused")
+
+
+def test_training_killed_before_registration_registers_nothing(backend, outcome):
+    settings, record, _ = backend
+    killed = cli(settings, "train", "--until", "2026-08-31", fault="registry.before_register")
+    assert killed.returncode == -signal.SIGKILL
+    models = query(settings, "SELECT model_version, status FROM model_registry")
+    assert models == [{"model_version": record.model_version, "status": "champion"}]
+    retrained = cli(settings, "train", "--until", "2026-08-31")
+    assert retrained.returncode == 0, retrained.stderr[-3000:]
+    assert len(query(settings, "SELECT * FROM model_registry")) == 2
+    outcome("registry unchanged; retrain registers", "1 model after kill, 2 after retrain")
+
+
+def test_promote_killed_between_updates_keeps_the_old_champion(backend, outcome):
+    from credit_batch import pipeline
+
+    settings, record, _ = backend
+    second = pipeline.train(settings, until="2026-08-31", algorithm="hgb")
+    killed = cli(settings, "promote", second.model_version, fault="promote.between_updates")
+    assert killed.returncode == -signal.SIGKILL
+    champions = query(settings, "SELECT model_version FROM model_registry "
+                      "WHERE status = 'champion'")
+    assert champions == [{"model_version": record.model_version}]
+    assert cli(settings, "promote", second.model_version).returncode == 0
+    champions = query(settings, "SELECT model_version FROM model_registry "
+                      "WHERE status = 'champion'")
+    assert champions == [{"model_version": second.model_version}]
+    outcome("one champion, the old one", f"champion {champions[0]['model_version'][:6]} after retry")
+
+
+def test_two_runs_of_the_same_date_at_once_end_with_one_slice(backend, outcome):
+    import subprocess
+    import sys
+
+    settings, _, _ = backend
+    env_args = [sys.executable, "-m", "credit_batch.cli", *RUN_ARGS]
+    import os
+
+    env = {**os.environ, "CREDIT_BATCH_HOME": str(settings.home),
+           "CREDIT_BATCH_WAREHOUSE_URL": settings.warehouse_url,
+           "CREDIT_BATCH_RESULTS_URL": settings.results_url}
+    procs = [subprocess.Popen([*env_args, "--run-id", f"twin-{i}"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    codes = [p.wait(timeout=300) for p in procs]
+    assert codes == [0, 0], [p.stderr.read()[-1500:] for p in procs]
+    state = slice_state(settings)
+    assert state["duplicates"] == 0 and len(state["run_ids"]) == 1
+    assert state["run_ids"] <= {"twin-0", "twin-1"}
+    assert_whole_slice(settings, next(iter(state["run_ids"])))
+    outcome("two concurrent runs: one whole slice", f"{state['rows']} rows by {state['run_ids']}")
