@@ -186,8 +186,13 @@ class DuckDBDatabase(Database):
         ).to_arrow_table()
 
     def stream_arrow(self, sql, params, *, schema, batch_rows):
-        rel = self._con.sql(_PLACEHOLDER.sub(r"$\1", sql), params=dict(params or {}))
-        reader = rel.to_arrow_reader(batch_rows)
+        import duckdb
+
+        try:
+            rel = self._con.sql(_PLACEHOLDER.sub(r"$\1", sql), params=dict(params or {}))
+            reader = rel.to_arrow_reader(batch_rows)
+        except duckdb.Error as exc:
+            raise DataError(f"query on {self.url} failed: {_first_line(exc)}") from exc
         _check_columns(reader.schema.names, schema, "query")
         for batch in reader:
             yield _cast(batch, schema)
@@ -300,20 +305,36 @@ class PostgresDatabase(Database):
         return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
 
     def stream_arrow(self, sql, params, *, schema, batch_rows):
-        import pyarrow.csv as pacsv
+        import psycopg
 
         statement = "COPY (" + sql.strip().rstrip(";") + ") TO STDOUT (FORMAT CSV, HEADER)"
+        try:
+            yield from self._copy_out(statement, params, schema)
+        except psycopg.Error as exc:
+            raise DataError(f"query on {self.url} failed: {_first_line(exc)}") from exc
+
+    def _copy_out(self, statement: str, params, schema):
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
         with self._con.cursor() as cur, cur.copy(self._bind(statement), dict(params or {})) as cp:
             stream = _CopyStream(cp)
             header = stream.peek_header()
             _check_columns(header, schema, "query")
-            reader = pacsv.open_csv(
-                stream,
-                read_options=pacsv.ReadOptions(block_size=1 << 22),
-                convert_options=pacsv.ConvertOptions(column_types=schema),
-            )
-            for batch in reader:
-                yield _cast(batch, schema)
+            try:
+                reader = pacsv.open_csv(
+                    stream,
+                    read_options=pacsv.ReadOptions(block_size=1 << 22),
+                    convert_options=pacsv.ConvertOptions(column_types=schema),
+                )
+                for batch in reader:
+                    yield _cast(batch, schema)
+            except pa.ArrowInvalid as exc:
+                from credit_batch.errors import SchemaMismatchError
+
+                raise SchemaMismatchError(
+                    f"query columns cannot be read as the spec's types: {_first_line(exc)}"
+                ) from exc
 
     def bulk_insert(self, table: str, source) -> int:
         import pyarrow.csv as pacsv
@@ -341,6 +362,10 @@ class PostgresDatabase(Database):
 
     def close(self) -> None:
         self._con.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _batches(source) -> Iterable:

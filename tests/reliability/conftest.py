@@ -51,30 +51,48 @@ def backend(request, tmp_path):
         settings, _, record = request.getfixturevalue("demo")
     else:
         settings, _, record = request.getfixturevalue("pg_demo")
-    old = run_pipeline(settings, snapshot_date=DATE.isoformat(), sample_rows=500, repeats=1,
-                       rows_per_partition=1_000)
+    old = run_pipeline(
+        settings,
+        snapshot_date=DATE.isoformat(),
+        sample_rows=500,
+        repeats=1,
+        rows_per_partition=1_000,
+    )
     return settings, record, old["plan"]["run"]["run_id"]
 
 
 def cli(settings, *args: str, fault: str | None = None, timeout: int = 300):
     """Run ``credit-batch`` in a new process (optionally dying at a fault point)."""
-    env = {**os.environ, "CREDIT_BATCH_HOME": str(settings.home),
-           "CREDIT_BATCH_WAREHOUSE_URL": settings.warehouse_url,
-           "CREDIT_BATCH_RESULTS_URL": settings.results_url}
+    env = {
+        **os.environ,
+        "CREDIT_BATCH_HOME": str(settings.home),
+        "CREDIT_BATCH_WAREHOUSE_URL": settings.warehouse_url,
+        "CREDIT_BATCH_RESULTS_URL": settings.results_url,
+    }
     env.pop("CREDIT_BATCH_FAULT", None)
     if fault:
         env["CREDIT_BATCH_FAULT"] = fault
-    return subprocess.run([sys.executable, "-m", "credit_batch.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=timeout, check=False,
-                          cwd=Path(__file__).resolve().parents[2])
+    return subprocess.run(
+        [sys.executable, "-m", "credit_batch.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
 
 
 def slice_state(settings) -> dict:
     """What the database holds for ``DATE``: counts, run ids, duplicates."""
-    rows = query(settings, "SELECT customer_id, run_id FROM predictions "
-                 "WHERE snapshot_date = :d", {"d": DATE})
-    quarantined = query(settings, "SELECT customer_id, run_id FROM quarantine "
-                        "WHERE snapshot_date = :d", {"d": DATE})
+    rows = query(
+        settings,
+        "SELECT customer_id, run_id FROM predictions WHERE snapshot_date = :d",
+        {"d": DATE},
+    )
+    quarantined = query(
+        settings, "SELECT customer_id, run_id FROM quarantine WHERE snapshot_date = :d", {"d": DATE}
+    )
     return {
         "rows": len(rows),
         "duplicates": len(rows) - len({r["customer_id"] for r in rows}),
@@ -88,6 +106,11 @@ def assert_whole_slice(settings, run_id: str) -> dict:
     """The slice of ``DATE`` is complete, unique and written by ``run_id`` alone."""
     want = expected_counts(settings, DATE)
     state = slice_state(settings)
-    assert state == {"rows": want["scored"], "duplicates": 0, "run_ids": {run_id},
-                     "quarantined": want["quarantined"], "quarantine_run_ids": {run_id}}, state
+    assert state == {
+        "rows": want["scored"],
+        "duplicates": 0,
+        "run_ids": {run_id},
+        "quarantined": want["quarantined"],
+        "quarantine_run_ids": {run_id},
+    }, state
     return state

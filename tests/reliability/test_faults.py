@@ -15,8 +15,19 @@ import pytest
 from tests.conftest import query
 from tests.reliability.conftest import DATE, assert_whole_slice, cli, slice_state
 
-RUN_ARGS = ["run", "--date", DATE.isoformat(), "--partition-rows", "1000",
-            "--chunk-rows", "400", "--sample-rows", "500", "--repeats", "1"]
+RUN_ARGS = [
+    "run",
+    "--date",
+    DATE.isoformat(),
+    "--partition-rows",
+    "1000",
+    "--chunk-rows",
+    "400",
+    "--sample-rows",
+    "500",
+    "--repeats",
+    "1",
+]
 RUN_POINTS = [
     ("extract.after_first_part", "old"),
     ("extract.before_return", "old"),
@@ -47,8 +58,10 @@ def test_run_killed_at_point_leaves_one_whole_slice_and_retry_completes(
     assert [r["run_id"] for r in runs] == sorted([old_run, new_run])
     assert all(r["importance_status"] == "computed" for r in runs)
     assert len(query(settings, "SELECT * FROM feature_importance")) == 13
-    outcome(f"{survivor} slice whole after kill; retry completes",
-            f"{survivor}: {seen['rows']} rows, 0 dup; retry: {final['rows']} rows, 0 dup")
+    outcome(
+        f"{survivor} slice whole after kill; retry completes",
+        f"{survivor}: {seen['rows']} rows, 0 dup; retry: {final['rows']} rows, 0 dup",
+    )
 
 
 def test_retry_after_a_kill_in_load_reuses_the_scored_partitions(backend, outcome):
@@ -67,8 +80,10 @@ def test_retry_after_a_kill_in_load_reuses_the_scored_partitions(backend, outcom
 
 def test_changed_input_partition_is_rescored_not_reused(backend, outcome):
     settings, _, _ = backend
-    assert cli(settings, *RUN_ARGS, "--run-id", "reuse-2", fault="load.after_insert"
-               ).returncode == -signal.SIGKILL
+    assert (
+        cli(settings, *RUN_ARGS, "--run-id", "reuse-2", fault="load.after_insert").returncode
+        == -signal.SIGKILL
+    )
     retried = cli(settings, "-v", *RUN_ARGS, "--run-id", "reuse-2", "--partition-rows", "700")
     assert retried.returncode == 0, retried.stderr[-2000:]
     assert "reusing scored partition" not in retried.stderr
@@ -95,14 +110,18 @@ def test_promote_killed_between_updates_keeps_the_old_champion(backend, outcome)
     second = pipeline.train(settings, until="2026-08-31", algorithm="hgb")
     killed = cli(settings, "promote", second.model_version, fault="promote.between_updates")
     assert killed.returncode == -signal.SIGKILL
-    champions = query(settings, "SELECT model_version FROM model_registry "
-                      "WHERE status = 'champion'")
+    champions = query(
+        settings, "SELECT model_version FROM model_registry WHERE status = 'champion'"
+    )
     assert champions == [{"model_version": record.model_version}]
     assert cli(settings, "promote", second.model_version).returncode == 0
-    champions = query(settings, "SELECT model_version FROM model_registry "
-                      "WHERE status = 'champion'")
+    champions = query(
+        settings, "SELECT model_version FROM model_registry WHERE status = 'champion'"
+    )
     assert champions == [{"model_version": second.model_version}]
-    outcome("one champion, the old one", f"champion {champions[0]['model_version'][:6]} after retry")
+    outcome(
+        "one champion, the old one", f"champion {champions[0]['model_version'][:6]} after retry"
+    )
 
 
 def test_two_runs_of_the_same_date_at_once_end_with_one_slice(backend, outcome):
@@ -113,12 +132,22 @@ def test_two_runs_of_the_same_date_at_once_end_with_one_slice(backend, outcome):
     env_args = [sys.executable, "-m", "credit_batch.cli", *RUN_ARGS]
     import os
 
-    env = {**os.environ, "CREDIT_BATCH_HOME": str(settings.home),
-           "CREDIT_BATCH_WAREHOUSE_URL": settings.warehouse_url,
-           "CREDIT_BATCH_RESULTS_URL": settings.results_url}
-    procs = [subprocess.Popen([*env_args, "--run-id", f"twin-{i}"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(2)]
+    env = {
+        **os.environ,
+        "CREDIT_BATCH_HOME": str(settings.home),
+        "CREDIT_BATCH_WAREHOUSE_URL": settings.warehouse_url,
+        "CREDIT_BATCH_RESULTS_URL": settings.results_url,
+    }
+    procs = [
+        subprocess.Popen(
+            [*env_args, "--run-id", f"twin-{i}"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     codes = [p.wait(timeout=300) for p in procs]
     assert codes == [0, 0], [p.stderr.read()[-1500:] for p in procs]
     state = slice_state(settings)
