@@ -155,3 +155,41 @@ def test_two_runs_of_the_same_date_at_once_end_with_one_slice(backend, outcome):
     assert state["run_ids"] <= {"twin-0", "twin-1"}
     assert_whole_slice(settings, next(iter(state["run_ids"])))
     outcome("two concurrent runs: one whole slice", f"{state['rows']} rows by {state['run_ids']}")
+
+
+def test_duckdb_file_locked_by_another_process_fails_after_bounded_retries_naming_holder(
+    demo, outcome
+):
+    """DuckDB lets one process write a file: retry with backoff, then name the holder."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    settings, _, _ = demo
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; "
+            "c = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(60)",
+            settings.results_url.removeprefix("duckdb:///"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        t0 = time.perf_counter()
+        blocked = cli(settings, *RUN_ARGS)
+        waited = time.perf_counter() - t0
+    finally:
+        holder.kill()
+        holder.wait()
+    assert blocked.returncode == 2, blocked.stderr[-2000:]
+    error = blocked.stderr.strip().splitlines()[-1]
+    assert error.startswith("credit-batch run: error: cannot open DuckDB file"), error
+    assert "lock" in error and f"PID {holder.pid}" in error and waited > 5
+    assert blocked.stderr.count("is locked; retrying") == 5
+    assert os.path.exists(settings.results_url.removeprefix("duckdb:///"))
+    outcome("bounded retry, then error naming the holder", f"waited {waited:.0f}s; PID named")
