@@ -65,7 +65,7 @@ def split_valid(frame, *, spec: FeatureSpec = DEFAULT_FEATURE_SPEC, duplicate_id
 
     cases = pd.DataFrame(columns=["index", "column", "check", "failure_case"])
     try:
-        build_schema(spec).validate(frame, lazy=True)
+        build_schema(spec).validate(frame, lazy=True, inplace=True)
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases[["index", "column", "check", "failure_case"]]
     _raise_on_column_errors(cases)
