@@ -27,8 +27,8 @@ SMALL = {
 }
 
 
-def airflow_dags_test(env: dict, settings, logical_date: str, conf: dict) -> str:
-    """Run the DAG once; return Airflow's output; fail the test if the run failed."""
+def dags_test(env: dict, settings, logical_date: str, conf: dict):
+    """Run the DAG once with ``airflow dags test``; return the finished process."""
     airflow = str(Path(sys.executable).with_name("airflow"))
     run_env = {
         **os.environ,
@@ -37,7 +37,7 @@ def airflow_dags_test(env: dict, settings, logical_date: str, conf: dict) -> str
         "CREDIT_BATCH_WAREHOUSE_URL": settings.warehouse_url,
         "CREDIT_BATCH_RESULTS_URL": settings.results_url,
     }
-    done = subprocess.run(
+    return subprocess.run(
         [airflow, "dags", "test", DAG_ID, logical_date, "-c", json.dumps(conf)],
         env=run_env,
         capture_output=True,
@@ -45,6 +45,11 @@ def airflow_dags_test(env: dict, settings, logical_date: str, conf: dict) -> str
         timeout=600,
         check=False,
     )
+
+
+def airflow_dags_test(env: dict, settings, logical_date: str, conf: dict) -> str:
+    """Run the DAG once; return Airflow's output; fail the test if the run failed."""
+    done = dags_test(env, settings, logical_date, conf)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]  # `dags test` exits 1 when the run failed
     return output
@@ -125,24 +130,7 @@ def test_nightly_dag_on_postgresql_scores_once_reruns_identically_and_backfills(
 @pytest.mark.airflow
 def test_manual_trigger_for_a_missing_snapshot_fails_the_run_and_writes_nothing(airflow_db, demo):
     settings, _, _ = demo
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    env = {**os.environ, **airflow_db, "CREDIT_BATCH_HOME": str(settings.home)}
-    done = subprocess.run(
-        [
-            airflow,
-            "dags",
-            "test",
-            DAG_ID,
-            "2026-11-05",
-            "-c",
-            json.dumps({**SMALL, "snapshot_date": "2026-10-15"}),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    done = dags_test(airflow_db, settings, "2026-11-05", {**SMALL, "snapshot_date": "2026-10-15"})
     output = done.stdout + done.stderr
     assert done.returncode != 0 and "DagRun failed" in output, output[-4000:]
     assert "snapshot 2026-10-15 has no rows in the warehouse" in output

@@ -61,8 +61,8 @@ def backend(request, tmp_path):
     return settings, record, old["plan"]["run"]["run_id"]
 
 
-def cli(settings, *args: str, fault: str | None = None, timeout: int = 300):
-    """Run ``credit-batch`` in a new process (optionally dying at a fault point)."""
+def cli_command(settings, *args: str, fault: str | None = None) -> tuple[list[str], dict]:
+    """The argv and environment of ``credit-batch`` for ``settings`` (and a fault point)."""
     env = {
         **os.environ,
         "CREDIT_BATCH_HOME": str(settings.home),
@@ -72,8 +72,14 @@ def cli(settings, *args: str, fault: str | None = None, timeout: int = 300):
     env.pop("CREDIT_BATCH_FAULT", None)
     if fault:
         env["CREDIT_BATCH_FAULT"] = fault
+    return [sys.executable, "-m", "credit_batch.cli", *args], env
+
+
+def cli(settings, *args: str, fault: str | None = None, timeout: int = 300):
+    """Run ``credit-batch`` in a new process (optionally dying at a fault point)."""
+    argv, env = cli_command(settings, *args, fault=fault)
     return subprocess.run(
-        [sys.executable, "-m", "credit_batch.cli", *args],
+        argv,
         env=env,
         capture_output=True,
         text=True,

@@ -13,7 +13,7 @@ import signal
 import pytest
 
 from tests.conftest import query
-from tests.reliability.conftest import DATE, assert_whole_slice, cli, slice_state
+from tests.reliability.conftest import DATE, assert_whole_slice, cli, cli_command, slice_state
 
 RUN_ARGS = [
     "run",
@@ -126,30 +126,18 @@ def test_promote_killed_between_updates_keeps_the_old_champion(backend, outcome)
 
 def test_two_runs_of_the_same_date_at_once_end_with_one_slice(backend, outcome):
     import subprocess
-    import sys
 
     settings, _, _ = backend
-    env_args = [sys.executable, "-m", "credit_batch.cli", *RUN_ARGS]
-    import os
-
-    env = {
-        **os.environ,
-        "CREDIT_BATCH_HOME": str(settings.home),
-        "CREDIT_BATCH_WAREHOUSE_URL": settings.warehouse_url,
-        "CREDIT_BATCH_RESULTS_URL": settings.results_url,
-    }
-    procs = [
-        subprocess.Popen(
-            [*env_args, "--run-id", f"twin-{i}"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+    procs = []
+    for i in range(2):
+        argv, env = cli_command(settings, *RUN_ARGS, "--run-id", f"twin-{i}")
+        procs.append(
+            subprocess.Popen(
+                argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
         )
-        for i in range(2)
-    ]
-    codes = [p.wait(timeout=300) for p in procs]
-    assert codes == [0, 0], [p.stderr.read()[-1500:] for p in procs]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e[-1500:] for e in errs]
     state = slice_state(settings)
     assert state["duplicates"] == 0 and len(state["run_ids"]) == 1
     assert state["run_ids"] <= {"twin-0", "twin-1"}
