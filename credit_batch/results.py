@@ -18,15 +18,6 @@ from credit_batch.faults import fault_point
 
 logger = logging.getLogger(__name__)
 
-PREDICTION_COLUMNS = (
-    "snapshot_date",
-    "customer_id",
-    "model_version",
-    "run_id",
-    "score",
-    "risk_band",
-)
-
 
 def utcnow() -> dt.datetime:
     """Wall-clock UTC time, naive, for audit columns (never for snapshot dates)."""
@@ -56,7 +47,7 @@ def replace_predictions(
     Parameters
     ----------
     scored : pyarrow.dataset.Dataset
-        The scored partitions, columns :data:`PREDICTION_COLUMNS`.
+        The scored partitions, columns of :func:`credit_batch.scoring.scores_schema`.
     run : dict
         The ``scoring_runs`` row; ``rows_in``, ``rows_scored``,
         ``rows_quarantined`` must reconcile with what is inserted.

@@ -22,8 +22,6 @@ from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
 
 logger = logging.getLogger(__name__)
 
-DUPLICATE_RULE = "customer_id: duplicate within snapshot"
-
 
 @lru_cache(maxsize=8)
 def build_schema(spec: FeatureSpec = DEFAULT_FEATURE_SPEC):
