@@ -42,6 +42,8 @@ ALLOWED_TABLES = frozenset(
         "feature_importance",
         "model_registry",
         "quarantine",
+        "shap_summary",
+        "feature_reasons",
     }
 )
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

@@ -176,5 +176,21 @@ GMSC_FEATURES = FeatureSpec(
         ),
     ),
 )
+#: Readable text of each reason code: why a feature pushes a score towards default.
+GMSC_REASONS = {
+    "revolving_unsecured_line_utilization": "High use of revolving credit lines",
+    "age": "Age of the borrower",
+    "num_30_59_days_late": "Payments 30-59 days late in the last two years",
+    "debt_ratio": "High debt payments relative to income",
+    "monthly_income": "Low monthly income",
+    "num_open_credit_loans": "Number of open loans and credit lines",
+    "num_90_days_late": "Payments 90 or more days late",
+    "num_real_estate_loans": "Number of real-estate loans",
+    "num_60_89_days_late": "Payments 60-89 days late in the last two years",
+    "num_dependents": "Number of dependents",
+    "high_debt_ratio": "Debt payments exceed income",
+    "missing_monthly_income": "Monthly income not reported",
+    "missing_num_dependents": "Number of dependents not reported",
+}
 #: The spec used when none is given.
 DEFAULT_FEATURE_SPEC = GMSC_FEATURES

@@ -108,6 +108,7 @@ def extract(
         "artifact_path": model.artifact_path,
         "sha256": model.sha256,
         "features": model.feature_names,
+        "explainer_background": model.background,
         "chunk_rows": chunk,
         "max_quarantine_fraction": budget,
         "duplicate_ids": sorted(tracker.ids),
@@ -194,6 +195,7 @@ def score_partition(settings: Settings, run: dict, partition: dict) -> dict:
             chunk_rows=run["chunk_rows"],
             quarantine_path=quarantine,
             duplicate_ids=frozenset(run["duplicate_ids"]),
+            background=run["explainer_background"],
             bands=settings.risk_bands,
         )
         fault_point("score.before_manifest")
@@ -242,6 +244,7 @@ def _reusable(out: Path, quarantine: Path, key: dict) -> dict | None:
     return {
         "rows_scored": manifest["rows_scored"],
         "rows_quarantined": manifest["rows_quarantined"],
+        "shap_abs_sum": manifest["shap_abs_sum"],
         "reused": True,
     }
 
@@ -279,6 +282,7 @@ def load(settings: Settings, run: dict, scored: list[dict]) -> dict:
             _dataset(scored, "path"),
             record,
             quarantined=_dataset(scored, "quarantine_path"),
+            shap_summary=_shap_summary(run, scored),
         )
         record["load_seconds"] = time.perf_counter() - t0
         db.execute(
@@ -292,6 +296,32 @@ def load(settings: Settings, run: dict, scored: list[dict]) -> dict:
         "rows_quarantined": record["rows_quarantined"],
         "results": db.url,
     }
+
+
+def _shap_summary(run: dict, scored: list[dict]):
+    """Mean |SHAP| per feature over every scored row of the run, ranked."""
+    import numpy as np
+    import pyarrow as pa
+
+    rows = sum(s["rows_scored"] for s in scored)
+    total = np.sum([s["shap_abs_sum"] for s in scored], axis=0) if scored else None
+    if not rows or total is None:
+        return None
+    mean = total / rows
+    rank = np.empty(len(mean), dtype=np.int32)
+    rank[np.argsort(-mean, kind="stable")] = np.arange(1, len(mean) + 1)
+    n = len(mean)
+    return pa.table(
+        {
+            "snapshot_date": [dt.date.fromisoformat(run["snapshot_date"])] * n,
+            "model_version": [run["model_version"]] * n,
+            "run_id": [run["run_id"]] * n,
+            "feature": run["features"],
+            "mean_abs_shap": mean,
+            "importance_rank": rank,
+            "rows_explained": [rows] * n,
+        }
+    )
 
 
 def _dataset(scored: list[dict], key: str):
@@ -465,6 +495,11 @@ def train(
     if len(frame) > max_rows:
         frame = frame.sample(n=max_rows, random_state=seed)
     model, metrics = training.fit_and_evaluate(frame, algorithm=algorithm, seed=seed)
+    background = None
+    if algorithm == "logreg":
+        from credit_batch.explain import linear_background
+
+        background = linear_background(model, frame[DEFAULT_FEATURE_SPEC.names])
     with results.open_results(settings) as db:
         return registry.save_model(
             db,
@@ -476,6 +511,7 @@ def train(
             training_rows=len(frame),
             train_from=frame["snapshot_date"].min(),
             train_until=until_date,
+            background=background,
         )
 
 

@@ -56,6 +56,12 @@ class ModelRecord:
     sha256: str
     status: str = "candidate"
     promoted_at: dt.datetime | None = None
+    explainer_background: str | None = None
+
+    @property
+    def background(self) -> list[float] | None:
+        """The linear explainer's background (mean transformed features), if any."""
+        return None if self.explainer_background is None else json.loads(self.explainer_background)
 
     @property
     def feature_names(self) -> list[str]:
@@ -74,6 +80,7 @@ def save_model(
     training_rows: int,
     train_from,
     train_until,
+    background: list[float] | None = None,
 ) -> ModelRecord:
     """Write the artifact and metadata, register it as a candidate, return its record.
 
@@ -99,6 +106,7 @@ def save_model(
         train_until=train_until,
         artifact_path=f"models/{version}/{ARTIFACT_NAME}",
         sha256=sha,
+        explainer_background=None if background is None else json.dumps(background),
         **{k: float(metrics[k]) for k in ("roc_auc", "log_loss", "ks")},
     )
     with atomic_path(folder / "metadata.json") as tmp:

@@ -37,10 +37,22 @@ def apply_schema(db: Database, settings: Settings) -> None:
     db.run_script(read_sql(settings.sql_dir, "schema/results.sql"))
     db.run_script(read_sql(settings.sql_dir, f"schema/predictions.{db.dialect}.sql"))
     db.run_script(read_sql(settings.sql_dir, "views/analyst_views.sql"))
+    _refresh_reasons(db, settings)
+
+
+def _refresh_reasons(db: Database, settings: Settings) -> None:
+    import pyarrow as pa
+
+    from credit_batch.features import GMSC_REASONS
+
+    texts = pa.table({"feature": list(GMSC_REASONS), "reason_text": list(GMSC_REASONS.values())})
+    with db.transaction():
+        db.execute(read_sql(settings.sql_dir, "load/delete_feature_reasons.sql"))
+        db.bulk_insert("feature_reasons", texts)
 
 
 def replace_predictions(
-    db: Database, settings: Settings, scored, run: dict, *, quarantined=None
+    db: Database, settings: Settings, scored, run: dict, *, quarantined=None, shap_summary=None
 ) -> int:
     """Replace the (snapshot, model) slice with ``scored`` and record the run, atomically.
 
@@ -53,6 +65,8 @@ def replace_predictions(
         ``rows_quarantined`` must reconcile with what is inserted.
     quarantined : pyarrow.dataset.Dataset, optional
         The rejected rows, columns of ``quarantine``; replace that slice too.
+    shap_summary : pyarrow.Table, optional
+        Rows of ``shap_summary`` for the slice; replace them too.
     """
     import pyarrow as pa
 
@@ -64,6 +78,9 @@ def replace_predictions(
         fault_point("load.after_delete")
         inserted = db.bulk_insert("predictions", scored)
         rejected = db.bulk_insert("quarantine", quarantined) if quarantined is not None else 0
+        if shap_summary is not None:
+            db.execute(read_sql(settings.sql_dir, "load/delete_shap_summary.sql"), key)
+            db.bulk_insert("shap_summary", shap_summary)
         fault_point("load.after_insert")
         _reconcile(db, settings, key, inserted, run, rejected)
         db.execute(read_sql(settings.sql_dir, "load/delete_run.sql"), {"run_id": run["run_id"]})

@@ -7,12 +7,14 @@ stream from the feature file through the model into the score file.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from credit_batch.config import DEFAULT_RISK_BANDS
 from credit_batch.errors import DataError, SchemaMismatchError
+from credit_batch.explain import N_REASONS, explain, top_reasons
 from credit_batch.faults import fault_point
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
 from credit_batch.lake import atomic_path
@@ -33,6 +35,11 @@ def scores_schema():
             ("run_id", labels),
             ("score", pa.float64()),
             ("risk_band", labels),
+            *[
+                field
+                for i in range(1, N_REASONS + 1)
+                for field in ((f"reason_{i}", labels), (f"reason_{i}_value", pa.float64()))
+            ],
         ]
     )
 
@@ -90,8 +97,9 @@ def score_file(
     quarantine_path: Path | None = None,
     spec: FeatureSpec = DEFAULT_FEATURE_SPEC,
     duplicate_ids=(),
+    background: list[float] | None = None,
     bands=DEFAULT_RISK_BANDS,
-) -> dict[str, int]:
+) -> dict:
     """Validate and score a feature partition; return ``rows_scored``, ``rows_quarantined``.
 
     Parameters
@@ -110,6 +118,14 @@ def score_file(
         empty); default: beside ``out_path`` as ``*.quarantine.parquet``.
     duplicate_ids : collection of int
         Customer ids repeated in the snapshot (quarantined, never scored).
+    background : list of float, optional
+        The linear model's explainer background (see :mod:`credit_batch.explain`).
+
+    Returns
+    -------
+    dict
+        ``rows_scored``, ``rows_quarantined`` and ``shap_abs_sum`` (the sum of
+        absolute SHAP values per feature over the scored rows).
     """
     import pyarrow.parquet as pq
 
@@ -118,7 +134,17 @@ def score_file(
     _check_columns(source, columns, features_path)
     qpath = Path(quarantine_path or Path(out_path).with_suffix(".quarantine.parquet"))
     counts = {"rows_scored": 0, "rows_quarantined": 0}
-    lineage = {"model_version": model_version, "run_id": run_id}
+    shap_abs = np.zeros(len(feature_names))
+    job = _Job(
+        model,
+        feature_names,
+        spec,
+        frozenset(duplicate_ids),
+        model_version,
+        run_id,
+        bands,
+        background,
+    )
     with (
         atomic_path(Path(out_path)) as tmp,
         atomic_path(qpath) as qtmp,
@@ -126,16 +152,15 @@ def score_file(
         pq.ParquetWriter(qtmp, quarantine_schema()) as qwriter,
     ):
         for batch in _batches(source, features_path, chunk_rows, columns):
-            scored, rejected = _score_batch(
-                model, batch, feature_names, spec, duplicate_ids, lineage, bands
-            )
+            scored, rejected, contributions = _score_batch(job, batch)
+            shap_abs += np.abs(contributions).sum(axis=0)
             writer.write_batch(scored)
             qwriter.write_batch(rejected)
             counts["rows_scored"] += scored.num_rows
             counts["rows_quarantined"] += rejected.num_rows
             fault_point("score.after_first_chunk")
     logger.info("scored %(rows_scored)d rows, quarantined %(rows_quarantined)d", counts)
-    return counts
+    return {**counts, "shap_abs_sum": shap_abs.tolist()}
 
 
 def _check_columns(source, columns: list[str], path: Path) -> None:
@@ -153,44 +178,68 @@ def _batches(source, path: Path, chunk_rows: int, columns: list[str]):
         raise DataError(f"cannot read partition {path}: {exc}", path=str(path)) from exc
 
 
-def _score_batch(model, batch, feature_names, spec, duplicate_ids, lineage, bands):
-    """Split one batch into a scored batch and a quarantined batch."""
+@dataclass(frozen=True)
+class _Job:
+    """What every chunk of a partition is scored with."""
+
+    model: object
+    feature_names: list[str]
+    spec: FeatureSpec
+    duplicate_ids: frozenset
+    model_version: str
+    run_id: str
+    bands: tuple
+    background: list[float] | None
+
+
+def _score_batch(job: _Job, batch):
+    """Split one batch into scored rows (with reasons) and quarantined rows."""
     import pyarrow as pa
 
     from credit_batch.validation import split_valid
 
     frame = batch.to_pandas()
     snapshot = batch.column("snapshot_date")[0] if batch.num_rows else None
-    valid, rejected = split_valid(frame, spec=spec, duplicate_ids=duplicate_ids)
+    valid, rejected = split_valid(frame, spec=job.spec, duplicate_ids=job.duplicate_ids)
     if not valid.all():  # convert again: the same memory layout as a clean chunk
         batch = batch.filter(pa.array(valid))
         frame = batch.to_pandas()
     n = batch.num_rows
-    scores = predict_scores(model, frame[feature_names]) if n else np.empty(0)
+    scores, contributions = np.empty(0), np.zeros((0, len(job.feature_names)))
+    if n:
+        scores, contributions, _ = explain(
+            job.model, frame[job.feature_names], background=job.background
+        )
     scored = pa.record_batch(
         [
             batch.column("snapshot_date"),
             batch.column("customer_id"),
-            _constant(lineage["model_version"], n),
-            _constant(lineage["run_id"], n),
+            _constant(job.model_version, n),
+            _constant(job.run_id, n),
             pa.array(scores, pa.float64()),
-            risk_bands(scores, bands),
+            risk_bands(scores, job.bands),
+            *top_reasons(contributions, job.feature_names),
         ],
         schema=scores_schema(),
     )
+    return scored, _quarantined(job, rejected, snapshot), contributions
+
+
+def _quarantined(job: _Job, rejected, snapshot):
+    import pyarrow as pa
+
     k = len(rejected)
-    quarantined = pa.record_batch(
+    return pa.record_batch(
         [
             pa.repeat(snapshot, k) if k else pa.array([], pa.date32()),
             pa.array(rejected["customer_id"].to_numpy(), pa.int64()),
-            pa.array([lineage["model_version"]] * k, pa.string()),
-            pa.array([lineage["run_id"]] * k, pa.string()),
+            pa.array([job.model_version] * k, pa.string()),
+            pa.array([job.run_id] * k, pa.string()),
             pa.array(rejected["reason"].tolist(), pa.string()),
             pa.array(rejected["offending_values"].tolist(), pa.string()),
         ],
         schema=quarantine_schema(),
     )
-    return scored, quarantined
 
 
 def _open_parquet(path: Path):

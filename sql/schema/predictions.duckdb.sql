@@ -10,5 +10,13 @@ CREATE TABLE IF NOT EXISTS predictions (
     model_version  VARCHAR NOT NULL,
     run_id         VARCHAR NOT NULL,
     score          DOUBLE NOT NULL,  -- P(serious delinquency in 2 years)
-    risk_band      VARCHAR NOT NULL
+    risk_band      VARCHAR NOT NULL,
+    -- reason codes: the features that push the score most towards default, with
+    -- their SHAP contributions (log-odds); NULL where fewer features push it up
+    reason_1       VARCHAR,
+    reason_1_value DOUBLE,
+    reason_2       VARCHAR,
+    reason_2_value DOUBLE,
+    reason_3       VARCHAR,
+    reason_3_value DOUBLE
 );

@@ -6,5 +6,13 @@ CREATE TABLE IF NOT EXISTS predictions (
     run_id         VARCHAR NOT NULL,
     score          DOUBLE PRECISION NOT NULL,  -- P(serious delinquency in 2 years)
     risk_band      VARCHAR NOT NULL,
+    -- reason codes: the features that push the score most towards default, with
+    -- their SHAP contributions (log-odds); NULL where fewer features push it up
+    reason_1       VARCHAR,
+    reason_1_value DOUBLE PRECISION,
+    reason_2       VARCHAR,
+    reason_2_value DOUBLE PRECISION,
+    reason_3       VARCHAR,
+    reason_3_value DOUBLE PRECISION,
     PRIMARY KEY (snapshot_date, customer_id, model_version)
 );

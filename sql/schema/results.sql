@@ -13,6 +13,7 @@ CREATE TABLE IF NOT EXISTS model_registry (
     ks             DOUBLE PRECISION,
     artifact_path  VARCHAR NOT NULL,           -- relative to CREDIT_BATCH_HOME
     sha256         VARCHAR NOT NULL,
+    explainer_background VARCHAR,              -- JSON: mean transformed features (linear)
     status         VARCHAR NOT NULL CHECK (status IN ('candidate', 'champion', 'retired')),
     promoted_at    TIMESTAMP
 );
@@ -55,6 +56,24 @@ CREATE TABLE IF NOT EXISTS feature_importance (
     n_repeats        INTEGER NOT NULL,
     sample_rows      BIGINT NOT NULL,
     PRIMARY KEY (snapshot_date, model_version, method, feature)
+);
+
+-- Global SHAP summary of a run: mean |SHAP| (log-odds) of each feature over its scores.
+CREATE TABLE IF NOT EXISTS shap_summary (
+    snapshot_date   DATE NOT NULL,
+    model_version   VARCHAR NOT NULL,
+    run_id          VARCHAR NOT NULL,
+    feature         VARCHAR NOT NULL,
+    mean_abs_shap   DOUBLE PRECISION NOT NULL,
+    importance_rank INTEGER NOT NULL,
+    rows_explained  BIGINT NOT NULL,
+    PRIMARY KEY (snapshot_date, model_version, feature)
+);
+
+-- Readable text of each reason code (a feature name), for letters and screens.
+CREATE TABLE IF NOT EXISTS feature_reasons (
+    feature      VARCHAR PRIMARY KEY,
+    reason_text  VARCHAR NOT NULL
 );
 
 -- Rows that broke a rule of the feature spec: not scored, kept with the reason.

@@ -59,6 +59,28 @@ def test_run_stores_exactly_one_score_per_customer_with_lineage(demo):
     assert run["load_seconds"] > 0 and run["partitions"] == 5
 
 
+def test_every_score_carries_reason_codes_and_the_run_a_shap_summary(demo):
+    settings, _, record = demo
+    run_pipeline(settings, snapshot_date="2026-09-30", sample_rows=500, repeats=1)
+    rows = query(settings, SLICE, {"d": dt.date(2026, 9, 30)})
+    with_reason = [r for r in rows if r["reason_1"] is not None]
+    assert len(with_reason) > 0.99 * len(rows)
+    assert all(r["reason_1_value"] >= (r["reason_2_value"] or 0) > -1e-12 for r in with_reason)
+    risky = max(rows, key=lambda r: r["score"])
+    assert risky["reason_1_value"] > 0.5
+    summary = query(settings, "SELECT * FROM shap_summary ORDER BY importance_rank")
+    assert [s["importance_rank"] for s in summary] == list(range(1, 14))
+    assert {s["rows_explained"] for s in summary} == {len(rows)}
+    assert summary[0]["mean_abs_shap"] >= summary[-1]["mean_abs_shap"] >= 0
+    texts = query(
+        settings,
+        "SELECT f.reason_text FROM predictions p JOIN feature_reasons f "
+        "ON f.feature = p.reason_1 WHERE p.customer_id = :c",
+        {"c": risky["customer_id"]},
+    )
+    assert texts and texts[0]["reason_text"]
+
+
 def test_rerun_of_same_date_and_model_leaves_identical_rows(demo):
     settings, _, _ = demo
     run_pipeline(settings, snapshot_date="2026-09-30", sample_rows=500, repeats=1)

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from credit_batch import demo, importance, scoring, training
+from credit_batch.explain import linear_background
 from credit_batch.features import DEFAULT_FEATURE_SPEC, Feature, FeatureSpec
 
 
@@ -33,6 +34,8 @@ def fitted(tmp_path_factory):
 def test_scores_in_chunks_of_1000_equal_scores_of_the_whole_frame(tmp_path, fitted, algorithm):
     _, frame, path = fitted
     model, _ = training.fit_and_evaluate(frame, algorithm=algorithm, seed=0)
+    names = DEFAULT_FEATURE_SPEC.names
+    background = linear_background(model, frame[names]) if algorithm == "logreg" else None
     out = tmp_path / "scores.parquet"
     n = scoring.score_file(
         path,
@@ -42,12 +45,14 @@ def test_scores_in_chunks_of_1000_equal_scores_of_the_whole_frame(tmp_path, fitt
         model_version="v1",
         run_id="r1",
         chunk_rows=1_000,
+        background=background,
     )
     scored = pq.read_table(out).to_pandas()
     rejected = pq.read_table(out.with_suffix(".quarantine.parquet")).to_pandas()
     keep = ~frame["customer_id"].isin(rejected["customer_id"])
     whole = model.predict_proba(frame.loc[keep, DEFAULT_FEATURE_SPEC.names])[:, 1]
-    assert n == {"rows_scored": len(scored), "rows_quarantined": len(rejected)}
+    assert (n["rows_scored"], n["rows_quarantined"]) == (len(scored), len(rejected))
+    assert len(n["shap_abs_sum"]) == len(names) and min(n["shap_abs_sum"]) >= 0
     assert len(scored) + len(rejected) == len(frame) and 0 < len(rejected) < 30
     np.testing.assert_array_equal(scored["customer_id"], frame.loc[keep, "customer_id"])
     np.testing.assert_allclose(scored["score"], whole, rtol=0, atol=1e-12)

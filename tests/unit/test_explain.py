@@ -1,0 +1,102 @@
+"""Reason codes and SHAP values: exact, additive, equal to shap's own explainers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shap
+
+from credit_batch import demo, explain, training
+from credit_batch.features import DEFAULT_FEATURE_SPEC
+
+NAMES = DEFAULT_FEATURE_SPEC.names
+
+
+@pytest.fixture(scope="module")
+def data():
+    _, table, outcomes = next(demo.generate(rows=6_000, snapshots=1, unlabeled_snapshots=0))
+    frame = table.to_pandas()
+    frame["high_debt_ratio"] = (frame["debt_ratio"] > 1).astype(float)
+    frame["missing_monthly_income"] = frame["monthly_income"].isna().astype(float)
+    frame["missing_num_dependents"] = frame["num_dependents"].isna().astype(float)
+    frame["delinquency"] = outcomes.column("delinquency").to_numpy()
+    frame = frame[frame["num_90_days_late"] < 90].reset_index(drop=True)  # as scoring sees it
+    return frame
+
+
+@pytest.fixture(scope="module")
+def logreg(data):
+    model, _ = training.fit_and_evaluate(data, seed=0)
+    return model, explain.linear_background(model, data[NAMES])
+
+
+def _log_odds(p):
+    return np.log(p / (1 - p))
+
+
+def test_linear_contributions_add_up_to_the_log_odds_and_scores_are_unchanged(data, logreg):
+    model, background = logreg
+    scores, phi, base = explain.explain(model, data[NAMES], background=background)
+    np.testing.assert_array_equal(scores, model.predict_proba(data[NAMES])[:, 1])
+    assert np.abs(phi.sum(axis=1) + base - _log_odds(scores)).max() < 1e-6
+
+
+def test_linear_contributions_equal_shap_linear_explainer_on_the_same_background(data, logreg):
+    model, background = logreg
+    columns, clf = model.named_steps["columns"], model.named_steps["classifier"]
+    z = columns.transform(data[NAMES])
+    reference = shap.LinearExplainer(clf, shap.maskers.Independent(z, max_samples=len(z)))
+    sample = data[NAMES].iloc[:500]
+    _, phi, base = explain.explain(model, sample, background=background)
+    owners = explain._column_owners(columns, NAMES)
+    np.testing.assert_allclose(
+        phi[:, owners], reference(columns.transform(sample)).values, rtol=0, atol=1e-6
+    )
+    assert abs(base - float(reference.expected_value)) < 1e-6
+
+
+def test_tree_contributions_add_up_to_the_log_odds(data):
+    model, _ = training.fit_and_evaluate(data, algorithm="hgb", seed=0)
+    sample = data[NAMES].iloc[:400]
+    scores, phi, base = explain.explain(model, sample, background=None)
+    assert np.abs(phi.sum(axis=1) + base - _log_odds(scores)).max() < 1e-6
+
+
+def test_many_90_day_lates_is_the_first_reason(data, logreg):
+    model, background = logreg
+    row = data[NAMES].iloc[[0]].copy()
+    row["num_90_days_late"] = 12.0
+    _, phi, _ = explain.explain(model, row, background=background)
+    reasons = explain.top_reasons(phi, NAMES)
+    assert reasons[0].to_pylist() == ["num_90_days_late"]
+    assert reasons[1].to_pylist()[0] > 0
+
+
+def test_a_feature_the_model_does_not_use_is_never_a_reason(data):
+    model, _ = training.fit_and_evaluate(data, seed=0)
+    clf = model.named_steps["classifier"]
+    unused = NAMES.index("num_real_estate_loans")
+    owners = explain._column_owners(model.named_steps["columns"], NAMES)
+    clf.coef_[0, np.flatnonzero(owners == unused)] = 0.0
+    background = explain.linear_background(model, data[NAMES])
+    _, phi, _ = explain.explain(model, data[NAMES], background=background)
+    reasons = explain.top_reasons(phi, NAMES)
+    named = {r for col in reasons[0::2] for r in col.to_pylist()}
+    assert "num_real_estate_loans" not in named
+    assert {"revolving_unsecured_line_utilization", "num_90_days_late"} <= named
+
+
+def test_rows_with_fewer_positive_contributions_get_null_reasons():
+    phi = np.array([[0.5, -0.2, 0.0], [-1.0, -2.0, -0.1]])
+    reasons = explain.top_reasons(phi, ["a", "b", "c"])
+    assert reasons[0].to_pylist() == ["a", None]
+    assert reasons[2].to_pylist() == [None, None]
+    assert reasons[1].to_pylist() == [0.5, None]
+
+
+def test_linear_model_without_background_is_refused(data, logreg):
+    from credit_batch.errors import ModelError
+
+    model, _ = logreg
+    with pytest.raises(ModelError, match="retrain"):
+        explain.explain(model, data[NAMES].iloc[:5], background=None)
