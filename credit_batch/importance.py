@@ -18,6 +18,9 @@ logger = logging.getLogger(__name__)
 
 METHOD = "permutation"
 METRIC = "roc_auc"
+#: Label-free: how far the score moves (mean |change|) when a feature is shuffled.
+UNLABELED_METHOD = "permutation_unlabeled"
+UNLABELED_METRIC = "mean_abs_score_change"
 
 
 def sample_rows(frame, *, n: int, seed: int):
@@ -52,7 +55,6 @@ def permutation_importance_frame(
         Columns ``feature``, ``importance_rank`` (1 = most important),
         ``importance_mean``, ``importance_std``, ``baseline_score``.
     """
-    import pandas as pd
     from sklearn.inspection import permutation_importance
     from sklearn.metrics import get_scorer
 
@@ -65,6 +67,13 @@ def permutation_importance_frame(
     result = permutation_importance(
         model, x, y, scoring=scoring, n_repeats=n_repeats, random_state=seed, n_jobs=1
     )
+    return _ranked(x, result, baseline=float(get_scorer(scoring)(model, x, y)))
+
+
+def _ranked(x, result, *, baseline: float):
+    """One row per column of ``x``, most important first."""
+    import pandas as pd
+
     frame = pd.DataFrame(
         {
             "feature": list(x.columns),
@@ -73,5 +82,36 @@ def permutation_importance_frame(
         }
     ).sort_values("importance_mean", ascending=False, kind="stable")
     frame.insert(1, "importance_rank", np.arange(1, len(frame) + 1, dtype=np.int32))
-    frame["baseline_score"] = float(get_scorer(scoring)(model, x, y))
+    frame["baseline_score"] = baseline
     return frame.reset_index(drop=True)
+
+
+def unlabeled_importance_frame(model, x, *, n_repeats: int = 5, seed: int = 0):
+    """Importance without labels: mean absolute change of the score when a column is shuffled.
+
+    Labels arrive months after a score; this needs none. It reuses
+    scikit-learn's ``permutation_importance`` with the model's own scores as
+    the target and a scorer that is minus the mean absolute difference, so
+    the baseline is 0 and a feature's importance is the mean |score change|.
+
+    Returns the same columns as :func:`permutation_importance_frame`.
+    """
+    from sklearn.inspection import permutation_importance
+
+    if n_repeats < 1:
+        raise ParameterError("importance repeats", n_repeats, "must be at least 1")
+    reference = model.predict_proba(x)[:, 1]
+    result = permutation_importance(
+        model,
+        x,
+        reference,
+        scoring=_score_change,
+        n_repeats=n_repeats,
+        random_state=seed,
+        n_jobs=1,
+    )
+    return _ranked(x, result, baseline=0.0)
+
+
+def _score_change(model, x, reference) -> float:
+    return -float(np.mean(np.abs(model.predict_proba(x)[:, 1] - reference)))

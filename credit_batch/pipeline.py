@@ -385,65 +385,83 @@ def explain(
     repeats: int = DEFAULT_IMPORTANCE_REPEATS,
     seed: int = DEFAULT_SEED,
 ) -> dict:
-    """Permutation importance on a labeled sample of the run's snapshot.
+    """Permutation importance of the run's model on a sample of its snapshot.
 
-    Where no outcomes are known for the snapshot, the run record says so
+    Always: without labels (how much the score moves when a feature is
+    shuffled). Where outcomes are known: with labels (how much ROC AUC
+    drops). Where none are known, the run record says so
     (``importance_status = 'skipped: ...'``) and nothing fails.
     """
-    import pyarrow as pa
-
     from credit_batch import importance
 
     t0 = time.perf_counter()
     check_rows("importance sample rows", sample_rows, maximum=MAX_IMPORTANCE_SAMPLE_ROWS)
     check_rows("importance repeats", repeats, maximum=MAX_IMPORTANCE_REPEATS)
     date = dt.date.fromisoformat(run["snapshot_date"])
+    model = registry.load_model(
+        settings.home, run["artifact_path"], run["sha256"], version=run["model_version"]
+    )
+    options = {"n_repeats": repeats, "seed": seed}
+    unlabeled = importance.sample_rows(_lake_features(settings, date), n=sample_rows, seed=seed)
+    tables = {
+        importance.UNLABELED_METHOD: _importance_rows(
+            importance.unlabeled_importance_frame(model, unlabeled[run["features"]], **options),
+            run,
+            importance.UNLABELED_METHOD,
+            importance.UNLABELED_METRIC,
+            repeats,
+            len(unlabeled),
+        )
+    }
     with warehouse.open_warehouse(settings) as wh:
         labeled = _valid_rows(warehouse.read_labeled(wh, settings, date, date))
-    key = {
-        "snapshot_date": date,
-        "model_version": run["model_version"],
-        "method": importance.METHOD,
-    }
-    rows, status = None, f"skipped: no outcomes known for snapshot {date}"
+    status = f"skipped: no outcomes known for snapshot {date}"
     if len(labeled) and labeled[DEFAULT_FEATURE_SPEC.target].nunique() == 2:
         sample = importance.sample_rows(labeled, n=sample_rows, seed=seed)
-        model = registry.load_model(
-            settings.home, run["artifact_path"], run["sha256"], version=run["model_version"]
-        )
+        y = sample[DEFAULT_FEATURE_SPEC.target].to_numpy()
         frame = importance.permutation_importance_frame(
-            model,
-            sample[run["features"]],
-            sample[DEFAULT_FEATURE_SPEC.target].to_numpy(),
-            n_repeats=repeats,
-            seed=seed,
+            model, sample[run["features"]], y, **options
         )
-        frame = frame.assign(
-            run_id=run["run_id"],
-            snapshot_date=date,
-            model_version=run["model_version"],
-            method=importance.METHOD,
-            metric=importance.METRIC,
-            n_repeats=repeats,
-            sample_rows=len(sample),
+        tables[importance.METHOD] = _importance_rows(
+            frame, run, importance.METHOD, importance.METRIC, repeats, len(sample)
         )
-        rows, status = pa.Table.from_pandas(frame, preserve_index=False), "computed"
+        status = "computed"
     with results.open_results(settings) as db:
         results.replace_importance(
             db,
             settings,
-            rows,
+            tables,
             run_id=run["run_id"],
             status=status,
             seconds=time.perf_counter() - t0,
-            key=key,
+            key={"snapshot_date": date, "model_version": run["model_version"]},
         )
     logger.info("importance for %s / %s: %s", date, run["model_version"], status)
-    return {
-        "run_id": run["run_id"],
-        "importance_status": status,
-        "features": 0 if rows is None else rows.num_rows,
-    }
+    return {"run_id": run["run_id"], "importance_status": status, "methods": sorted(tables)}
+
+
+def _importance_rows(frame, run: dict, method: str, metric: str, repeats: int, rows: int):
+    import pyarrow as pa
+
+    frame = frame.assign(
+        run_id=run["run_id"],
+        snapshot_date=dt.date.fromisoformat(run["snapshot_date"]),
+        model_version=run["model_version"],
+        method=method,
+        metric=metric,
+        n_repeats=repeats,
+        sample_rows=rows,
+    )
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def _lake_features(settings: Settings, date: dt.date):
+    """The snapshot's extracted features, valid rows only, from the lake."""
+    import pyarrow.dataset as ds
+
+    parts = sorted(lake.features_dir(settings.lake, date).glob("part-*.parquet"))
+    table = ds.dataset(parts, format="parquet", schema=DEFAULT_FEATURE_SPEC.arrow_schema())
+    return _valid_rows(table.to_table().to_pandas())
 
 
 def demo_data(

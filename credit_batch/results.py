@@ -119,12 +119,21 @@ def _reconcile(
 
 
 def replace_importance(
-    db: Database, settings: Settings, rows, *, run_id: str, status: str, seconds: float, key: dict
+    db: Database,
+    settings: Settings,
+    tables: dict,
+    *,
+    run_id: str,
+    status: str,
+    seconds: float,
+    key: dict,
 ) -> None:
-    """Replace one (snapshot, model, method) importance slice; mark the run's status."""
+    """Replace the (snapshot, model) importance slice of each method; mark the run's status."""
     with db.transaction():
-        if rows is not None:
-            db.execute(read_sql(settings.sql_dir, "load/delete_importance.sql"), key)
+        for method, rows in tables.items():
+            db.execute(
+                read_sql(settings.sql_dir, "load/delete_importance.sql"), {**key, "method": method}
+            )
             db.bulk_insert("feature_importance", rows)
         fault_point("importance.before_commit")
         db.execute(

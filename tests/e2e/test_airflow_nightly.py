@@ -102,14 +102,16 @@ def _nightly_rerun_and_backfill(env, settings, record) -> None:
     )
     assert [r["snapshot_date"] for r in runs] == [newest, newest, older]
     assert runs[-1]["importance_status"] == "computed"
-    assert (
-        len(
-            query(
-                settings, "SELECT * FROM feature_importance WHERE snapshot_date = :d", {"d": older}
-            )
-        )
-        == 13
+    methods = query(
+        settings,
+        "SELECT snapshot_date, method, COUNT(*) AS n FROM feature_importance "
+        "GROUP BY 1, 2 ORDER BY 1, 2",
     )
+    assert methods == [
+        {"snapshot_date": older, "method": "permutation", "n": 13},
+        {"snapshot_date": older, "method": "permutation_unlabeled", "n": 13},
+        {"snapshot_date": newest, "method": "permutation_unlabeled", "n": 13},
+    ]
 
 
 @pytest.mark.airflow

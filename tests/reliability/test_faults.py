@@ -57,7 +57,7 @@ def test_run_killed_at_point_leaves_one_whole_slice_and_retry_completes(
     runs = query(settings, "SELECT run_id, importance_status FROM scoring_runs ORDER BY run_id")
     assert [r["run_id"] for r in runs] == sorted([old_run, new_run])
     assert all(r["importance_status"] == "computed" for r in runs)
-    assert len(query(settings, "SELECT * FROM feature_importance")) == 13
+    assert len(query(settings, "SELECT * FROM feature_importance")) == 26  # with, without labels
     outcome(
         f"{survivor} slice whole after kill; retry completes",
         f"{survivor}: {seen['rows']} rows, 0 dup; retry: {final['rows']} rows, 0 dup",

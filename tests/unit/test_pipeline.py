@@ -107,7 +107,7 @@ def test_other_partition_sizes_give_the_same_rows_and_scores_within_rounding(dem
         == expected_counts(settings, dt.date(2026, 9, 30))["quarantined"]
     )
     assert len(query(settings, "SELECT * FROM scoring_runs")) == 2
-    assert len(query(settings, "SELECT * FROM feature_importance")) == 13
+    assert len(query(settings, "SELECT * FROM feature_importance")) == 26  # with, without labels
 
 
 def test_another_date_adds_its_slice_only(demo):
@@ -128,7 +128,8 @@ def test_snapshot_without_outcomes_skips_importance_and_says_so(demo):
     assert out["explained"]["importance_status"].startswith("skipped: no outcomes")
     [run] = query(settings, "SELECT importance_status FROM scoring_runs")
     assert "2026-10-31" in run["importance_status"]
-    assert query(settings, "SELECT * FROM feature_importance") == []
+    methods = query(settings, "SELECT method, COUNT(*) AS n FROM feature_importance GROUP BY 1")
+    assert methods == [{"method": "permutation_unlabeled", "n": 13}]
 
 
 def test_latest_predictions_view_holds_each_customers_newest_champion_score(demo):

@@ -31,7 +31,7 @@ def test_postgres_run_stores_one_score_per_customer_and_rerun_leaves_identical_r
     drop = [{k: v for k, v in r.items() if k != "run_id"} for r in first]
     assert drop == [{k: v for k, v in r.items() if k != "run_id"} for r in second]
     assert {r["model_version"] for r in second} == {record.model_version}
-    assert len(query(settings, "SELECT * FROM feature_importance")) == 13
+    assert len(query(settings, "SELECT * FROM feature_importance")) == 26  # with, without labels
 
 
 def test_postgres_copy_stores_the_scored_files_bit_for_bit(pg_demo):

@@ -109,3 +109,21 @@ def test_importance_refuses_labels_of_one_class():
     x = pd.DataFrame({"a": [1.0, 2.0, 3.0]})
     with pytest.raises(ParameterError, match="both classes"):
         importance.permutation_importance_frame(None, x, np.zeros(3), n_repeats=2)
+
+
+def test_unlabeled_importance_ranks_the_feature_that_moves_the_score_first():
+    rng = np.random.default_rng(1)
+    n = 3_000
+    x = pd.DataFrame(
+        {"noise": rng.normal(size=n), "strong": rng.normal(size=n), "weak": rng.normal(size=n)}
+    )
+    y = (rng.random(n) < 1 / (1 + np.exp(-(3 * x["strong"] + 0.5 * x["weak"] - 1)))).astype(int)
+    spec = FeatureSpec(features=tuple(Feature(c, "float64", c) for c in x.columns), target="y")
+    model = training.build_model(spec, seed=0).fit(x, y)
+    frame = importance.unlabeled_importance_frame(model, x, n_repeats=3, seed=0).set_index(
+        "feature"
+    )
+    assert frame["importance_rank"].to_dict() == {"strong": 1, "weak": 2, "noise": 3}
+    assert frame.loc["strong", "importance_mean"] > 0.1
+    assert frame.loc["noise", "importance_mean"] < 0.01
+    assert (frame["baseline_score"] == 0).all()
