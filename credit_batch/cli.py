@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--rows", type=int, default=150_000, help="customers per snapshot")
     c.add_argument("--snapshots", type=int, default=6, help="monthly snapshots")
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument(
+        "--drift",
+        action="store_true",
+        help="shift credit-line utilization in the newest snapshot (drift demo)",
+    )
     c.set_defaults(func=_demo_data)
     c = sub.add_parser("load-csv", help="load a real cs-training.csv as one snapshot")
     c.add_argument("path")
@@ -72,6 +77,11 @@ def _run_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument("--model", help="model version (default: the champion)")
     c.add_argument("--run-id", help="resume this run: reuse its complete scored partitions")
     c.add_argument(
+        "--fail-on-drift",
+        action="store_true",
+        help="fail, loading nothing, when the score PSI is above 0.25",
+    )
+    c.add_argument(
         "--max-quarantine",
         type=float,
         default=0.01,
@@ -86,7 +96,9 @@ def _run_arguments(c: argparse.ArgumentParser) -> None:
 def _demo_data(settings, args) -> None:
     from credit_batch import pipeline
 
-    for s in pipeline.demo_data(settings, rows=args.rows, snapshots=args.snapshots, seed=args.seed):
+    for s in pipeline.demo_data(
+        settings, rows=args.rows, snapshots=args.snapshots, seed=args.seed, drift=args.drift
+    ):
         print(
             f"snapshot {s['snapshot_date']}: {s['rows']:,} rows"
             f"{'' if s['labeled'] else ' (no outcomes yet)'}"
@@ -162,6 +174,7 @@ def _run(settings, args) -> None:
         rows_per_partition=args.partition_rows,
         chunk_rows=args.chunk_rows,
         max_quarantine_fraction=args.max_quarantine,
+        fail_on_drift=args.fail_on_drift,
         run_id=args.run_id,
     )
     run = plan["run"]
@@ -215,6 +228,7 @@ def _run_namespace(**given) -> argparse.Namespace:
         "partition_rows": None,
         "run_id": None,
         "max_quarantine": 0.01,
+        "fail_on_drift": False,
         "sample_rows": 20_000,
         "repeats": 5,
     }

@@ -84,6 +84,11 @@ RUN_PARAMS: dict[str, dict] = {
         "maximum": 1,
         "description": "Error budget: share of rows that may break the rules before the run fails",
     },
+    "fail_on_drift": {
+        "default": False,
+        "type": "boolean",
+        "description": "Fail the run, loading nothing, when the score PSI is above 0.25",
+    },
     "importance_sample_rows": {
         "default": DEFAULT_IMPORTANCE_SAMPLE_ROWS,
         "type": "integer",

@@ -43,6 +43,7 @@ ALLOWED_TABLES = frozenset(
         "model_registry",
         "quarantine",
         "shap_summary",
+        "drift",
         "feature_reasons",
     }
 )

@@ -44,6 +44,7 @@ def generate(
     last_snapshot: dt.date = DEFAULT_LAST_SNAPSHOT,
     unlabeled_snapshots: int = DEFAULT_UNLABELED_SNAPSHOTS,
     seed: int = 0,
+    drift: bool = False,
 ):
     """Yield ``(snapshot_date, features, outcomes)`` Arrow tables, oldest first.
 
@@ -60,6 +61,9 @@ def generate(
         ``None`` for them).
     seed : int
         Seed of the generator; equal seeds give equal data.
+    drift : bool
+        Plant a population shift in the newest snapshot: credit-line
+        utilization rises sharply (for drift monitoring demos and tests).
     """
     if rows < 10 or snapshots < 1 or not 0 <= unlabeled_snapshots <= snapshots:
         from credit_batch.errors import ParameterError
@@ -78,6 +82,8 @@ def generate(
             people, next_id = _churn(rng, people, next_id)
             _drift(rng, people)
         features, label = _observe(rng, people, date)
+        if drift and i == len(dates) - 1:
+            features = _shift_utilization(features)
         labeled = i < snapshots - unlabeled_snapshots
         yield date, features, (_outcomes(date, people["customer_id"], label) if labeled else None)
 
@@ -180,3 +186,11 @@ def _outcomes(date, customer_id, label):
             "delinquency": label,
         }
     )
+
+
+def _shift_utilization(table):
+    import pyarrow as pa
+
+    name = "revolving_unsecured_line_utilization"
+    shifted = table.column(name).to_numpy() * 1.8 + 0.15
+    return table.set_column(table.schema.get_field_index(name), name, pa.array(shifted))

@@ -12,6 +12,7 @@ multiprocessing move exceptions between processes)::
     │   ├── SnapshotNotFoundError    no rows for the requested snapshot date
     │   ├── SchemaMismatchError      a column is missing or has the wrong type
     │   ├── QuarantineBudgetError    more rows broke the rules than the budget allows
+    │   ├── DriftError               the scores drifted into the act band (if asked to fail)
     │   └── ReconciliationError      rows in != rows scored + rows quarantined
     └── ModelError                   the model cannot be used
         ├── ModelNotFoundError       unknown model version
@@ -94,6 +95,10 @@ class SchemaMismatchError(DataError):
 
 class QuarantineBudgetError(DataError):
     """More rows were quarantined than the run's error budget allows."""
+
+
+class DriftError(DataError):
+    """The score's PSI is in the act band and the run was asked to fail on drift."""
 
 
 class ReconciliationError(DataError):

@@ -21,7 +21,9 @@ import time
 import uuid
 from pathlib import Path
 
-from credit_batch import lake, registry, results, warehouse
+import numpy as np
+
+from credit_batch import drift, lake, registry, results, warehouse
 from credit_batch.config import (
     DEFAULT_IMPORTANCE_REPEATS,
     DEFAULT_IMPORTANCE_SAMPLE_ROWS,
@@ -38,6 +40,7 @@ from credit_batch.config import (
 from credit_batch.db import read_sql
 from credit_batch.errors import (
     DataError,
+    DriftError,
     ParameterError,
     QuarantineBudgetError,
     ReconciliationError,
@@ -68,6 +71,7 @@ def extract(
     rows_per_partition: int | None = None,
     chunk_rows: int | None = None,
     max_quarantine_fraction: float = DEFAULT_MAX_QUARANTINE_FRACTION,
+    fail_on_drift: bool = False,
     run_id: str | None = None,
     airflow_dag_id: str | None = None,
     airflow_run_id: str | None = None,
@@ -109,6 +113,8 @@ def extract(
         "sha256": model.sha256,
         "features": model.feature_names,
         "explainer_background": model.background,
+        "drift_reference": model.reference_bins,
+        "fail_on_drift": bool(fail_on_drift),
         "chunk_rows": chunk,
         "max_quarantine_fraction": budget,
         "duplicate_ids": sorted(tracker.ids),
@@ -196,6 +202,7 @@ def score_partition(settings: Settings, run: dict, partition: dict) -> dict:
             quarantine_path=quarantine,
             duplicate_ids=frozenset(run["duplicate_ids"]),
             background=run["explainer_background"],
+            drift_reference=run["drift_reference"],
             bands=settings.risk_bands,
         )
         fault_point("score.before_manifest")
@@ -245,6 +252,7 @@ def _reusable(out: Path, quarantine: Path, key: dict) -> dict | None:
         "rows_scored": manifest["rows_scored"],
         "rows_quarantined": manifest["rows_quarantined"],
         "shap_abs_sum": manifest["shap_abs_sum"],
+        "drift_counts": manifest["drift_counts"],
         "reused": True,
     }
 
@@ -275,6 +283,7 @@ def load(settings: Settings, run: dict, scored: list[dict]) -> dict:
         if folder is not None:
             lake.remove_stale_parts(folder, keep={Path(s[key]).name for s in scored})
     record = _run_record(run, scored)
+    drift_rows = _drift_rows(run, scored, record)
     with results.open_results(settings) as db:
         inserted = results.replace_predictions(
             db,
@@ -283,6 +292,7 @@ def load(settings: Settings, run: dict, scored: list[dict]) -> dict:
             record,
             quarantined=_dataset(scored, "quarantine_path"),
             shap_summary=_shap_summary(run, scored),
+            drift=drift_rows,
         )
         record["load_seconds"] = time.perf_counter() - t0
         db.execute(
@@ -296,6 +306,39 @@ def load(settings: Settings, run: dict, scored: list[dict]) -> dict:
         "rows_quarantined": record["rows_quarantined"],
         "results": db.url,
     }
+
+
+def _drift_rows(run: dict, scored: list[dict], record: dict):
+    """PSI of each feature and the score; sets the run's drift status; may refuse the load."""
+    import pyarrow as pa
+
+    reference = run.get("drift_reference")
+    if not reference or not scored:
+        return None
+    names, values = list(reference), []
+    for name in names:
+        counts = sum(np.asarray(s["drift_counts"][name]) for s in scored)
+        values.append(drift.psi(reference[name]["expected"], counts))
+    record["score_psi"] = values[names.index(drift.SCORE)]
+    record["drift_status"] = drift.band(record["score_psi"])
+    if run.get("fail_on_drift") and record["drift_status"] == "act":
+        raise DriftError(
+            f"run {run['run_id']}: score PSI {record['score_psi']:.3f} against the training "
+            "data is in the act band (> 0.25) and fail_on_drift is set; nothing was loaded",
+            psi=record["score_psi"],
+        )
+    n, date = len(names), dt.date.fromisoformat(run["snapshot_date"])
+    return pa.table(
+        {
+            "snapshot_date": [date] * n,
+            "model_version": [run["model_version"]] * n,
+            "run_id": [run["run_id"]] * n,
+            "feature": names,
+            "psi": values,
+            "band": [drift.band(v) for v in values],
+            "rows_compared": [record["rows_scored"]] * n,
+        }
+    )
 
 
 def _shap_summary(run: dict, scored: list[dict]):
@@ -374,6 +417,8 @@ def _run_record(run: dict, scored: list[dict]) -> dict:
         "load_seconds": None,
         "importance_seconds": None,
         "importance_status": "pending",
+        "score_psi": None,
+        "drift_status": None,
     }
 
 
@@ -465,16 +510,29 @@ def _lake_features(settings: Settings, date: dt.date):
 
 
 def demo_data(
-    settings: Settings, *, rows: int, snapshots: int, seed: int = 0, unlabeled_snapshots: int = 1
+    settings: Settings,
+    *,
+    rows: int,
+    snapshots: int,
+    seed: int = 0,
+    unlabeled_snapshots: int = 1,
+    drift: bool = False,
 ) -> list[dict]:
-    """Write the generated stand-in warehouse; return rows per snapshot."""
+    """Write the generated stand-in warehouse; return rows per snapshot.
+
+    ``drift`` plants a shift in the newest snapshot (see :func:`demo.generate`).
+    """
     from credit_batch import demo
 
     written = []
     with warehouse.open_warehouse(settings, read_only=False) as wh:
         warehouse.apply_schema(wh, settings)
         for date, features, outcomes in demo.generate(
-            rows=rows, snapshots=snapshots, seed=seed, unlabeled_snapshots=unlabeled_snapshots
+            rows=rows,
+            snapshots=snapshots,
+            seed=seed,
+            unlabeled_snapshots=unlabeled_snapshots,
+            drift=drift,
         ):
             n = warehouse.replace_snapshot(wh, settings, date, features, outcomes)
             written.append(
@@ -518,6 +576,11 @@ def train(
         from credit_batch.explain import linear_background
 
         background = linear_background(model, frame[DEFAULT_FEATURE_SPEC.names])
+    reference = drift.reference(
+        frame,
+        DEFAULT_FEATURE_SPEC.names,
+        model.predict_proba(frame[DEFAULT_FEATURE_SPEC.names])[:, 1],
+    )
     with results.open_results(settings) as db:
         return registry.save_model(
             db,
@@ -530,6 +593,7 @@ def train(
             train_from=frame["snapshot_date"].min(),
             train_until=until_date,
             background=background,
+            drift_reference=reference,
         )
 
 

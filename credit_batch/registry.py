@@ -57,6 +57,12 @@ class ModelRecord:
     status: str = "candidate"
     promoted_at: dt.datetime | None = None
     explainer_background: str | None = None
+    drift_reference: str | None = None
+
+    @property
+    def reference_bins(self) -> dict | None:
+        """Training-time bins of each feature and the score (see :mod:`credit_batch.drift`)."""
+        return None if self.drift_reference is None else json.loads(self.drift_reference)
 
     @property
     def background(self) -> list[float] | None:
@@ -81,6 +87,7 @@ def save_model(
     train_from,
     train_until,
     background: list[float] | None = None,
+    drift_reference: dict | None = None,
 ) -> ModelRecord:
     """Write the artifact and metadata, register it as a candidate, return its record.
 
@@ -107,6 +114,7 @@ def save_model(
         artifact_path=f"models/{version}/{ARTIFACT_NAME}",
         sha256=sha,
         explainer_background=None if background is None else json.dumps(background),
+        drift_reference=None if drift_reference is None else json.dumps(drift_reference),
         **{k: float(metrics[k]) for k in ("roc_auc", "log_loss", "ks")},
     )
     with atomic_path(folder / "metadata.json") as tmp:

@@ -52,7 +52,14 @@ def _refresh_reasons(db: Database, settings: Settings) -> None:
 
 
 def replace_predictions(
-    db: Database, settings: Settings, scored, run: dict, *, quarantined=None, shap_summary=None
+    db: Database,
+    settings: Settings,
+    scored,
+    run: dict,
+    *,
+    quarantined=None,
+    shap_summary=None,
+    drift=None,
 ) -> int:
     """Replace the (snapshot, model) slice with ``scored`` and record the run, atomically.
 
@@ -65,8 +72,8 @@ def replace_predictions(
         ``rows_quarantined`` must reconcile with what is inserted.
     quarantined : pyarrow.dataset.Dataset, optional
         The rejected rows, columns of ``quarantine``; replace that slice too.
-    shap_summary : pyarrow.Table, optional
-        Rows of ``shap_summary`` for the slice; replace them too.
+    shap_summary, drift : pyarrow.Table, optional
+        Rows of ``shap_summary`` and ``drift`` for the slice; replace them too.
     """
     import pyarrow as pa
 
@@ -81,6 +88,9 @@ def replace_predictions(
         if shap_summary is not None:
             db.execute(read_sql(settings.sql_dir, "load/delete_shap_summary.sql"), key)
             db.bulk_insert("shap_summary", shap_summary)
+        if drift is not None:
+            db.execute(read_sql(settings.sql_dir, "load/delete_drift.sql"), key)
+            db.bulk_insert("drift", drift)
         fault_point("load.after_insert")
         _reconcile(db, settings, key, inserted, run, rejected)
         db.execute(read_sql(settings.sql_dir, "load/delete_run.sql"), {"run_id": run["run_id"]})

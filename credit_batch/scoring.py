@@ -98,6 +98,7 @@ def score_file(
     spec: FeatureSpec = DEFAULT_FEATURE_SPEC,
     duplicate_ids=(),
     background: list[float] | None = None,
+    drift_reference: dict | None = None,
     bands=DEFAULT_RISK_BANDS,
 ) -> dict:
     """Validate and score a feature partition; return ``rows_scored``, ``rows_quarantined``.
@@ -120,12 +121,16 @@ def score_file(
         Customer ids repeated in the snapshot (quarantined, never scored).
     background : list of float, optional
         The linear model's explainer background (see :mod:`credit_batch.explain`).
+    drift_reference : dict, optional
+        Training-time bins (see :mod:`credit_batch.drift`); the scored rows are
+        counted into them, for PSI.
 
     Returns
     -------
     dict
-        ``rows_scored``, ``rows_quarantined`` and ``shap_abs_sum`` (the sum of
-        absolute SHAP values per feature over the scored rows).
+        ``rows_scored``, ``rows_quarantined``, ``shap_abs_sum`` (the sum of
+        absolute SHAP values per feature over the scored rows) and
+        ``drift_counts`` (per reference bin).
     """
     import pyarrow.parquet as pq
 
@@ -135,6 +140,8 @@ def score_file(
     qpath = Path(quarantine_path or Path(out_path).with_suffix(".quarantine.parquet"))
     counts = {"rows_scored": 0, "rows_quarantined": 0}
     shap_abs = np.zeros(len(feature_names))
+    reference = drift_reference or {}
+    bins = {name: np.zeros(len(ref["expected"])) for name, ref in reference.items()}
     job = _Job(
         model,
         feature_names,
@@ -154,13 +161,31 @@ def score_file(
         for batch in _batches(source, features_path, chunk_rows, columns):
             scored, rejected, contributions = _score_batch(job, batch)
             shap_abs += np.abs(contributions).sum(axis=0)
+            _count_bins(bins, reference, scored, batch, rejected)
             writer.write_batch(scored)
             qwriter.write_batch(rejected)
             counts["rows_scored"] += scored.num_rows
             counts["rows_quarantined"] += rejected.num_rows
             fault_point("score.after_first_chunk")
     logger.info("scored %(rows_scored)d rows, quarantined %(rows_quarantined)d", counts)
-    return {**counts, "shap_abs_sum": shap_abs.tolist()}
+    return {
+        **counts,
+        "shap_abs_sum": shap_abs.tolist(),
+        "drift_counts": {name: b.tolist() for name, b in bins.items()},
+    }
+
+
+def _count_bins(bins: dict, reference: dict, scored, batch, rejected) -> None:
+    """Add the scored rows of a chunk to the drift bins of each feature and the score."""
+    from credit_batch.drift import SCORE, histogram
+
+    if not bins or scored.num_rows == 0:
+        return
+    keep = ~np.isin(batch.column("customer_id").to_numpy(), rejected["customer_id"].to_numpy())
+    for name, ref in reference.items():
+        column = scored.column("score") if name == SCORE else batch.column(name)
+        values = column.to_numpy(zero_copy_only=False).astype(float)
+        bins[name] += histogram(values if name == SCORE else values[keep], ref["edges"])
 
 
 def _check_columns(source, columns: list[str], path: Path) -> None:

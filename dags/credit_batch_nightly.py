@@ -55,6 +55,7 @@ def credit_batch_nightly():
             chunk_rows=p["chunk_rows"],
             rows_per_partition=p["rows_per_partition"],
             max_quarantine_fraction=p["max_quarantine_fraction"],
+            fail_on_drift=p["fail_on_drift"],
             airflow_dag_id=dag_run.dag_id,
             airflow_run_id=dag_run.run_id,
         )

@@ -14,6 +14,7 @@ CREATE TABLE IF NOT EXISTS model_registry (
     artifact_path  VARCHAR NOT NULL,           -- relative to CREDIT_BATCH_HOME
     sha256         VARCHAR NOT NULL,
     explainer_background VARCHAR,              -- JSON: mean transformed features (linear)
+    drift_reference VARCHAR,                   -- JSON: training bins of features and score
     status         VARCHAR NOT NULL CHECK (status IN ('candidate', 'champion', 'retired')),
     promoted_at    TIMESTAMP
 );
@@ -37,6 +38,8 @@ CREATE TABLE IF NOT EXISTS scoring_runs (
     load_seconds        DOUBLE PRECISION,
     importance_seconds  DOUBLE PRECISION,
     importance_status   VARCHAR,            -- pending | computed | skipped: ...
+    score_psi           DOUBLE PRECISION,   -- PSI of the scores against training
+    drift_status        VARCHAR,            -- stable | watch | act (of the score)
     CHECK (rows_in = rows_scored + rows_quarantined)
 );
 
@@ -67,6 +70,18 @@ CREATE TABLE IF NOT EXISTS shap_summary (
     mean_abs_shap   DOUBLE PRECISION NOT NULL,
     importance_rank INTEGER NOT NULL,
     rows_explained  BIGINT NOT NULL,
+    PRIMARY KEY (snapshot_date, model_version, feature)
+);
+
+-- Population stability of each feature and of the score against the training data.
+CREATE TABLE IF NOT EXISTS drift (
+    snapshot_date  DATE NOT NULL,
+    model_version  VARCHAR NOT NULL,
+    run_id         VARCHAR NOT NULL,
+    feature        VARCHAR NOT NULL,            -- a feature, or 'score'
+    psi            DOUBLE PRECISION NOT NULL,
+    band           VARCHAR NOT NULL,            -- stable (< 0.1) | watch | act (> 0.25)
+    rows_compared  BIGINT NOT NULL,
     PRIMARY KEY (snapshot_date, model_version, feature)
 );
 

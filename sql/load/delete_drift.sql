@@ -1,0 +1,1 @@
+DELETE FROM drift WHERE snapshot_date = :snapshot_date AND model_version = :model_version
