@@ -44,6 +44,7 @@ ALLOWED_TABLES = frozenset(
         "quarantine",
         "shap_summary",
         "drift",
+        "partial_dependence",
         "feature_reasons",
     }
 )

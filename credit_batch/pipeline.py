@@ -448,9 +448,10 @@ def explain(
     )
     options = {"n_repeats": repeats, "seed": seed}
     unlabeled = importance.sample_rows(_lake_features(settings, date), n=sample_rows, seed=seed)
+    label_free = importance.unlabeled_importance_frame(model, unlabeled[run["features"]], **options)
     tables = {
         importance.UNLABELED_METHOD: _importance_rows(
-            importance.unlabeled_importance_frame(model, unlabeled[run["features"]], **options),
+            label_free,
             run,
             importance.UNLABELED_METHOD,
             importance.UNLABELED_METRIC,
@@ -458,6 +459,7 @@ def explain(
             len(unlabeled),
         )
     }
+    dependence = _dependence_rows(model, unlabeled, run, label_free["feature"].tolist()[:3])
     with warehouse.open_warehouse(settings) as wh:
         labeled = _valid_rows(warehouse.read_labeled(wh, settings, date, date))
     status = f"skipped: no outcomes known for snapshot {date}"
@@ -479,10 +481,27 @@ def explain(
             run_id=run["run_id"],
             status=status,
             seconds=time.perf_counter() - t0,
+            dependence=dependence,
             key={"snapshot_date": date, "model_version": run["model_version"]},
         )
     logger.info("importance for %s / %s: %s", date, run["model_version"], status)
     return {"run_id": run["run_id"], "importance_status": status, "methods": sorted(tables)}
+
+
+def _dependence_rows(model, sample, run: dict, features: list[str]):
+    """Partial dependence of the score on ``features``, on at most 5,000 sampled rows."""
+    import pyarrow as pa
+
+    from credit_batch import importance
+
+    rows = sample[run["features"]].iloc[:5_000]
+    frame = importance.partial_dependence_frame(model, rows, features).assign(
+        snapshot_date=dt.date.fromisoformat(run["snapshot_date"]),
+        model_version=run["model_version"],
+        run_id=run["run_id"],
+        sample_rows=len(rows),
+    )
+    return pa.Table.from_pandas(frame, preserve_index=False)
 
 
 def _importance_rows(frame, run: dict, method: str, metric: str, repeats: int, rows: int):

@@ -137,9 +137,14 @@ def replace_importance(
     status: str,
     seconds: float,
     key: dict,
+    dependence=None,
 ) -> None:
-    """Replace the (snapshot, model) importance slice of each method; mark the run's status."""
+    """Replace the (snapshot, model) slices of importance (each method) and partial
+    dependence; mark the run's importance status."""
     with db.transaction():
+        if dependence is not None:
+            db.execute(read_sql(settings.sql_dir, "load/delete_partial_dependence.sql"), key)
+            db.bulk_insert("partial_dependence", dependence)
         for method, rows in tables.items():
             db.execute(
                 read_sql(settings.sql_dir, "load/delete_importance.sql"), {**key, "method": method}

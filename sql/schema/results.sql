@@ -85,6 +85,23 @@ CREATE TABLE IF NOT EXISTS drift (
     PRIMARY KEY (snapshot_date, model_version, feature)
 );
 
+-- Partial dependence of the score on the run's most important features (label-free
+-- ranking), on a sample: the mean curve and percentiles of the per-row (ICE) curves.
+CREATE TABLE IF NOT EXISTS partial_dependence (
+    snapshot_date  DATE NOT NULL,
+    model_version  VARCHAR NOT NULL,
+    run_id         VARCHAR NOT NULL,
+    feature        VARCHAR NOT NULL,
+    grid_index     INTEGER NOT NULL,
+    grid_value     DOUBLE PRECISION NOT NULL,
+    average        DOUBLE PRECISION NOT NULL,
+    ice_p10        DOUBLE PRECISION NOT NULL,
+    ice_p50        DOUBLE PRECISION NOT NULL,
+    ice_p90        DOUBLE PRECISION NOT NULL,
+    sample_rows    BIGINT NOT NULL,
+    PRIMARY KEY (snapshot_date, model_version, feature, grid_index)
+);
+
 -- Readable text of each reason code (a feature name), for letters and screens.
 CREATE TABLE IF NOT EXISTS feature_reasons (
     feature      VARCHAR PRIMARY KEY,

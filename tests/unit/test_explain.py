@@ -100,3 +100,20 @@ def test_linear_model_without_background_is_refused(data, logreg):
     model, _ = logreg
     with pytest.raises(ModelError, match="retrain"):
         explain.explain(model, data[NAMES].iloc[:5], background=None)
+
+
+def test_partial_dependence_is_monotone_for_a_feature_with_a_monotone_effect(data, logreg):
+    from credit_batch import importance
+
+    model, _ = logreg
+    frame = importance.partial_dependence_frame(
+        model, data[NAMES].iloc[:1_000], ["num_90_days_late", "monthly_income"]
+    )
+    lates = frame[frame["feature"] == "num_90_days_late"]
+    assert lates["grid_value"].tolist() == sorted(lates["grid_value"].tolist())
+    assert np.all(np.diff(lates["average"]) > 0)  # more 90-day lates: higher risk, always
+    assert (lates["ice_p10"] <= lates["ice_p50"]).all() and (
+        lates["ice_p50"] <= lates["ice_p90"]
+    ).all()
+    income = frame[frame["feature"] == "monthly_income"]
+    assert len(income) == 20 and income["grid_value"].notna().all()  # grid ignores missing

@@ -79,6 +79,16 @@ def test_every_score_carries_reason_codes_and_the_run_a_shap_summary(demo):
         {"c": risky["customer_id"]},
     )
     assert texts and texts[0]["reason_text"]
+    dependence = query(
+        settings, "SELECT feature, COUNT(*) AS n FROM partial_dependence GROUP BY 1 ORDER BY 1"
+    )
+    top = query(
+        settings,
+        "SELECT feature FROM feature_importance WHERE method = "
+        "'permutation_unlabeled' AND importance_rank <= 3",
+    )
+    assert {d["feature"] for d in dependence} == {t["feature"] for t in top}
+    assert all(2 <= d["n"] <= 20 for d in dependence)
 
 
 def test_rerun_of_same_date_and_model_leaves_identical_rows(demo):
