@@ -64,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("run", help="score a snapshot: extract, score, load, importance")
     _run_arguments(c)
     c.set_defaults(func=_run)
+    c = sub.add_parser("report", help="write the HTML report of a scored snapshot")
+    c.add_argument("--date", required=True, help="snapshot date")
+    c.add_argument("--model", help="model version (default: the champion)")
+    c.set_defaults(func=_report)
     c = sub.add_parser("demo", help="demo data, train, promote, score, explain: all of it")
     c.add_argument("--rows", type=int, default=150_000, help="customers per snapshot")
     c.set_defaults(func=_demo)
@@ -184,6 +188,7 @@ def _run(settings, args) -> None:
     ]
     loaded = pipeline.load(settings, run, scored)
     explained = pipeline.explain(settings, run, sample_rows=args.sample_rows, repeats=args.repeats)
+    explained |= pipeline.report(settings, run)
     _summary(settings, run, loaded, explained, time.perf_counter() - t0)
 
 
@@ -195,12 +200,19 @@ def _summary(settings, run, loaded, explained, seconds) -> None:
         f"(see the quarantine table); scored, loaded and explained in {seconds:.1f} s"
     )
     print(f"  importance: {explained['importance_status']}")
+    print(f"  report: {explained['report_path']}")
     print(f"  results: {loaded['results']}")
     print(
         "  try: duckdb -readonly "
         + settings.results_url.removeprefix("duckdb:///")
         + ' "SELECT risk_band, count(*) FROM latest_predictions GROUP BY 1 ORDER BY 1"'
     )
+
+
+def _report(settings, args) -> None:
+    from credit_batch.report import write_report
+
+    print(write_report(settings, snapshot_date=args.date, model_version=args.model))
 
 
 def _demo(settings, args) -> None:

@@ -419,6 +419,7 @@ def _run_record(run: dict, scored: list[dict]) -> dict:
         "importance_status": "pending",
         "score_psi": None,
         "drift_status": None,
+        "report_path": None,
     }
 
 
@@ -486,6 +487,16 @@ def explain(
         )
     logger.info("importance for %s / %s: %s", date, run["model_version"], status)
     return {"run_id": run["run_id"], "importance_status": status, "methods": sorted(tables)}
+
+
+def report(settings: Settings, run: dict) -> dict:
+    """Write the run's HTML report (see :mod:`credit_batch.report`); return its path."""
+    from credit_batch.report import write_report
+
+    path = write_report(
+        settings, snapshot_date=run["snapshot_date"], model_version=run["model_version"]
+    )
+    return {"run_id": run["run_id"], "report_path": str(path)}
 
 
 def _dependence_rows(model, sample, run: dict, features: list[str]):

@@ -5,9 +5,10 @@ Scores every customer of a warehouse snapshot with a pinned model and stores
 the scores and their permutation importance in SQL for later lookup.
 
 * **extract**: the snapshot's features -> `lake/features/snapshot_date=D/part-*.parquet`
-* **score**: one mapped task per partition -> `lake/scores/.../part-*.parquet`
+* **score**: one mapped task per partition: validate, score, reason codes, drift counts
 * **load**: one writer, one transaction, replaces the (date, model) slice of `predictions`
-* **importance**: permutation importance on the snapshot's labeled rows
+* **importance**: permutation importance (with and without labels), partial dependence
+* **report**: one self-contained HTML report of the run in the lake
 
 The nightly run scores the newest snapshot at or before its logical date with
 the champion. Trigger by hand with `snapshot_date` and `model_version` to
@@ -77,10 +78,14 @@ def credit_batch_nightly():
             "explain", run, sample_rows=p["importance_sample_rows"], repeats=p["importance_repeats"]
         )
 
+    @task
+    def report(run: dict) -> dict:
+        return _call("report", run)
+
     partitions = extract()
     run = partitions["run"]
     scored = score.partial(run=run).expand(partition=partitions)
-    load(run, scored) >> importance(run)
+    load(run, scored) >> importance(run) >> report(run)
 
 
 def _call(step: str, *args, **kwargs):

@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS scoring_runs (
     importance_status   VARCHAR,            -- pending | computed | skipped: ...
     score_psi           DOUBLE PRECISION,   -- PSI of the scores against training
     drift_status        VARCHAR,            -- stable | watch | act (of the score)
+    report_path         VARCHAR,            -- the run's HTML report
     CHECK (rows_in = rows_scored + rows_quarantined)
 );
 

@@ -29,10 +29,11 @@ def test_dags_folder_imports_without_errors(dagbag):
 
 def test_nightly_dag_has_exact_tasks_and_wiring(dagbag):
     dag = dagbag.dags[DAG_ID]
-    assert set(dag.task_dict) == {"extract", "score", "load", "importance"}
-    assert dag.task_dict["extract"].downstream_task_ids == {"score", "load", "importance"}
+    assert set(dag.task_dict) == {"extract", "score", "load", "importance", "report"}
+    assert dag.task_dict["extract"].downstream_task_ids == {"score", "load", "importance", "report"}
     assert dag.task_dict["score"].downstream_task_ids == {"load"}
     assert dag.task_dict["load"].downstream_task_ids == {"importance"}
+    assert dag.task_dict["importance"].downstream_task_ids == {"report"}
     from airflow.sdk.definitions.mappedoperator import MappedOperator
 
     assert isinstance(dag.task_dict["score"], MappedOperator)

@@ -81,6 +81,8 @@ def _nightly_rerun_and_backfill(env, settings, record) -> None:
         3,
     )
     assert run["importance_status"].startswith("skipped: no outcomes")
+    report = Path(run["report_path"])
+    assert report.name == "report.html" and "<svg" in report.read_text()
 
     # A second run of the same date and model: identical rows, no duplicates.
     airflow_dags_test(env, settings, "2026-11-03", SMALL)

@@ -1,0 +1,278 @@
+"""One self-contained HTML report per run: numbers and plots, no network.
+
+Everything comes from the results database (the same tables analysts
+query); plots are drawn with matplotlib and inlined as SVG, so the file opens
+anywhere, offline, with no CDN.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import io
+import logging
+from pathlib import Path
+
+from credit_batch import lake, registry, results
+from credit_batch.config import Settings
+from credit_batch.db import Database, read_sql
+from credit_batch.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+_QUERIES = (
+    "run",
+    "bands",
+    "score_histogram",
+    "importance",
+    "shap_summary",
+    "partial_dependence",
+    "drift",
+    "quarantine",
+    "model",
+)
+_BAND_COLOURS = {"stable": "#d9f2d9", "watch": "#fff2cc", "act": "#f8cbcb"}
+_STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1100px;color:#222}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:3px 8px;
+text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+.ok{color:#176317}.bad{color:#a11}figure{margin:0}"""
+
+
+def report_path(settings: Settings, date: dt.date, model_version: str) -> Path:
+    """Where the report of a (snapshot, model) slice is written."""
+    version = lake.check_model_version(model_version)
+    return (
+        settings.lake
+        / "reports"
+        / f"snapshot_date={date.isoformat()}"
+        / f"model_version={version}"
+        / "report.html"
+    )
+
+
+def write_report(settings: Settings, *, snapshot_date, model_version: str | None = None) -> Path:
+    """Write the HTML report of the newest run of a (snapshot, model) slice; return its path.
+
+    The model defaults to the champion. The path is recorded in ``scoring_runs``.
+    """
+    from credit_batch.warehouse import parse_date
+
+    date = parse_date(snapshot_date)
+    with results.open_results(settings) as db:
+        version = model_version or registry.champion(db, settings).model_version
+        data = _collect(db, settings, date, lake.check_model_version(version))
+        path = report_path(settings, date, version)
+        with lake.atomic_path(path) as tmp:
+            tmp.write_text(render(data), encoding="utf-8")
+        db.execute(
+            read_sql(settings.sql_dir, "load/set_report_path.sql"),
+            {"report_path": str(path), "run_id": data["run"][0]["run_id"]},
+        )
+    logger.info("report of %s / %s: %s", date, version, path)
+    return path
+
+
+def _collect(db: Database, settings: Settings, date: dt.date, version: str) -> dict:
+    params = {"snapshot_date": date, "model_version": version}
+    data = {
+        name: db.fetch_arrow(
+            read_sql(settings.sql_dir, f"report/{name}.sql"),
+            {k: v for k, v in params.items() if name != "model" or k == "model_version"},
+        ).to_pylist()
+        for name in _QUERIES
+    }
+    if not data["run"]:
+        raise DataError(
+            f"no scoring run of snapshot {date} with model {version} to report",
+            snapshot_date=date,
+            model_version=version,
+        )
+    return data
+
+
+def render(data: dict) -> str:
+    """The report's HTML for the data :func:`_collect` gathers."""
+    run = data["run"][0]
+    parts = [
+        f"<h1>credit-batch run report: snapshot {_e(run['snapshot_date'])}, "
+        f"model {_e(run['model_version'])}</h1>",
+        _counts(run),
+        "<h2>Scores and risk bands</h2>",
+        _figure(_histogram_plot(data["score_histogram"])),
+        _table(
+            ["risk band", "customers", "mean score"],
+            [[b["risk_band"], b["customers"], b["mean_score"]] for b in data["bands"]],
+        ),
+        "<h2>Feature importance</h2>",
+        _importance(data["importance"]),
+        "<h2>SHAP summary (mean |SHAP|, log-odds)</h2>",
+        _figure(
+            _bar_plot(
+                [s["feature"] for s in data["shap_summary"]],
+                [s["mean_abs_shap"] for s in data["shap_summary"]],
+                "mean |SHAP|",
+            )
+        ),
+        "<h2>Partial dependence</h2>",
+        _figure(_pdp_plot(data["partial_dependence"])),
+        "<h2>Drift against the training data (PSI)</h2>",
+        _drift(data["drift"]),
+        "<h2>Quarantine</h2>",
+        _table(
+            ["reason", "rows"], [[q["reason"], q["rows_quarantined"]] for q in data["quarantine"]]
+        )
+        if data["quarantine"]
+        else "<p>No rows were quarantined.</p>",
+        "<h2>Model</h2>",
+        _table(["field", "value"], [[k, v] for m in data["model"] for k, v in m.items()]),
+    ]
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>credit-batch report {_e(run['snapshot_date'])}</title>"
+        f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>"
+    )
+
+
+def _counts(run: dict) -> str:
+    balanced = run["rows_in"] == run["rows_scored"] + run["rows_quarantined"]
+    check = (
+        "<span class='ok'>reconciled</span>"
+        if balanced
+        else "<span class='bad'>DOES NOT RECONCILE</span>"
+    )
+    rows = [
+        [k, run[k]]
+        for k in (
+            "run_id",
+            "airflow_run_id",
+            "status",
+            "rows_in",
+            "rows_scored",
+            "rows_quarantined",
+            "partitions",
+            "importance_status",
+            "score_psi",
+            "drift_status",
+            "started_at",
+            "finished_at",
+        )
+    ]
+    return f"<p>rows in = rows scored + rows quarantined: {check}</p>" + _table(["", "value"], rows)
+
+
+def _importance(rows: list[dict]) -> str:
+    out = []
+    for method in sorted({r["method"] for r in rows}):
+        chosen = [r for r in rows if r["method"] == method]
+        out.append(
+            f"<h3>{_e(method)} ({_e(chosen[0]['metric'])}, {chosen[0]['sample_rows']:,} rows)</h3>"
+        )
+        out.append(
+            _figure(
+                _bar_plot(
+                    [r["feature"] for r in chosen],
+                    [r["importance_mean"] for r in chosen],
+                    chosen[0]["metric"],
+                )
+            )
+        )
+    return "".join(out) or "<p>No importance computed.</p>"
+
+
+def _drift(rows: list[dict]) -> str:
+    body = "".join(
+        f"<tr style='background:{_BAND_COLOURS[r['band']]}'><td>{_e(r['feature'])}</td>"
+        f"<td>{r['psi']:.4f}</td><td>{_e(r['band'])}</td><td>{r['rows_compared']:,}</td></tr>"
+        for r in rows
+    )
+    return (
+        (f"<table><tr><th>feature</th><th>PSI</th><th>band</th><th>rows</th></tr>{body}</table>")
+        if rows
+        else "<p>No drift reference for this model.</p>"
+    )
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return _e(value)
+
+
+def _e(value) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _figure(svg: str) -> str:
+    return f"<figure>{svg}</figure>"
+
+
+def _svg(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg") :]  # drop the XML prolog and DOCTYPE
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _histogram_plot(rows: list[dict]) -> str:
+    fig, ax = _plt().subplots(figsize=(8, 2.6))
+    ax.bar(
+        [r["bin"] / 50 for r in rows],
+        [r["customers"] for r in rows],
+        width=0.02,
+        align="edge",
+        color="#4a78a8",
+    )
+    ax.set_xlabel("score (probability of serious delinquency)")
+    ax.set_ylabel("customers")
+    return _svg(fig)
+
+
+def _bar_plot(labels: list[str], values: list[float], xlabel: str) -> str:
+    fig, ax = _plt().subplots(figsize=(8, 0.28 * max(len(labels), 3) + 0.6))
+    ax.barh(labels[::-1], values[::-1], color="#4a78a8")
+    ax.set_xlabel(xlabel)
+    return _svg(fig)
+
+
+def _pdp_plot(rows: list[dict]) -> str:
+    features = sorted({r["feature"] for r in rows})
+    if not features:
+        return "<p>No partial dependence computed.</p>"
+    fig, axes = _plt().subplots(1, len(features), figsize=(3.6 * len(features), 2.8), squeeze=False)
+    for ax, name in zip(axes[0], features, strict=True):
+        curve = [r for r in rows if r["feature"] == name]
+        x = [r["grid_value"] for r in curve]
+        ax.fill_between(
+            x,
+            [r["ice_p10"] for r in curve],
+            [r["ice_p90"] for r in curve],
+            alpha=0.25,
+            color="#4a78a8",
+            label="ICE 10-90 %",
+        )
+        ax.plot(x, [r["average"] for r in curve], color="#1f3d5c", label="average")
+        ax.set_title(name, fontsize=9)
+        ax.set_ylabel("score")
+    axes[0][0].legend(fontsize=7)
+    return _svg(fig)
