@@ -69,10 +69,10 @@ def _explain_linear(model, frame, background):
     z = np.asarray(columns.transform(frame), dtype=float)
     scores = clf.predict_proba(z)[:, 1]
     weights, mean = clf.coef_[0], np.asarray(background, dtype=float)
-    per_column = (z - mean) * weights
     owners = _column_owners(columns, list(frame.columns))
-    contributions = np.zeros((len(frame), frame.shape[1]))
-    np.add.at(contributions.T, owners, per_column.T)
+    to_raw = np.zeros((owners.size, frame.shape[1]))
+    to_raw[np.arange(owners.size), owners] = weights  # weight, and sum back to raw features
+    contributions = (z - mean) @ to_raw
     return scores, contributions, float(clf.intercept_[0] + weights @ mean)
 
 
@@ -108,7 +108,14 @@ def top_reasons(contributions: np.ndarray, names: list[str], k: int = N_REASONS)
     """
     import pyarrow as pa
 
-    order = np.argsort(-contributions, axis=1, kind="stable")[:, :k]
+    k = min(k, contributions.shape[1])
+    top = (
+        np.argpartition(-contributions, k - 1, axis=1)[:, :k]
+        if k
+        else np.empty((len(contributions), 0), dtype=np.intp)
+    )
+    within = np.argsort(-np.take_along_axis(contributions, top, axis=1), axis=1, kind="stable")
+    order = np.take_along_axis(top, within, axis=1)
     values = np.take_along_axis(contributions, order, axis=1)
     dictionary = pa.array(names)
     out = []
