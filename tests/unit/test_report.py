@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from credit_batch.report import write_report
-from tests.conftest import query, run_pipeline, services_required
+from tests.conftest import REPO, query, run_pipeline, services_required
 
 
 @pytest.fixture
@@ -69,4 +69,7 @@ def test_report_opens_in_headless_chromium_without_errors(reported, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert shot.stat().st_size > 50_000
+    artifacts = REPO / ".test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    shutil.copy(shot, artifacts / "report.png")  # kept for a look after the run
     assert "CONSOLE" not in done.stderr and "net::ERR" not in done.stderr, done.stderr[-2000:]
