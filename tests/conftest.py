@@ -87,6 +87,21 @@ def expected_counts(settings: Settings, date) -> dict[str, int]:
     return {"rows_in": total, "quarantined": broken, "scored": total - broken}
 
 
+def demo_frame(rows: int, *, seed: int = 0, snapshot: int = 0):
+    """One generated snapshot as a frame: the spec's features (flags derived) and the label."""
+    from credit_batch import demo
+
+    _, table, outcomes = list(
+        demo.generate(rows=rows, snapshots=snapshot + 1, seed=seed, unlabeled_snapshots=0)
+    )[snapshot]
+    frame = table.to_pandas()
+    frame["high_debt_ratio"] = (frame["debt_ratio"] > 1).astype(float)
+    frame["missing_monthly_income"] = frame["monthly_income"].isna().astype(float)
+    frame["missing_num_dependents"] = frame["num_dependents"].isna().astype(float)
+    frame["delinquency"] = outcomes.column("delinquency").to_numpy()
+    return frame
+
+
 def make_settings(home: Path, **overrides) -> Settings:
     return replace(Settings(home=home), **overrides)
 

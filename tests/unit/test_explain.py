@@ -6,20 +6,16 @@ import numpy as np
 import pytest
 import shap
 
-from credit_batch import demo, explain, training
+from credit_batch import explain, training
 from credit_batch.features import DEFAULT_FEATURE_SPEC
+from tests.conftest import demo_frame
 
 NAMES = DEFAULT_FEATURE_SPEC.names
 
 
 @pytest.fixture(scope="module")
 def data():
-    _, table, outcomes = next(demo.generate(rows=6_000, snapshots=1, unlabeled_snapshots=0))
-    frame = table.to_pandas()
-    frame["high_debt_ratio"] = (frame["debt_ratio"] > 1).astype(float)
-    frame["missing_monthly_income"] = frame["monthly_income"].isna().astype(float)
-    frame["missing_num_dependents"] = frame["num_dependents"].isna().astype(float)
-    frame["delinquency"] = outcomes.column("delinquency").to_numpy()
+    frame = demo_frame(6_000)
     frame = frame[frame["num_90_days_late"] < 90].reset_index(drop=True)  # as scoring sees it
     return frame
 

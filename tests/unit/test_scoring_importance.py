@@ -8,20 +8,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from credit_batch import demo, importance, scoring, training
+from credit_batch import importance, scoring, training
 from credit_batch.explain import linear_background
 from credit_batch.features import DEFAULT_FEATURE_SPEC, Feature, FeatureSpec
+from tests.conftest import demo_frame
 
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     """A model fitted on a small demo snapshot, and one extracted-like partition file."""
-    date, table, outcomes = next(demo.generate(rows=5_000, snapshots=1, unlabeled_snapshots=0))
-    frame = table.to_pandas()
-    frame["high_debt_ratio"] = (frame["debt_ratio"] > 1).astype(float)
-    frame["missing_monthly_income"] = frame["monthly_income"].isna().astype(float)
-    frame["missing_num_dependents"] = frame["num_dependents"].isna().astype(float)
-    frame["delinquency"] = outcomes.column("delinquency").to_numpy()
+    frame = demo_frame(5_000)
     model, _ = training.fit_and_evaluate(frame, seed=0)
     path = tmp_path_factory.mktemp("part") / "features.parquet"
     pq.write_table(
@@ -85,15 +81,19 @@ def test_partition_missing_a_model_column_is_refused_naming_it(tmp_path, fitted)
     assert not (tmp_path / "out.parquet").exists()
 
 
-def test_permutation_importance_ranks_planted_feature_first_and_noise_near_zero():
-    rng = np.random.default_rng(0)
-    n = 4_000
+def _planted(n: int, seed: int):
+    """A model fitted on a strong, a weak and a pure-noise feature: ``(model, x, y)``."""
+    rng = np.random.default_rng(seed)
     x = pd.DataFrame(
         {"noise": rng.normal(size=n), "strong": rng.normal(size=n), "weak": rng.normal(size=n)}
     )
     y = (rng.random(n) < 1 / (1 + np.exp(-(3 * x["strong"] + 0.5 * x["weak"] - 1)))).astype(int)
     spec = FeatureSpec(features=tuple(Feature(c, "float64", c) for c in x.columns), target="y")
-    model = training.build_model(spec, seed=0).fit(x, y)
+    return training.build_model(spec, seed=0).fit(x, y), x, y
+
+
+def test_permutation_importance_ranks_planted_feature_first_and_noise_near_zero():
+    model, x, y = _planted(4_000, seed=0)
     frame = importance.permutation_importance_frame(model, x, y, n_repeats=5, seed=0)
     ranked = frame.set_index("feature")
     assert frame["feature"].tolist()[0] == "strong"
@@ -112,14 +112,7 @@ def test_importance_refuses_labels_of_one_class():
 
 
 def test_unlabeled_importance_ranks_the_feature_that_moves_the_score_first():
-    rng = np.random.default_rng(1)
-    n = 3_000
-    x = pd.DataFrame(
-        {"noise": rng.normal(size=n), "strong": rng.normal(size=n), "weak": rng.normal(size=n)}
-    )
-    y = (rng.random(n) < 1 / (1 + np.exp(-(3 * x["strong"] + 0.5 * x["weak"] - 1)))).astype(int)
-    spec = FeatureSpec(features=tuple(Feature(c, "float64", c) for c in x.columns), target="y")
-    model = training.build_model(spec, seed=0).fit(x, y)
+    model, x, _ = _planted(3_000, seed=1)
     frame = importance.unlabeled_importance_frame(model, x, n_repeats=3, seed=0).set_index(
         "feature"
     )
