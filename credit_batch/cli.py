@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("run", help="score a snapshot: extract, score, load, importance")
     _run_arguments(c)
     c.set_defaults(func=_run)
+    c = sub.add_parser("runs", help="recent runs: counts and seconds per step")
+    c.add_argument("--limit", type=int, default=20)
+    c.set_defaults(func=_runs)
     c = sub.add_parser("report", help="write the HTML report of a scored snapshot")
     c.add_argument("--date", required=True, help="snapshot date")
     c.add_argument("--model", help="model version (default: the champion)")
@@ -207,6 +210,30 @@ def _summary(settings, run, loaded, explained, seconds) -> None:
         + settings.results_url.removeprefix("duckdb:///")
         + ' "SELECT risk_band, count(*) FROM latest_predictions GROUP BY 1 ORDER BY 1"'
     )
+
+
+def _runs(settings, args) -> None:
+    from credit_batch import results
+    from credit_batch.db import read_sql
+
+    with results.open_results(settings) as db:
+        runs = db.fetch_arrow(
+            read_sql(settings.sql_dir, "registry/runs.sql"), {"limit": args.limit}
+        ).to_pylist()
+    print(
+        f"{'snapshot':<10} {'model':<28} {'rows in':>10} {'scored':>10} {'quar.':>6} "
+        f"{'extract s':>9} {'score s':>8} {'load s':>7} {'explain s':>9} drift"
+    )
+    for r in runs:
+        seconds = [
+            r[k] or 0.0
+            for k in ("extract_seconds", "score_seconds", "load_seconds", "importance_seconds")
+        ]
+        print(
+            f"{r['snapshot_date']!s:<10} {r['model_version']:<28} {r['rows_in']:>10,} "
+            f"{r['rows_scored']:>10,} {r['rows_quarantined']:>6,} {seconds[0]:>9.2f} "
+            f"{seconds[1]:>8.2f} {seconds[2]:>7.2f} {seconds[3]:>9.2f} {r['drift_status']}"
+        )
 
 
 def _report(settings, args) -> None:

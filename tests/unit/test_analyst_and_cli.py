@@ -80,3 +80,15 @@ def test_load_csv_takes_the_kaggle_file_format(tmp_path, monkeypatch, capsys):
         (4, 30.0, None, None),
     ]
     assert con.execute("SELECT SUM(delinquency), COUNT(*) FROM outcomes").fetchone() == (1, 4)
+
+
+def test_cli_runs_lists_each_run_with_its_step_seconds(demo, monkeypatch, capsys):
+    settings, _, record = demo
+    run_pipeline(settings, snapshot_date="2026-09-30", sample_rows=500, repeats=1)
+    run_pipeline(settings, snapshot_date="2026-10-31")
+    monkeypatch.setenv("CREDIT_BATCH_HOME", str(settings.home))
+    assert cli.main(["runs"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split()[:2] == ["snapshot", "model"] and len(lines) == 3
+    assert lines[1].startswith("2026-10-31") and lines[2].startswith("2026-09-30")
+    assert record.model_version in lines[1] and "3,000" in lines[1]
