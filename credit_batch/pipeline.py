@@ -586,10 +586,7 @@ def train(
     until_date = warehouse.parse_date(until, name="train until date")
     since_date = warehouse.parse_date(since, name="train since date") if since else dt.date.min
     check_rows("max training rows", max_rows, maximum=MAX_PARTITION_ROWS, minimum=50)
-    if algorithm not in training.ALGORITHMS:
-        from credit_batch.errors import ParameterError
-
-        raise ParameterError("algorithm", algorithm, f"must be one of {training.ALGORITHMS}")
+    training.check_algorithm(algorithm)
     with warehouse.open_warehouse(settings) as wh:
         frame = _valid_rows(warehouse.read_labeled(wh, settings, since_date, until_date))
     if frame.empty:

@@ -44,11 +44,6 @@ def scores_schema():
     )
 
 
-def predict_scores(model, frame) -> np.ndarray:
-    """Probability of the positive class (serious delinquency) for each row."""
-    return model.predict_proba(frame)[:, 1]
-
-
 def risk_bands(scores: np.ndarray, bands=DEFAULT_RISK_BANDS):
     """Band label of each score: the first band whose upper bound is >= the score.
 
@@ -159,9 +154,9 @@ def score_file(
         pq.ParquetWriter(qtmp, quarantine_schema()) as qwriter,
     ):
         for batch in _batches(source, features_path, chunk_rows, columns):
-            scored, rejected, contributions = _score_batch(job, batch)
+            scored, rejected, contributions, valid = _score_batch(job, batch)
             shap_abs += np.abs(contributions).sum(axis=0)
-            _count_bins(bins, reference, scored, batch, rejected)
+            _count_bins(bins, reference, scored, valid)
             writer.write_batch(scored)
             qwriter.write_batch(rejected)
             counts["rows_scored"] += scored.num_rows
@@ -175,17 +170,15 @@ def score_file(
     }
 
 
-def _count_bins(bins: dict, reference: dict, scored, batch, rejected) -> None:
-    """Add the scored rows of a chunk to the drift bins of each feature and the score."""
+def _count_bins(bins: dict, reference: dict, scored, valid) -> None:
+    """Add the scored rows of a chunk (``valid``: their features) to the drift bins."""
     from credit_batch.drift import SCORE, histogram
 
     if not bins or scored.num_rows == 0:
         return
-    keep = ~np.isin(batch.column("customer_id").to_numpy(), rejected["customer_id"].to_numpy())
     for name, ref in reference.items():
-        column = scored.column("score") if name == SCORE else batch.column(name)
-        values = column.to_numpy(zero_copy_only=False).astype(float)
-        bins[name] += histogram(values if name == SCORE else values[keep], ref["edges"])
+        column = scored.column("score") if name == SCORE else valid.column(name)
+        bins[name] += histogram(column.to_numpy(zero_copy_only=False), ref["edges"])
 
 
 def _check_columns(source, columns: list[str], path: Path) -> None:
@@ -218,7 +211,11 @@ class _Job:
 
 
 def _score_batch(job: _Job, batch):
-    """Split one batch into scored rows (with reasons) and quarantined rows."""
+    """Split one batch into scored rows (with reasons) and quarantined rows.
+
+    Returns the scored batch, the quarantined batch, the SHAP contributions
+    and the valid rows' input batch (the features the scored rows came from).
+    """
     import pyarrow as pa
 
     from credit_batch.validation import split_valid
@@ -247,7 +244,7 @@ def _score_batch(job: _Job, batch):
         ],
         schema=scores_schema(),
     )
-    return scored, _quarantined(job, rejected, snapshot), contributions
+    return scored, _quarantined(job, rejected, snapshot), contributions, batch
 
 
 def _quarantined(job: _Job, rejected, snapshot):

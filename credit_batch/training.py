@@ -33,8 +33,7 @@ def build_model(
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import PowerTransformer, StandardScaler
 
-    if algorithm not in ALGORITHMS:
-        raise ParameterError("algorithm", algorithm, f"must be one of {ALGORITHMS}")
+    check_algorithm(algorithm)
     if algorithm == "hgb":
         clf = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, random_state=seed)
         return Pipeline([("classifier", clf)])
@@ -52,6 +51,13 @@ def build_model(
     )
     clf = LogisticRegression(max_iter=1000, random_state=seed)
     return Pipeline([("columns", columns), ("classifier", clf)])
+
+
+def check_algorithm(algorithm: object) -> str:
+    """Return ``algorithm`` if it is one of :data:`ALGORITHMS`, else raise ParameterError."""
+    if algorithm not in ALGORITHMS:
+        raise ParameterError("algorithm", algorithm, f"must be one of {ALGORITHMS}")
+    return algorithm
 
 
 def evaluate(y_true, proba) -> dict[str, float]:
