@@ -1,0 +1,81 @@
+"""The optimised pipeline stores what the straightforward path computes.
+
+``expected_run.csv`` and ``expected_counts.json`` were written by
+``make_expected.py`` (whole-frame pandera, ``predict_proba``,
+``shap.LinearExplainer``, reasons sorted in plain Python) from the same demo
+the ``demo`` fixture builds. The pipeline runs here in small partitions and
+chunks, so chunk and partition boundaries fall inside the data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import query, run_pipeline
+
+HERE = Path(__file__).resolve().parent
+REASONS = [f"reason_{i}" for i in (1, 2, 3)]
+VALUES = [f"{r}_value" for r in REASONS]
+
+
+@pytest.fixture(scope="module")
+def expected():
+    frame = pd.read_csv(HERE / "expected_run.csv")
+    return frame, json.loads((HERE / "expected_counts.json").read_text())
+
+
+@pytest.fixture
+def stored(demo, expected):
+    settings, _, _ = demo
+    settings = replace(settings, partition_rows=1_100, chunk_rows=257)
+    date = expected[1]["snapshot_date"]
+    done = run_pipeline(settings, snapshot_date=date, repeats=1, sample_rows=500)
+    predictions = pd.DataFrame(
+        query(settings, "SELECT * FROM predictions WHERE snapshot_date = :d", {"d": date})
+    )
+    quarantine = pd.DataFrame(
+        query(settings, "SELECT * FROM quarantine WHERE snapshot_date = :d", {"d": date})
+    )
+    return done, predictions, quarantine
+
+
+def test_run_counts_equal_the_stored_expected_counts(stored, expected):
+    done, predictions, quarantine = stored
+    counts = expected[1]
+    assert done["plan"]["run"]["rows_in"] == counts["rows_in"]
+    assert done["loaded"]["rows_loaded"] == len(predictions) == counts["rows_scored"]
+    assert done["loaded"]["rows_quarantined"] == len(quarantine) == counts["rows_quarantined"]
+
+
+def test_scores_and_reason_values_equal_the_straightforward_path(stored, expected):
+    _, predictions, _ = stored
+    want = expected[0].dropna(subset=["score"]).set_index("customer_id")
+    got = predictions.set_index("customer_id").loc[want.index]
+    np.testing.assert_allclose(got["score"], want["score"], rtol=1e-12, atol=0)
+    for column in VALUES:
+        np.testing.assert_allclose(
+            got[column].astype(float), want[column], rtol=0, atol=1e-9, equal_nan=True
+        )
+
+
+def test_reason_codes_equal_the_straightforward_path(stored, expected):
+    _, predictions, _ = stored
+    want = expected[0].dropna(subset=["score"]).set_index("customer_id")
+    got = predictions.set_index("customer_id").loc[want.index]
+    for column in REASONS:
+        mismatched = (got[column].fillna("-") != want[column].fillna("-")).sum()
+        assert mismatched == 0, f"{column}: {mismatched} rows differ"
+
+
+def test_quarantined_ids_and_reasons_equal_the_straightforward_path(stored, expected):
+    _, _, quarantine = stored
+    want = expected[0][expected[0]["score"].isna()].set_index("customer_id")
+    got = quarantine.set_index("customer_id").sort_index()
+    assert got.index.tolist() == want.index.tolist()
+    assert got["reason"].tolist() == want["quarantine_reason"].tolist()
