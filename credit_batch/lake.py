@@ -3,7 +3,11 @@
 Layout (Hive-style keys, readable by DuckDB, pyarrow and Spark)::
 
     lake/features/snapshot_date=D/part-00000.parquet
-    lake/scores/snapshot_date=D/model_version=V/part-00000.parquet
+    lake/scores/snapshot_date=D/model_version=V/run_id=R/part-00000.parquet
+    lake/quarantine/snapshot_date=D/model_version=V/run_id=R/part-00000.parquet
+
+Scored files live in a folder of their run: two runs of the same slice at
+once (a manual run during the nightly one) never read each other's files.
 
 Every file is written under a temporary name in its own folder and renamed
 into place, so a killed writer leaves the old file or the new one.
@@ -30,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 _PART = re.compile(r"^part-\d{5}\.(parquet|manifest\.json)$")
 _VERSION = re.compile(MODEL_VERSION_PATTERN)
+_RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def check_model_version(version: object) -> str:
@@ -44,18 +49,46 @@ def features_dir(lake: Path, date: dt.date) -> Path:
     return Path(lake) / "features" / f"snapshot_date={date.isoformat()}"
 
 
-def scores_dir(lake: Path, date: dt.date, model_version: str) -> Path:
-    """Folder of one (snapshot, model version) slice's scored partitions."""
-    version = check_model_version(model_version)
-    return Path(lake) / "scores" / f"snapshot_date={date.isoformat()}" / f"model_version={version}"
+def scores_dir(lake: Path, date: dt.date, model_version: str, run_id: str) -> Path:
+    """Folder of one run's scored partitions of a (snapshot, model version) slice."""
+    return _run_dir(Path(lake) / "scores", date, model_version, run_id)
 
 
-def quarantine_dir(lake: Path, date: dt.date, model_version: str) -> Path:
-    """Folder of one (snapshot, model version) slice's quarantined rows."""
+def quarantine_dir(lake: Path, date: dt.date, model_version: str, run_id: str) -> Path:
+    """Folder of one run's quarantined rows of a (snapshot, model version) slice."""
+    return _run_dir(Path(lake) / "quarantine", date, model_version, run_id)
+
+
+def _run_dir(root: Path, date: dt.date, model_version: str, run_id: str) -> Path:
     version = check_model_version(model_version)
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+        raise ParameterError("run id", run_id, "must match " + _RUN_ID.pattern)
     return (
-        Path(lake) / "quarantine" / f"snapshot_date={date.isoformat()}" / f"model_version={version}"
+        root / f"snapshot_date={date.isoformat()}" / f"model_version={version}" / f"run_id={run_id}"
     )
+
+
+def remove_superseded_runs(run_dir: Path, *, older_than_seconds: float) -> list[Path]:
+    """Delete the other run folders of ``run_dir``'s slice not written to for a while.
+
+    Called once a run's slice is loaded: earlier runs' files are superseded.
+    A folder touched within ``older_than_seconds`` may belong to a run still
+    going on (two runs of one slice at once) and is left alone.
+    """
+    import shutil
+    import time
+
+    removed = []
+    cutoff = time.time() - older_than_seconds
+    for other in Path(run_dir).parent.glob("run_id=*"):
+        if other == Path(run_dir) or not other.is_dir():
+            continue
+        newest = max((f.stat().st_mtime for f in other.iterdir()), default=other.stat().st_mtime)
+        if newest < cutoff:
+            logger.info("removing superseded run folder %s", other)
+            shutil.rmtree(other, ignore_errors=True)
+            removed.append(other)
+    return removed
 
 
 def part_name(index: int) -> str:
@@ -79,8 +112,17 @@ def atomic_path(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_parts(batches: Iterable, out_dir: Path, *, rows_per_part: int, schema) -> list[dict]:
+def write_parts(
+    batches: Iterable,
+    out_dir: Path,
+    *,
+    rows_per_part: int,
+    schema,
+    dictionary_columns: list[str] | None = None,
+) -> list[dict]:
     """Write a stream of record batches as parts of at most ``rows_per_part`` rows.
+
+    ``dictionary_columns``: the only columns to dictionary-encode (default: all).
 
     Returns one ``{"path", "rows"}`` entry per part. Parts left from an earlier
     write with more parts are removed, so the folder holds exactly this set.
@@ -91,7 +133,10 @@ def write_parts(batches: Iterable, out_dir: Path, *, rows_per_part: int, schema)
     for index, group in groupby(_rechunk(batches, rows_per_part), key=itemgetter(0)):
         path = Path(out_dir) / part_name(index)
         rows = 0
-        with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        with (
+            atomic_path(path) as tmp,
+            pq.ParquetWriter(tmp, schema, use_dictionary=dictionary_columns or True) as writer,
+        ):
             for _, batch in group:
                 writer.write_batch(batch)
                 rows += batch.num_rows

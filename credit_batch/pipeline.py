@@ -53,6 +53,9 @@ from credit_batch.validation import DuplicateTracker
 logger = logging.getLogger(__name__)
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: Scored files of earlier runs of a slice are deleted after a load once they
+#: are this old (younger ones may belong to a run of the same slice going on).
+SUPERSEDED_RUN_SECONDS = 3600.0
 
 
 def new_run_id(airflow_dag_id: str | None = None, airflow_run_id: str | None = None) -> str:
@@ -102,6 +105,7 @@ def extract(
             lake.features_dir(settings.lake, date),
             rows_per_part=part_rows,
             schema=DEFAULT_FEATURE_SPEC.arrow_schema(),
+            dictionary_columns=DEFAULT_FEATURE_SPEC.dictionary_columns,
         )
     rows_in = sum(p["rows"] for p in parts)
     _check_duplicates(tracker.ids, rows_in, budget, date)
@@ -261,8 +265,8 @@ def _outputs(settings: Settings, run: dict, index: int) -> tuple[Path, Path]:
     date = dt.date.fromisoformat(run["snapshot_date"])
     name = lake.part_name(index)
     return (
-        lake.scores_dir(settings.lake, date, run["model_version"]) / name,
-        lake.quarantine_dir(settings.lake, date, run["model_version"]) / name,
+        lake.scores_dir(settings.lake, date, run["model_version"], run["run_id"]) / name,
+        lake.quarantine_dir(settings.lake, date, run["model_version"], run["run_id"]) / name,
     )
 
 
@@ -299,6 +303,11 @@ def load(settings: Settings, run: dict, scored: list[dict]) -> dict:
             read_sql(settings.sql_dir, "load/finish_load.sql"),
             {"load_seconds": record["load_seconds"], "run_id": run["run_id"]},
         )
+    for key in ("path", "quarantine_path"):
+        if scored:
+            lake.remove_superseded_runs(
+                Path(scored[0][key]).parent, older_than_seconds=SUPERSEDED_RUN_SECONDS
+            )
     logger.info("loaded %d predictions for %s / %s", inserted, date, run["model_version"])
     return {
         "run_id": run["run_id"],

@@ -44,6 +44,18 @@ def scores_schema():
     )
 
 
+def _dictionary_columns() -> list[str]:
+    """Columns of a scored partition that Parquet should dictionary-encode.
+
+    The labels (already dictionaries in Arrow) and the date; not the floats,
+    whose dictionaries are built and thrown away (a third of the write time).
+    """
+    import pyarrow as pa
+
+    schema = scores_schema()
+    return ["snapshot_date", *(f.name for f in schema if pa.types.is_dictionary(f.type))]
+
+
 def risk_bands(scores: np.ndarray, bands=DEFAULT_RISK_BANDS):
     """Band label of each score: the first band whose upper bound is >= the score.
 
@@ -150,18 +162,21 @@ def score_file(
     with (
         atomic_path(Path(out_path)) as tmp,
         atomic_path(qpath) as qtmp,
-        pq.ParquetWriter(tmp, scores_schema()) as writer,
+        pq.ParquetWriter(tmp, scores_schema(), use_dictionary=_dictionary_columns()) as writer,
         pq.ParquetWriter(qtmp, quarantine_schema()) as qwriter,
     ):
+        rejected, snapshot = [], None
         for batch in _batches(source, features_path, chunk_rows, columns):
-            scored, rejected, contributions, valid = _score_batch(job, batch)
+            scored, invalid, contributions, valid = _score_batch(job, batch)
             shap_abs += np.abs(contributions).sum(axis=0)
             _count_bins(bins, reference, scored, valid)
             writer.write_batch(scored)
-            qwriter.write_batch(rejected)
+            rejected.append(invalid)
+            snapshot = snapshot or (batch.column("snapshot_date")[0] if batch.num_rows else None)
             counts["rows_scored"] += scored.num_rows
-            counts["rows_quarantined"] += rejected.num_rows
+            counts["rows_quarantined"] += len(invalid)
             fault_point("score.after_first_chunk")
+        qwriter.write_batch(_quarantined(job, rejected, snapshot))
     logger.info("scored %(rows_scored)d rows, quarantined %(rows_quarantined)d", counts)
     return {
         **counts,
@@ -211,20 +226,21 @@ class _Job:
 
 
 def _score_batch(job: _Job, batch):
-    """Split one batch into scored rows (with reasons) and quarantined rows.
+    """Split one batch into scored rows (with reasons) and rows to quarantine.
 
-    Returns the scored batch, the quarantined batch, the SHAP contributions
-    and the valid rows' input batch (the features the scored rows came from).
+    Returns the scored batch, the invalid rows (a frame, described once per
+    partition by :func:`_quarantined`), the SHAP contributions and the valid
+    rows' input batch (the features the scored rows came from).
     """
     import pyarrow as pa
 
-    from credit_batch.validation import split_valid
+    from credit_batch.validation import invalid_rows
 
     frame = batch.to_pandas()
-    snapshot = batch.column("snapshot_date")[0] if batch.num_rows else None
-    valid, rejected = split_valid(frame, spec=job.spec, duplicate_ids=job.duplicate_ids)
-    if not valid.all():  # convert again: the same memory layout as a clean chunk
-        batch = batch.filter(pa.array(valid))
+    invalid = invalid_rows(frame, spec=job.spec, duplicate_ids=job.duplicate_ids)
+    rejected = frame[invalid]
+    if invalid.any():  # convert again: the same memory layout as a clean chunk
+        batch = batch.filter(pa.array(~invalid))
         frame = batch.to_pandas()
     n = batch.num_rows
     scores, contributions = np.empty(0), np.zeros((0, len(job.feature_names)))
@@ -244,16 +260,26 @@ def _score_batch(job: _Job, batch):
         ],
         schema=scores_schema(),
     )
-    return scored, _quarantined(job, rejected, snapshot), contributions, batch
+    return scored, rejected, contributions, batch
 
 
-def _quarantined(job: _Job, rejected, snapshot):
+def _quarantined(job: _Job, frames: list, snapshot):
+    """The partition's invalid rows with their reasons (pandera, one call per partition)."""
+    import pandas as pd
     import pyarrow as pa
 
+    from credit_batch.validation import describe_invalid
+
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return _empty_quarantine()
+    rejected = describe_invalid(
+        pd.concat(frames, ignore_index=True), spec=job.spec, duplicate_ids=job.duplicate_ids
+    )
     k = len(rejected)
     return pa.record_batch(
         [
-            pa.repeat(snapshot, k) if k else pa.array([], pa.date32()),
+            pa.repeat(snapshot, k),
             pa.array(rejected["customer_id"].to_numpy(), pa.int64()),
             pa.array([job.model_version] * k, pa.string()),
             pa.array([job.run_id] * k, pa.string()),
@@ -262,6 +288,13 @@ def _quarantined(job: _Job, rejected, snapshot):
         ],
         schema=quarantine_schema(),
     )
+
+
+def _empty_quarantine():
+    import pyarrow as pa
+
+    schema = quarantine_schema()
+    return pa.record_batch([pa.array([], f.type) for f in schema], schema=schema)
 
 
 def _open_parquet(path: Path):

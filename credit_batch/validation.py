@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from credit_batch.errors import SchemaMismatchError
+from credit_batch.errors import DataError, SchemaMismatchError
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
 
 logger = logging.getLogger(__name__)
@@ -58,17 +58,54 @@ def split_valid(frame, *, spec: FeatureSpec = DEFAULT_FEATURE_SPEC, duplicate_id
     rejected : pandas.DataFrame
         ``customer_id``, ``reason`` and ``offending_values`` (JSON) per invalid row.
     """
+    invalid = invalid_rows(frame, spec=spec, duplicate_ids=duplicate_ids)
+    rejected = describe_invalid(
+        frame[invalid].reset_index(drop=True), spec=spec, duplicate_ids=duplicate_ids
+    )
+    return ~invalid, rejected
+
+
+def invalid_rows(frame, *, spec: FeatureSpec = DEFAULT_FEATURE_SPEC, duplicate_ids=()):
+    """Flag the rows of ``frame`` that break a rule of ``spec`` or repeat a customer id.
+
+    The spec's rules evaluated in numpy, ~3 ms per 100,000 rows: the scoring
+    tasks call this on every chunk, and pandera (which names each failure,
+    ~12 ms per call however few the rows) only on the rows flagged, once per
+    partition (:func:`describe_invalid`). A missing column or one of another
+    type is not a row error: pandera checks the frame and raises
+    :class:`~credit_batch.errors.SchemaMismatchError`.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        True for each row to quarantine.
+    """
+    invalid = _broken_rows(frame, spec)
+    if invalid is None:
+        cases = _failure_cases(frame, spec)  # raises on column errors
+        invalid = np.zeros(len(frame), dtype=bool)
+        invalid[cases["index"].to_numpy(dtype=np.int64)] = True
+    if len(duplicate_ids):
+        invalid |= frame["customer_id"].isin(list(duplicate_ids)).to_numpy()
+    return invalid
+
+
+def describe_invalid(frame, *, spec: FeatureSpec = DEFAULT_FEATURE_SPEC, duplicate_ids=()):
+    """Reasons and offending values of rows flagged by :func:`invalid_rows`.
+
+    Returns a frame of ``customer_id``, ``reason`` and ``offending_values``
+    (JSON), one row per row of ``frame`` (on a default ``RangeIndex``), in order.
+    """
     import pandas as pd
-    import pandera.pandas as pa
 
     cases = pd.DataFrame(columns=["index", "column", "check", "failure_case"])
-    try:
-        build_schema(spec).validate(frame, lazy=True, inplace=True)
-    except pa.errors.SchemaErrors as exc:
-        cases = exc.failure_cases[["index", "column", "check", "failure_case"]]
-    _raise_on_column_errors(cases)
-    cases = cases.assign(index=cases["index"].astype("int64"))
-    dups = np.flatnonzero(frame["customer_id"].isin(list(duplicate_ids)).to_numpy())
+    if len(frame):
+        cases = _failure_cases(frame, spec).astype({"index": "int64"})
+    dups = (
+        np.flatnonzero(frame["customer_id"].isin(list(duplicate_ids)).to_numpy())
+        if len(duplicate_ids)
+        else np.empty(0, dtype=np.int64)
+    )
     if dups.size:
         extra = pd.DataFrame(
             {
@@ -79,9 +116,48 @@ def split_valid(frame, *, spec: FeatureSpec = DEFAULT_FEATURE_SPEC, duplicate_id
             }
         )
         cases = pd.concat([cases, extra], ignore_index=True)
-    valid = np.ones(len(frame), dtype=bool)
-    valid[cases["index"].to_numpy()] = False
-    return valid, _rejected(frame, cases)
+    unexplained = sorted(set(range(len(frame))) - set(cases["index"].tolist()))
+    if unexplained:
+        raise DataError(
+            f"rows {unexplained[:5]} were flagged by the feature rules but pandera finds "
+            "no failure in them: the two checks disagree (a bug, nothing was written)",
+            rows=len(unexplained),
+        )
+    return _rejected(frame, cases)
+
+
+def _broken_rows(frame, spec: FeatureSpec) -> np.ndarray | None:
+    """The spec's row rules in numpy, or None when a column is missing or of another type."""
+    if "customer_id" not in frame.columns or str(frame["customer_id"].dtype) != "int64":
+        return None
+    broken = np.zeros(len(frame), dtype=bool)
+    for f in spec.features:
+        if f.name not in frame.columns or str(frame[f.name].dtype) != f.dtype:
+            return None
+        x = frame[f.name].to_numpy()
+        if not f.nullable:
+            broken |= np.isnan(x)
+        if f.minimum is not None:
+            broken |= x < f.minimum
+        if f.maximum is not None:
+            broken |= x > f.maximum
+        for code in f.forbidden:
+            broken |= x == code
+    return broken
+
+
+def _failure_cases(frame, spec: FeatureSpec):
+    """pandera's failure cases of ``frame`` (index, column, check, failure_case)."""
+    import pandas as pd
+    import pandera.pandas as pa
+
+    try:
+        build_schema(spec).validate(frame, lazy=True, inplace=True)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases[["index", "column", "check", "failure_case"]]
+        _raise_on_column_errors(cases)
+        return cases
+    return pd.DataFrame(columns=["index", "column", "check", "failure_case"])
 
 
 def _raise_on_column_errors(cases) -> None:

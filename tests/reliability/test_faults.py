@@ -68,7 +68,7 @@ def test_retry_after_a_kill_in_load_reuses_the_scored_partitions(backend, outcom
     settings, _, _ = backend
     killed = cli(settings, *RUN_ARGS, "--run-id", "reuse-1", fault="load.after_insert")
     assert killed.returncode == -signal.SIGKILL
-    parts = sorted((settings.lake / "scores").rglob("part-*.parquet"))
+    parts = sorted((settings.lake / "scores").rglob("run_id=reuse-1/part-*.parquet"))
     before = {p: p.stat().st_mtime_ns for p in parts}
     retried = cli(settings, "-v", *RUN_ARGS, "--run-id", "reuse-1")
     assert retried.returncode == 0, retried.stderr[-2000:]

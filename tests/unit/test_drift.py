@@ -69,3 +69,14 @@ def test_fail_on_drift_refuses_the_load_when_the_score_drifted_and_writes_nothin
     assert info.value.psi > 0.25
     assert query(settings, "SELECT * FROM predictions") == []
     assert query(settings, "SELECT * FROM drift") == []
+
+
+def test_histogram_counts_equal_searchsorted_bins_with_ties_and_missing_values():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 12, size=5_000).astype(float)
+    x[::9] = np.nan
+    edges = np.array([1.0, 2.0, 4.0, 7.0, 10.0])  # many values sit exactly on an edge
+    present = x[~np.isnan(x)]
+    want = np.bincount(np.searchsorted(edges, present, side="left"), minlength=edges.size + 1)
+    got = drift.histogram(x, edges)
+    assert got.tolist() == [*want.tolist(), float(np.isnan(x).sum())]

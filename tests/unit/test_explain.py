@@ -113,3 +113,26 @@ def test_partial_dependence_is_monotone_for_a_feature_with_a_monotone_effect(dat
     ).all()
     income = frame[frame["feature"] == "monthly_income"]
     assert len(income) == 20 and income["grid_value"].notna().all()  # grid ignores missing
+
+
+def test_a_feature_used_by_two_transformers_gets_the_sum_of_its_columns():
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import PowerTransformer, StandardScaler
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"a": rng.normal(size=2_000), "b": rng.exponential(size=2_000)})
+    y = (x["a"] + x["b"] + rng.normal(size=2_000) > 1).astype(int)
+    columns = ColumnTransformer(
+        [("scaled", StandardScaler(), ["a", "b"]), ("power", PowerTransformer(), ["b"])]
+    )
+    model = Pipeline([("columns", columns), ("classifier", LogisticRegression())]).fit(x, y)
+    background = explain.linear_background(model, x)
+    scores, phi, base = explain.explain(model, x, background=background)
+    z = columns.transform(x) - np.asarray(background)
+    w = model.named_steps["classifier"].coef_[0]
+    np.testing.assert_allclose(phi[:, 0], z[:, 0] * w[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(phi[:, 1], z[:, 1] * w[1] + z[:, 2] * w[2], rtol=0, atol=1e-12)
+    assert np.abs(phi.sum(axis=1) + base - _log_odds(scores)).max() < 1e-9

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -50,3 +52,27 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
 def test_model_versions_that_could_escape_a_folder_or_a_query_are_refused(version):
     with pytest.raises(ParameterError, match="model version"):
         lake.check_model_version(version)
+
+
+def test_load_of_a_slice_removes_only_old_folders_of_other_runs(tmp_path):
+    import os
+    import time
+
+    date = dt.date(2026, 10, 31)
+    mine, old, busy = (
+        lake.scores_dir(tmp_path, date, "logreg-1", run) for run in ("mine", "old", "busy")
+    )
+    for folder in (mine, old, busy):
+        folder.mkdir(parents=True)
+        (folder / "part-00000.parquet").write_bytes(b"x")
+    two_hours_ago = time.time() - 7_200
+    os.utime(old / "part-00000.parquet", (two_hours_ago, two_hours_ago))
+    removed = lake.remove_superseded_runs(mine, older_than_seconds=3_600)
+    assert removed == [old]
+    assert mine.is_dir() and busy.is_dir() and not old.exists()
+
+
+@pytest.mark.parametrize("run_id", ["../x", "a/b", "", "x" * 65])
+def test_run_folder_refuses_a_run_id_that_is_not_a_plain_name(tmp_path, run_id):
+    with pytest.raises(ParameterError, match="run id"):
+        lake.scores_dir(tmp_path, dt.date(2026, 10, 31), "logreg-1", run_id)

@@ -1,0 +1,1 @@
+"""credit-batch benchmarks: ``python -m benchmarks`` (see ``benchmarks/README.md``)."""

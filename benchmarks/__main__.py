@@ -1,0 +1,143 @@
+"""Run every benchmark figure; write ``results.md``, ``results.json`` and ``results.png``.
+
+    pip install -c constraints.txt -e '.[dev]'
+    python -m benchmarks                     # full sizes (~10 minutes on 2 cores)
+    python -m benchmarks --smoke --out /tmp/bench   # tiny sizes, what CI runs
+
+Figures and how each is measured: ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from benchmarks import figures
+from benchmarks.output import Figure, write
+
+FULL = {
+    "rows": 2_000_000,
+    "big_rows": 20_000_000,
+    "night_rows": 5_000_000,
+    "naive_load_rows": 200_000,
+    "reason_rows": 1_000_000,
+    "partition_rows": 250_000,
+    "chunk_rows": 100_000,
+    "repeats": 2,
+}
+SMOKE = {
+    "rows": 20_000,
+    "big_rows": 100_000,
+    "night_rows": 10_000,
+    "naive_load_rows": 2_000,
+    "reason_rows": 20_000,
+    "partition_rows": 5_000,
+    "chunk_rows": 2_000,
+    "repeats": 1,
+}
+FIGURES = ("limit", "naive", "reasons", "memory", "parallel", "load", "parse", "night")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (for CI)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--only", nargs="+", choices=FIGURES, default=list(FIGURES))
+    parser.add_argument("--rows", type=int, help="rows of the main snapshot")
+    parser.add_argument("--pg-url", default=os.environ.get("CREDIT_BATCH_BENCH_PG_URL"))
+    args = parser.parse_args(argv)
+    sizes = dict(SMOKE if args.smoke else FULL)
+    if args.rows:
+        sizes["rows"] = args.rows
+    logging.basicConfig(level=logging.WARNING)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="credit-batch-bench-") as tmp:
+        found = _run(Path(tmp), sizes, set(args.only), args.pg_url)
+    header = {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}",
+        "rows": f"{sizes['rows']:,}",
+        "sizes": ", ".join(f"{k}={v:,}" for k, v in sizes.items()),
+        "seconds": round(time.perf_counter() - started),
+    }
+    write(found, args.out, header)
+    for f in found:
+        verdict = "" if f.holds is None else ("  holds" if f.holds else "  MISSED")
+        print(f"{f.name:<44} {f.measured:<34} vs {f.baseline:<36} {f.ratio:7.2f}x{verdict}")
+    print(f"wrote {args.out}/results.md, results.json, results.png")
+    return 0
+
+
+def _run(home: Path, sizes: dict, only: set[str], pg_url: str | None) -> list[Figure]:
+    found: list[Figure] = []
+    bench = figures.setup(
+        home / "main",
+        sizes["rows"],
+        partition_rows=sizes["partition_rows"],
+        chunk_rows=sizes["chunk_rows"],
+        repeats=sizes["repeats"],
+    )
+    try:
+        best = None
+        if only & {"limit", "naive", "load"}:
+            limit, best = figures.limit(bench)
+            found += limit if "limit" in only else []
+        if "naive" in only:
+            found += figures.naive(bench, best["total"], rows=sizes["rows"])
+        if "load" in only:
+            with _pg_database(pg_url) as url:
+                found += figures.load(
+                    bench, best["plan"], naive_rows=sizes["naive_load_rows"], pg_url=url
+                )
+        if "reasons" in only:
+            found += figures.reasons(bench, rows=sizes["reason_rows"])
+        if "parallel" in only:
+            found += figures.parallel(bench)
+        if "memory" in only:
+            found += figures.memory(bench, small_rows=sizes["rows"], big_rows=sizes["big_rows"])
+        if "parse" in only:
+            found += figures.parse(repeats=3)
+        if "night" in only:
+            found += figures.night(home / "night", sizes["night_rows"], repeats=sizes["repeats"])
+    finally:
+        figures.shutdown()
+    return found
+
+
+class _pg_database:
+    """A fresh PostgreSQL database for the load figure (dropped after), or None."""
+
+    def __init__(self, admin_url: str | None) -> None:
+        self.admin_url, self.url, self.name = admin_url, None, None
+
+    def __enter__(self) -> str | None:
+        if not self.admin_url:
+            print("load into PostgreSQL: skipped (no --pg-url)", file=sys.stderr)
+            return None
+        import psycopg
+
+        self.name = f"credit_batch_bench_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(self.admin_url, autocommit=True) as con:
+            con.execute(f'CREATE DATABASE "{self.name}"')
+        self.url = self.admin_url.rsplit("/", 1)[0] + "/" + self.name
+        return self.url
+
+    def __exit__(self, *exc) -> None:
+        if self.name:
+            import psycopg
+
+            with psycopg.connect(self.admin_url, autocommit=True) as con:
+                con.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    sys.exit(main())

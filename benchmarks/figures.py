@@ -1,0 +1,561 @@
+"""The figures of ``python -m benchmarks``: each one a ratio against a baseline
+measured in the same run (the machines are shared and noisy).
+
+Every timed step is warm (imports done, model loaded once before) unless it
+says otherwise; where a step is repeated, the best of the repeats counts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from multiprocessing import get_context
+from pathlib import Path
+
+from benchmarks.output import Figure
+from credit_batch import pipeline, registry, results
+from credit_batch.config import Settings
+from credit_batch.features import DEFAULT_FEATURE_SPEC
+
+NAMES = DEFAULT_FEATURE_SPEC.names
+REPO = Path(__file__).resolve().parent.parent
+GIB = 1024**3
+
+
+@dataclass
+class Bench:
+    """A demo home with one snapshot of ``rows`` customers and a champion model."""
+
+    settings: Settings
+    date: str
+    rows: int
+    repeats: int
+
+    def model(self):
+        with results.open_results(self.settings) as db:
+            champion = registry.champion(db, self.settings)
+        return champion, registry.load_model(
+            self.settings.home,
+            champion.artifact_path,
+            champion.sha256,
+            version=champion.model_version,
+        )
+
+
+def setup(home: Path, rows: int, *, partition_rows: int, chunk_rows: int, repeats: int) -> Bench:
+    settings = Settings(home=home, partition_rows=partition_rows, chunk_rows=chunk_rows)
+    written = pipeline.demo_data(settings, rows=rows, snapshots=1, unlabeled_snapshots=0)
+    date = written[0]["snapshot_date"]
+    record = pipeline.train(settings, until=date, max_rows=min(rows, 200_000))
+    with results.open_results(settings) as db:
+        registry.promote(db, settings, record.model_version)
+    bench = Bench(settings, date, rows, repeats)
+    run_pipeline(bench)  # warm: imports, the lake's folders, the results tables
+    return bench
+
+
+def run_pipeline(bench: Bench, *, workers: int = 1) -> dict:
+    """extract + score every partition + load; seconds of each step and in all."""
+    t0 = time.perf_counter()
+    plan = pipeline.extract(bench.settings, snapshot_date=bench.date)
+    t1 = time.perf_counter()
+    scored = score_all(bench.settings, plan, workers=workers)
+    t2 = time.perf_counter()
+    pipeline.load(bench.settings, plan["run"], scored)
+    t3 = time.perf_counter()
+    return {"plan": plan, "extract": t1 - t0, "score": t2 - t1, "load": t3 - t2, "total": t3 - t0}
+
+
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """Warm worker processes (spawned, imports done), like a pool of Airflow workers."""
+    if workers not in _POOLS:
+        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+        list(pool.map(_warm, [0.5] * workers))  # each worker imports and holds for 0.5 s
+        _POOLS[workers] = pool
+    return _POOLS[workers]
+
+
+def _warm(hold: float) -> None:
+    import skops.io  # noqa: F401
+
+    import credit_batch.scoring  # noqa: F401
+
+    time.sleep(hold)
+
+
+def _score_one(args: tuple) -> dict:
+    settings, run, partition = args
+    return pipeline.score_partition(settings, run, partition)
+
+
+def score_all(settings: Settings, plan: dict, *, workers: int) -> list[dict]:
+    jobs = [(settings, plan["run"], p) for p in plan["partitions"]]
+    if workers == 1:
+        return [_score_one(job) for job in jobs]
+    return list(_pool(workers).map(_score_one, jobs))
+
+
+def shutdown() -> None:
+    for pool in _POOLS.values():
+        pool.shutdown()
+
+
+def _best(repeats: int, fn) -> float:
+    return min(fn() for _ in range(repeats))
+
+
+def bare_seconds(bench: Bench, plan: dict) -> float:
+    """The limit: read the extracted Parquet into pandas and ``predict_proba`` it whole."""
+    import pandas as pd
+
+    _, model = bench.model()
+
+    def once() -> float:
+        t0 = time.perf_counter()
+        frame = pd.concat([pd.read_parquet(p["path"]) for p in plan["partitions"]])
+        model.predict_proba(frame[NAMES])
+        return time.perf_counter() - t0
+
+    return _best(bench.repeats, once)
+
+
+def limit(bench: Bench) -> tuple[list[Figure], dict]:
+    """Pipeline (extract + score + load) vs Parquet read + bare ``predict_proba``."""
+    runs = [run_pipeline(bench) for _ in range(bench.repeats)]
+    best = min(runs, key=lambda r: r["total"])
+    bare = bare_seconds(bench, best["plan"])
+    _pool(2)
+    two = min((run_pipeline(bench, workers=2) for _ in range(bench.repeats)), key=_total)
+    n = bench.rows
+    steps = {k: round(best[k], 3) for k in ("extract", "score", "load", "total")}
+    figures = [
+        Figure(
+            "pipeline vs limit",
+            "extract + validate/score/explain + load, one process",
+            f"{best['total']:.2f} s ({n / best['total']:,.0f} rows/s)",
+            f"Parquet read + predict_proba {bare:.2f} s",
+            best["total"] / bare,
+            1.5,
+            "<=",
+            {"steps_seconds": steps, "bare_seconds": bare},
+        ),
+        Figure(
+            "pipeline vs limit, 2 mapped tasks",
+            "as above, partitions scored by 2 warm worker processes",
+            f"{two['total']:.2f} s ({n / two['total']:,.0f} rows/s)",
+            f"Parquet read + predict_proba {bare:.2f} s",
+            two["total"] / bare,
+            1.5,
+            "<=",
+            {"steps_seconds": {k: round(two[k], 3) for k in ("extract", "score", "load", "total")}},
+        ),
+    ]
+    return figures, best
+
+
+def _total(run: dict) -> float:
+    return run["total"]
+
+
+def naive(bench: Bench, pipeline_seconds: float, *, rows: int) -> list[Figure]:
+    """pandas ``read_sql`` of the whole snapshot + ``predict_proba`` + ``to_sql``."""
+    out = []
+    for label, url in (
+        ("DuckDB", f"duckdb:///{bench.settings.home}/naive.duckdb"),
+        ("SQLite", f"sqlite:///{bench.settings.home}/naive.sqlite"),
+    ):
+        seconds = _naive_once(bench, url)
+        out.append(
+            Figure(
+                f"naive ({label}) vs pipeline",
+                f"read_sql whole table + predict_proba + to_sql into {label}, 6 columns",
+                f"pipeline {pipeline_seconds:.2f} s",
+                f"naive {seconds:.1f} s",
+                seconds / pipeline_seconds,
+                20.0 if label == "DuckDB" else None,
+                ">=" if label == "DuckDB" else None,
+                {"naive_seconds": seconds, "rows": rows},
+            )
+        )
+    return out
+
+
+def _naive_once(bench: Bench, sink_url: str) -> float:
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from credit_batch.db import read_sql
+    from credit_batch.scoring import risk_bands
+
+    champion, model = bench.model()
+    query = sa.text(read_sql(bench.settings.sql_dir, "extract/features.sql"))
+    source, sink = sa.create_engine(bench.settings.warehouse_url), sa.create_engine(sink_url)
+    t0 = time.perf_counter()
+    frame = pd.read_sql(query, source, params={"snapshot_date": bench.date})
+    frame["score"] = model.predict_proba(frame[NAMES])[:, 1]
+    frame["risk_band"] = risk_bands(frame["score"].to_numpy()).to_pandas().astype(str)
+    frame["model_version"], frame["run_id"] = champion.model_version, "naive"
+    columns = ["snapshot_date", "customer_id", "model_version", "run_id", "score", "risk_band"]
+    frame[columns].to_sql("predictions", sink, index=False, if_exists="replace")
+    seconds = time.perf_counter() - t0
+    source.dispose()
+    sink.dispose()
+    return seconds
+
+
+def reasons(bench: Bench, *, rows: int) -> list[Figure]:
+    """Scoring in chunks with reason codes vs without (logistic), and HGB for scale."""
+    import pandas as pd
+
+    from credit_batch.validation import split_valid
+
+    plan = pipeline.extract(bench.settings, snapshot_date=bench.date)
+    frame = pd.concat([pd.read_parquet(p["path"]) for p in plan["partitions"]])
+    frame = frame.iloc[:rows].reset_index(drop=True)
+    frame = frame[split_valid(frame)[0]]
+    champion, logreg = bench.model()
+    plain, explained = _best_pair(bench.repeats, logreg, frame, champion.background, 100_000)
+    out = [
+        Figure(
+            "reason codes (logistic)",
+            "predict_proba vs scores + SHAP + top-3 reasons, 100k-row chunks",
+            f"{len(frame) / explained:,.0f} rows/s with reasons",
+            f"{len(frame) / plain:,.0f} rows/s without",
+            explained / plain,
+            2.0,
+            "<=",
+        )
+    ]
+    hgb_record = pipeline.train(bench.settings, until=bench.date, algorithm="hgb", max_rows=50_000)
+    hgb = registry.load_model(
+        bench.settings.home,
+        hgb_record.artifact_path,
+        hgb_record.sha256,
+        version=hgb_record.model_version,
+    )
+    sample = frame.iloc[:10_000]
+    plain, explained = _best_pair(1, hgb, sample, None, 5_000)
+    out.append(
+        Figure(
+            "reason codes (HGB, TreeExplainer)",
+            "as above for HistGradientBoosting, 10k rows",
+            f"{len(sample) / explained:,.0f} rows/s with reasons",
+            f"{len(sample) / plain:,.0f} rows/s without",
+            explained / plain,
+        )
+    )
+    return out
+
+
+def _best_pair(repeats: int, model, frame, background, chunk_rows: int) -> tuple[float, float]:
+    from credit_batch.explain import explain, top_reasons
+
+    chunks = [frame.iloc[i : i + chunk_rows][NAMES] for i in range(0, len(frame), chunk_rows)]
+
+    def plain() -> float:
+        t0 = time.perf_counter()
+        for chunk in chunks:
+            model.predict_proba(chunk)
+        return time.perf_counter() - t0
+
+    def explained() -> float:
+        t0 = time.perf_counter()
+        for chunk in chunks:
+            _, contributions, _ = explain(model, chunk, background=background)
+            top_reasons(contributions, NAMES)
+        return time.perf_counter() - t0
+
+    return _best(repeats, plain), _best(repeats, explained)
+
+
+def memory(bench: Bench, *, small_rows: int, big_rows: int) -> list[Figure]:
+    """Peak RSS of one scoring task (a fresh process) over a small and a big partition."""
+    plan = pipeline.extract(bench.settings, snapshot_date=bench.date, rows_per_partition=small_rows)
+    small = plan["partitions"][0]
+    big = _tiled_partition(Path(small["path"]), big_rows, index=9_000)
+    plan["partitions"] = [small, big]
+    plan_path = bench.settings.home / "memory-plan.json"
+    plan_path.write_text(json.dumps(plan))
+    seen = {
+        p["rows"]: _worker("score", str(bench.settings.home), str(plan_path), str(p["index"]))
+        for p in (small, big)
+    }
+    a, b = seen[small["rows"]], seen[big["rows"]]
+    detail = {"small": a, "big": b, "small_rows": small["rows"], "big_rows": big["rows"]}
+    return [
+        Figure(
+            "memory: big vs small partition",
+            f"peak RSS of a scoring task, {big['rows']:,} vs {small['rows']:,} rows",
+            f"{b['peak_rss_bytes'] / 2**20:,.0f} MiB",
+            f"{a['peak_rss_bytes'] / 2**20:,.0f} MiB",
+            b["peak_rss_bytes"] / a["peak_rss_bytes"],
+            1.2,
+            "<=",
+            detail,
+        ),
+        Figure(
+            "memory: big partition vs 1 GiB",
+            f"peak RSS of the task scoring {big['rows']:,} rows",
+            f"{b['peak_rss_bytes'] / 2**20:,.0f} MiB",
+            "1,024 MiB",
+            b["peak_rss_bytes"] / GIB,
+            1.0,
+            "<=",
+        ),
+    ]
+
+
+def _tiled_partition(source: Path, rows: int, *, index: int) -> dict:
+    """A partition of ``rows`` rows: copies of ``source`` with new customer ids (streamed)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from credit_batch import lake
+
+    table = pq.read_table(source)
+    path = source.with_name(lake.part_name(index))
+    written, copy = 0, 0
+    with pq.ParquetWriter(
+        path, table.schema, use_dictionary=DEFAULT_FEATURE_SPEC.dictionary_columns
+    ) as writer:
+        while written < rows:
+            part = table.slice(0, rows - written)
+            ids = pc.add(part.column("customer_id"), pa.scalar(copy * 10**9, pa.int64()))
+            writer.write_table(part.set_column(1, "customer_id", ids))
+            written += part.num_rows
+            copy += 1
+    return {"index": index, "path": str(path), "rows": written}
+
+
+def _worker(*args: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.workers", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=3600,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"worker {args[0]} failed: {done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def parallel(bench: Bench) -> list[Figure]:
+    """Scoring every partition with 2 warm worker processes vs 1 (this machine: 2 cores)."""
+    plan = pipeline.extract(bench.settings, snapshot_date=bench.date)
+
+    def timed(workers: int) -> float:
+        run = {**plan["run"], "run_id": uuid.uuid4().hex}  # no manifest reuse
+        t0 = time.perf_counter()
+        score_all(bench.settings, {**plan, "run": run}, workers=workers)
+        return time.perf_counter() - t0
+
+    _pool(2)
+    one, two = _best(bench.repeats, lambda: timed(1)), _best(bench.repeats, lambda: timed(2))
+    return [
+        Figure(
+            "parallel: 2 mapped tasks vs 1",
+            f"score {len(plan['partitions'])} partitions, 2 warm worker processes vs 1",
+            f"{two:.2f} s",
+            f"{one:.2f} s",
+            one / two,
+            1.6,
+            ">=",
+            {"cpus": os.cpu_count()},
+        )
+    ]
+
+
+def load(bench: Bench, plan: dict, *, naive_rows: int, pg_url: str | None) -> list[Figure]:
+    """Rows/s of the pipeline's bulk load vs pandas ``to_sql``, into DuckDB and PostgreSQL."""
+    targets = [("DuckDB", f"duckdb:///{bench.settings.home}/load-bench.duckdb")]
+    if pg_url:
+        targets.append(("PostgreSQL", pg_url))
+    out = []
+    for label, url in targets:
+        fast_rows, fast = _bulk_load(bench, plan, url)
+        slow_rows, slow = _to_sql_load(bench, plan, url, naive_rows)
+        out.append(
+            Figure(
+                f"load into {label}",
+                "bulk load of scored Parquet (DuckDB read_parquet / PostgreSQL COPY) vs to_sql",
+                f"{fast_rows / fast:,.0f} rows/s",
+                f"to_sql {slow_rows / slow:,.0f} rows/s",
+                (fast_rows / fast) / (slow_rows / slow),
+                detail={"bulk_rows": fast_rows, "to_sql_rows": slow_rows},
+            )
+        )
+    return out
+
+
+def _bulk_load(bench: Bench, plan: dict, url: str) -> tuple[int, float]:
+    import pyarrow.dataset as ds
+
+    from credit_batch.db import connect
+    from credit_batch.scoring import scores_schema
+
+    paths = [str(p) for p in _score_paths(bench, plan)]
+    settings = replace(bench.settings, results_url=url)
+    with connect(url) as db:
+        results.apply_schema(db, settings)
+        db.execute("DELETE FROM predictions")
+        t0 = time.perf_counter()
+        with db.transaction():
+            rows = db.bulk_insert("predictions", ds.dataset(paths, schema=scores_schema()))
+        return rows, time.perf_counter() - t0
+
+
+def _to_sql_load(bench: Bench, plan: dict, url: str, rows: int) -> tuple[int, float]:
+    import pandas as pd
+    import sqlalchemy as sa
+
+    frame = pd.concat([pd.read_parquet(p) for p in _score_paths(bench, plan)]).iloc[:rows]
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.CategoricalDtype):
+            frame[column] = frame[column].astype(object)
+    engine_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = sa.create_engine(engine_url)
+    with engine.begin() as con:
+        con.execute(sa.text("DELETE FROM predictions"))
+    t0 = time.perf_counter()
+    frame.to_sql("predictions", engine, if_exists="append", index=False)
+    seconds = time.perf_counter() - t0
+    engine.dispose()
+    return len(frame), seconds
+
+
+def _score_paths(bench: Bench, plan: dict) -> list[Path]:
+    """The scored files of ``plan``'s partitions (as its load read them)."""
+    return [
+        pipeline._outputs(bench.settings, plan["run"], p["index"])[0] for p in plan["partitions"]
+    ]
+
+
+_BASELINE_DAG = '''"""Baseline: the smallest TaskFlow DAG."""
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False)
+def baseline_empty():
+    @task
+    def noop() -> None:
+        return None
+
+    noop()
+
+
+baseline_empty()
+'''
+
+
+def parse(repeats: int) -> list[Figure]:
+    """Parse time of each DAG file (Airflow's DagBag), best of ``repeats``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "dags"
+        folder.mkdir()
+        (folder / "aaa_baseline_dag.py").write_text(_BASELINE_DAG)
+        ours = sorted((REPO / "dags").glob("*.py"))
+        for path in ours:
+            (folder / path.name).write_text(path.read_text())
+        env = {
+            "AIRFLOW_HOME": str(Path(tmp) / "airflow"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        }
+        os.environ.update(env)
+        seconds = _worker("parse", str(folder), str(repeats))
+    baseline = seconds.pop("aaa_baseline_dag.py")
+    return [
+        Figure(
+            f"DAG parse: {name}",
+            "Airflow DagBag parse of the file; the bar is on its seconds",
+            f"{s:.3f} s",
+            f"a one-task TaskFlow DAG {baseline:.3f} s",
+            s / baseline,
+            0.3,
+            "<=",
+            {"seconds": s, "baseline_seconds": baseline},
+            checked=s,
+        )
+        for name, s in sorted(seconds.items())
+    ]
+
+
+def night(home: Path, rows: int, *, repeats: int) -> list[Figure]:
+    """``rows`` customers through the real DAG (``airflow dags test``): wall time and steps."""
+    import datetime as dt
+
+    settings = Settings(home=home)
+    written = pipeline.demo_data(settings, rows=rows, snapshots=2, unlabeled_snapshots=1)
+    first, newest = written[0]["snapshot_date"], written[-1]["snapshot_date"]
+    record = pipeline.train(settings, until=first, max_rows=min(rows, 200_000))
+    with results.open_results(settings) as db:
+        registry.promote(db, settings, record.model_version)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        "CREDIT_BATCH_HOME": str(home),
+    }
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    _run([airflow, "db", "migrate"], env)
+    logical = (dt.date.fromisoformat(newest) + dt.timedelta(days=1)).isoformat()
+    t0 = time.perf_counter()
+    _run([airflow, "dags", "test", "credit_batch_nightly", logical], env)
+    wall = time.perf_counter() - t0
+    [run] = _query(settings, "SELECT * FROM scoring_runs")
+    steps = {k: run[f"{k}_seconds"] or 0.0 for k in ("extract", "score", "load", "importance")}
+    steps["Airflow, task start, report"] = wall - sum(steps.values())
+    plan = {"partitions": [{"path": str(p)} for p in _features(settings, newest)]}
+    bare = bare_seconds(Bench(settings, newest, rows, repeats), plan)
+    shares = ", ".join(f"{k} {v / wall:.0%}" for k, v in steps.items())
+    return [
+        Figure(
+            "whole night (airflow dags test)",
+            f"{run['rows_in']:,} rows, {run['partitions']} mapped score tasks run one by one; "
+            + shares,
+            f"{wall:.1f} s wall",
+            f"Parquet read + predict_proba {bare:.2f} s",
+            wall / bare,
+            detail={"steps_seconds": {k: round(v, 2) for k, v in steps.items()}, "wall": wall},
+        )
+    ]
+
+
+def _run(command: list[str], env: dict) -> None:
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{command[1:3]} failed: {(done.stdout + done.stderr)[-3000:]}")
+
+
+def _query(settings: Settings, sql: str) -> list[dict]:
+    from credit_batch.db import connect
+
+    with connect(settings.results_url, read_only=True) as db:
+        return db.fetch_arrow(sql).to_pylist()
+
+
+def _features(settings: Settings, date: str) -> list[Path]:
+    import datetime as dt
+
+    from credit_batch import lake
+
+    folder = lake.features_dir(settings.lake, dt.date.fromisoformat(date))
+    return sorted(folder.glob("part-*.parquet"))
