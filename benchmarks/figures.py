@@ -282,7 +282,9 @@ def memory(bench: Bench, *, small_rows: int, big_rows: int) -> list[Figure]:
     """Peak RSS of one scoring task (a fresh process) over a small and a big partition."""
     plan = pipeline.extract(bench.settings, snapshot_date=bench.date, rows_per_partition=small_rows)
     small = plan["partitions"][0]
-    big = _tiled_partition(Path(small["path"]), big_rows, index=9_000)
+    big = _tiled_partition(
+        Path(small["path"]), big_rows, index=9_000, chunk_rows=bench.settings.chunk_rows
+    )
     plan["partitions"] = [small, big]
     plan_path = bench.settings.home / "memory-plan.json"
     plan_path.write_text(json.dumps(plan))
@@ -315,8 +317,12 @@ def memory(bench: Bench, *, small_rows: int, big_rows: int) -> list[Figure]:
     ]
 
 
-def _tiled_partition(source: Path, rows: int, *, index: int) -> dict:
-    """A partition of ``rows`` rows: copies of ``source`` with new customer ids (streamed)."""
+def _tiled_partition(source: Path, rows: int, *, index: int, chunk_rows: int) -> dict:
+    """A partition of ``rows`` rows: copies of ``source`` with new customer ids (streamed).
+
+    Row groups of ``chunk_rows`` rows, as the extract writes them (a reader
+    holds one row group at a time: their size, not the file's, bounds memory).
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -332,7 +338,7 @@ def _tiled_partition(source: Path, rows: int, *, index: int) -> dict:
         while written < rows:
             part = table.slice(0, rows - written)
             ids = pc.add(part.column("customer_id"), pa.scalar(copy * 10**9, pa.int64()))
-            writer.write_table(part.set_column(1, "customer_id", ids))
+            writer.write_table(part.set_column(1, "customer_id", ids), row_group_size=chunk_rows)
             written += part.num_rows
             copy += 1
     return {"index": index, "path": str(path), "rows": written}

@@ -19,6 +19,7 @@ import logging
 import re
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -185,40 +186,14 @@ def score_partition(settings: Settings, run: dict, partition: dict) -> dict:
     retry after a crash later on) is reused, not recomputed: its manifest
     records the input's and outputs' sha256, and all three must still match.
     """
-    from credit_batch.scoring import score_file
 
     t0 = time.perf_counter()
     out, quarantine = _outputs(settings, run, partition["index"])
     key = _manifest_key(run, partition)
     counts = _reusable(out, quarantine, key)
     if counts is None:
-        model = registry.load_model(
-            settings.home, run["artifact_path"], run["sha256"], version=run["model_version"]
-        )
-        counts = score_file(
-            Path(partition["path"]),
-            out,
-            model,
-            feature_names=run["features"],
-            model_version=run["model_version"],
-            run_id=run["run_id"],
-            chunk_rows=run["chunk_rows"],
-            quarantine_path=quarantine,
-            duplicate_ids=frozenset(run["duplicate_ids"]),
-            background=run["explainer_background"],
-            drift_reference=run["drift_reference"],
-            bands=settings.risk_bands,
-        )
-        fault_point("score.before_manifest")
-        lake.write_manifest(
-            out,
-            {
-                **key,
-                **counts,
-                "output_sha256": lake.sha256_file(out),
-                "quarantine_sha256": lake.sha256_file(quarantine),
-            },
-        )
+        with _thread_limit(settings.score_threads):
+            counts = _score(settings, run, partition, out, quarantine, key)
     return {
         "index": partition["index"],
         "path": str(out),
@@ -227,6 +202,57 @@ def score_partition(settings: Settings, run: dict, partition: dict) -> dict:
         **counts,
         "seconds": time.perf_counter() - t0,
     }
+
+
+@contextmanager
+def _thread_limit(threads: int):
+    """At most ``threads`` threads for Arrow and for BLAS/OpenMP (threadpoolctl) in the block."""
+    import pyarrow as pa
+    from threadpoolctl import threadpool_limits
+
+    before = pa.cpu_count()
+    pa.set_cpu_count(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        pa.set_cpu_count(before)
+
+
+def _score(
+    settings: Settings, run: dict, partition: dict, out: Path, quarantine: Path, key: dict
+) -> dict:
+    """Score a partition into ``out`` and ``quarantine``; write its manifest; return counts."""
+    from credit_batch.scoring import score_file
+
+    model = registry.load_model(
+        settings.home, run["artifact_path"], run["sha256"], version=run["model_version"]
+    )
+    counts = score_file(
+        Path(partition["path"]),
+        out,
+        model,
+        feature_names=run["features"],
+        model_version=run["model_version"],
+        run_id=run["run_id"],
+        chunk_rows=run["chunk_rows"],
+        quarantine_path=quarantine,
+        duplicate_ids=frozenset(run["duplicate_ids"]),
+        background=run["explainer_background"],
+        drift_reference=run["drift_reference"],
+        bands=settings.risk_bands,
+    )
+    fault_point("score.before_manifest")
+    lake.write_manifest(
+        out,
+        {
+            **key,
+            **counts,
+            "output_sha256": lake.sha256_file(out),
+            "quarantine_sha256": lake.sha256_file(quarantine),
+        },
+    )
+    return counts
 
 
 def _manifest_key(run: dict, partition: dict) -> dict:
