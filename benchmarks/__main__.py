@@ -29,7 +29,7 @@ FULL = {
     "night_rows": 5_000_000,
     "naive_load_rows": 200_000,
     "reason_rows": 1_000_000,
-    "partition_rows": 250_000,
+    "partition_rows": 1_000_000,
     "chunk_rows": 100_000,
     "repeats": 2,
 }

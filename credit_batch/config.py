@@ -11,7 +11,7 @@ variable                       default
 ``CREDIT_BATCH_RESULTS_URL``   ``duckdb:///<home>/results.duckdb``
 ``CREDIT_BATCH_SQL_DIR``       the ``sql/`` folder beside the package
 ``CREDIT_BATCH_CHUNK_ROWS``    ``100000``
-``CREDIT_BATCH_PARTITION_ROWS`` ``250000``
+``CREDIT_BATCH_PARTITION_ROWS`` ``1000000``
 ``CREDIT_BATCH_SCORE_THREADS`` ``1`` (threads of one scoring task)
 =============================  =========================================
 """
@@ -26,7 +26,7 @@ from credit_batch.errors import ParameterError
 
 DEFAULT_HOME = "./data"
 DEFAULT_CHUNK_ROWS = 100_000
-DEFAULT_PARTITION_ROWS = 250_000
+DEFAULT_PARTITION_ROWS = 1_000_000
 DEFAULT_IMPORTANCE_SAMPLE_ROWS = 20_000
 DEFAULT_IMPORTANCE_REPEATS = 5
 DEFAULT_SEED = 42

@@ -206,6 +206,15 @@ class DuckDBDatabase(Database):
         names = [check_identifier(n) for n in source.schema.names]
         cols = ", ".join(names)
         statement = "INSERT INTO " + table + " (" + cols + ") SELECT " + cols
+        # Rows need no order in a table (readers sort); without it DuckDB inserts
+        # in parallel: 2M predictions in 0.56 s instead of 0.94 s.
+        self._con.execute("SET preserve_insertion_order = false")
+        try:
+            return self._insert(statement, source)
+        finally:
+            self._con.execute("RESET preserve_insertion_order")
+
+    def _insert(self, statement: str, source) -> int:
         files = getattr(source, "files", None)
         if files:  # a Parquet dataset: DuckDB's own parallel reader, ~25 % faster than Arrow's
             row = self._con.execute(statement + " FROM read_parquet($files)", {"files": files})

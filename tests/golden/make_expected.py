@@ -10,7 +10,8 @@ store, with none of the pipeline's scoring code:
 - validation of the whole frame with the pandera schema (one call);
 - scores by ``predict_proba`` on the whole frame;
 - SHAP values by ``shap.LinearExplainer`` on the model's stored background;
-- reason codes by sorting each row's contributions in plain Python.
+- reason codes by sorting each row's contributions in plain Python;
+- the mean absolute SHAP value of each feature over the scored rows.
 
 The result, ``expected_run.csv`` (one row per customer: score and reasons, or
 the quarantine reason) and ``expected_counts.json``, is committed; the test
@@ -98,7 +99,12 @@ def expected(settings, date, record) -> tuple[list[dict], dict]:
         {"customer_id": int(frame["customer_id"][i]), "quarantine_reason": reason}
         for i, reason in bad.items()
     ]
-    counts = {"rows_in": len(frame), "rows_scored": len(valid), "rows_quarantined": len(bad)}
+    counts = {
+        "rows_in": len(frame),
+        "rows_scored": len(valid),
+        "rows_quarantined": len(bad),
+        "mean_abs_shap": dict(zip(names, np.abs(phi).mean(axis=0).tolist(), strict=True)),
+    }
     return sorted(rows, key=lambda r: r["customer_id"]), counts
 
 

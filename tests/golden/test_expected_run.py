@@ -79,3 +79,18 @@ def test_quarantined_ids_and_reasons_equal_the_straightforward_path(stored, expe
     got = quarantine.set_index("customer_id").sort_index()
     assert got.index.tolist() == want.index.tolist()
     assert got["reason"].tolist() == want["quarantine_reason"].tolist()
+
+
+def test_shap_summary_equals_the_straightforward_mean_absolute_shap(stored, expected, demo):
+    settings, _, _ = demo
+    done, _, _ = stored
+    rows = query(
+        replace(settings, partition_rows=1_100, chunk_rows=257),
+        "SELECT feature, mean_abs_shap, rows_explained FROM shap_summary WHERE run_id = :r",
+        {"r": done["plan"]["run"]["run_id"]},
+    )
+    want = expected[1]["mean_abs_shap"]
+    assert {r["feature"] for r in rows} == set(want)
+    for r in rows:
+        assert r["mean_abs_shap"] == pytest.approx(want[r["feature"]], rel=1e-9), r["feature"]
+        assert r["rows_explained"] == expected[1]["rows_scored"]

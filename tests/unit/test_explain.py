@@ -136,3 +136,11 @@ def test_a_feature_used_by_two_transformers_gets_the_sum_of_its_columns():
     np.testing.assert_allclose(phi[:, 0], z[:, 0] * w[0], rtol=0, atol=1e-12)
     np.testing.assert_allclose(phi[:, 1], z[:, 1] * w[1] + z[:, 2] * w[2], rtol=0, atol=1e-12)
     assert np.abs(phi.sum(axis=1) + base - _log_odds(scores)).max() < 1e-9
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_top_reasons_leave_the_contributions_untouched(order):
+    contributions = np.asarray(np.random.default_rng(2).normal(size=(500, 6)), order=order)
+    before = contributions.copy()
+    explain.top_reasons(contributions, list("abcdef"))
+    np.testing.assert_array_equal(contributions, before)
