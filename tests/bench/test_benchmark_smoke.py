@@ -17,6 +17,7 @@ from tests.conftest import PG_HOST, PG_PORT, PG_USER, REPO
 FIGURES = {
     "pipeline vs limit",
     "pipeline vs limit, 2 mapped tasks",
+    "score step vs limit, 2 mapped tasks",
     "naive (DuckDB) vs pipeline",
     "naive (SQLite) vs pipeline",
     "load into DuckDB",
