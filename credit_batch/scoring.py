@@ -21,6 +21,10 @@ from credit_batch.lake import atomic_path
 
 logger = logging.getLogger(__name__)
 
+#: Invalid rows collected before pandera describes them (one call per partition
+#: as a rule; more only when a partition holds this many invalid rows).
+_DESCRIBE_ROWS = 20_000
+
 
 def scores_schema():
     """Arrow schema of a scored partition (the ``predictions`` columns)."""
@@ -175,6 +179,9 @@ def score_file(
             snapshot = snapshot or (batch.column("snapshot_date")[0] if batch.num_rows else None)
             counts["rows_scored"] += scored.num_rows
             counts["rows_quarantined"] += len(invalid)
+            if sum(map(len, rejected)) >= _DESCRIBE_ROWS:  # memory stays bounded
+                qwriter.write_batch(_quarantined(job, rejected, snapshot))
+                rejected = []
             fault_point("score.after_first_chunk")
         qwriter.write_batch(_quarantined(job, rejected, snapshot))
     logger.info("scored %(rows_scored)d rows, quarantined %(rows_quarantined)d", counts)

@@ -4,7 +4,8 @@
 ``make_expected.py`` (whole-frame pandera, ``predict_proba``,
 ``shap.LinearExplainer``, reasons sorted in plain Python) from the same demo
 the ``demo`` fixture builds. The pipeline runs here in small partitions and
-chunks, so chunk and partition boundaries fall inside the data.
+chunks, so chunk and partition boundaries fall inside the data, and describes
+its quarantined rows a few at a time.
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ def expected():
 
 
 @pytest.fixture
-def stored(demo, expected):
+def stored(demo, expected, monkeypatch):
+    from credit_batch import scoring
+
+    monkeypatch.setattr(scoring, "_DESCRIBE_ROWS", 2)  # quarantine described in several calls
     settings, _, _ = demo
     settings = replace(settings, partition_rows=1_100, chunk_rows=257)
     date = expected[1]["snapshot_date"]
