@@ -31,7 +31,7 @@ FULL = {
     "reason_rows": 1_000_000,
     "partition_rows": 1_000_000,
     "chunk_rows": 100_000,
-    "repeats": 2,
+    "repeats": 3,
 }
 SMOKE = {
     "rows": 20_000,

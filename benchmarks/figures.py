@@ -515,12 +515,7 @@ def night(home: Path, rows: int, *, repeats: int) -> list[Figure]:
     """``rows`` customers through the real DAG (``airflow dags test``): wall time and steps."""
     import datetime as dt
 
-    settings = Settings(home=home)
-    written = pipeline.demo_data(settings, rows=rows, snapshots=2, unlabeled_snapshots=1)
-    first, newest = written[0]["snapshot_date"], written[-1]["snapshot_date"]
-    record = pipeline.train(settings, until=first, max_rows=min(rows, 200_000))
-    with results.open_results(settings) as db:
-        registry.promote(db, settings, record.model_version)
+    settings, newest = _night_home(home, rows)
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home / "airflow"),
@@ -553,6 +548,16 @@ def night(home: Path, rows: int, *, repeats: int) -> list[Figure]:
             detail={"steps_seconds": {k: round(v, 2) for k, v in steps.items()}, "wall": wall},
         )
     ]
+
+
+def _night_home(home: Path, rows: int) -> tuple[Settings, str]:
+    """A labeled snapshot to train on and a newer, unlabeled one to score; a champion."""
+    settings = Settings(home=home)
+    written = pipeline.demo_data(settings, rows=rows, snapshots=2, unlabeled_snapshots=1)
+    record = pipeline.train(settings, until=written[0]["snapshot_date"], max_rows=200_000)
+    with results.open_results(settings) as db:
+        registry.promote(db, settings, record.model_version)
+    return settings, written[-1]["snapshot_date"]
 
 
 def _run(command: list[str], env: dict) -> None:

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 #: Invalid rows collected before pandera describes them (one call per partition
 #: as a rule; more only when a partition holds this many invalid rows).
-_DESCRIBE_ROWS = 20_000
+_DESCRIBE_ROWS = 5_000
 
 
 def scores_schema():
