@@ -8,6 +8,7 @@ import logging
 import sys
 import time
 
+from credit_batch.config import MAX_WORKERS, check_rows
 from credit_batch.errors import CreditBatchError
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,12 @@ def _run_arguments(c: argparse.ArgumentParser) -> None:
     )
     c.add_argument("--chunk-rows", type=int)
     c.add_argument("--partition-rows", type=int)
+    c.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="score partitions in this many processes, as Airflow's mapped tasks (default 1)",
+    )
     c.add_argument("--sample-rows", type=int, default=20_000, help="importance sample")
     c.add_argument("--repeats", type=int, default=5, help="importance repeats")
 
@@ -172,6 +179,7 @@ def _run(settings, args) -> None:
     from credit_batch import pipeline
 
     t0 = time.perf_counter()
+    check_rows("workers", args.workers, maximum=MAX_WORKERS)
     as_of = None if args.date else (args.as_of or dt.date.max)
     plan = pipeline.extract(
         settings,
@@ -185,10 +193,16 @@ def _run(settings, args) -> None:
         run_id=args.run_id,
     )
     run = plan["run"]
-    scored = [
-        pipeline.score_partition(settings, run, part)
-        for part in tqdm(plan["partitions"], desc="score", unit="part", file=sys.stderr)
-    ]
+    parts = plan["partitions"]
+    scored = list(
+        tqdm(
+            pipeline.score_partitions(settings, run, parts, workers=args.workers),
+            total=len(parts),
+            desc="score",
+            unit="part",
+            file=sys.stderr,
+        )
+    )
     loaded = pipeline.load(settings, run, scored)
     explained = pipeline.explain(settings, run, sample_rows=args.sample_rows, repeats=args.repeats)
     explained |= pipeline.report(settings, run)
@@ -265,6 +279,7 @@ def _run_namespace(**given) -> argparse.Namespace:
         "model": None,
         "chunk_rows": None,
         "partition_rows": None,
+        "workers": 1,
         "run_id": None,
         "max_quarantine": 0.01,
         "fail_on_drift": False,

@@ -43,6 +43,8 @@ MAX_IMPORTANCE_REPEATS = 50
 #: as one; two tasks of two threads each fight for the cores (1.0x).
 DEFAULT_SCORE_THREADS = 1
 MAX_SCORE_THREADS = 256
+#: Processes the command line may score partitions in (``credit-batch run --workers``).
+MAX_WORKERS = 64
 #: Upper score bounds of the risk bands, best band first.
 DEFAULT_RISK_BANDS: tuple[tuple[float, str], ...] = (
     (0.02, "A"),

@@ -19,7 +19,9 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,7 @@ from credit_batch.config import (
     MAX_IMPORTANCE_REPEATS,
     MAX_IMPORTANCE_SAMPLE_ROWS,
     MAX_PARTITION_ROWS,
+    MAX_WORKERS,
     Settings,
     check_rows,
 )
@@ -202,6 +205,32 @@ def score_partition(settings: Settings, run: dict, partition: dict) -> dict:
         **counts,
         "seconds": time.perf_counter() - t0,
     }
+
+
+def score_partitions(
+    settings: Settings, run: dict, partitions: list[dict], *, workers: int = 1
+) -> Iterator[dict]:
+    """Score every partition, in order: one after another, or in ``workers`` processes.
+
+    ``workers > 1`` runs :func:`score_partition` in that many spawned
+    processes, as the DAG's mapped tasks run on a worker with that many slots
+    (each task uses ``settings.score_threads`` threads). Yields the results in
+    the order of ``partitions``; the first error is raised once running tasks end.
+    """
+    check_rows("workers", workers, maximum=MAX_WORKERS)
+    return _score_in_order(settings, run, partitions, workers)
+
+
+def _score_in_order(settings: Settings, run: dict, partitions: list[dict], workers: int):
+    if workers == 1 or len(partitions) < 2:
+        yield from (score_partition(settings, run, p) for p in partitions)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    processes = min(workers, len(partitions))
+    with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
+        yield from pool.map(score_partition, repeat(settings), repeat(run), partitions)
 
 
 @contextmanager

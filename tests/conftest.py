@@ -153,10 +153,13 @@ def query(settings: Settings, sql: str, params: dict | None = None) -> list[dict
 
 
 def run_pipeline(settings: Settings, **kwargs) -> dict:
-    """extract -> score every partition -> load -> explain, in this process."""
+    """extract -> score every partition (``workers`` processes) -> load -> explain."""
     explain_kwargs = {k: kwargs.pop(k) for k in ("sample_rows", "repeats") if k in kwargs}
+    workers = kwargs.pop("workers", 1)
     plan = pipeline.extract(settings, **kwargs)
-    scored = [pipeline.score_partition(settings, plan["run"], p) for p in plan["partitions"]]
+    scored = list(
+        pipeline.score_partitions(settings, plan["run"], plan["partitions"], workers=workers)
+    )
     loaded = pipeline.load(settings, plan["run"], scored)
     explained = pipeline.explain(settings, plan["run"], **explain_kwargs)
     return {"plan": plan, "scored": scored, "loaded": loaded, "explained": explained}

@@ -5,7 +5,8 @@
 ``shap.LinearExplainer``, reasons sorted in plain Python) from the same demo
 the ``demo`` fixture builds. The pipeline runs here in small partitions and
 chunks, so chunk and partition boundaries fall inside the data, and describes
-its quarantined rows a few at a time.
+its quarantined rows a few at a time; once in this process and once with the
+partitions scored by two worker processes (``credit-batch run --workers 2``).
 """
 
 from __future__ import annotations
@@ -31,15 +32,17 @@ def expected():
     return frame, json.loads((HERE / "expected_counts.json").read_text())
 
 
-@pytest.fixture
-def stored(demo, expected, monkeypatch):
+@pytest.fixture(params=[1, 2], ids=["one-process", "two-workers"])
+def stored(demo, expected, monkeypatch, request):
     from credit_batch import scoring
 
     monkeypatch.setattr(scoring, "_DESCRIBE_ROWS", 2)  # quarantine described in several calls
     settings, _, _ = demo
     settings = replace(settings, partition_rows=1_100, chunk_rows=257)
     date = expected[1]["snapshot_date"]
-    done = run_pipeline(settings, snapshot_date=date, repeats=1, sample_rows=500)
+    done = run_pipeline(
+        settings, snapshot_date=date, repeats=1, sample_rows=500, workers=request.param
+    )
     predictions = pd.DataFrame(
         query(settings, "SELECT * FROM predictions WHERE snapshot_date = :d", {"d": date})
     )

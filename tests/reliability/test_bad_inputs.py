@@ -135,6 +135,18 @@ PARAMETER_CASES = [
         "'logreg-19990101-0000000000' is not registered",
     ),
     (
+        "workers_zero",
+        lambda s, r: pipeline.score_partitions(s, {}, [], workers=0),
+        errors.ParameterError,
+        "workers must be between 1 and 64",
+    ),
+    (
+        "workers_string",
+        lambda s, r: pipeline.score_partitions(s, {}, [], workers="2"),
+        errors.ParameterError,
+        "workers must be an integer",
+    ),
+    (
         "chunk_negative",
         _extract(chunk_rows=-5),
         errors.ParameterError,
