@@ -136,8 +136,8 @@ def _largest(contributions: np.ndarray, k: int):
     rank = np.arange(features, 0, -1, dtype=np.min_scalar_type(features))[:, None]
     cols = np.arange(n)
     for _ in range(k):
-        values = work.max(axis=0) if n else np.empty(0)
-        first = ((work == values) * rank).max(axis=0) if n else np.empty(0, dtype=rank.dtype)
+        values = work.max(axis=0)
+        first = ((work == values) * rank).max(axis=0)
         best = features - first.astype(np.intp)
         work.reshape(-1)[best * n + cols] = -np.inf
         yield best, values

@@ -59,10 +59,16 @@ def quarantine_dir(lake: Path, date: dt.date, model_version: str, run_id: str) -
     return _run_dir(Path(lake) / "quarantine", date, model_version, run_id)
 
 
-def _run_dir(root: Path, date: dt.date, model_version: str, run_id: str) -> Path:
-    version = check_model_version(model_version)
+def check_run_id(run_id: object) -> str:
+    """Return ``run_id`` if it is safe as a folder name and a SQL value."""
     if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
         raise ParameterError("run id", run_id, "must match " + _RUN_ID.pattern)
+    return run_id
+
+
+def _run_dir(root: Path, date: dt.date, model_version: str, run_id: str) -> Path:
+    version = check_model_version(model_version)
+    run_id = check_run_id(run_id)
     return (
         root / f"snapshot_date={date.isoformat()}" / f"model_version={version}" / f"run_id={run_id}"
     )

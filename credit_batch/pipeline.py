@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -56,7 +55,6 @@ from credit_batch.validation import DuplicateTracker
 
 logger = logging.getLogger(__name__)
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: Scored files of earlier runs of a slice are deleted after a load once they
 #: are this old (younger ones may belong to a run of the same slice going on).
 SUPERSEDED_RUN_SECONDS = 3600.0
@@ -97,7 +95,7 @@ def extract(
     )
     chunk = check_rows("chunk_rows", chunk_rows or settings.chunk_rows, maximum=MAX_CHUNK_ROWS)
     budget = check_fraction("max_quarantine_fraction", max_quarantine_fraction)
-    run_id = _check_run_id(run_id) if run_id is not None else None
+    run_id = lake.check_run_id(run_id) if run_id is not None else None
     model = _resolve_model(settings, model_version)
     _check_model_features(model)
     tracker = DuplicateTracker()
@@ -135,12 +133,6 @@ def extract(
     logger.info("extracted %d rows of %s into %d partitions", rows_in, date, len(parts))
     fault_point("extract.before_return")
     return {"run": run, "partitions": [{"index": i, **p} for i, p in enumerate(parts)]}
-
-
-def _check_run_id(run_id: object) -> str:
-    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
-        raise ParameterError("run id", run_id, "must match " + _RUN_ID.pattern)
-    return run_id
 
 
 def _check_model_features(model: registry.ModelRecord) -> None:
@@ -189,7 +181,6 @@ def score_partition(settings: Settings, run: dict, partition: dict) -> dict:
     retry after a crash later on) is reused, not recomputed: its manifest
     records the input's and outputs' sha256, and all three must still match.
     """
-
     t0 = time.perf_counter()
     out, quarantine = _outputs(settings, run, partition["index"])
     key = _manifest_key(run, partition)

@@ -175,15 +175,17 @@ def score_file(
             shap_abs += np.abs(contributions).sum(axis=0)
             _count_bins(bins, reference, scored, valid)
             writer.write_batch(scored)
-            rejected.append(invalid)
-            snapshot = snapshot or (batch.column("snapshot_date")[0] if batch.num_rows else None)
+            if len(invalid):
+                rejected.append(invalid)
+                snapshot = snapshot or batch.column("snapshot_date")[0]
             counts["rows_scored"] += scored.num_rows
             counts["rows_quarantined"] += len(invalid)
             if sum(map(len, rejected)) >= _DESCRIBE_ROWS:  # memory stays bounded
                 qwriter.write_batch(_quarantined(job, rejected, snapshot))
                 rejected = []
             fault_point("score.after_first_chunk")
-        qwriter.write_batch(_quarantined(job, rejected, snapshot))
+        if rejected:
+            qwriter.write_batch(_quarantined(job, rejected, snapshot))
     logger.info("scored %(rows_scored)d rows, quarantined %(rows_quarantined)d", counts)
     return {
         **counts,
@@ -271,15 +273,12 @@ def _score_batch(job: _Job, batch):
 
 
 def _quarantined(job: _Job, frames: list, snapshot):
-    """The partition's invalid rows with their reasons (pandera, one call per partition)."""
+    """Invalid rows (non-empty frames) with their reasons: one pandera call for them all."""
     import pandas as pd
     import pyarrow as pa
 
     from credit_batch.validation import describe_invalid
 
-    frames = [f for f in frames if len(f)]
-    if not frames:
-        return _empty_quarantine()
     rejected = describe_invalid(
         pd.concat(frames, ignore_index=True), spec=job.spec, duplicate_ids=job.duplicate_ids
     )
@@ -295,13 +294,6 @@ def _quarantined(job: _Job, frames: list, snapshot):
         ],
         schema=quarantine_schema(),
     )
-
-
-def _empty_quarantine():
-    import pyarrow as pa
-
-    schema = quarantine_schema()
-    return pa.record_batch([pa.array([], f.type) for f in schema], schema=schema)
 
 
 def _open_parquet(path: Path):
