@@ -20,9 +20,10 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from benchmarks.output import Figure
-from credit_batch import pipeline, registry, results
+from credit_batch import lake, pipeline, registry, results
 from credit_batch.config import Settings
 from credit_batch.features import DEFAULT_FEATURE_SPEC
+from credit_batch.run import RunOptions
 
 NAMES = DEFAULT_FEATURE_SPEC.names
 REPO = Path(__file__).resolve().parent.parent
@@ -64,11 +65,11 @@ def setup(home: Path, rows: int, *, partition_rows: int, chunk_rows: int, repeat
 def run_pipeline(bench: Bench, *, workers: int = 1) -> dict:
     """extract + score every partition + load; seconds of each step and in all."""
     t0 = time.perf_counter()
-    plan = pipeline.extract(bench.settings, snapshot_date=bench.date)
+    plan = pipeline.extract(bench.settings, RunOptions(snapshot_date=bench.date))
     t1 = time.perf_counter()
     scored = score_all(bench.settings, plan, workers=workers)
     t2 = time.perf_counter()
-    pipeline.load(bench.settings, plan["run"], scored)
+    pipeline.load(bench.settings, plan.run, scored)
     t3 = time.perf_counter()
     return {"plan": plan, "extract": t1 - t0, "score": t2 - t1, "load": t3 - t2, "total": t3 - t0}
 
@@ -101,8 +102,8 @@ def _score_one(args: tuple) -> dict:
 def score_all(settings: Settings, plan: dict, *, workers: int) -> list[dict]:
     """The score step: in this process, or in the warm pool (imports not timed)."""
     if workers == 1:
-        return list(pipeline.score_partitions(settings, plan["run"], plan["partitions"]))
-    jobs = [(settings, plan["run"], p) for p in plan["partitions"]]
+        return list(pipeline.score_partitions(settings, plan.run, plan.partitions))
+    jobs = [(settings, plan.run, p) for p in plan.partitions]
     return list(_pool(workers).map(_score_one, jobs))
 
 
@@ -123,7 +124,7 @@ def bare_seconds(bench: Bench, plan: dict) -> float:
 
     def once() -> float:
         t0 = time.perf_counter()
-        frame = pd.concat([pd.read_parquet(p["path"]) for p in plan["partitions"]])
+        frame = pd.concat([pd.read_parquet(p["path"]) for p in plan.partitions])
         model.predict_proba(frame[NAMES])
         return time.perf_counter() - t0
 
@@ -230,8 +231,8 @@ def reasons(bench: Bench, *, rows: int) -> list[Figure]:
 
     from credit_batch.validation import split_valid
 
-    plan = pipeline.extract(bench.settings, snapshot_date=bench.date)
-    frame = pd.concat([pd.read_parquet(p["path"]) for p in plan["partitions"]])
+    plan = pipeline.extract(bench.settings, RunOptions(snapshot_date=bench.date))
+    frame = pd.concat([pd.read_parquet(p["path"]) for p in plan.partitions])
     frame = frame.iloc[:rows].reset_index(drop=True)
     frame = frame[split_valid(frame)[0]]
     champion, logreg = bench.model()
@@ -291,12 +292,14 @@ def _best_pair(repeats: int, model, frame, background, chunk_rows: int) -> tuple
 
 def memory(bench: Bench, *, small_rows: int, big_rows: int) -> list[Figure]:
     """Peak RSS of one scoring task (a fresh process) over a small and a big partition."""
-    plan = pipeline.extract(bench.settings, snapshot_date=bench.date, rows_per_partition=small_rows)
-    small = plan["partitions"][0]
+    plan = pipeline.extract(
+        bench.settings, RunOptions(snapshot_date=bench.date, rows_per_partition=small_rows)
+    )
+    small = plan.partitions[0]
     big = _tiled_partition(
         Path(small["path"]), big_rows, index=9_000, chunk_rows=bench.settings.chunk_rows
     )
-    plan["partitions"] = [small, big]
+    plan = replace(plan, partitions=(small, big))
     plan_path = bench.settings.home / "memory-plan.json"
     plan_path.write_text(json.dumps(plan))
     seen = {
@@ -372,10 +375,10 @@ def _worker(*args: str, env: dict | None = None) -> dict:
 
 def parallel(bench: Bench) -> list[Figure]:
     """Scoring every partition with 2 warm worker processes vs 1 (this machine: 2 cores)."""
-    plan = pipeline.extract(bench.settings, snapshot_date=bench.date)
+    plan = pipeline.extract(bench.settings, RunOptions(snapshot_date=bench.date))
 
     def timed(workers: int) -> float:
-        run = {**plan["run"], "run_id": uuid.uuid4().hex}  # no manifest reuse
+        run = replace(plan.run, run_id=uuid.uuid4().hex)  # no manifest reuse
         t0 = time.perf_counter()
         score_all(bench.settings, {**plan, "run": run}, workers=workers)
         return time.perf_counter() - t0
@@ -385,7 +388,7 @@ def parallel(bench: Bench) -> list[Figure]:
     return [
         Figure(
             "parallel: 2 mapped tasks vs 1",
-            f"score {len(plan['partitions'])} partitions, 2 warm worker processes vs 1",
+            f"score {len(plan.partitions)} partitions, 2 warm worker processes vs 1",
             f"{two:.2f} s",
             f"{one:.2f} s",
             one / two,
@@ -457,7 +460,14 @@ def _to_sql_load(bench: Bench, plan: dict, url: str, rows: int) -> tuple[int, fl
 def _score_paths(bench: Bench, plan: dict) -> list[Path]:
     """The scored files of ``plan``'s partitions (as its load read them)."""
     return [
-        pipeline._outputs(bench.settings, plan["run"], p["index"])[0] for p in plan["partitions"]
+        lake.partition_outputs(
+            bench.settings.lake,
+            plan.run.snapshot_date,
+            plan.run.model_version,
+            plan.run.run_id,
+            p["index"],
+        )[0]
+        for p in plan.partitions
     ]
 
 

@@ -1,28 +1,49 @@
-"""The ``credit-batch`` command: every pipeline step without Airflow."""
+"""The ``credit-batch`` command: every pipeline step without Airflow.
+
+Dates are YYYY-MM-DD; fractions are numbers from 0 to 1. Where the files
+live: CREDIT_BATCH_HOME (default ./data) and the variables in the README.
+"""
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import json
 import logging
 import sys
-import time
 
-from credit_batch.config import MAX_WORKERS, check_rows
+from credit_batch import catalog, pipeline
+from credit_batch.config import (
+    ALGORITHMS,
+    DEFAULT_ALGORITHM,
+    DEFAULT_DEMO_ROWS,
+    DEFAULT_DEMO_SNAPSHOTS,
+    DEFAULT_IMPORTANCE_REPEATS,
+    DEFAULT_IMPORTANCE_SAMPLE_ROWS,
+    DEFAULT_MAX_QUARANTINE_FRACTION,
+    DEFAULT_SEED,
+    DEFAULT_TRAIN_MAX_ROWS,
+    Settings,
+)
+from credit_batch.db import relative_path_note
 from credit_batch.errors import CreditBatchError
+from credit_batch.run import RunOptions
+
+__all__ = ["main"]
 
 logger = logging.getLogger(__name__)
 
+_LOOK_FURTHER = (
+    'credit-batch sql "SELECT risk_band, count(*) FROM latest_predictions GROUP BY 1 ORDER BY 1"'
+)
+
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``credit-batch`` console script."""
+    """Entry point of the ``credit-batch`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from credit_batch.config import Settings
-
     try:
         args.func(Settings.from_env(), args)
         return 0
@@ -31,111 +52,174 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("credit-batch")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="credit-batch", description=__doc__)
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress")
-    sub = p.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("demo-data", help="write the generated demo warehouse")
-    c.add_argument("--rows", type=int, default=150_000, help="customers per snapshot")
-    c.add_argument("--snapshots", type=int, default=6, help="monthly snapshots")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument(
-        "--drift",
-        action="store_true",
-        help="shift credit-line utilization in the newest snapshot (drift demo)",
+    p = argparse.ArgumentParser(
+        prog="credit-batch",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    c.set_defaults(func=_demo_data)
-    c = sub.add_parser("load-csv", help="load a real cs-training.csv as one snapshot")
-    c.add_argument("path")
-    c.add_argument("--snapshot-date", required=True)
-    c.set_defaults(func=_load_csv)
-    c = sub.add_parser("train", help="fit, evaluate and register a candidate model")
-    c.add_argument("--until", required=True, help="last labeled snapshot date to train on")
-    c.add_argument("--since", help="first snapshot date to train on")
-    c.add_argument("--algorithm", default="logreg", choices=["logreg", "hgb"])
-    c.add_argument("--max-rows", type=int, default=300_000)
-    c.add_argument("--seed", type=int, default=42)
-    c.add_argument("--promote", action="store_true", help="also make it the champion")
-    c.set_defaults(func=_train)
+    p.add_argument("--version", action="version", version=f"credit-batch {_version()}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log each step's progress")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _demo_data_parser(sub)
+    _load_csv_parser(sub)
+    _train_parser(sub)
     c = sub.add_parser("promote", help="make a registered version the champion")
-    c.add_argument("version")
+    c.add_argument("version", help="a version `credit-batch models` lists")
     c.set_defaults(func=_promote)
-    c = sub.add_parser("models", help="list registered model versions")
+    c = sub.add_parser("models", help="list registered model versions (reads only)")
     c.set_defaults(func=_models)
-    c = sub.add_parser("run", help="score a snapshot: extract, score, load, importance")
+    c = sub.add_parser("run", help="score a snapshot: extract, score, load, importance, report")
     _run_arguments(c)
     c.set_defaults(func=_run)
-    c = sub.add_parser("runs", help="recent runs: counts and seconds per step")
-    c.add_argument("--limit", type=int, default=20)
+    c = sub.add_parser("runs", help="recent runs: status, origin, seconds per step (reads only)")
+    c.add_argument("--limit", type=int, default=20, help="runs to list, newest first (default 20)")
     c.set_defaults(func=_runs)
     c = sub.add_parser("report", help="write the HTML report of a scored snapshot")
-    c.add_argument("--date", required=True, help="snapshot date")
+    c.add_argument("--date", required=True, help="snapshot date, YYYY-MM-DD")
     c.add_argument("--model", help="model version (default: the champion)")
     c.set_defaults(func=_report)
-    c = sub.add_parser("demo", help="demo data, train, promote, score, explain: all of it")
-    c.add_argument("--rows", type=int, default=150_000, help="customers per snapshot")
+    _sql_parser(sub)
+    c = sub.add_parser("demo", help="demo data, train, promote, score two snapshots: all of it")
+    c.add_argument(
+        "--rows",
+        type=int,
+        default=DEFAULT_DEMO_ROWS,
+        help=f"customers per snapshot (default {DEFAULT_DEMO_ROWS:,})",
+    )
     c.set_defaults(func=_demo)
     return p
 
 
+def _demo_data_parser(sub) -> None:
+    c = sub.add_parser("demo-data", help="write the generated demo warehouse")
+    c.add_argument(
+        "--rows",
+        type=int,
+        default=DEFAULT_DEMO_ROWS,
+        help=f"customers per snapshot (default {DEFAULT_DEMO_ROWS:,})",
+    )
+    c.add_argument(
+        "--snapshots",
+        type=int,
+        default=DEFAULT_DEMO_SNAPSHOTS,
+        help=f"monthly snapshots, the newest 2026-10-31 (default {DEFAULT_DEMO_SNAPSHOTS})",
+    )
+    c.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    c.add_argument(
+        "--drift",
+        action="store_true",
+        help="plant a shift of credit-line utilization in the newest snapshot (drift demo)",
+    )
+    c.set_defaults(func=_demo_data)
+
+
+def _load_csv_parser(sub) -> None:
+    c = sub.add_parser("load-csv", help="load a real cs-training.csv as one snapshot")
+    c.add_argument("path", help="the Kaggle 'Give Me Some Credit' cs-training.csv")
+    c.add_argument("--snapshot-date", required=True, help="the snapshot it becomes, YYYY-MM-DD")
+    c.set_defaults(func=_load_csv)
+
+
+def _train_parser(sub) -> None:
+    c = sub.add_parser("train", help="fit, evaluate and register a candidate model")
+    c.add_argument("--until", required=True, help="last labeled snapshot to train on, YYYY-MM-DD")
+    c.add_argument("--since", help="first snapshot to train on, YYYY-MM-DD (default: all)")
+    c.add_argument(
+        "--algorithm",
+        default=DEFAULT_ALGORITHM,
+        choices=ALGORITHMS,
+        help=f"the model (default {DEFAULT_ALGORITHM})",
+    )
+    c.add_argument(
+        "--max-rows",
+        type=int,
+        default=DEFAULT_TRAIN_MAX_ROWS,
+        help=f"labeled rows sampled at most (default {DEFAULT_TRAIN_MAX_ROWS:,})",
+    )
+    c.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"default {DEFAULT_SEED}")
+    c.add_argument("--promote", action="store_true", help="also make it the champion")
+    c.set_defaults(func=_train)
+
+
+def _sql_parser(sub) -> None:
+    c = sub.add_parser("sql", help="run a read-only query on the results (text or .sql file)")
+    c.add_argument("query", help="a SELECT, or the path of a .sql file (e.g. sql/analyst/...)")
+    fmt = c.add_mutually_exclusive_group()
+    fmt.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    fmt.add_argument("--json", action="store_true", help="print a JSON array of rows")
+    c.set_defaults(func=_sql)
+
+
 def _run_arguments(c: argparse.ArgumentParser) -> None:
     when = c.add_mutually_exclusive_group()
-    when.add_argument("--date", help="snapshot date to score (must exist)")
-    when.add_argument("--as-of", help="score the newest snapshot at or before this date")
+    when.add_argument("--date", help="snapshot to score, YYYY-MM-DD (must exist)")
+    when.add_argument(
+        "--as-of", help="score the newest snapshot at or before this date, YYYY-MM-DD"
+    )
     c.add_argument("--model", help="model version (default: the champion)")
     c.add_argument("--run-id", help="resume this run: reuse its complete scored partitions")
     c.add_argument(
         "--fail-on-drift",
         action="store_true",
-        help="fail, loading nothing, when the score PSI is above 0.25",
+        help="fail, loading nothing, when the score's PSI is above 0.25",
     )
     c.add_argument(
         "--max-quarantine",
         type=float,
-        default=0.01,
-        help="error budget: share of rows that may break the rules (default 0.01)",
+        default=DEFAULT_MAX_QUARANTINE_FRACTION,
+        help="error budget: fraction 0..1 of rows that may break the rules "
+        f"(default {DEFAULT_MAX_QUARANTINE_FRACTION})",
     )
-    c.add_argument("--chunk-rows", type=int)
-    c.add_argument("--partition-rows", type=int)
+    c.add_argument("--chunk-rows", type=int, help="rows per scoring chunk (default 100,000)")
+    c.add_argument(
+        "--partition-rows", type=int, help="rows per Parquet partition (default 1,000,000)"
+    )
     c.add_argument(
         "--workers",
         type=int,
         default=1,
         help="score partitions in this many processes, as Airflow's mapped tasks (default 1)",
     )
-    c.add_argument("--sample-rows", type=int, default=20_000, help="importance sample")
-    c.add_argument("--repeats", type=int, default=5, help="importance repeats")
+    c.add_argument(
+        "--sample-rows",
+        type=int,
+        default=DEFAULT_IMPORTANCE_SAMPLE_ROWS,
+        help=f"rows sampled for importance (default {DEFAULT_IMPORTANCE_SAMPLE_ROWS:,})",
+    )
+    c.add_argument(
+        "--repeats",
+        type=int,
+        default=DEFAULT_IMPORTANCE_REPEATS,
+        help=f"shuffles per feature for importance (default {DEFAULT_IMPORTANCE_REPEATS})",
+    )
 
 
-def _demo_data(settings, args) -> None:
-    from credit_batch import pipeline
-
-    for s in pipeline.demo_data(
-        settings, rows=args.rows, snapshots=args.snapshots, seed=args.seed, drift=args.drift
-    ):
-        print(
-            f"snapshot {s['snapshot_date']}: {s['rows']:,} rows"
-            f"{'' if s['labeled'] else ' (no outcomes yet)'}"
-        )
-    print(f"warehouse: {settings.warehouse_url}")
+def _demo_data(settings: Settings, args) -> None:
+    written = pipeline.demo_data(
+        settings, rows=args.rows, snapshots=args.snapshots, seed=args.seed, plant_drift=args.drift
+    )
+    for s in written:
+        labeled = "" if s["labeled"] else " (no outcomes yet)"
+        print(f"snapshot {s['snapshot_date']}: {s['rows']:,} rows{labeled}")
+    print(f"warehouse: {_where(settings.warehouse_url)}")
 
 
-def _load_csv(settings, args) -> None:
-    from credit_batch import warehouse
-
-    with warehouse.open_warehouse(settings, read_only=False) as wh:
-        n = warehouse.load_gmsc_csv(wh, settings, args.path, args.snapshot_date)
+def _load_csv(settings: Settings, args) -> None:
+    n = pipeline.load_csv(settings, args.path, snapshot_date=args.snapshot_date)
     print(f"loaded {n:,} rows of {args.path} as snapshot {args.snapshot_date}")
 
 
-def _train(settings, args) -> None:
-    _train_model(settings, args)
-
-
-def _train_model(settings, args):
-    """Train, print the record, promote if asked; return the record."""
-    from credit_batch import pipeline
-
+def _train(settings: Settings, args) -> None:
     record = pipeline.train(
         settings,
         until=args.until,
@@ -146,147 +230,140 @@ def _train_model(settings, args):
     )
     print(
         f"registered {record.model_version}: ROC AUC {record.roc_auc:.4f}, "
-        f"log loss {record.log_loss:.4f}, KS {record.ks:.4f} "
-        f"({record.training_rows:,} rows)"
+        f"log loss {record.log_loss:.4f}, KS {record.ks:.4f} ({record.training_rows:,} rows)"
     )
     if args.promote:
-        _promote(settings, argparse.Namespace(version=record.model_version))
-    return record
+        print(f"champion: {pipeline.promote(settings, record.model_version).model_version}")
 
 
-def _promote(settings, args) -> None:
-    from credit_batch import registry, results
-
-    with results.open_results(settings) as db:
-        record = registry.promote(db, settings, args.version)
-    print(f"champion: {record.model_version}")
+def _promote(settings: Settings, args) -> None:
+    print(f"champion: {pipeline.promote(settings, args.version).model_version}")
 
 
-def _models(settings, args) -> None:
-    from credit_batch import registry, results
+def _models(settings: Settings, args) -> None:
+    found = catalog.models(settings)
+    if not found:
+        print("no models registered yet: `credit-batch demo` trains one on demo data")
+    for m in found:
+        print(
+            f"{m['model_version']:<36} {m['status']:<9} {m['algorithm']:<7} "
+            f"until {m['train_until']}  AUC {m['roc_auc']:.4f}  KS {m['ks']:.4f}"
+        )
 
-    with results.open_results(settings) as db:
-        for m in registry.list_models(db, settings):
-            print(
-                f"{m['model_version']:<36} {m['status']:<9} {m['algorithm']:<7} "
-                f"until {m['train_until']}  AUC {m['roc_auc']:.4f}  KS {m['ks']:.4f}"
-            )
 
-
-def _run(settings, args) -> None:
-    from tqdm import tqdm
-
-    from credit_batch import pipeline
-
-    t0 = time.perf_counter()
-    check_rows("workers", args.workers, maximum=MAX_WORKERS)
-    as_of = None if args.date else (args.as_of or dt.date.max)
-    plan = pipeline.extract(
-        settings,
+def _run(settings: Settings, args) -> None:
+    options = RunOptions(
         snapshot_date=args.date,
-        as_of=as_of,
+        as_of=args.as_of,
         model_version=args.model,
-        rows_per_partition=args.partition_rows,
         chunk_rows=args.chunk_rows,
+        rows_per_partition=args.partition_rows,
         max_quarantine_fraction=args.max_quarantine,
         fail_on_drift=args.fail_on_drift,
+        importance_sample_rows=args.sample_rows,
+        importance_repeats=args.repeats,
         run_id=args.run_id,
     )
-    run = plan["run"]
-    parts = plan["partitions"]
-    scored = list(
-        tqdm(
-            pipeline.score_partitions(settings, run, parts, workers=args.workers),
-            total=len(parts),
-            desc="score",
-            unit="part",
-            file=sys.stderr,
+    _summary(settings, pipeline.run(settings, options, workers=args.workers, progress=_progress))
+
+
+def _progress(scored, total: int):
+    from tqdm import tqdm
+
+    return tqdm(scored, total=total, desc="score", unit="part", file=sys.stderr)
+
+
+def _summary(settings: Settings, done: pipeline.RunResult) -> None:
+    run, loaded = done.run, done.loaded
+    print(f"run {run.run_id}: snapshot {run.snapshot_date}, model {run.model_version}")
+    print(
+        f"  {loaded['rows_loaded']:,} customers scored, {loaded['rows_quarantined']:,} "
+        f"quarantined (see the quarantine table); done in {done.seconds:.1f} s"
+    )
+    summary = catalog.run_summary(settings, run.snapshot_date, run.model_version)
+    print("  risk band  customers  mean score")
+    for b in summary["bands"]:
+        print(f"  {b['risk_band']:<9} {b['customers']:>10,}  {b['mean_score']:>10.4f}")
+    top = ", ".join(f["feature"] for f in summary["top_features"])
+    print(f"  top features (mean |SHAP|): {top}")
+    print(f"  importance: {done.importance['importance_status']}")
+    print(f"  report: {done.report['report_path']}")
+    print(f"  results: {_where(loaded['results'])}")
+    print(f"  look further: {_LOOK_FURTHER}")
+
+
+def _where(url: str) -> str:
+    note = relative_path_note(url)
+    return url if note is None else f"{url} ({note})"
+
+
+def _runs(settings: Settings, args) -> None:
+    found = catalog.runs(settings, limit=args.limit)
+    if not found:
+        print(
+            "no runs yet: `credit-batch run` scores a snapshot; "
+            "on a fresh home, `credit-batch demo`"
         )
-    )
-    loaded = pipeline.load(settings, run, scored)
-    explained = pipeline.explain(settings, run, sample_rows=args.sample_rows, repeats=args.repeats)
-    explained |= pipeline.report(settings, run)
-    _summary(settings, run, loaded, explained, time.perf_counter() - t0)
-
-
-def _summary(settings, run, loaded, explained, seconds) -> None:
-    rows = loaded["rows_loaded"]
-    print(f"run {run['run_id']}: snapshot {run['snapshot_date']}, model {run['model_version']}")
+        return
     print(
-        f"  {rows:,} customers scored, {loaded['rows_quarantined']:,} quarantined "
-        f"(see the quarantine table); scored, loaded and explained in {seconds:.1f} s"
+        f"{'snapshot':<10} {'model':<28} {'status':<7} {'started (UTC)':<19} {'rows in':>10} "
+        f"{'scored':>10} {'quar.':>6} {'extract s':>9} {'score s':>8} {'load s':>7} "
+        f"{'import. s':>9} {'drift':<6} origin"
     )
-    print(f"  importance: {explained['importance_status']}")
-    print(f"  report: {explained['report_path']}")
-    print(f"  results: {loaded['results']}")
-    print(
-        "  try: duckdb -readonly "
-        + settings.results_url.removeprefix("duckdb:///")
-        + ' "SELECT risk_band, count(*) FROM latest_predictions GROUP BY 1 ORDER BY 1"'
-    )
-
-
-def _runs(settings, args) -> None:
-    from credit_batch import results
-    from credit_batch.db import read_sql
-
-    with results.open_results(settings) as db:
-        runs = db.fetch_arrow(
-            read_sql(settings.sql_dir, "registry/runs.sql"), {"limit": args.limit}
-        ).to_pylist()
-    print(
-        f"{'snapshot':<10} {'model':<28} {'rows in':>10} {'scored':>10} {'quar.':>6} "
-        f"{'extract s':>9} {'score s':>8} {'load s':>7} {'explain s':>9} drift"
-    )
-    for r in runs:
+    for r in found:
         seconds = [
             r[k] or 0.0
             for k in ("extract_seconds", "score_seconds", "load_seconds", "importance_seconds")
         ]
         print(
-            f"{r['snapshot_date']!s:<10} {r['model_version']:<28} {r['rows_in']:>10,} "
-            f"{r['rows_scored']:>10,} {r['rows_quarantined']:>6,} {seconds[0]:>9.2f} "
-            f"{seconds[1]:>8.2f} {seconds[2]:>7.2f} {seconds[3]:>9.2f} {r['drift_status']}"
+            f"{r['snapshot_date']!s:<10} {r['model_version']:<28} {r['status']:<7} "
+            f"{r['started_at']:%Y-%m-%d %H:%M:%S} {r['rows_in']:>10,} {r['rows_scored']:>10,} "
+            f"{r['rows_quarantined']:>6,} {seconds[0]:>9.2f} {seconds[1]:>8.2f} "
+            f"{seconds[2]:>7.2f} {seconds[3]:>9.2f} {r['drift_status'] or '-':<6} {r['origin']}"
         )
 
 
-def _report(settings, args) -> None:
-    from credit_batch.report import write_report
-
-    print(write_report(settings, snapshot_date=args.date, model_version=args.model))
+def _report(settings: Settings, args) -> None:
+    print(pipeline.report_of(settings, snapshot_date=args.date, model_version=args.model))
 
 
-def _demo(settings, args) -> None:
-    from credit_batch import pipeline
+def _sql(settings: Settings, args) -> None:
+    table = catalog.query(settings, args.query)
+    if args.csv:
+        import pyarrow.csv as pacsv
 
-    written = pipeline.demo_data(settings, rows=args.rows, snapshots=6, seed=0)
-    print(f"demo warehouse: {len(written)} snapshots of {args.rows:,} customers")
-    dates = [w["snapshot_date"] for w in written]
-    record = _train_model(
-        settings,
-        argparse.Namespace(
-            until=dates[-3], since=None, algorithm="logreg", max_rows=300_000, seed=42, promote=True
-        ),
-    )
-    for date in dates[-2:]:
-        _run(settings, _run_namespace(date=date, model=record.model_version))
+        pacsv.write_csv(table, sys.stdout.buffer)
+    elif args.json:
+        print(json.dumps(table.to_pylist(), default=str, indent=1))
+    else:
+        print(_pretty(table))
 
 
-def _run_namespace(**given) -> argparse.Namespace:
-    base = {
-        "date": None,
-        "as_of": None,
-        "model": None,
-        "chunk_rows": None,
-        "partition_rows": None,
-        "workers": 1,
-        "run_id": None,
-        "max_quarantine": 0.01,
-        "fail_on_drift": False,
-        "sample_rows": 20_000,
-        "repeats": 5,
-    }
-    return argparse.Namespace(**(base | given))
+def _pretty(table) -> str:
+    """A fixed-width text table of a (small) Arrow table."""
+    names = table.column_names
+    rows = [[_cell(v) for v in row.values()] for row in table.to_pylist()]
+    widths = [max([len(n), *(len(r[i]) for r in rows)]) for i, n in enumerate(names)]
+    lines = ["  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _demo(settings: Settings, args) -> None:
+    record, done = pipeline.demo(settings, rows=args.rows, progress=_progress)
+    print(f"demo warehouse and champion {record.model_version} (ROC AUC {record.roc_auc:.4f})")
+    for result in done:
+        _summary(settings, result)
 
 
 if __name__ == "__main__":

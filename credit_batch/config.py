@@ -22,6 +22,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from credit_batch.checks import MODEL_VERSION_PATTERN, check_rows
 from credit_batch.errors import ParameterError
 
 DEFAULT_HOME = "./data"
@@ -30,6 +31,13 @@ DEFAULT_PARTITION_ROWS = 1_000_000
 DEFAULT_IMPORTANCE_SAMPLE_ROWS = 20_000
 DEFAULT_IMPORTANCE_REPEATS = 5
 DEFAULT_SEED = 42
+#: The demo warehouse: customers per snapshot and monthly snapshots.
+DEFAULT_DEMO_ROWS = 150_000
+DEFAULT_DEMO_SNAPSHOTS = 6
+#: Training: the algorithms, the default one, labeled rows sampled at most.
+ALGORITHMS = ("logreg", "hgb")
+DEFAULT_ALGORITHM = "logreg"
+DEFAULT_TRAIN_MAX_ROWS = 300_000
 MAX_CHUNK_ROWS = 5_000_000
 MAX_PARTITION_ROWS = 50_000_000
 MAX_IMPORTANCE_SAMPLE_ROWS = 1_000_000
@@ -54,7 +62,6 @@ DEFAULT_RISK_BANDS: tuple[tuple[float, str], ...] = (
     (1.00, "E"),
 )
 _PACKAGE_SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
-MODEL_VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 #: JSON Schema of each parameter a manual run takes (the DAG's ``Param`` s);
 #: the limits are the ones the package itself enforces.
@@ -176,15 +183,6 @@ class Settings:
     def model_store(self) -> Path:
         """Root of the versioned model artifacts."""
         return self.home / "models"
-
-
-def check_rows(name: str, value: object, *, maximum: int, minimum: int = 1) -> int:
-    """Return ``value`` if it is an int in ``[minimum, maximum]``, else raise ParameterError."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ParameterError(name, value, "must be an integer")
-    if not minimum <= value <= maximum:
-        raise ParameterError(name, value, f"must be between {minimum:,} and {maximum:,}")
-    return value
 
 
 def _int_env(env: object, name: str, default: int) -> int:

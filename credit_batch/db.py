@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from credit_batch.checks import check_identifier_name
 from credit_batch.errors import (
     DataError,
     ParameterError,
@@ -48,7 +49,6 @@ ALLOWED_TABLES = frozenset(
         "feature_reasons",
     }
 )
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _LOCK_RETRIES = 6
 _LOCK_FIRST_WAIT_S = 0.25
@@ -64,8 +64,7 @@ def read_sql(sql_dir: Path, name: str) -> str:
 
 def check_identifier(name: str, *, tables: bool = False) -> str:
     """Return ``name`` if it is a plain identifier (and, for tables, allow-listed)."""
-    if not isinstance(name, str) or not _IDENTIFIER.match(name):
-        raise ParameterError("identifier", name, "must match " + _IDENTIFIER.pattern)
+    check_identifier_name("identifier", name)
     if tables and name not in ALLOWED_TABLES:
         raise ParameterError("table", name, f"must be one of {sorted(ALLOWED_TABLES)}")
     return name
@@ -97,6 +96,37 @@ def connect(url: str, *, read_only: bool = False) -> Database:
     raise UnsupportedDatabaseError(
         "database URL", shown, "must use duckdb:/// or postgresql:// (psycopg)"
     )
+
+
+def database_exists(url: str) -> bool:
+    """False only for a DuckDB file that does not exist yet (opening it would create it)."""
+    path = _duckdb_path(url)
+    return path is None or path == ":memory:" or Path(path).exists()
+
+
+def relative_path_note(url: str) -> str | None:
+    """For a DuckDB URL whose path is relative, where it resolves from here; else None.
+
+    ``duckdb:///scores/r.duckdb`` (three slashes) is ``scores/r.duckdb`` under
+    the current folder; an absolute path takes four: ``duckdb:////srv/r.duckdb``.
+    """
+    path = _duckdb_path(url)
+    if path is None or path == ":memory:" or Path(path).is_absolute():
+        return None
+    return f"a path relative to the current folder: {Path(path).resolve()}"
+
+
+def _duckdb_path(url: str) -> str | None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.drivername.partition("+")[0] != "duckdb":
+        return None
+    return parsed.database or ":memory:"
 
 
 class Database:
@@ -169,7 +199,12 @@ class DuckDBDatabase(Database):
         self.url = f"duckdb:///{path}"
         if path != ":memory:":
             if read_only and not Path(path).exists():
-                raise DataError(f"database {path} does not exist yet", path=path)
+                raise DataError(
+                    f"database {path} does not exist yet (a fresh home?): `credit-batch demo` "
+                    "builds the demo warehouse, model and scores; `credit-batch demo-data` "
+                    "only the warehouse; or set CREDIT_BATCH_WAREHOUSE_URL / _RESULTS_URL",
+                    path=path,
+                )
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._con = _open_duckdb(duckdb, path, read_only)
 

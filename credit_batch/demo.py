@@ -18,10 +18,12 @@ import logging
 
 import numpy as np
 
+from credit_batch.config import DEFAULT_DEMO_ROWS, DEFAULT_DEMO_SNAPSHOTS, Settings
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_ROWS = 150_000
-DEFAULT_SNAPSHOTS = 6
+DEFAULT_ROWS = DEFAULT_DEMO_ROWS
+DEFAULT_SNAPSHOTS = DEFAULT_DEMO_SNAPSHOTS
 DEFAULT_LAST_SNAPSHOT = dt.date(2026, 10, 31)
 DEFAULT_UNLABELED_SNAPSHOTS = 1
 _CHURN = 0.03
@@ -194,3 +196,33 @@ def _shift_utilization(table):
     name = "revolving_unsecured_line_utilization"
     shifted = table.column(name).to_numpy() * 1.8 + 0.15
     return table.set_column(table.schema.get_field_index(name), name, pa.array(shifted))
+
+
+def write_warehouse(
+    settings: Settings,
+    *,
+    rows: int = DEFAULT_ROWS,
+    snapshots: int = DEFAULT_SNAPSHOTS,
+    seed: int = 0,
+    unlabeled_snapshots: int = DEFAULT_UNLABELED_SNAPSHOTS,
+    plant_drift: bool = False,
+) -> list[dict]:
+    """Write the generated stand-in warehouse; return rows per snapshot.
+
+    ``plant_drift`` shifts the newest snapshot (see :func:`generate`).
+    """
+    from credit_batch import warehouse
+
+    written = []
+    with warehouse.open_warehouse(settings, read_only=False) as wh:
+        warehouse.apply_schema(wh, settings)
+        for date, features, outcomes in generate(
+            rows=rows,
+            snapshots=snapshots,
+            seed=seed,
+            unlabeled_snapshots=unlabeled_snapshots,
+            drift=plant_drift,
+        ):
+            n = warehouse.replace_snapshot(wh, settings, date, features, outcomes)
+            written.append({"snapshot_date": date, "rows": n, "labeled": outcomes is not None})
+    return written

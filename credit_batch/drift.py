@@ -12,7 +12,14 @@ with the usual bands: below 0.1 stable, 0.1 to 0.25 watch, above 0.25 act.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+from credit_batch.errors import DriftError
+
+if TYPE_CHECKING:
+    from credit_batch.run import Run
 
 SCORE = "score"
 N_BINS = 10
@@ -71,3 +78,42 @@ def psi(expected, actual_counts) -> float:
 def band(value: float) -> str:
     """``stable``, ``watch`` or ``act``."""
     return next(label for bound, label in BANDS if value < bound)
+
+
+def slice_rows(run: Run, scored: list[dict]):
+    """The run's drift rows (PSI of each feature and the score) and the score's PSI.
+
+    Returns ``(None, None)`` for a model without reference bins. Raises
+    :class:`~credit_batch.errors.DriftError` when the score's PSI is in the
+    act band and the run was asked to fail on drift.
+    """
+    import pyarrow as pa
+
+    reference = run.drift_reference
+    if not reference or not scored:
+        return None, None
+    names = list(reference)
+    values = [
+        psi(reference[name]["expected"], sum(np.asarray(s["drift_counts"][name]) for s in scored))
+        for name in names
+    ]
+    score_psi = values[names.index(SCORE)]
+    if run.fail_on_drift and band(score_psi) == "act":
+        raise DriftError(
+            f"run {run.run_id}: score PSI {score_psi:.3f} against the training "
+            "data is in the act band (> 0.25) and fail_on_drift is set; nothing was loaded",
+            psi=score_psi,
+        )
+    n, rows = len(names), sum(s["rows_scored"] for s in scored)
+    table = pa.table(
+        {
+            "snapshot_date": [run.snapshot_date] * n,
+            "model_version": [run.model_version] * n,
+            "run_id": [run.run_id] * n,
+            "feature": names,
+            "psi": values,
+            "band": [band(v) for v in values],
+            "rows_compared": [rows] * n,
+        }
+    )
+    return table, score_psi

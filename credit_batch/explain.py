@@ -18,10 +18,14 @@ contributions: the ones that push the score towards default.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from credit_batch.errors import ModelError
+
+if TYPE_CHECKING:
+    from credit_batch.run import Run
 
 logger = logging.getLogger(__name__)
 
@@ -153,3 +157,27 @@ def _with_nulls(values: np.ndarray, missing: np.ndarray, arrow_type):
     validity = pa.py_buffer(np.packbits(~missing, bitorder="little"))
     data = pa.py_buffer(np.ascontiguousarray(values))
     return pa.Array.from_buffers(arrow_type, len(values), [validity, data])
+
+
+def shap_summary_rows(run: Run, scored: list[dict]):
+    """Rows of ``shap_summary``: mean |SHAP| per feature over every scored row of the run."""
+    import pyarrow as pa
+
+    rows = sum(s["rows_scored"] for s in scored)
+    if not rows:
+        return None
+    mean = np.sum([s["shap_abs_sum"] for s in scored], axis=0) / rows
+    rank = np.empty(len(mean), dtype=np.int32)
+    rank[np.argsort(-mean, kind="stable")] = np.arange(1, len(mean) + 1)
+    n = len(mean)
+    return pa.table(
+        {
+            "snapshot_date": [run.snapshot_date] * n,
+            "model_version": [run.model_version] * n,
+            "run_id": [run.run_id] * n,
+            "feature": list(run.features),
+            "mean_abs_shap": mean,
+            "importance_rank": rank,
+            "rows_explained": [rows] * n,
+        }
+    )

@@ -9,12 +9,11 @@ registered feature list), never from code.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from credit_batch.checks import check_identifier_name
 from credit_batch.errors import ParameterError
 
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _DTYPES = ("float64", "int64")
 
 
@@ -59,8 +58,7 @@ class Feature:
     discrete: bool = False
 
     def __post_init__(self) -> None:
-        if not _IDENTIFIER.match(self.name):
-            raise ParameterError("feature name", self.name, "must match " + _IDENTIFIER.pattern)
+        check_identifier_name("feature name", self.name)
         if self.dtype not in _DTYPES:
             raise ParameterError(
                 f"dtype of feature {self.name}", self.dtype, f"must be one of {_DTYPES}"

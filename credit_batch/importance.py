@@ -9,10 +9,14 @@ of ``feature_importance``.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from credit_batch.errors import ParameterError
+
+if TYPE_CHECKING:
+    from credit_batch.run import Run
 
 logger = logging.getLogger(__name__)
 
@@ -168,3 +172,33 @@ def _grid(values: np.ndarray, points: int) -> np.ndarray:
     if distinct.size <= points:
         return distinct
     return np.unique(np.percentile(present, np.linspace(5, 95, points)))
+
+
+def slice_rows(frame, run: Run, *, method: str, metric: str, rows: int):
+    """Rows of ``feature_importance`` for one method of a run, from a ranked frame."""
+    import pyarrow as pa
+
+    frame = frame.assign(
+        run_id=run.run_id,
+        snapshot_date=run.snapshot_date,
+        model_version=run.model_version,
+        method=method,
+        metric=metric,
+        n_repeats=run.importance_repeats,
+        sample_rows=rows,
+    )
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def dependence_rows(model, sample, run: Run, features: list[str], *, max_rows: int = 5_000):
+    """Rows of ``partial_dependence``: the score on ``features``, over at most ``max_rows``."""
+    import pyarrow as pa
+
+    rows = sample[list(run.features)].iloc[:max_rows]
+    frame = partial_dependence_frame(model, rows, features).assign(
+        snapshot_date=run.snapshot_date,
+        model_version=run.model_version,
+        run_id=run.run_id,
+        sample_rows=len(rows),
+    )
+    return pa.Table.from_pandas(frame, preserve_index=False)

@@ -26,22 +26,12 @@ from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
 
-from credit_batch.config import MODEL_VERSION_PATTERN
-from credit_batch.errors import ParameterError
+from credit_batch.checks import check_model_version, check_run_id
 from credit_batch.faults import fault_point
 
 logger = logging.getLogger(__name__)
 
 _PART = re.compile(r"^part-\d{5}\.(parquet|manifest\.json)$")
-_VERSION = re.compile(MODEL_VERSION_PATTERN)
-_RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-def check_model_version(version: object) -> str:
-    """Return ``version`` if it is safe as a folder name and a SQL value."""
-    if not isinstance(version, str) or not _VERSION.match(version) or ".." in version:
-        raise ParameterError("model version", version, "must match " + _VERSION.pattern)
-    return version
 
 
 def features_dir(lake: Path, date: dt.date) -> Path:
@@ -57,13 +47,6 @@ def scores_dir(lake: Path, date: dt.date, model_version: str, run_id: str) -> Pa
 def quarantine_dir(lake: Path, date: dt.date, model_version: str, run_id: str) -> Path:
     """Folder of one run's quarantined rows of a (snapshot, model version) slice."""
     return _run_dir(Path(lake) / "quarantine", date, model_version, run_id)
-
-
-def check_run_id(run_id: object) -> str:
-    """Return ``run_id`` if it is safe as a folder name and a SQL value."""
-    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
-        raise ParameterError("run id", run_id, "must match " + _RUN_ID.pattern)
-    return run_id
 
 
 def _run_dir(root: Path, date: dt.date, model_version: str, run_id: str) -> Path:
@@ -205,3 +188,84 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def report_path(lake: Path, date: dt.date, model_version: str) -> Path:
+    """Where the HTML report of a (snapshot, model) slice is written."""
+    version = check_model_version(model_version)
+    return (
+        Path(lake)
+        / "reports"
+        / f"snapshot_date={date.isoformat()}"
+        / f"model_version={version}"
+        / "report.html"
+    )
+
+
+def partition_outputs(
+    lake: Path, date: dt.date, model_version: str, run_id: str, index: int
+) -> tuple[Path, Path]:
+    """The scored and the quarantine file of partition ``index`` of a run."""
+    name = part_name(index)
+    return (
+        scores_dir(lake, date, model_version, run_id) / name,
+        quarantine_dir(lake, date, model_version, run_id) / name,
+    )
+
+
+def reusable_counts(out: Path, quarantine: Path, key: dict) -> dict | None:
+    """The counts of a complete earlier scoring with the same ``key``, or None.
+
+    ``key`` holds what determines the output (input and model sha256, run id,
+    chunk rows, repeated ids); the manifest must hold the same, and both output
+    files must still have the sha256 the manifest recorded.
+    """
+    manifest = read_manifest(out)
+    if (
+        manifest is None
+        or any(manifest.get(k) != v for k, v in key.items())
+        or not out.is_file()
+        or not quarantine.is_file()
+        or sha256_file(out) != manifest.get("output_sha256")
+        or sha256_file(quarantine) != manifest.get("quarantine_sha256")
+    ):
+        return None
+    logger.info("reusing scored partition %s (manifest matches)", out)
+    return {
+        "rows_scored": manifest["rows_scored"],
+        "rows_quarantined": manifest["rows_quarantined"],
+        "shap_abs_sum": manifest["shap_abs_sum"],
+        "drift_counts": manifest["drift_counts"],
+        "reused": True,
+    }
+
+
+def dataset(paths: Iterable, schema):
+    """A pyarrow dataset over Parquet ``paths`` read with ``schema``."""
+    import pyarrow.dataset as ds
+
+    return ds.dataset([str(p) for p in paths], format="parquet", schema=schema)
+
+
+def read_features(lake: Path, date: dt.date, schema):
+    """A snapshot's extracted feature partitions as one Arrow table."""
+    parts = sorted(features_dir(lake, date).glob("part-*.parquet"))
+    return dataset(parts, schema).to_table()
+
+
+def tidy_slice(
+    lake: Path,
+    date: dt.date,
+    model_version: str,
+    run_id: str,
+    *,
+    keep: set[str],
+    older_than_seconds: float,
+) -> None:
+    """After a run's load: drop parts of its folders not in ``keep``, and superseded runs."""
+    for folder in (
+        scores_dir(lake, date, model_version, run_id),
+        quarantine_dir(lake, date, model_version, run_id),
+    ):
+        remove_stale_parts(folder, keep=keep)
+        remove_superseded_runs(folder, older_than_seconds=older_than_seconds)

@@ -20,13 +20,17 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from credit_batch.checks import check_model_version, utcnow
 from credit_batch.config import Settings
 from credit_batch.db import Database, read_sql
 from credit_batch.errors import ArtifactIntegrityError, ModelNotFoundError, NoChampionError
 from credit_batch.faults import fault_point
-from credit_batch.lake import atomic_path, check_model_version, sha256_file
-from credit_batch.results import utcnow
+from credit_batch.lake import atomic_path, sha256_file
+
+if TYPE_CHECKING:
+    from credit_batch.training import FittedModel
 
 logger = logging.getLogger(__name__)
 
@@ -76,52 +80,47 @@ class ModelRecord:
 
 
 def save_model(
-    db: Database,
-    settings: Settings,
-    model,
-    *,
-    algorithm: str,
-    features: list[str],
-    metrics: dict,
-    training_rows: int,
-    train_from,
-    train_until,
-    background: list[float] | None = None,
-    drift_reference: dict | None = None,
+    db: Database, settings: Settings, fitted: FittedModel, *, train_until: dt.date
 ) -> ModelRecord:
     """Write the artifact and metadata, register it as a candidate, return its record.
 
-    The version is ``<algorithm>-<train_until>-<sha256[:10]>`` of the artifact.
+    The version is ``<algorithm>-<train_until>-<fingerprint[:10]>``: the same
+    training inputs give the same version. A version already registered is
+    returned as it is, and nothing is written (its artifact keeps its sha256).
     """
     import skops.io
 
-    staging = settings.model_store / ".staging" / ARTIFACT_NAME
-    with atomic_path(staging) as tmp:
-        skops.io.dump(model, tmp)
-    sha = sha256_file(staging)
-    version = f"{algorithm}-{train_until:%Y%m%d}-{sha[:10]}"
+    version = f"{fitted.algorithm}-{train_until:%Y%m%d}-{fitted.fingerprint[:10]}"
+    known = _fetch(db, settings, "registry/get.sql", {"model_version": version})
+    if known:
+        logger.info("model %s is already registered; nothing to write", version)
+        return known[0]
     folder = settings.model_store / version
-    folder.mkdir(parents=True, exist_ok=True)
-    staging.replace(folder / ARTIFACT_NAME)
+    with atomic_path(folder / ARTIFACT_NAME) as tmp:
+        skops.io.dump(fitted.model, tmp)
     record = ModelRecord(
         model_version=version,
         created_at=utcnow(),
-        algorithm=algorithm,
-        features=json.dumps(features),
-        training_rows=int(training_rows),
-        train_from=train_from,
+        algorithm=fitted.algorithm,
+        features=json.dumps(fitted.features),
+        training_rows=int(fitted.training_rows),
+        train_from=fitted.train_from,
         train_until=train_until,
         artifact_path=f"models/{version}/{ARTIFACT_NAME}",
-        sha256=sha,
-        explainer_background=None if background is None else json.dumps(background),
-        drift_reference=None if drift_reference is None else json.dumps(drift_reference),
-        **{k: float(metrics[k]) for k in ("roc_auc", "log_loss", "ks")},
+        sha256=sha256_file(folder / ARTIFACT_NAME),
+        explainer_background=_json_or_none(fitted.background),
+        drift_reference=_json_or_none(fitted.drift_reference),
+        **{k: float(fitted.metrics[k]) for k in ("roc_auc", "log_loss", "ks")},
     )
     with atomic_path(folder / "metadata.json") as tmp:
         tmp.write_text(json.dumps(asdict(record), default=str, indent=2))
     fault_point("registry.before_register")
     _register(db, settings, record)
     return record
+
+
+def _json_or_none(value) -> str | None:
+    return None if value is None else json.dumps(value)
 
 
 def _register(db: Database, settings: Settings, record: ModelRecord) -> None:
@@ -145,7 +144,9 @@ def get_model(db: Database, settings: Settings, version: str) -> ModelRecord:
     found = _fetch(db, settings, "registry/get.sql", {"model_version": version})
     if not found:
         raise ModelNotFoundError(
-            f"model version {version!r} is not registered in {db.url}", version=version
+            f"model version {version!r} is not registered in {db.url}; "
+            "`credit-batch models` lists the registered ones",
+            version=version,
         )
     return found[0]
 
@@ -155,8 +156,9 @@ def champion(db: Database, settings: Settings) -> ModelRecord:
     found = _fetch(db, settings, "registry/champion.sql", {})
     if not found:
         raise NoChampionError(
-            f"no champion model in {db.url}; run `credit-batch train` then "
-            "`credit-batch promote VERSION`, or pass a model version"
+            f"no champion model in {db.url}; run `credit-batch train --until D --promote` "
+            "(or `credit-batch promote VERSION`), pass a model version, or on a fresh "
+            "home run `credit-batch demo`"
         )
     return found[0]
 

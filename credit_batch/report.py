@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 from credit_batch import lake, registry, results
+from credit_batch.checks import check_model_version, parse_date
 from credit_batch.config import Settings
 from credit_batch.db import Database, read_sql
 from credit_batch.errors import DataError
@@ -39,30 +40,16 @@ text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:
 .ok{color:#176317}.bad{color:#a11}figure{margin:0}"""
 
 
-def report_path(settings: Settings, date: dt.date, model_version: str) -> Path:
-    """Where the report of a (snapshot, model) slice is written."""
-    version = lake.check_model_version(model_version)
-    return (
-        settings.lake
-        / "reports"
-        / f"snapshot_date={date.isoformat()}"
-        / f"model_version={version}"
-        / "report.html"
-    )
-
-
 def write_report(settings: Settings, *, snapshot_date, model_version: str | None = None) -> Path:
     """Write the HTML report of the newest run of a (snapshot, model) slice; return its path.
 
     The model defaults to the champion. The path is recorded in ``scoring_runs``.
     """
-    from credit_batch.warehouse import parse_date
-
     date = parse_date(snapshot_date)
     with results.open_results(settings) as db:
         version = model_version or registry.champion(db, settings).model_version
-        data = _collect(db, settings, date, lake.check_model_version(version))
-        path = report_path(settings, date, version)
+        data = _collect(db, settings, date, check_model_version(version))
+        path = lake.report_path(settings.lake, date, version)
         with lake.atomic_path(path) as tmp:
             tmp.write_text(render(data), encoding="utf-8")
         db.execute(

@@ -7,17 +7,21 @@ stream from the feature file through the model into the score file.
 from __future__ import annotations
 
 import logging
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from credit_batch.config import DEFAULT_RISK_BANDS
+from credit_batch import lake, registry
+from credit_batch.config import DEFAULT_RISK_BANDS, Settings
 from credit_batch.errors import DataError, SchemaMismatchError
 from credit_batch.explain import N_REASONS, explain, top_reasons
 from credit_batch.faults import fault_point
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
 from credit_batch.lake import atomic_path
+from credit_batch.run import Run
 
 logger = logging.getLogger(__name__)
 
@@ -306,3 +310,80 @@ def _open_parquet(path: Path):
         return pq.ParquetFile(path, pre_buffer=False)
     except (OSError, pa.ArrowInvalid) as exc:
         raise DataError(f"cannot read partition {path}: {exc}", path=str(path)) from exc
+
+
+def score_partition(settings: Settings, run: Run, partition: dict) -> dict:
+    """Validate and score one extracted partition of a run; return its paths and counts.
+
+    A partition already scored by this run from the same input file (a task
+    retry after a crash later on) is reused, not recomputed: its manifest
+    records the input's and outputs' sha256, and all three must still match.
+    """
+    t0 = time.perf_counter()
+    out, quarantine = lake.partition_outputs(
+        settings.lake, run.snapshot_date, run.model_version, run.run_id, partition["index"]
+    )
+    key = {
+        "input_sha256": lake.sha256_file(Path(partition["path"])),
+        "model_sha256": run.sha256,
+        "run_id": run.run_id,
+        "chunk_rows": run.chunk_rows,
+        "duplicate_ids": list(run.duplicate_ids),
+    }
+    counts = lake.reusable_counts(out, quarantine, key)
+    if counts is None:
+        with thread_limit(settings.score_threads):
+            counts = _score_into(settings, run, partition, out, quarantine)
+        fault_point("score.before_manifest")
+        lake.write_manifest(
+            out,
+            {
+                **key,
+                **counts,
+                "output_sha256": lake.sha256_file(out),
+                "quarantine_sha256": lake.sha256_file(quarantine),
+            },
+        )
+    return {
+        "index": partition["index"],
+        "path": str(out),
+        "quarantine_path": str(quarantine),
+        "rows_in": partition["rows"],
+        **counts,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _score_into(settings: Settings, run: Run, partition: dict, out: Path, quarantine: Path):
+    model = registry.load_model(
+        settings.home, run.artifact_path, run.sha256, version=run.model_version
+    )
+    return score_file(
+        Path(partition["path"]),
+        out,
+        model,
+        feature_names=list(run.features),
+        model_version=run.model_version,
+        run_id=run.run_id,
+        chunk_rows=run.chunk_rows,
+        quarantine_path=quarantine,
+        duplicate_ids=frozenset(run.duplicate_ids),
+        background=None if run.explainer_background is None else list(run.explainer_background),
+        drift_reference=run.drift_reference,
+        bands=settings.risk_bands,
+    )
+
+
+@contextmanager
+def thread_limit(threads: int):
+    """At most ``threads`` threads for Arrow and for BLAS/OpenMP (threadpoolctl) in the block."""
+    import pyarrow as pa
+    from threadpoolctl import threadpool_limits
+
+    before = pa.cpu_count()
+    pa.set_cpu_count(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        pa.set_cpu_count(before)

@@ -8,18 +8,39 @@ HistGradientBoostingClassifier, which takes missing values as they are.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 
+from credit_batch.checks import check_rows, parse_date
+from credit_batch.config import (
+    ALGORITHMS,
+    DEFAULT_ALGORITHM,
+    DEFAULT_SEED,
+    DEFAULT_TRAIN_MAX_ROWS,
+    MAX_PARTITION_ROWS,
+    Settings,
+)
 from credit_batch.errors import DataError, ParameterError
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
 
 logger = logging.getLogger(__name__)
 
-ALGORITHMS = ("logreg", "hgb")
-DEFAULT_ALGORITHM = "logreg"
 DEFAULT_TEST_SIZE = 0.2
+#: Labeled rows sampled for training at most.
+DEFAULT_MAX_ROWS = DEFAULT_TRAIN_MAX_ROWS
+
+__all__ = [
+    "ALGORITHMS",
+    "FittedModel",
+    "build_model",
+    "evaluate",
+    "fit_and_evaluate",
+    "fit_model",
+    "train",
+]
 
 
 def build_model(
@@ -112,3 +133,99 @@ def fit_and_evaluate(
     metrics = evaluate(y_test, model.predict_proba(x_test)[:, 1])
     logger.info("trained %s on %d rows: %s", algorithm, len(x_train), metrics)
     return model, metrics
+
+
+@dataclass(frozen=True)
+class FittedModel:
+    """A fitted model and what the registry records of it.
+
+    ``fingerprint`` is the sha256 of what determines the model (the training
+    rows, algorithm, seed, features and scikit-learn's version), so the same
+    inputs give the same model version, whatever the archive's timestamps.
+    """
+
+    model: object
+    algorithm: str
+    features: list[str]
+    metrics: dict
+    training_rows: int
+    train_from: dt.date
+    fingerprint: str
+    background: list[float] | None = None
+    drift_reference: dict | None = None
+
+
+def fit_model(
+    frame,
+    *,
+    algorithm: str = DEFAULT_ALGORITHM,
+    seed: int = 0,
+    spec: FeatureSpec = DEFAULT_FEATURE_SPEC,
+) -> FittedModel:
+    """Fit and evaluate on ``frame``; add the explainer background and drift reference bins."""
+    from credit_batch import drift
+    from credit_batch.explain import linear_background
+
+    model, metrics = fit_and_evaluate(frame, spec=spec, algorithm=algorithm, seed=seed)
+    x = frame[spec.names]
+    return FittedModel(
+        model=model,
+        algorithm=algorithm,
+        features=spec.names,
+        metrics=metrics,
+        training_rows=len(frame),
+        train_from=frame["snapshot_date"].min(),
+        fingerprint=_fingerprint(frame, spec, algorithm=algorithm, seed=seed),
+        background=linear_background(model, x) if algorithm == "logreg" else None,
+        drift_reference=drift.reference(frame, spec.names, model.predict_proba(x)[:, 1]),
+    )
+
+
+def _fingerprint(frame, spec: FeatureSpec, *, algorithm: str, seed: int) -> str:
+    import hashlib
+
+    import pandas as pd
+    import sklearn
+
+    digest = hashlib.sha256(f"{algorithm}|{seed}|{spec.names}|{sklearn.__version__}".encode())
+    columns = ["snapshot_date", "customer_id", *spec.names, spec.target]
+    digest.update(pd.util.hash_pandas_object(frame[columns], index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def train(
+    settings: Settings,
+    *,
+    until,
+    since=None,
+    algorithm: str = DEFAULT_ALGORITHM,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    seed: int = DEFAULT_SEED,
+):
+    """Fit on labeled snapshots in ``[since, until]``, evaluate, save and register a candidate.
+
+    The same rows, algorithm and seed give the same model version: training
+    again registers nothing new and returns the registered record.
+    """
+    from credit_batch import registry, results, warehouse
+    from credit_batch.validation import valid_rows
+
+    until_date = parse_date(until, name="train until date")
+    since_date = parse_date(since, name="train since date") if since else dt.date.min
+    check_rows("max training rows", max_rows, maximum=MAX_PARTITION_ROWS, minimum=50)
+    check_algorithm(algorithm)
+    with warehouse.open_warehouse(settings) as wh:
+        frame = valid_rows(warehouse.read_labeled(wh, settings, since_date, until_date))
+    if frame.empty:
+        raise DataError(
+            f"no labeled rows between {since_date} and {until_date} in the warehouse "
+            f"{settings.warehouse_url}; outcomes come with `credit-batch demo-data` or "
+            "`credit-batch load-csv`",
+            since=since_date,
+            until=until_date,
+        )
+    if len(frame) > max_rows:
+        frame = frame.sample(n=max_rows, random_state=seed)
+    fitted = fit_model(frame, algorithm=algorithm, seed=seed)
+    with results.open_results(settings) as db:
+        return registry.save_model(db, settings, fitted, train_until=until_date)

@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from credit_batch.errors import DataError, SchemaMismatchError
+from credit_batch.errors import DataError, QuarantineBudgetError, SchemaMismatchError
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
 
 logger = logging.getLogger(__name__)
@@ -232,3 +232,23 @@ class DuplicateTracker:
         self.ids.update(ids_with_last[1:][steps == 0].tolist())
         self._last = int(ids[-1])
         return batch
+
+
+def check_duplicates(ids: set[int], rows_in: int, budget: float, date) -> None:
+    """Refuse a snapshot that repeats more customer ids than the error budget allows."""
+    from credit_batch.config import MAX_DUPLICATE_IDS
+
+    if len(ids) > min(budget * rows_in, MAX_DUPLICATE_IDS):
+        raise QuarantineBudgetError(
+            f"snapshot {date} repeats {len(ids):,} customer ids (e.g. {sorted(ids)[:5]}); "
+            f"more than the error budget of {budget:.2%} of {rows_in:,} rows allows",
+            duplicates=len(ids),
+        )
+
+
+def valid_rows(frame, *, spec: FeatureSpec = DEFAULT_FEATURE_SPEC):
+    """The rows of ``frame`` that pass the spec's rules (as scoring sees them)."""
+    valid, rejected = split_valid(frame, spec=spec)
+    if len(rejected):
+        logger.info("left out %d rows that break the feature rules", len(rejected))
+    return frame[valid].reset_index(drop=True)

@@ -10,9 +10,10 @@ import datetime as dt
 import logging
 from collections.abc import Iterator
 
+from credit_batch.checks import parse_date
 from credit_batch.config import Settings
 from credit_batch.db import Database, connect, read_sql
-from credit_batch.errors import DataError, ParameterError, SnapshotNotFoundError
+from credit_batch.errors import DataError, SnapshotNotFoundError
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
 
 logger = logging.getLogger(__name__)
@@ -31,20 +32,6 @@ GMSC_CSV_COLUMNS = {
     "NumberOfTime60-89DaysPastDueNotWorse": "num_60_89_days_late",
     "NumberOfDependents": "num_dependents",
 }
-
-
-def parse_date(value: object, *, name: str = "snapshot date") -> dt.date:
-    """Return ``value`` as a date; accept a date or an ISO ``YYYY-MM-DD`` string."""
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value.strip())
-        except ValueError:
-            pass
-    raise ParameterError(name, value, "must be a date in YYYY-MM-DD form")
 
 
 def open_warehouse(settings: Settings, *, read_only: bool = True) -> Database:
@@ -83,21 +70,39 @@ def resolve_snapshot(
         n = db.fetch_arrow(sql, {"snapshot_date": date}).column("n_rows")[0].as_py()
         if not n:
             raise SnapshotNotFoundError(
-                f"snapshot {date} has no rows in the warehouse {db.url}",
+                f"snapshot {date} has no rows in the warehouse {db.url}; "
+                + _nearest_snapshots(db, settings, date),
                 snapshot_date=date,
                 warehouse=db.url,
             )
         return date
-    as_of_date = parse_date(as_of, name="as-of date")
+    as_of_date = dt.date.max if as_of is None else parse_date(as_of, name="as-of date")
     sql = read_sql(settings.sql_dir, "extract/latest_snapshot.sql")
     date = db.fetch_arrow(sql, {"as_of": as_of_date}).column("snapshot_date")[0].as_py()
     if date is None:
         raise SnapshotNotFoundError(
-            f"no snapshot at or before {as_of_date} in the warehouse {db.url}",
+            f"no snapshot at or before {as_of_date} in the warehouse {db.url}; "
+            + _nearest_snapshots(db, settings, as_of_date),
             snapshot_date=as_of_date,
             warehouse=db.url,
         )
     return date
+
+
+def list_snapshots(db: Database, settings: Settings) -> list[dict]:
+    """The warehouse's snapshot dates and row counts, newest first."""
+    return db.fetch_arrow(read_sql(settings.sql_dir, "extract/snapshots.sql")).to_pylist()
+
+
+def _nearest_snapshots(db: Database, settings: Settings, date: dt.date) -> str:
+    """Says which snapshots are nearest to ``date`` (or that there are none)."""
+    dates = [r["snapshot_date"] for r in list_snapshots(db, settings)]
+    if not dates:
+        return "it holds no snapshots: `credit-batch demo-data` writes the demo ones"
+    before = max((d for d in dates if d < date), default=None)
+    after = min((d for d in dates if d > date), default=None)
+    near = ", ".join(str(d) for d in (before, after) if d is not None)
+    return f"nearest: {near} ({len(dates)} snapshots, {min(dates)} .. {max(dates)})"
 
 
 def stream_features(

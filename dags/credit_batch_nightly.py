@@ -23,6 +23,7 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from credit_batch.config import RUN_PARAMS
+from credit_batch.run import Run, RunOptions
 
 TZ = "Europe/London"
 
@@ -43,61 +44,59 @@ TZ = "Europe/London"
     params={name: Param(**schema) for name, schema in RUN_PARAMS.items()},
 )
 def credit_batch_nightly():
-    @task
-    def extract() -> list[dict]:
+    @task(multiple_outputs=True)
+    def extract() -> dict:
+        from credit_batch import pipeline
+
         ctx = get_current_context()
-        p, dag_run = ctx["params"], ctx["dag_run"]
+        dag_run = ctx["dag_run"]
         when = pendulum.instance(ctx.get("logical_date") or dag_run.run_after)
-        plan = _call(
-            "extract",
-            snapshot_date=p["snapshot_date"],
+        options = RunOptions.from_params(
+            ctx["params"],
             as_of=when.in_timezone(TZ).date(),
-            model_version=p["model_version"],
-            chunk_rows=p["chunk_rows"],
-            rows_per_partition=p["rows_per_partition"],
-            max_quarantine_fraction=p["max_quarantine_fraction"],
-            fail_on_drift=p["fail_on_drift"],
             airflow_dag_id=dag_run.dag_id,
             airflow_run_id=dag_run.run_id,
         )
-        ctx["ti"].xcom_push(key="run", value=plan["run"])  # the run's keys, for later tasks
-        return plan["partitions"]  # mapped over: one score task per partition
+        return _fail_fast(pipeline.extract, options).to_xcom()  # {"run", "partitions"}
 
     @task
     def score(run: dict, partition: dict) -> dict:
-        return _call("score_partition", run, partition)
+        from credit_batch import pipeline
+
+        return _fail_fast(pipeline.score_partition, Run.from_xcom(run), partition)
 
     @task
     def load(run: dict, scored: list[dict]) -> dict:
-        return _call("load", run, list(scored))
+        from credit_batch import pipeline
+
+        return _fail_fast(pipeline.load, Run.from_xcom(run), list(scored))
 
     @task(execution_timeout=dt.timedelta(minutes=30))
     def importance(run: dict) -> dict:
-        p = get_current_context()["params"]
-        return _call(
-            "explain", run, sample_rows=p["importance_sample_rows"], repeats=p["importance_repeats"]
-        )
+        from credit_batch import pipeline
+
+        return _fail_fast(pipeline.importance, Run.from_xcom(run))
 
     @task
     def report(run: dict) -> dict:
-        return _call("report", run)
+        from credit_batch import pipeline
 
-    partitions = extract()
-    run = partitions["run"]
-    scored = score.partial(run=run).expand(partition=partitions)
-    load(run, scored) >> importance(run) >> report(run)
+        return _fail_fast(pipeline.report, Run.from_xcom(run))
+
+    plan = extract()
+    scored = score.partial(run=plan["run"]).expand(partition=plan["partitions"])
+    load(plan["run"], scored) >> importance(plan["run"]) >> report(plan["run"])
 
 
-def _call(step: str, *args, **kwargs):
-    """Run ``credit_batch.pipeline.<step>``; fail at once where a retry cannot help."""
+def _fail_fast(step, *args):
+    """Call ``step(settings, *args)``; fail the task at once where a retry cannot help."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from credit_batch import pipeline
     from credit_batch.config import Settings
     from credit_batch.errors import CreditBatchError
 
     try:
-        return getattr(pipeline, step)(Settings.from_env(), *args, **kwargs)
+        return step(Settings.from_env(), *args)
     except CreditBatchError as exc:
         if exc.retryable:
             raise

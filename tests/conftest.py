@@ -15,6 +15,7 @@ import pytest
 
 from credit_batch import pipeline
 from credit_batch.config import Settings
+from credit_batch.run import RunOptions
 
 REPO = Path(__file__).resolve().parent.parent
 PG_HOST = os.environ.get("CREDIT_BATCH_TEST_PG_HOST", "127.0.0.1")
@@ -153,15 +154,18 @@ def query(settings: Settings, sql: str, params: dict | None = None) -> list[dict
 
 
 def run_pipeline(settings: Settings, **kwargs) -> dict:
-    """extract -> score every partition (``workers`` processes) -> load -> explain."""
-    explain_kwargs = {k: kwargs.pop(k) for k in ("sample_rows", "repeats") if k in kwargs}
+    """extract -> score every partition (``workers`` processes) -> load -> importance.
+
+    ``sample_rows`` and ``repeats`` are the importance options; the rest are
+    :class:`~credit_batch.run.RunOptions`.
+    """
+    renamed = {"sample_rows": "importance_sample_rows", "repeats": "importance_repeats"}
     workers = kwargs.pop("workers", 1)
-    plan = pipeline.extract(settings, **kwargs)
-    scored = list(
-        pipeline.score_partitions(settings, plan["run"], plan["partitions"], workers=workers)
-    )
-    loaded = pipeline.load(settings, plan["run"], scored)
-    explained = pipeline.explain(settings, plan["run"], **explain_kwargs)
+    options = RunOptions(**{renamed.get(k, k): v for k, v in kwargs.items()})
+    plan = pipeline.extract(settings, options)
+    scored = list(pipeline.score_partitions(settings, plan.run, plan.partitions, workers=workers))
+    loaded = pipeline.load(settings, plan.run, scored)
+    explained = pipeline.importance(settings, plan.run)
     return {"plan": plan, "scored": scored, "loaded": loaded, "explained": explained}
 
 

@@ -55,7 +55,7 @@ def stored(demo, expected, monkeypatch, request):
 def test_run_counts_equal_the_stored_expected_counts(stored, expected):
     done, predictions, quarantine = stored
     counts = expected[1]
-    assert done["plan"]["run"]["rows_in"] == counts["rows_in"]
+    assert done["plan"].run.rows_in == counts["rows_in"]
     assert done["loaded"]["rows_loaded"] == len(predictions) == counts["rows_scored"]
     assert done["loaded"]["rows_quarantined"] == len(quarantine) == counts["rows_quarantined"]
 
@@ -94,7 +94,7 @@ def test_shap_summary_equals_the_straightforward_mean_absolute_shap(stored, expe
     rows = query(
         replace(settings, partition_rows=1_100, chunk_rows=257),
         "SELECT feature, mean_abs_shap, rows_explained FROM shap_summary WHERE run_id = :r",
-        {"r": done["plan"]["run"]["run_id"]},
+        {"r": done["plan"].run.run_id},
     )
     want = expected[1]["mean_abs_shap"]
     assert {r["feature"] for r in rows} == set(want)

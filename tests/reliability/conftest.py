@@ -58,7 +58,7 @@ def backend(request, tmp_path):
         repeats=1,
         rows_per_partition=1_000,
     )
-    return settings, record, old["plan"]["run"]["run_id"]
+    return settings, record, old["plan"].run.run_id
 
 
 def cli_command(settings, *args: str, fault: str | None = None) -> tuple[list[str], dict]:

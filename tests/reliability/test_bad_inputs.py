@@ -16,6 +16,7 @@ import pytest
 
 from credit_batch import db, demo, errors, pipeline, registry, results, warehouse
 from credit_batch.config import Settings
+from credit_batch.run import RunOptions
 from tests.conftest import build_demo, query, run_pipeline
 from tests.reliability.conftest import DATE, assert_whole_slice
 
@@ -54,7 +55,7 @@ def pg_module_url(pg_admin):
 
 
 def _extract(**kw):
-    return lambda s, r: pipeline.extract(s, **({"snapshot_date": DATE} | kw))
+    return lambda s, r: pipeline.extract(s, RunOptions(**({"snapshot_date": DATE} | kw)))
 
 
 def _settings(**kw):
@@ -94,13 +95,13 @@ PARAMETER_CASES = [
     ),
     (
         "as_of_before_warehouse",
-        lambda s, r: pipeline.extract(s, as_of="1999-01-01"),
+        lambda s, r: pipeline.extract(s, RunOptions(as_of="1999-01-01")),
         errors.SnapshotNotFoundError,
         "no snapshot at or before 1999-01-01",
     ),
     (
         "as_of_word",
-        lambda s, r: pipeline.extract(s, as_of="soon"),
+        lambda s, r: pipeline.extract(s, RunOptions(as_of="soon")),
         errors.ParameterError,
         "as-of date must be a date",
     ),
@@ -203,13 +204,13 @@ PARAMETER_CASES = [
     ("run_id_path", _extract(run_id="../x"), errors.ParameterError, "run id must match"),
     (
         "importance_sample_zero",
-        lambda s, r: pipeline.explain(s, _plan(s)["run"], sample_rows=0),
+        _extract(importance_sample_rows=0),
         errors.ParameterError,
         "importance sample rows must be between",
     ),
     (
         "importance_repeats_huge",
-        lambda s, r: pipeline.explain(s, _plan(s)["run"], repeats=10**6),
+        _extract(importance_repeats=10**6),
         errors.ParameterError,
         "importance repeats must be between",
     ),
@@ -277,7 +278,7 @@ PARAMETER_CASES = [
 
 
 def _plan(settings):
-    return pipeline.extract(settings, snapshot_date=DATE)
+    return pipeline.extract(settings, RunOptions(snapshot_date=DATE))
 
 
 def _bulk(settings, table):
@@ -315,12 +316,12 @@ def test_bad_parameter_is_refused_naming_it_and_nothing_changes(
 
 def _scored_first_partition(settings):
     plan = _plan(settings)
-    return plan, lambda: pipeline.score_partition(settings, plan["run"], plan["partitions"][0])
+    return plan, lambda: pipeline.score_partition(settings, plan.run, plan.partitions[0])
 
 
 def _rewrite_partition(settings, change):
     plan, score = _scored_first_partition(settings)
-    path = plan["partitions"][0]["path"]
+    path = plan.partitions[0]["path"]
     change(path)
     return score
 
@@ -402,7 +403,7 @@ BROKEN_CASES = [
     (
         "warehouse_empty_snapshot",
         lambda s, t: pipeline.extract(
-            _bad_warehouse(s, t, _FEATURES_NO_KEY, "DELETE FROM features"), as_of=DATE
+            _bad_warehouse(s, t, _FEATURES_NO_KEY, "DELETE FROM features"), RunOptions(as_of=DATE)
         ),
         errors.SnapshotNotFoundError,
         "no snapshot at or before 2026-09-30",
@@ -411,7 +412,7 @@ BROKEN_CASES = [
         "warehouse_missing_column",
         lambda s, t: pipeline.extract(
             _bad_warehouse(s, t, _FEATURES_NO_KEY, "ALTER TABLE features DROP COLUMN debt_ratio"),
-            snapshot_date=DATE,
+            RunOptions(snapshot_date=DATE),
         ),
         errors.DataError,
         "debt_ratio",
@@ -425,7 +426,7 @@ BROKEN_CASES = [
                 _FEATURES_NO_KEY.replace("age DOUBLE", "age VARCHAR"),
                 "UPDATE features SET age = 'forty' WHERE customer_id % 2 = 0",
             ),
-            snapshot_date=DATE,
+            RunOptions(snapshot_date=DATE),
         ),
         errors.DataError,
         "age",
@@ -439,7 +440,7 @@ BROKEN_CASES = [
                 _FEATURES_NO_KEY,
                 "INSERT INTO features SELECT * FROM features WHERE customer_id % 10 = 0",
             ),
-            snapshot_date=DATE,
+            RunOptions(snapshot_date=DATE),
         ),
         errors.QuarantineBudgetError,
         "repeats 100 customer ids",
@@ -489,7 +490,9 @@ def _model_with_extra_feature(settings):
         )
         con.bulk_insert("model_registry", pa.Table.from_pylist([asdict(fake)]))
     try:
-        return pipeline.extract(settings, snapshot_date=DATE, model_version=fake.model_version)
+        return pipeline.extract(
+            settings, RunOptions(snapshot_date=DATE, model_version=fake.model_version)
+        )
     finally:
         with results.open_results(settings) as con:
             con.execute(

@@ -36,7 +36,7 @@ def test_bins_of_a_count_feature_keep_its_discrete_values_apart():
 @pytest.fixture
 def drifted(tmp_path):
     settings = make_settings(tmp_path)
-    written = pipeline.demo_data(settings, rows=3_000, snapshots=4, seed=7, drift=True)
+    written = pipeline.demo_data(settings, rows=3_000, snapshots=4, seed=7, plant_drift=True)
     record = pipeline.train(settings, until=written[-3]["snapshot_date"], seed=1)
     return settings, record
 

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from credit_batch import lake
+from credit_batch import checks, lake
 from credit_batch.errors import ParameterError
 
 
@@ -51,7 +51,7 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
 @pytest.mark.parametrize("version", ["../etc", "a/b", "x'; DROP TABLE predictions;--", "", None])
 def test_model_versions_that_could_escape_a_folder_or_a_query_are_refused(version):
     with pytest.raises(ParameterError, match="model version"):
-        lake.check_model_version(version)
+        checks.check_model_version(version)
 
 
 def test_load_of_a_slice_removes_only_old_folders_of_other_runs(tmp_path):

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from credit_batch import errors, pipeline
+from credit_batch.run import RunOptions
 from tests.conftest import DEMO_ROWS, expected_counts, query, run_pipeline
 
 SLICE = "SELECT * FROM predictions WHERE snapshot_date = :d ORDER BY customer_id"
@@ -32,7 +33,7 @@ def test_run_stores_exactly_one_score_per_customer_with_lineage(demo):
     )
     want = expected_counts(settings, dt.date(2026, 9, 30))
     assert want["rows_in"] == DEMO_ROWS and want["quarantined"] > 0
-    assert len(out["plan"]["partitions"]) == 5  # 3,000 rows / 700
+    assert len(out["plan"].partitions) == 5  # 3,000 rows / 700
     assert _counts(settings) == [
         {
             "snapshot_date": dt.date(2026, 9, 30),
@@ -42,7 +43,7 @@ def test_run_stores_exactly_one_score_per_customer_with_lineage(demo):
         }
     ]
     rows = query(settings, SLICE, {"d": dt.date(2026, 9, 30)})
-    assert {r["run_id"] for r in rows} == {out["plan"]["run"]["run_id"]}
+    assert {r["run_id"] for r in rows} == {out["plan"].run.run_id}
     assert all(0 < r["score"] < 1 and r["risk_band"] in "ABCDE" for r in rows)
     [run] = query(settings, "SELECT * FROM scoring_runs")
     assert (run["rows_in"], run["rows_scored"], run["rows_quarantined"]) == (
@@ -164,7 +165,7 @@ def _nothing_written(settings) -> bool:
 def test_date_with_no_snapshot_stops_with_one_line_error_and_writes_nothing(demo):
     settings, _, _ = demo
     with pytest.raises(errors.SnapshotNotFoundError) as info:
-        pipeline.extract(settings, snapshot_date="2026-10-15")
+        pipeline.extract(settings, RunOptions(snapshot_date="2026-10-15"))
     assert "2026-10-15" in str(info.value) and "\n" not in str(info.value)
     assert not (settings.lake / "features").exists()
     assert _nothing_written(settings)
@@ -174,7 +175,8 @@ def test_unknown_model_version_stops_with_one_line_error_and_writes_nothing(demo
     settings, _, _ = demo
     with pytest.raises(errors.ModelNotFoundError, match="'logreg-19990101-deadbeef00'"):
         pipeline.extract(
-            settings, snapshot_date="2026-09-30", model_version="logreg-19990101-deadbeef00"
+            settings,
+            RunOptions(snapshot_date="2026-09-30", model_version="logreg-19990101-deadbeef00"),
         )
     assert not (settings.lake / "features").exists()
     assert _nothing_written(settings)
@@ -184,9 +186,9 @@ def test_tampered_artifact_is_refused_before_loading_and_nothing_is_stored(demo)
     settings, _, record = demo
     artifact = settings.home / record.artifact_path
     artifact.write_bytes(artifact.read_bytes() + b"\x00")
-    plan = pipeline.extract(settings, snapshot_date="2026-09-30")
+    plan = pipeline.extract(settings, RunOptions(snapshot_date="2026-09-30"))
     with pytest.raises(errors.ArtifactIntegrityError, match="sha256") as info:
-        pipeline.score_partition(settings, plan["run"], plan["partitions"][0])
+        pipeline.score_partition(settings, plan.run, plan.partitions[0])
     assert record.model_version in str(info.value) and "\n" not in str(info.value)
     assert _nothing_written(settings)
 
@@ -195,10 +197,12 @@ def test_load_refuses_partitions_that_do_not_add_up_and_keeps_the_old_slice(demo
     settings, _, _ = demo
     run_pipeline(settings, snapshot_date="2026-09-30", sample_rows=500, repeats=1)
     before = query(settings, SLICE, {"d": dt.date(2026, 9, 30)})
-    plan = pipeline.extract(settings, snapshot_date="2026-09-30", rows_per_partition=1_000)
-    scored = [pipeline.score_partition(settings, plan["run"], p) for p in plan["partitions"]]
+    plan = pipeline.extract(
+        settings, RunOptions(snapshot_date="2026-09-30", rows_per_partition=1_000)
+    )
+    scored = [pipeline.score_partition(settings, plan.run, p) for p in plan.partitions]
     with pytest.raises(errors.ReconciliationError, match="nothing was loaded"):
-        pipeline.load(settings, plan["run"], scored[:-1])
+        pipeline.load(settings, plan.run, scored[:-1])
     assert query(settings, SLICE, {"d": dt.date(2026, 9, 30)}) == before
 
 
@@ -208,7 +212,7 @@ def test_model_without_champion_is_named(tmp_path):
     settings = make_settings(tmp_path)
     build_demo(settings, rows=400, promote=False)
     with pytest.raises(errors.NoChampionError, match="credit-batch promote"):
-        pipeline.extract(settings, snapshot_date="2026-09-30")
+        pipeline.extract(settings, RunOptions(snapshot_date="2026-09-30"))
 
 
 def test_promote_retires_the_previous_champion(demo):
@@ -225,9 +229,22 @@ def test_promote_retires_the_previous_champion(demo):
     assert status == {first.model_version: "retired", second.model_version: "champion"}
 
 
-def test_retraining_registers_a_new_candidate_and_keeps_the_champion(demo):
+def test_retraining_on_the_same_inputs_gives_the_same_version_and_writes_nothing(demo):
+    from credit_batch.lake import sha256_file
+
     settings, written, first = demo
+    artifact = settings.home / first.artifact_path
+    stamp = artifact.stat().st_mtime_ns
     again = pipeline.train(settings, until=written[-3]["snapshot_date"], seed=1)
+    assert again.model_version == first.model_version
+    assert again.sha256 == first.sha256 == sha256_file(artifact)
+    assert artifact.stat().st_mtime_ns == stamp
+    assert len(query(settings, "SELECT model_version FROM model_registry")) == 1
+
+
+def test_retraining_with_another_seed_registers_a_new_candidate_and_keeps_the_champion(demo):
+    settings, written, first = demo
+    again = pipeline.train(settings, until=written[-3]["snapshot_date"], seed=2)
     assert again.model_version != first.model_version
     status = {
         r["model_version"]: r["status"]

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from credit_batch import errors, pipeline
+from credit_batch.run import RunOptions
 from tests.conftest import REPO, expected_counts, query, run_pipeline
 
 SLICE = "SELECT * FROM predictions WHERE snapshot_date = :d ORDER BY customer_id"
@@ -51,7 +52,7 @@ def test_postgres_copy_stores_the_scored_files_bit_for_bit(pg_demo):
 def test_postgres_date_with_no_snapshot_writes_nothing(pg_demo):
     settings, _, _ = pg_demo
     with pytest.raises(errors.SnapshotNotFoundError, match="2026-10-15"):
-        pipeline.extract(settings, snapshot_date="2026-10-15")
+        pipeline.extract(settings, RunOptions(snapshot_date="2026-10-15"))
     assert query(settings, "SELECT * FROM predictions") == []
     assert query(settings, "SELECT * FROM scoring_runs") == []
 

@@ -1,0 +1,94 @@
+"""Read-only views of the results for the faces (the command line, later an API).
+
+Nothing here writes, and nothing here creates a database: on a fresh home
+(no DuckDB results file yet) the lists are empty and :func:`query` says
+which command makes the first results.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from credit_batch import results
+from credit_batch.checks import check_model_version, check_rows
+from credit_batch.config import Settings
+from credit_batch.db import read_sql
+from credit_batch.errors import CreditBatchError, DataError
+
+__all__ = ["models", "query", "run_summary", "runs"]
+
+#: Rows ``credit-batch runs`` lists at most.
+MAX_RUNS_LISTED = 10_000
+
+
+def models(settings: Settings) -> list[dict]:
+    """Every registered model version, newest first (none on a fresh home)."""
+    return _rows(settings, "registry/list.sql", {})
+
+
+def runs(settings: Settings, *, limit: int = 20) -> list[dict]:
+    """The newest runs, with status, start, origin and seconds per step.
+
+    ``origin`` is ``airflow <dag id>/<run id>`` for a DAG run, else ``command line``.
+    """
+    check_rows("limit", limit, maximum=MAX_RUNS_LISTED)
+    rows = _rows(settings, "registry/runs.sql", {"limit": limit})
+    for r in rows:
+        r["origin"] = (
+            f"airflow {r['airflow_dag_id']}/{r['airflow_run_id']}"
+            if r["airflow_dag_id"]
+            else "command line"
+        )
+    return rows
+
+
+def run_summary(settings: Settings, snapshot_date: dt.date, model_version: str) -> dict:
+    """The risk bands (customers, mean score) and top three features of a slice."""
+    params = {"snapshot_date": snapshot_date, "model_version": check_model_version(model_version)}
+    return {
+        "bands": _rows(settings, "report/bands.sql", params),
+        "top_features": _rows(settings, "report/shap_summary.sql", params)[:3],
+    }
+
+
+def query(settings: Settings, sql_or_path: str):
+    """Run one read-only query (text, or the path of a ``.sql`` file) on the results.
+
+    Returns a ``pyarrow.Table``. The database is opened read-only: a statement
+    that writes fails there, and a fresh home gets an error naming the command
+    that makes the first results.
+    """
+    text = _sql_text(sql_or_path)
+    if not results.exists(settings):
+        raise DataError(
+            f"no results yet at {settings.results_url}: `credit-batch demo` (or "
+            "`credit-batch run`) makes the first",
+            url=settings.results_url,
+        )
+    with results.open_results(settings, read_only=True) as db:
+        try:
+            return db.fetch_arrow(text)
+        except CreditBatchError:
+            raise
+        except Exception as exc:  # the driver's own error (syntax, unknown table, a write)
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DataError(f"query on {db.url} failed: {first}", url=db.url) from exc
+
+
+def _sql_text(sql_or_path: str) -> str:
+    if not isinstance(sql_or_path, str) or not sql_or_path.strip():
+        raise DataError(f"a query or a .sql file is needed; got {sql_or_path!r}")
+    path = Path(sql_or_path)
+    if sql_or_path.endswith(".sql"):
+        if not path.is_file():
+            raise DataError(f"SQL file {sql_or_path} does not exist", path=sql_or_path)
+        return path.read_text(encoding="utf-8")
+    return sql_or_path
+
+
+def _rows(settings: Settings, name: str, params: dict) -> list[dict]:
+    if not results.exists(settings):
+        return []
+    with results.open_results(settings, read_only=True) as db:
+        return db.fetch_arrow(read_sql(settings.sql_dir, name), params).to_pylist()

@@ -1,0 +1,199 @@
+"""What a run is: the options a caller gives, and the run they resolve to.
+
+A caller (a DAG run's Params, the command line, a test) describes a run as
+:class:`RunOptions`, checked and parsed once when it is built. The extract
+step resolves it against the warehouse and the registry into a :class:`Run`:
+the snapshot date, the model and everything later steps need. A run travels
+between Airflow tasks as :meth:`Run.to_xcom` (plain JSON) and is parsed back
+once per task with :meth:`Run.from_xcom`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from credit_batch.checks import (
+    check_fraction,
+    check_model_version,
+    check_rows,
+    check_run_id,
+    parse_date,
+)
+from credit_batch.config import (
+    DEFAULT_IMPORTANCE_REPEATS,
+    DEFAULT_IMPORTANCE_SAMPLE_ROWS,
+    DEFAULT_MAX_QUARANTINE_FRACTION,
+    MAX_CHUNK_ROWS,
+    MAX_IMPORTANCE_REPEATS,
+    MAX_IMPORTANCE_SAMPLE_ROWS,
+    MAX_PARTITION_ROWS,
+    Settings,
+)
+from credit_batch.errors import ParameterError
+
+__all__ = ["Plan", "Run", "RunOptions", "new_run_id"]
+
+
+def new_run_id(airflow_dag_id: str | None = None, airflow_run_id: str | None = None) -> str:
+    """A run id: stable for one Airflow DAG run (so task retries share it), else random."""
+    if airflow_dag_id and airflow_run_id:
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"airflow:{airflow_dag_id}/{airflow_run_id}").hex
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a caller asks of a run; every field is checked when the options are built.
+
+    Attributes
+    ----------
+    snapshot_date : date or str, optional
+        The snapshot to score (must exist). Default: the newest at ``as_of``.
+    as_of : date or str, optional
+        Score the newest snapshot at or before this date (a DAG run's logical
+        date). Default, with no ``snapshot_date`` either: the newest snapshot.
+    model_version : str, optional
+        A registered version. Default: the champion.
+    chunk_rows, rows_per_partition : int, optional
+        Rows per scoring chunk and per Parquet partition. Default: the settings'.
+    max_quarantine_fraction : float
+        Error budget: the share of rows that may break the rules.
+    fail_on_drift : bool
+        Fail, loading nothing, when the score's PSI is in the act band.
+    importance_sample_rows, importance_repeats : int
+        Rows sampled and shuffles per feature for permutation importance.
+    run_id : str, optional
+        Resume this run (reuse its complete scored partitions).
+    airflow_dag_id, airflow_run_id : str, optional
+        The Airflow DAG run this run belongs to (its run id derives from them).
+    """
+
+    snapshot_date: dt.date | None = None
+    as_of: dt.date | None = None
+    model_version: str | None = None
+    chunk_rows: int | None = None
+    rows_per_partition: int | None = None
+    max_quarantine_fraction: float = DEFAULT_MAX_QUARANTINE_FRACTION
+    fail_on_drift: bool = False
+    importance_sample_rows: int = DEFAULT_IMPORTANCE_SAMPLE_ROWS
+    importance_repeats: int = DEFAULT_IMPORTANCE_REPEATS
+    run_id: str | None = None
+    airflow_dag_id: str | None = None
+    airflow_run_id: str | None = None
+
+    def __post_init__(self) -> None:
+        checked = {
+            "snapshot_date": _maybe(parse_date, self.snapshot_date),
+            "as_of": _maybe(lambda v: parse_date(v, name="as-of date"), self.as_of),
+            "model_version": _maybe(check_model_version, self.model_version),
+            "chunk_rows": _maybe(
+                lambda v: check_rows("chunk_rows", v, maximum=MAX_CHUNK_ROWS), self.chunk_rows
+            ),
+            "rows_per_partition": _maybe(
+                lambda v: check_rows(
+                    "rows_per_partition", v, maximum=MAX_PARTITION_ROWS, minimum=100
+                ),
+                self.rows_per_partition,
+            ),
+            "max_quarantine_fraction": check_fraction(
+                "max_quarantine_fraction", self.max_quarantine_fraction
+            ),
+            "importance_sample_rows": check_rows(
+                "importance sample rows",
+                self.importance_sample_rows,
+                maximum=MAX_IMPORTANCE_SAMPLE_ROWS,
+            ),
+            "importance_repeats": check_rows(
+                "importance repeats", self.importance_repeats, maximum=MAX_IMPORTANCE_REPEATS
+            ),
+            "run_id": _maybe(check_run_id, self.run_id),
+        }
+        if not isinstance(self.fail_on_drift, bool):
+            raise ParameterError("fail_on_drift", self.fail_on_drift, "must be true or false")
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def from_params(cls, params: Mapping, **given: object) -> RunOptions:
+        """Options from a DAG run's Params (names as in :data:`~credit_batch.config.RUN_PARAMS`)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in params.items() if k in names}, **given)
+
+    def partition_rows(self, settings: Settings) -> int:
+        """Rows per partition: the option, else the settings'."""
+        return self.rows_per_partition or settings.partition_rows
+
+    def chunk(self, settings: Settings) -> int:
+        """Rows per scoring chunk: the option, else the settings'."""
+        return self.chunk_rows or settings.chunk_rows
+
+
+def _maybe(check, value):
+    return None if value is None else check(value)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One snapshot scored by one model version: what every step after extract needs."""
+
+    run_id: str
+    snapshot_date: dt.date
+    model_version: str
+    artifact_path: str
+    sha256: str
+    features: tuple[str, ...]
+    chunk_rows: int
+    max_quarantine_fraction: float
+    fail_on_drift: bool
+    importance_sample_rows: int
+    importance_repeats: int
+    rows_in: int
+    started_at: dt.datetime
+    extract_seconds: float
+    duplicate_ids: tuple[int, ...] = ()
+    explainer_background: tuple[float, ...] | None = None
+    drift_reference: Mapping | None = field(default=None, hash=False)
+    airflow_dag_id: str | None = None
+    airflow_run_id: str | None = None
+
+    @property
+    def key(self) -> dict:
+        """The (snapshot, model) slice this run replaces, as SQL parameters."""
+        return {"snapshot_date": self.snapshot_date, "model_version": self.model_version}
+
+    def to_xcom(self) -> dict:
+        """Plain JSON: dates as ISO strings, tuples as lists."""
+        out = dataclasses.asdict(self)
+        out["snapshot_date"] = self.snapshot_date.isoformat()
+        out["started_at"] = self.started_at.isoformat()
+        return out
+
+    @classmethod
+    def from_xcom(cls, value: Mapping) -> Run:
+        """The run :meth:`to_xcom` wrote (also takes a :class:`Run`, unchanged)."""
+        if isinstance(value, Run):
+            return value
+        data = dict(value)
+        data["snapshot_date"] = parse_date(data["snapshot_date"])
+        data["started_at"] = dt.datetime.fromisoformat(data["started_at"])
+        data["features"] = tuple(data["features"])
+        data["duplicate_ids"] = tuple(data.get("duplicate_ids") or ())
+        if data.get("explainer_background") is not None:
+            data["explainer_background"] = tuple(data["explainer_background"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What extract returns: the run, and its partitions ``{"index", "path", "rows"}``."""
+
+    run: Run
+    partitions: tuple[dict, ...]
+
+    def to_xcom(self) -> dict:
+        """``{"run": ..., "partitions": [...]}`` as plain JSON."""
+        return {"run": self.run.to_xcom(), "partitions": list(self.partitions)}
