@@ -23,7 +23,7 @@ from benchmarks.output import Figure
 from credit_batch import lake, pipeline, registry, results
 from credit_batch.config import Settings
 from credit_batch.features import DEFAULT_FEATURE_SPEC
-from credit_batch.run import RunOptions
+from credit_batch.run import Plan, RunOptions
 
 NAMES = DEFAULT_FEATURE_SPEC.names
 REPO = Path(__file__).resolve().parent.parent
@@ -99,7 +99,7 @@ def _score_one(args: tuple) -> dict:
     return pipeline.score_partition(settings, run, partition)
 
 
-def score_all(settings: Settings, plan: dict, *, workers: int) -> list[dict]:
+def score_all(settings: Settings, plan: Plan, *, workers: int) -> list[dict]:
     """The score step: in this process, or in the warm pool (imports not timed)."""
     if workers == 1:
         return list(pipeline.score_partitions(settings, plan.run, plan.partitions))
@@ -116,7 +116,7 @@ def _best(repeats: int, fn) -> float:
     return min(fn() for _ in range(repeats))
 
 
-def bare_seconds(bench: Bench, plan: dict) -> float:
+def bare_seconds(bench: Bench, plan: Plan) -> float:
     """The limit: read the extracted Parquet into pandas and ``predict_proba`` it whole."""
     import pandas as pd
 
@@ -301,7 +301,7 @@ def memory(bench: Bench, *, small_rows: int, big_rows: int) -> list[Figure]:
     )
     plan = replace(plan, partitions=(small, big))
     plan_path = bench.settings.home / "memory-plan.json"
-    plan_path.write_text(json.dumps(plan))
+    plan_path.write_text(json.dumps(plan.to_xcom()))
     seen = {
         p["rows"]: _worker("score", str(bench.settings.home), str(plan_path), str(p["index"]))
         for p in (small, big)
@@ -380,7 +380,7 @@ def parallel(bench: Bench) -> list[Figure]:
     def timed(workers: int) -> float:
         run = replace(plan.run, run_id=uuid.uuid4().hex)  # no manifest reuse
         t0 = time.perf_counter()
-        score_all(bench.settings, {**plan, "run": run}, workers=workers)
+        score_all(bench.settings, replace(plan, run=run), workers=workers)
         return time.perf_counter() - t0
 
     _pool(2)
@@ -399,7 +399,7 @@ def parallel(bench: Bench) -> list[Figure]:
     ]
 
 
-def load(bench: Bench, plan: dict, *, naive_rows: int, pg_url: str | None) -> list[Figure]:
+def load(bench: Bench, plan: Plan, *, naive_rows: int, pg_url: str | None) -> list[Figure]:
     """Rows/s of the pipeline's bulk load vs pandas ``to_sql``, into DuckDB and PostgreSQL."""
     targets = [("DuckDB", f"duckdb:///{bench.settings.home}/load-bench.duckdb")]
     if pg_url:
@@ -421,7 +421,7 @@ def load(bench: Bench, plan: dict, *, naive_rows: int, pg_url: str | None) -> li
     return out
 
 
-def _bulk_load(bench: Bench, plan: dict, url: str) -> tuple[int, float]:
+def _bulk_load(bench: Bench, plan: Plan, url: str) -> tuple[int, float]:
     import pyarrow.dataset as ds
 
     from credit_batch.db import connect
@@ -438,7 +438,7 @@ def _bulk_load(bench: Bench, plan: dict, url: str) -> tuple[int, float]:
         return rows, time.perf_counter() - t0
 
 
-def _to_sql_load(bench: Bench, plan: dict, url: str, rows: int) -> tuple[int, float]:
+def _to_sql_load(bench: Bench, plan: Plan, url: str, rows: int) -> tuple[int, float]:
     import pandas as pd
     import sqlalchemy as sa
 
@@ -457,7 +457,7 @@ def _to_sql_load(bench: Bench, plan: dict, url: str, rows: int) -> tuple[int, fl
     return len(frame), seconds
 
 
-def _score_paths(bench: Bench, plan: dict) -> list[Path]:
+def _score_paths(bench: Bench, plan: Plan) -> list[Path]:
     """The scored files of ``plan``'s partitions (as its load read them)."""
     return [
         lake.partition_outputs(

@@ -194,6 +194,19 @@ class Plan:
     run: Run
     partitions: tuple[dict, ...]
 
-    def to_xcom(self) -> dict:
-        """``{"run": ..., "partitions": [...]}`` as plain JSON."""
-        return {"run": self.run.to_xcom(), "partitions": list(self.partitions)}
+    def to_xcom(self) -> list[dict]:
+        """One ``{"run", "partition"}`` per partition, as plain JSON.
+
+        The shape Airflow's ``expand_kwargs`` maps over: one score task per
+        partition, each given the run it belongs to.
+        """
+        run = self.run.to_xcom()
+        return [{"run": run, "partition": dict(p)} for p in self.partitions]
+
+    @classmethod
+    def from_xcom(cls, value) -> Plan:
+        """The plan :meth:`to_xcom` wrote (any sequence of its items; needs one at least)."""
+        items = list(value)
+        if not items:
+            raise ParameterError("plan", items, "must hold at least one partition")
+        return cls(Run.from_xcom(items[0]["run"]), tuple(i["partition"] for i in items))

@@ -44,8 +44,8 @@ TZ = "Europe/London"
     params={name: Param(**schema) for name, schema in RUN_PARAMS.items()},
 )
 def credit_batch_nightly():
-    @task(multiple_outputs=True)
-    def extract() -> dict:
+    @task
+    def extract() -> list[dict]:
         from credit_batch import pipeline
 
         ctx = get_current_context()
@@ -57,7 +57,7 @@ def credit_batch_nightly():
             airflow_dag_id=dag_run.dag_id,
             airflow_run_id=dag_run.run_id,
         )
-        return _fail_fast(pipeline.extract, options).to_xcom()  # {"run", "partitions"}
+        return _fail_fast(pipeline.extract, options).to_xcom()  # [{"run", "partition"}, ...]
 
     @task
     def score(run: dict, partition: dict) -> dict:
@@ -66,26 +66,26 @@ def credit_batch_nightly():
         return _fail_fast(pipeline.score_partition, Run.from_xcom(run), partition)
 
     @task
-    def load(run: dict, scored: list[dict]) -> dict:
+    def load(plan: list[dict], scored: list[dict]) -> dict:
         from credit_batch import pipeline
 
-        return _fail_fast(pipeline.load, Run.from_xcom(run), list(scored))
+        return _fail_fast(pipeline.load, Run.from_xcom(plan[0]["run"]), list(scored))
 
     @task(execution_timeout=dt.timedelta(minutes=30))
-    def importance(run: dict) -> dict:
+    def importance(plan: list[dict]) -> dict:
         from credit_batch import pipeline
 
-        return _fail_fast(pipeline.importance, Run.from_xcom(run))
+        return _fail_fast(pipeline.importance, Run.from_xcom(plan[0]["run"]))
 
     @task
-    def report(run: dict) -> dict:
+    def report(plan: list[dict]) -> dict:
         from credit_batch import pipeline
 
-        return _fail_fast(pipeline.report, Run.from_xcom(run))
+        return _fail_fast(pipeline.report, Run.from_xcom(plan[0]["run"]))
 
-    plan = extract()
-    scored = score.partial(run=plan["run"]).expand(partition=plan["partitions"])
-    load(plan["run"], scored) >> importance(plan["run"]) >> report(plan["run"])
+    plan = extract()  # one item per partition: one mapped score task each
+    scored = score.expand_kwargs(plan)
+    load(plan, scored) >> importance(plan) >> report(plan)
 
 
 def _fail_fast(step, *args):
