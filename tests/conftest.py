@@ -206,3 +206,18 @@ def airflow_db(airflow_env) -> dict[str, str]:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return airflow_env
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """With ``CREDIT_BATCH_REQUIRE_SERVICES=1`` (CI), a skipped test fails: nothing skips silently.
+
+    Whatever the cause (PostgreSQL unreachable, psycopg, Airflow, psql or
+    Chromium missing), a skip in CI means a promise went unchecked.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and services_required() and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but CREDIT_BATCH_REQUIRE_SERVICES=1 forbids skips: {reason}"

@@ -1,0 +1,160 @@
+"""The README as a newcomer runs it: every command block, verbatim, in a fresh clone.
+
+The blocks are read from README.md itself, so the two cannot drift. They run
+in order, each in its own ``bash -e`` (as a reader pastes them), in a copy of
+the tracked files with no virtual environment and no ``data/`` yet, with an
+environment scrubbed of this test run's Airflow and credit-batch settings and
+of this suite's virtual environment. A new command block in the README fails
+:func:`test_every_command_block_of_the_readme_is_covered` until a test runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, services_required
+
+BLOCK = re.compile(r"^```bash\n(.*?)^```", re.S | re.M)
+#: The README's bash blocks, in order, by what they do.
+NAMES = ["demo", "tests", "query", "dags_test", "standalone", "postgresql"]
+
+
+def readme_blocks() -> dict[str, str]:
+    blocks = BLOCK.findall((REPO / "README.md").read_text())
+    return dict(zip(NAMES, blocks, strict=False)) | {"_count": str(len(blocks))}
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory) -> Path:
+    """The tracked files of this checkout, copied to a new folder (a fresh clone)."""
+    root = tmp_path_factory.mktemp("newcomer") / "credit-batch"
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, files):
+        source = REPO / name.decode()
+        if source.is_file():
+            (root / name.decode()).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, root / name.decode())
+    return root
+
+
+def newcomer_env() -> dict[str, str]:
+    """This machine's environment without this test run's settings or virtual environment."""
+    venv_bin = str(Path(sys.executable).parent)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW", "CREDIT_BATCH_", "PG", "VIRTUAL_ENV", "PYTHON"))
+    }
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
+    return env
+
+
+def run_block(clone: Path, name: str, *, timeout: int = 900) -> str:
+    """Run one README block with ``bash -e`` in the clone; return its output; fail on error."""
+    done = subprocess.run(
+        ["bash", "-e", "-c", readme_blocks()[name]],
+        cwd=clone,
+        env=newcomer_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"README block {name!r} failed:\n{output[-5000:]}"
+    return output
+
+
+def test_every_command_block_of_the_readme_is_covered():
+    assert readme_blocks()["_count"] == str(len(NAMES))
+
+
+def test_the_readme_test_command_is_the_one_ci_runs():
+    command = readme_blocks()["tests"].strip()
+    assert command in (REPO / ".ci" / "run").read_text()
+
+
+@pytest.fixture(scope="module")
+def demo_output(clone) -> str:
+    """The first command of the README, run in the fresh clone."""
+    return run_block(clone, "demo")
+
+
+@pytest.fixture(scope="module")
+def airflow_installed(clone, demo_output) -> Path:
+    """The clone after the README's in-process Airflow block (installs the airflow extra)."""
+    run_block(clone, "dags_test")
+    return clone
+
+
+def test_first_command_installs_and_runs_the_demo_in_a_fresh_clone(clone, demo_output):
+    assert demo_output.count("customers scored") == 2
+    assert demo_output.count("risk band  customers  mean score") == 2
+    assert "top features (mean |SHAP|):" in demo_output
+    assert "look further: credit-batch sql" in demo_output
+    assert (clone / "data" / "results.duckdb").is_file()
+
+
+def test_demo_run_twice_registers_one_model_and_the_band_query_lists_each_band_once(
+    clone, demo_output
+):
+    run_block(clone, "demo")
+    out = run_block(clone, "query")
+    rows = [line.split() for line in out.splitlines() if re.match(r"\s+2026-", line)]
+    assert len(rows) == 10  # 2 snapshots x bands A..E, once each
+    assert {r[2] for r in rows} == set("ABCDE") and len({r[1] for r in rows}) == 1
+
+
+@pytest.mark.airflow
+def test_airflow_dags_test_block_runs_the_nightly_dag(airflow_installed):
+    out = subprocess.run(
+        [str(airflow_installed / ".venv" / "bin" / "credit-batch"), "runs"],
+        cwd=airflow_installed,
+        env=newcomer_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "airflow credit_batch_nightly/" in out
+
+
+@pytest.mark.airflow
+def test_airflow_standalone_block_starts_triggers_waits_for_success_and_stops(
+    airflow_installed,
+):
+    clone = airflow_installed
+    out = run_block(clone, "standalone", timeout=900)
+    assert '"state":"success"' in out, out[-3000:]
+    left = subprocess.run(
+        ["pgrep", "-f", f"{clone}/.venv/bin/airflow"], capture_output=True, text=True
+    )
+    assert left.stdout == "", f"Airflow processes left running: {left.stdout}"
+
+
+@pytest.mark.postgres
+def test_postgresql_block_creates_the_database_runs_and_queries_with_psql(
+    clone, demo_output, pg_admin
+):
+    if shutil.which("createdb") is None or shutil.which("psql") is None:
+        if services_required():
+            pytest.fail("the PostgreSQL client programs (createdb, psql) are required")
+        pytest.skip("the PostgreSQL client programs (createdb, psql) are not installed")
+    pg_admin.execute('DROP DATABASE IF EXISTS "credit_batch" WITH (FORCE)')
+    try:
+        out = run_block(clone, "postgresql")
+    finally:
+        pg_admin.execute('DROP DATABASE IF EXISTS "credit_batch" WITH (FORCE)')
+    assert "customers scored" in out
+    assert re.search(r"\(10 rows\)", out), out[-3000:]
