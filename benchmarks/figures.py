@@ -7,6 +7,7 @@ says otherwise; where a step is repeated, the best of the repeats counts.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -35,7 +36,7 @@ class Bench:
     """A demo home with one snapshot of ``rows`` customers and a champion model."""
 
     settings: Settings
-    date: str
+    date: dt.date
     rows: int
     repeats: int
 
@@ -116,15 +117,15 @@ def _best(repeats: int, fn) -> float:
     return min(fn() for _ in range(repeats))
 
 
-def bare_seconds(bench: Bench, plan: Plan) -> float:
-    """The limit: read the extracted Parquet into pandas and ``predict_proba`` it whole."""
+def bare_seconds(bench: Bench, paths: list) -> float:
+    """The limit: read the extracted Parquet files into pandas and ``predict_proba`` them whole."""
     import pandas as pd
 
     _, model = bench.model()
 
     def once() -> float:
         t0 = time.perf_counter()
-        frame = pd.concat([pd.read_parquet(p["path"]) for p in plan.partitions])
+        frame = pd.concat([pd.read_parquet(p) for p in paths])
         model.predict_proba(frame[NAMES])
         return time.perf_counter() - t0
 
@@ -135,7 +136,7 @@ def limit(bench: Bench) -> tuple[list[Figure], dict]:
     """Pipeline (extract + score + load) vs Parquet read + bare ``predict_proba``."""
     runs = [run_pipeline(bench) for _ in range(bench.repeats)]
     best = min(runs, key=_total)
-    bare = bare_seconds(bench, best["plan"])
+    bare = bare_seconds(bench, [p["path"] for p in best["plan"].partitions])
     _pool(2)
     two = min((run_pipeline(bench, workers=2) for _ in range(bench.repeats)), key=_total)
     n = bench.rows
@@ -523,7 +524,6 @@ def parse(repeats: int) -> list[Figure]:
 
 def night(home: Path, rows: int, *, repeats: int) -> list[Figure]:
     """``rows`` customers through the real DAG (``airflow dags test``): wall time and steps."""
-    import datetime as dt
 
     settings, newest = _night_home(home, rows)
     env = {
@@ -537,15 +537,14 @@ def night(home: Path, rows: int, *, repeats: int) -> list[Figure]:
     }
     airflow = str(Path(sys.executable).with_name("airflow"))
     _run([airflow, "db", "migrate"], env)
-    logical = (dt.date.fromisoformat(newest) + dt.timedelta(days=1)).isoformat()
+    logical = (newest + dt.timedelta(days=1)).isoformat()
     t0 = time.perf_counter()
     _run([airflow, "dags", "test", "credit_batch_nightly", logical], env)
     wall = time.perf_counter() - t0
     [run] = _query(settings, "SELECT * FROM scoring_runs")
     steps = {k: run[f"{k}_seconds"] or 0.0 for k in ("extract", "score", "load", "importance")}
     steps["Airflow, task start, report"] = wall - sum(steps.values())
-    plan = {"partitions": [{"path": str(p)} for p in _features(settings, newest)]}
-    bare = bare_seconds(Bench(settings, newest, rows, repeats), plan)
+    bare = bare_seconds(Bench(settings, newest, rows, repeats), _features(settings, newest))
     shares = ", ".join(f"{k} {v / wall:.0%}" for k, v in steps.items())
     return [
         Figure(
@@ -560,7 +559,7 @@ def night(home: Path, rows: int, *, repeats: int) -> list[Figure]:
     ]
 
 
-def _night_home(home: Path, rows: int) -> tuple[Settings, str]:
+def _night_home(home: Path, rows: int) -> tuple[Settings, dt.date]:
     """A labeled snapshot to train on and a newer, unlabeled one to score; a champion."""
     settings = Settings(home=home)
     written = pipeline.demo_data(settings, rows=rows, snapshots=2, unlabeled_snapshots=1)
@@ -583,10 +582,6 @@ def _query(settings: Settings, sql: str) -> list[dict]:
         return db.fetch_arrow(sql).to_pylist()
 
 
-def _features(settings: Settings, date: str) -> list[Path]:
-    import datetime as dt
-
-    from credit_batch import lake
-
-    folder = lake.features_dir(settings.lake, dt.date.fromisoformat(date))
+def _features(settings: Settings, date) -> list[Path]:
+    folder = lake.features_dir(settings.lake, date)
     return sorted(folder.glob("part-*.parquet"))

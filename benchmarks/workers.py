@@ -34,15 +34,13 @@ def peak_rss_bytes() -> int:
 def score(home: str, plan_json: str, index: str) -> dict:
     from credit_batch import pipeline
     from credit_batch.config import Settings
-    from credit_batch.run import Run
+    from credit_batch.run import Plan
 
-    plan = json.loads(Path(plan_json).read_text())
-    partition = next(p for p in plan["partitions"] if p["index"] == int(index))
+    plan = Plan.from_xcom(json.loads(Path(plan_json).read_text()))
+    partition = next(p for p in plan.partitions if p["index"] == int(index))
     before = peak_rss_bytes()
     t0 = time.perf_counter()
-    done = pipeline.score_partition(
-        Settings(home=Path(home)), Run.from_xcom(plan["run"]), partition
-    )
+    done = pipeline.score_partition(Settings(home=Path(home)), plan.run, partition)
     return {
         "seconds": time.perf_counter() - t0,
         "rows": done["rows_scored"] + done["rows_quarantined"],

@@ -17,6 +17,7 @@ __all__ = [
     "IDENTIFIER",
     "MODEL_VERSION_PATTERN",
     "RUN_ID_PATTERN",
+    "allowed_rows",
     "check_fraction",
     "check_identifier_name",
     "check_model_version",
@@ -76,6 +77,16 @@ def check_fraction(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
         raise ParameterError(name, value, "must be a number between 0 and 1")
     return float(value)
+
+
+def allowed_rows(fraction: float, rows: int) -> int:
+    """Rows an error budget of ``fraction`` allows out of ``rows``: ``floor(fraction * rows)``.
+
+    Exact at the boundary: ``0.003 * 3000`` is 9 rows, not 8.999999999999998.
+    """
+    from fractions import Fraction
+
+    return int(Fraction(str(fraction)) * rows)
 
 
 def check_model_version(version: object) -> str:

@@ -389,6 +389,7 @@ class PostgresDatabase(Database):
                 ) from exc
 
     def bulk_insert(self, table: str, source) -> int:
+        import psycopg
         import pyarrow.csv as pacsv
         from psycopg import sql
 
@@ -399,12 +400,17 @@ class PostgresDatabase(Database):
         )
         options = pacsv.WriteOptions(include_header=False)
         rows = 0
-        with self._con.cursor() as cur, cur.copy(statement) as cp:
-            for batch in _batches(source):
-                buf = io.BytesIO()
-                pacsv.write_csv(batch, buf, options)
-                cp.write(buf.getbuffer())
-                rows += batch.num_rows
+        try:
+            with self._con.cursor() as cur, cur.copy(statement) as cp:
+                for batch in _batches(source):
+                    buf = io.BytesIO()
+                    pacsv.write_csv(batch, buf, options)
+                    cp.write(buf.getbuffer())
+                    rows += batch.num_rows
+        except psycopg.errors.IntegrityError as exc:
+            raise DataError(
+                f"bulk insert into {table} broke a constraint: {_first_line(exc)}", table=table
+            ) from exc
         return rows
 
     @contextmanager

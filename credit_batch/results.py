@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from credit_batch.checks import utcnow
+from credit_batch.checks import allowed_rows, utcnow
 from credit_batch.config import Settings
 from credit_batch.db import Database, connect, database_exists, read_sql
-from credit_batch.errors import QuarantineBudgetError, ReconciliationError
+from credit_batch.errors import DataError, QuarantineBudgetError, ReconciliationError
 from credit_batch.faults import fault_point
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def replace_predictions(
         db.execute(read_sql(settings.sql_dir, "load/delete_predictions.sql"), key)
         db.execute(read_sql(settings.sql_dir, "load/delete_quarantine.sql"), key)
         fault_point("load.after_delete")
-        inserted = db.bulk_insert("predictions", scored)
+        inserted = _insert_scores(db, key, scored)
         rejected = db.bulk_insert("quarantine", quarantined) if quarantined is not None else 0
         if shap_summary is not None:
             db.execute(read_sql(settings.sql_dir, "load/delete_shap_summary.sql"), key)
@@ -96,6 +96,16 @@ def replace_predictions(
         fault_point("load.before_commit")
     fault_point("load.after_commit")
     return inserted
+
+
+def _insert_scores(db: Database, key: dict, scored) -> int:
+    try:
+        return db.bulk_insert("predictions", scored)
+    except DataError as exc:  # a unique key broken: the scored files repeat a customer
+        raise ReconciliationError(
+            f"slice {key['snapshot_date']}/{key['model_version']} does not reconcile: {exc}; "
+            "nothing was loaded",
+        ) from exc
 
 
 def _lock_slice(db: Database, settings: Settings, key: dict) -> None:
@@ -172,7 +182,7 @@ def check_partitions(run: Run, scored: list[dict]) -> None:
             partitions=bad,
         )
     quarantined = sum(s["rows_quarantined"] for s in scored)
-    if quarantined > run.max_quarantine_fraction * run.rows_in:
+    if quarantined > allowed_rows(run.max_quarantine_fraction, run.rows_in):
         raise QuarantineBudgetError(
             f"run {run.run_id}: {quarantined:,} of {run.rows_in:,} rows broke the feature "
             f"rules, more than the error budget of {run.max_quarantine_fraction:.2%}; "

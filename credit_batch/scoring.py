@@ -344,6 +344,7 @@ def score_partition(settings: Settings, run: Run, partition: dict) -> dict:
                 "quarantine_sha256": lake.sha256_file(quarantine),
             },
         )
+        fault_point("score.after_manifest")
     return {
         "index": partition["index"],
         "path": str(out),

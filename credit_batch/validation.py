@@ -236,9 +236,10 @@ class DuplicateTracker:
 
 def check_duplicates(ids: set[int], rows_in: int, budget: float, date) -> None:
     """Refuse a snapshot that repeats more customer ids than the error budget allows."""
+    from credit_batch.checks import allowed_rows
     from credit_batch.config import MAX_DUPLICATE_IDS
 
-    if len(ids) > min(budget * rows_in, MAX_DUPLICATE_IDS):
+    if len(ids) > min(allowed_rows(budget, rows_in), MAX_DUPLICATE_IDS):
         raise QuarantineBudgetError(
             f"snapshot {date} repeats {len(ids):,} customer ids (e.g. {sorted(ids)[:5]}); "
             f"more than the error budget of {budget:.2%} of {rows_in:,} rows allows",

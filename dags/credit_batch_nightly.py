@@ -37,8 +37,7 @@ TZ = "Europe/London"
     tags=["credit-risk", "batch-prediction"],
     default_args={
         "owner": "credit-risk",
-        "retries": 2,
-        "retry_delay": dt.timedelta(minutes=2),
+        "retries": 2,  # apart by Airflow's [core] default_task_retry_delay (300 s unless set)
         "execution_timeout": dt.timedelta(hours=1),
     },
     params={name: Param(**schema) for name, schema in RUN_PARAMS.items()},

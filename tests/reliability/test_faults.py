@@ -181,3 +181,84 @@ def test_duckdb_file_locked_by_another_process_fails_after_bounded_retries_namin
     assert blocked.stderr.count("is locked; retrying") == 5
     assert os.path.exists(settings.results_url.removeprefix("duckdb:///"))
     outcome("bounded retry, then error naming the holder", f"waited {waited:.0f}s; PID named")
+
+
+def _wait_for(condition, what: str, timeout: float = 120.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def _waiting_for_advisory_lock(pg_admin) -> bool:
+    row = pg_admin.execute(
+        "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    ).fetchone()
+    return row[0] > 0
+
+
+def test_two_runs_forced_to_overlap_wait_for_the_lock_and_leave_one_whole_run(
+    backend, outcome, tmp_path, request
+):
+    """Run A pauses inside its load transaction; run B starts and must wait for A's lock.
+
+    PostgreSQL: B blocks on the slice's advisory lock (seen in ``pg_locks``).
+    DuckDB: B cannot open the file A writes and retries with backoff (seen in
+    its log). Released, A commits, then B replaces the slice: one run id, no
+    duplicate, nothing of A left.
+    """
+    import subprocess
+
+    settings, _, _ = backend
+    argv, env = cli_command(
+        settings, *RUN_ARGS, "--run-id", "first", fault="load.after_delete:pause"
+    )
+    first = subprocess.Popen(
+        argv, env={**env, "CREDIT_BATCH_FAULT_DIR": str(tmp_path)}, stderr=subprocess.PIPE
+    )
+    _wait_for((tmp_path / "load.after_delete.reached").exists, "run A to pause in its load")
+    argv, env = cli_command(settings, *RUN_ARGS, "--run-id", "second")
+    log = tmp_path / "second.log"
+    with open(log, "w") as err:
+        second = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    if settings.results_url.startswith("postgresql"):
+        pg_admin = request.getfixturevalue("pg_admin")
+        _wait_for(lambda: _waiting_for_advisory_lock(pg_admin), "run B to wait for the lock")
+        seen = "B waited on the advisory lock"
+    else:
+        _wait_for(lambda: "is locked; retrying" in log.read_text(), "run B to find the file locked")
+        seen = "B retried the locked file"
+    assert second.poll() is None, log.read_text()[-2000:]  # still waiting
+    (tmp_path / "load.after_delete.go").touch()
+    assert first.wait(timeout=300) == 0, first.stderr.read()[-2000:]
+    assert second.wait(timeout=300) == 0, log.read_text()[-2000:]
+    state = assert_whole_slice(settings, "second")
+    outcome("B waits for A, then one whole slice", f"{seen}; {state['rows']} rows by 'second'")
+
+
+def test_reconciliation_failing_inside_the_load_transaction_rolls_back_the_old_slice_stays(
+    backend, outcome
+):
+    """A scored file gains a row its counts do not know of (a planted fault): the load's
+    in-transaction check finds more rows than customers, and everything rolls back."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from credit_batch import errors, pipeline
+    from credit_batch.run import RunOptions
+
+    settings, _, old_run = backend
+    plan = pipeline.extract(
+        settings, RunOptions(snapshot_date=DATE, run_id="planted", rows_per_partition=1_000)
+    )
+    scored = [pipeline.score_partition(settings, plan.run, p) for p in plan.partitions]
+    table = pq.read_table(scored[0]["path"])
+    pq.write_table(pa.concat_tables([table, table.slice(0, 1)]), scored[0]["path"])
+    with pytest.raises(errors.ReconciliationError, match="does not reconcile") as info:
+        pipeline.load(settings, plan.run, scored)
+    assert "nothing was loaded" in str(info.value)
+    state = assert_whole_slice(settings, old_run)
+    assert [r["run_id"] for r in query(settings, "SELECT run_id FROM scoring_runs")] == [old_run]
+    outcome("rollback, the old slice whole", f"{state['rows']} rows by {old_run}")
