@@ -13,6 +13,7 @@ variable                       default
 ``CREDIT_BATCH_CHUNK_ROWS``    ``100000``
 ``CREDIT_BATCH_PARTITION_ROWS`` ``1000000``
 ``CREDIT_BATCH_SCORE_THREADS`` ``1`` (threads of one scoring task)
+``CREDIT_BATCH_RETRY_DELAY_SECONDS`` ``120`` (between a DAG task's retries)
 =============================  =========================================
 """
 
@@ -53,6 +54,9 @@ DEFAULT_SCORE_THREADS = 1
 MAX_SCORE_THREADS = 256
 #: Processes the command line may score partitions in (``credit-batch run --workers``).
 MAX_WORKERS = 64
+#: Seconds between the retries of a DAG task (``CREDIT_BATCH_RETRY_DELAY_SECONDS``).
+DEFAULT_RETRY_DELAY_SECONDS = 120
+MAX_RETRY_DELAY_SECONDS = 86_400
 #: Upper score bounds of the risk bands, best band first.
 DEFAULT_RISK_BANDS: tuple[tuple[float, str], ...] = (
     (0.02, "A"),
@@ -183,6 +187,19 @@ class Settings:
     def model_store(self) -> Path:
         """Root of the versioned model artifacts."""
         return self.home / "models"
+
+
+def retry_delay_seconds(environ: dict[str, str] | None = None) -> int:
+    """Seconds between a DAG task's retries, from ``CREDIT_BATCH_RETRY_DELAY_SECONDS``.
+
+    Read when the DAG file is parsed (a retry delay is part of the DAG, not of
+    a task run). Airflow's own ``[core] default_task_retry_delay`` is not used:
+    Airflow 3.3's scheduler ignores it for tasks that leave ``retry_delay``
+    unset (it falls back to 300 s).
+    """
+    env = os.environ if environ is None else environ
+    value = _int_env(env, "CREDIT_BATCH_RETRY_DELAY_SECONDS", DEFAULT_RETRY_DELAY_SECONDS)
+    return check_rows("CREDIT_BATCH_RETRY_DELAY_SECONDS", value, maximum=MAX_RETRY_DELAY_SECONDS)
 
 
 def _int_env(env: object, name: str, default: int) -> int:

@@ -22,7 +22,7 @@ import datetime as dt
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from credit_batch.config import RUN_PARAMS
+from credit_batch.config import RUN_PARAMS, retry_delay_seconds
 from credit_batch.run import Run, RunOptions
 
 TZ = "Europe/London"
@@ -37,7 +37,8 @@ TZ = "Europe/London"
     tags=["credit-risk", "batch-prediction"],
     default_args={
         "owner": "credit-risk",
-        "retries": 2,  # apart by Airflow's [core] default_task_retry_delay (300 s unless set)
+        "retries": 2,
+        "retry_delay": dt.timedelta(seconds=retry_delay_seconds()),
         "execution_timeout": dt.timedelta(hours=1),
     },
     params={name: Param(**schema) for name, schema in RUN_PARAMS.items()},

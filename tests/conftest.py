@@ -76,6 +76,15 @@ WHERE snapshot_date = :d AND (
 """
 
 
+def broken_rows(settings: Settings, date) -> dict[int, dict]:
+    """The oracle's broken rows of a snapshot (SQL written apart from the package): by id."""
+    from credit_batch.db import connect
+
+    sql = _BROKEN_ROWS_SQL.replace("SELECT COUNT(*) AS n FROM features", "SELECT * FROM features")
+    with connect(settings.warehouse_url, read_only=True) as db:
+        return {r["customer_id"]: r for r in db.fetch_arrow(sql, {"d": date}).to_pylist()}
+
+
 def expected_counts(settings: Settings, date) -> dict[str, int]:
     """Rows in, rows that must be quarantined, rows that must be scored, for a snapshot."""
     from credit_batch.db import connect

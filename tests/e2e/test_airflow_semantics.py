@@ -77,7 +77,7 @@ def test_retryable_error_is_retried_and_the_retry_reuses_the_scored_partition(
         {},
         CREDIT_BATCH_FAULT="score.after_manifest:unavailable",
         CREDIT_BATCH_FAULT_ONCE=str(tmp_path / "fired"),
-        AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY="1",
+        CREDIT_BATCH_RETRY_DELAY_SECONDS="1",
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     run_id = _newest_run(airflow_db)

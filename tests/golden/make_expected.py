@@ -125,7 +125,7 @@ def main() -> None:
     frame = pd.DataFrame(rows, columns=["customer_id", "score", *_REASON_KEYS, "quarantine_reason"])
     frame.to_csv(HERE / "expected_run.csv", index=False, float_format="%.17g")
     (HERE / "expected_counts.json").write_text(
-        json.dumps({"snapshot_date": date, **counts}, indent=2) + "\n"
+        json.dumps({"snapshot_date": str(date), **counts}, indent=2) + "\n"
     )
     print(f"{date}: {counts}")
 

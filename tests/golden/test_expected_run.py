@@ -101,3 +101,37 @@ def test_shap_summary_equals_the_straightforward_mean_absolute_shap(stored, expe
     for r in rows:
         assert r["mean_abs_shap"] == pytest.approx(want[r["feature"]], rel=1e-9), r["feature"]
         assert r["rows_explained"] == expected[1]["rows_scored"]
+
+
+#: Risk bands written out here, apart from the package: upper score bound, band.
+_BANDS = [(0.02, "A"), (0.05, "B"), (0.10, "C"), (0.20, "D"), (1.0, "E")]
+
+
+def test_quarantined_rows_are_exactly_the_sql_oracles_broken_rows_with_their_values(
+    stored, expected, demo
+):
+    """Not the package's own schema: the broken rows come from plain SQL over the warehouse."""
+    from tests.conftest import broken_rows
+
+    settings, _, _ = demo
+    _, _, quarantine = stored
+    oracle = broken_rows(settings, expected[1]["snapshot_date"])
+    assert sorted(quarantine["customer_id"]) == sorted(oracle)
+    for row in quarantine.itertuples():
+        values = json.loads(row.offending_values)
+        named = [part.split(":")[0] for part in row.reason.split("; ")]
+        assert sorted(values) == sorted(set(named)), row.reason
+        for column, value in values.items():
+            raw = oracle[row.customer_id][column]
+            assert value == raw or (value is None and raw is None), (row.customer_id, column)
+
+
+def test_every_score_has_its_band_and_the_runs_lineage(stored, demo):
+    done, predictions, _ = stored
+    settings, _, record = demo
+    run = done["plan"].run
+    want = [next(b for bound, b in _BANDS if s <= bound) for s in predictions["score"]]
+    assert predictions["risk_band"].tolist() == want
+    assert set(predictions["run_id"]) == {run.run_id}
+    assert set(predictions["model_version"]) == {record.model_version}
+    assert {str(d)[:10] for d in predictions["snapshot_date"]} == {str(run.snapshot_date)}
