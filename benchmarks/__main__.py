@@ -43,7 +43,17 @@ SMOKE = {
     "chunk_rows": 2_000,
     "repeats": 1,
 }
-FIGURES = ("limit", "naive", "reasons", "memory", "parallel", "load", "parse", "night")
+FIGURES = (
+    "limit",
+    "naive",
+    "reasons",
+    "memory",
+    "parallel",
+    "load",
+    "analyst",
+    "parse",
+    "night",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,7 +98,7 @@ def _run(home: Path, sizes: dict, only: set[str], pg_url: str | None) -> list[Fi
     )
     try:
         best = None
-        if only & {"limit", "naive", "load"}:
+        if only & {"limit", "naive", "load", "analyst"}:
             limit, best = figures.limit(bench)
             found += limit if "limit" in only else []
         if "naive" in only:
@@ -98,6 +108,9 @@ def _run(home: Path, sizes: dict, only: set[str], pg_url: str | None) -> list[Fi
                 found += figures.load(
                     bench, best["plan"], naive_rows=sizes["naive_load_rows"], pg_url=url
                 )
+        if "analyst" in only:
+            with _pg_database(pg_url) as url:
+                found += figures.analyst(bench, best["plan"], pg_url=url)
         if "reasons" in only:
             found += figures.reasons(bench, rows=sizes["reason_rows"])
         if "parallel" in only:

@@ -132,13 +132,44 @@ def bare_seconds(bench: Bench, paths: list) -> float:
     return _best(bench.repeats, once)
 
 
+_MODELS: dict[str, object] = {}
+
+
+def _bare_one(args: tuple) -> None:
+    """In a warm worker: read one partition and ``predict_proba`` it (the limit's share).
+
+    The model is loaded once per worker and kept, as the in-process limit keeps it.
+    """
+    import pandas as pd
+
+    home, record, path = args
+    if record.sha256 not in _MODELS:
+        _MODELS[record.sha256] = registry.load_model(
+            home, record.artifact_path, record.sha256, version=record.model_version
+        )
+    if path is not None:
+        _MODELS[record.sha256].predict_proba(pd.read_parquet(path)[NAMES])
+
+
+def _bare_in_pool(bench: Bench, paths: list) -> float:
+    """The limit in the 2 warm workers: wall time of reading and predicting every partition."""
+    record, _ = bench.model()
+    home = bench.settings.home
+    list(_pool(2).map(_bare_one, [(home, record, None)] * 4))  # load the model in each worker
+    t0 = time.perf_counter()
+    list(_pool(2).map(_bare_one, [(home, record, p) for p in paths]))
+    return time.perf_counter() - t0
+
+
 def limit(bench: Bench) -> tuple[list[Figure], dict]:
     """Pipeline (extract + score + load) vs Parquet read + bare ``predict_proba``."""
     runs = [run_pipeline(bench) for _ in range(bench.repeats)]
     best = min(runs, key=_total)
-    bare = bare_seconds(bench, [p["path"] for p in best["plan"].partitions])
+    paths = [p["path"] for p in best["plan"].partitions]
+    bare = bare_seconds(bench, paths)
     _pool(2)
     two = min((run_pipeline(bench, workers=2) for _ in range(bench.repeats)), key=_total)
+    bare2 = _best(bench.repeats, lambda: _bare_in_pool(bench, paths))
     n = bench.rows
     steps = {k: round(best[k], 3) for k in ("extract", "score", "load", "total")}
     figures = [
@@ -154,23 +185,31 @@ def limit(bench: Bench) -> tuple[list[Figure], dict]:
         ),
         Figure(
             "pipeline vs limit, 2 mapped tasks",
-            "as above, partitions scored by 2 warm worker processes",
+            "as above, partitions scored by 2 warm worker processes; the limit given the "
+            "same 2 processes (each reads and predicts its partitions)",
             f"{two['total']:.2f} s ({n / two['total']:,.0f} rows/s)",
-            f"Parquet read + predict_proba {bare:.2f} s",
-            two["total"] / bare,
+            f"Parquet read + predict_proba in 2 processes {bare2:.2f} s",
+            two["total"] / bare2,
             1.5,
             "<=",
-            {"steps_seconds": {k: round(two[k], 3) for k in ("extract", "score", "load", "total")}},
+            {
+                "steps_seconds": {
+                    k: round(two[k], 3) for k in ("extract", "score", "load", "total")
+                },
+                "bare_2_processes_seconds": bare2,
+                "ratio_to_one_process_limit": two["total"] / bare,
+            },
         ),
         Figure(
             "score step vs limit, 2 mapped tasks",
-            "the score step alone: read Parquet, validate, score, SHAP reasons, drift bins, "
-            "write Parquet",
+            "the score step alone (read Parquet, validate, score, SHAP reasons, drift bins, "
+            "write Parquet) in 2 processes, vs the limit in the same 2 processes",
             f"{two['score']:.2f} s",
-            f"Parquet read + predict_proba {bare:.2f} s",
-            two["score"] / bare,
+            f"Parquet read + predict_proba in 2 processes {bare2:.2f} s",
+            two["score"] / bare2,
             1.5,
             "<=",
+            {"ratio_to_one_process_limit": two["score"] / bare},
         ),
     ]
     return figures, best
@@ -187,7 +226,7 @@ def naive(bench: Bench, pipeline_seconds: float, *, rows: int) -> list[Figure]:
         ("DuckDB", f"duckdb:///{bench.settings.home}/naive.duckdb"),
         ("SQLite", f"sqlite:///{bench.settings.home}/naive.sqlite"),
     ):
-        seconds = _naive_once(bench, url)
+        seconds = _best(bench.repeats, lambda url=url: _naive_once(bench, url))
         out.append(
             Figure(
                 f"naive ({label}) vs pipeline",
@@ -407,8 +446,10 @@ def load(bench: Bench, plan: Plan, *, naive_rows: int, pg_url: str | None) -> li
         targets.append(("PostgreSQL", pg_url))
     out = []
     for label, url in targets:
-        fast_rows, fast = _bulk_load(bench, plan, url)
-        slow_rows, slow = _to_sql_load(bench, plan, url, naive_rows)
+        fast_rows, fast = _best_of(bench.repeats, lambda url=url: _bulk_load(bench, plan, url))
+        slow_rows, slow = _best_of(
+            bench.repeats, lambda url=url: _to_sql_load(bench, plan, url, naive_rows)
+        )
         out.append(
             Figure(
                 f"load into {label}",
@@ -420,6 +461,11 @@ def load(bench: Bench, plan: Plan, *, naive_rows: int, pg_url: str | None) -> li
             )
         )
     return out
+
+
+def _best_of(repeats: int, fn) -> tuple[int, float]:
+    """``(rows, seconds)`` of the fastest of ``repeats`` calls of ``fn``."""
+    return min((fn() for _ in range(repeats)), key=lambda done: done[1])
 
 
 def _bulk_load(bench: Bench, plan: Plan, url: str) -> tuple[int, float]:
@@ -585,3 +631,73 @@ def _query(settings: Settings, sql: str) -> list[dict]:
 def _features(settings: Settings, date) -> list[Path]:
     folder = lake.features_dir(settings.lake, date)
     return sorted(folder.glob("part-*.parquet"))
+
+
+ANALYST_BAR_SECONDS = 1.0
+
+
+def analyst(bench: Bench, plan: Plan, *, pg_url: str | None) -> list[Figure]:
+    """Every ``sql/analyst/`` query on PostgreSQL results right after a bulk load.
+
+    The run's scores are loaded by ``pipeline.load`` (which ends with
+    ``ANALYZE``); then half of the customers are kept and copied as an earlier
+    snapshot (and ``ANALYZE`` run, as a load would): as many rows as the run
+    scored, two snapshots per customer. Each query: best of the repeats, warm.
+    """
+    if not pg_url:
+        return []
+    settings = replace(bench.settings, results_url=pg_url)
+    scored = score_all(bench.settings, plan, workers=1)  # the plan's manifests: reused
+    _register_champion(bench, settings)
+    pipeline.load(settings, plan.run, scored)
+    from credit_batch.db import connect, read_sql
+
+    with connect(pg_url) as db:  # half the customers, in two snapshots: as many rows as scored
+        db.run_script(
+            "DELETE FROM predictions WHERE customer_id % 2 = 1;"
+            "CREATE TEMP TABLE earlier AS SELECT * FROM predictions;"
+            "UPDATE earlier SET snapshot_date = snapshot_date - 31, score = score * 0.9, "
+            "run_id = 'earlier';"
+            "INSERT INTO predictions SELECT * FROM earlier;"
+            "CREATE TEMP TABLE earlier_run AS SELECT * FROM scoring_runs;"
+            "UPDATE earlier_run SET snapshot_date = snapshot_date - 31, run_id = 'earlier';"
+            "INSERT INTO scoring_runs SELECT * FROM earlier_run;"
+        )
+        db.run_script(read_sql(settings.sql_dir, "load/analyze.postgresql.sql"))
+        rows = db.fetch_arrow("SELECT COUNT(*) AS n FROM predictions").column("n")[0].as_py()
+        seconds = {
+            path.name: _best(bench.repeats, lambda path=path: _timed_query(db, path))
+            for path in sorted((REPO / "sql" / "analyst").glob("*.sql"))
+        }
+    slowest = max(seconds, key=seconds.get)
+    return [
+        Figure(
+            "analyst queries on PostgreSQL",
+            f"each of the {len(seconds)} sql/analyst/ queries on {rows:,} predictions "
+            "(2 snapshots), right after a bulk load ending with ANALYZE",
+            f"slowest {seconds[slowest]:.3f} s ({slowest})",
+            f"bar {ANALYST_BAR_SECONDS:.0f} s per query",
+            seconds[slowest] / ANALYST_BAR_SECONDS,
+            1.0,
+            "<=",
+            {"seconds": {k: round(v, 4) for k, v in seconds.items()}, "rows": rows},
+        )
+    ]
+
+
+def _register_champion(bench: Bench, settings: Settings) -> None:
+    from dataclasses import asdict
+
+    import pyarrow as pa
+
+    record, _ = bench.model()
+    with results.open_results(settings) as db:
+        db.bulk_insert("model_registry", pa.Table.from_pylist([asdict(record)]))
+        registry.promote(db, settings, record.model_version)
+
+
+def _timed_query(db, path: Path) -> float:
+    text = path.read_text()
+    t0 = time.perf_counter()
+    db.fetch_arrow(text)
+    return time.perf_counter() - t0

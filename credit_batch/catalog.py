@@ -13,13 +13,19 @@ from pathlib import Path
 from credit_batch import results
 from credit_batch.checks import check_model_version, check_rows
 from credit_batch.config import Settings
-from credit_batch.db import read_sql
+from credit_batch.db import read_sql, relative_path_note
 from credit_batch.errors import CreditBatchError, DataError
 
-__all__ = ["models", "query", "run_summary", "runs"]
+__all__ = ["describe_url", "models", "query", "run_summary", "runs"]
 
 #: Rows ``credit-batch runs`` lists at most.
 MAX_RUNS_LISTED = 10_000
+
+
+def describe_url(url: str) -> str:
+    """``url``, and where it resolves when it is a DuckDB path relative to the current folder."""
+    note = relative_path_note(url)
+    return url if note is None else f"{url} ({note})"
 
 
 def models(settings: Settings) -> list[dict]:

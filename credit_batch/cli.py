@@ -24,7 +24,6 @@ from credit_batch.config import (
     DEFAULT_TRAIN_MAX_ROWS,
     Settings,
 )
-from credit_batch.db import relative_path_note
 from credit_batch.errors import CreditBatchError
 from credit_batch.run import RunOptions
 
@@ -211,7 +210,7 @@ def _demo_data(settings: Settings, args) -> None:
     for s in written:
         labeled = "" if s["labeled"] else " (no outcomes yet)"
         print(f"snapshot {s['snapshot_date']}: {s['rows']:,} rows{labeled}")
-    print(f"warehouse: {_where(settings.warehouse_url)}")
+    print(f"warehouse: {catalog.describe_url(settings.warehouse_url)}")
 
 
 def _load_csv(settings: Settings, args) -> None:
@@ -288,13 +287,8 @@ def _summary(settings: Settings, done: pipeline.RunResult) -> None:
     print(f"  top features (mean |SHAP|): {top}")
     print(f"  importance: {done.importance['importance_status']}")
     print(f"  report: {done.report['report_path']}")
-    print(f"  results: {_where(loaded['results'])}")
+    print(f"  results: {catalog.describe_url(loaded['results'])}")
     print(f"  look further: {_LOOK_FURTHER}")
-
-
-def _where(url: str) -> str:
-    note = relative_path_note(url)
-    return url if note is None else f"{url} ({note})"
 
 
 def _runs(settings: Settings, args) -> None:

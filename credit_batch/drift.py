@@ -83,7 +83,8 @@ def band(value: float) -> str:
 def slice_rows(run: Run, scored: list[dict]):
     """The run's drift rows (PSI of each feature and the score) and the score's PSI.
 
-    Returns ``(None, None)`` for a model without reference bins. Raises
+    Returns ``(table, score PSI, its band)``; ``(None, None, None)`` for a model
+    without reference bins. Raises
     :class:`~credit_batch.errors.DriftError` when the score's PSI is in the
     act band and the run was asked to fail on drift.
     """
@@ -91,7 +92,7 @@ def slice_rows(run: Run, scored: list[dict]):
 
     reference = run.drift_reference
     if not reference or not scored:
-        return None, None
+        return None, None, None
     names = list(reference)
     values = [
         psi(reference[name]["expected"], sum(np.asarray(s["drift_counts"][name]) for s in scored))
@@ -116,4 +117,4 @@ def slice_rows(run: Run, scored: list[dict]):
             "rows_compared": [rows] * n,
         }
     )
-    return table, score_psi
+    return table, score_psi, band(score_psi)

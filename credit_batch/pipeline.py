@@ -176,8 +176,8 @@ def load(settings: Settings, run: Run, scored: list[dict]) -> dict:
     t0 = time.perf_counter()
     scored = sorted(scored, key=lambda s: s["index"])
     results.check_partitions(run, scored)
-    drift_rows, score_psi = drift.slice_rows(run, scored)
-    record = results.run_record(run, scored, score_psi=score_psi)
+    drift_rows, score_psi, drift_status = drift.slice_rows(run, scored)
+    record = results.run_record(run, scored, score_psi=score_psi, drift_status=drift_status)
     with results.open_results(settings) as db:
         inserted = results.replace_predictions(
             db,

@@ -20,7 +20,6 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from credit_batch.checks import check_model_version, utcnow
 from credit_batch.config import Settings
@@ -28,9 +27,6 @@ from credit_batch.db import Database, read_sql
 from credit_batch.errors import ArtifactIntegrityError, ModelNotFoundError, NoChampionError
 from credit_batch.faults import fault_point
 from credit_batch.lake import atomic_path, sha256_file
-
-if TYPE_CHECKING:
-    from credit_batch.training import FittedModel
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +36,26 @@ TRUSTED_TYPES = (
     "numpy.dtype",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
 )
+
+
+@dataclass(frozen=True)
+class FittedModel:
+    """A fitted model and what the registry records of it.
+
+    ``fingerprint`` is the sha256 of what determines the model (the training
+    rows, algorithm, seed, features and scikit-learn's version), so the same
+    inputs give the same model version, whatever the archive's timestamps.
+    """
+
+    model: object
+    algorithm: str
+    features: list[str]
+    metrics: dict
+    training_rows: int
+    train_from: dt.date
+    fingerprint: str
+    background: list[float] | None = None
+    drift_reference: dict | None = None
 
 
 @dataclass(frozen=True)

@@ -192,10 +192,14 @@ def check_partitions(run: Run, scored: list[dict]) -> None:
         )
 
 
-def run_record(run: Run, scored: list[dict], *, score_psi: float | None = None) -> dict:
+def run_record(
+    run: Run,
+    scored: list[dict],
+    *,
+    score_psi: float | None = None,
+    drift_status: str | None = None,
+) -> dict:
     """The run's ``scoring_runs`` row as the load writes it."""
-    from credit_batch.drift import band
-
     return {
         "run_id": run.run_id,
         "snapshot_date": run.snapshot_date,
@@ -216,7 +220,7 @@ def run_record(run: Run, scored: list[dict], *, score_psi: float | None = None) 
         "importance_seconds": None,
         "importance_status": "pending",
         "score_psi": score_psi,
-        "drift_status": None if score_psi is None else band(score_psi),
+        "drift_status": drift_status,
         "report_path": None,
     }
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,6 +24,7 @@ from credit_batch.config import (
 )
 from credit_batch.errors import DataError, ParameterError
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
+from credit_batch.registry import FittedModel
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,6 @@ DEFAULT_MAX_ROWS = DEFAULT_TRAIN_MAX_ROWS
 
 __all__ = [
     "ALGORITHMS",
-    "FittedModel",
     "build_model",
     "evaluate",
     "fit_and_evaluate",
@@ -133,26 +132,6 @@ def fit_and_evaluate(
     metrics = evaluate(y_test, model.predict_proba(x_test)[:, 1])
     logger.info("trained %s on %d rows: %s", algorithm, len(x_train), metrics)
     return model, metrics
-
-
-@dataclass(frozen=True)
-class FittedModel:
-    """A fitted model and what the registry records of it.
-
-    ``fingerprint`` is the sha256 of what determines the model (the training
-    rows, algorithm, seed, features and scikit-learn's version), so the same
-    inputs give the same model version, whatever the archive's timestamps.
-    """
-
-    model: object
-    algorithm: str
-    features: list[str]
-    metrics: dict
-    training_rows: int
-    train_from: dt.date
-    fingerprint: str
-    background: list[float] | None = None
-    drift_reference: dict | None = None
 
 
 def fit_model(

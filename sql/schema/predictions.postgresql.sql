@@ -16,3 +16,6 @@ CREATE TABLE IF NOT EXISTS predictions (
     reason_3_value DOUBLE PRECISION,
     PRIMARY KEY (snapshot_date, customer_id, model_version)
 );
+
+-- A customer's scores (lookups, history): without it every lookup reads the table.
+CREATE INDEX IF NOT EXISTS predictions_customer_idx ON predictions (customer_id, snapshot_date);

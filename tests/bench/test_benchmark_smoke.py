@@ -22,6 +22,7 @@ FIGURES = {
     "naive (SQLite) vs pipeline",
     "load into DuckDB",
     "load into PostgreSQL",
+    "analyst queries on PostgreSQL",
     "reason codes (logistic)",
     "reason codes (HGB, TreeExplainer)",
     "parallel: 2 mapped tasks vs 1",

@@ -1,0 +1,87 @@
+"""The package's layers, as docs/architecture.md draws them, read from the imports."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.conftest import REPO
+
+PACKAGE = REPO / "credit_batch"
+CORE = {"config", "errors", "checks", "features", "run", "faults"}
+FACES = {"pipeline", "catalog", "cli"}
+HEAVY = {"pandas", "pyarrow", "sklearn", "shap", "duckdb", "psycopg", "numpy", "skops", "pandera"}
+
+
+def _part(module: str) -> str:
+    """``core``, ``stores``, ``steps``, ``demo`` or the face's name, of a dotted module."""
+    parts = module.split(".")[1:]
+    if parts and parts[0] in ("stores", "steps"):
+        return parts[0]
+    return "core" if not parts or parts[0] in CORE else parts[0]
+
+
+def _imports(path: Path, *, top_level_only: bool = False) -> set[str]:
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if top_level_only else ast.walk(tree)
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return found
+
+
+def _first_party(path: Path) -> set[str]:
+    modules = {m for m in _imports(path) if m.startswith("credit_batch.")}
+    real = {m for m in modules if (REPO / (m.replace(".", "/") + ".py")).is_file()}
+    return {_part(m) for m in real}
+
+
+def _module(path: Path) -> str:
+    return ".".join(path.relative_to(REPO).with_suffix("").parts)
+
+
+ALLOWED = {
+    "core": {"core"},
+    "stores": {"core", "stores"},
+    "steps": {"core", "stores", "steps"},
+    "demo": {"core", "stores"},
+    "catalog": {"core", "stores"},
+    "pipeline": {"core", "stores", "steps", "demo"},
+    "cli": {"core", "pipeline", "catalog"},
+}
+
+
+def test_each_part_imports_only_the_parts_beneath_it():
+    wrong = {}
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        part = _part(_module(path))
+        extra = _first_party(path) - ALLOWED[part]
+        if extra:
+            wrong[_module(path)] = sorted(extra)
+    assert wrong == {}
+
+
+def test_only_the_dags_import_airflow():
+    users = [
+        _module(p)
+        for p in PACKAGE.rglob("*.py")
+        if any(m.startswith("airflow") for m in _imports(p))
+    ]
+    assert users == []
+
+
+def test_heavy_libraries_are_imported_inside_functions_not_by_core_or_the_dag_file():
+    for path in [*(PACKAGE / f"{m}.py" for m in CORE), *(REPO / "dags").glob("*.py")]:
+        top = {m.split(".")[0] for m in _imports(path, top_level_only=True)}
+        assert not top & HEAVY, (path.name, top & HEAVY)
+
+
+def test_pipeline_only_sequences():
+    lines = (PACKAGE / "pipeline.py").read_text().splitlines()
+    assert len(lines) < 330
