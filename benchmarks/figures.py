@@ -21,10 +21,11 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from benchmarks.output import Figure
-from credit_batch import lake, pipeline, registry, results
+from credit_batch import pipeline
 from credit_batch.config import Settings
 from credit_batch.features import DEFAULT_FEATURE_SPEC
 from credit_batch.run import Plan, RunOptions
+from credit_batch.stores import lake, registry, results
 
 NAMES = DEFAULT_FEATURE_SPEC.names
 REPO = Path(__file__).resolve().parent.parent
@@ -90,7 +91,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 def _warm(hold: float) -> None:
     import skops.io  # noqa: F401
 
-    import credit_batch.scoring  # noqa: F401
+    import credit_batch.steps.scoring  # noqa: F401
 
     time.sleep(hold)
 
@@ -246,8 +247,8 @@ def _naive_once(bench: Bench, sink_url: str) -> float:
     import pandas as pd
     import sqlalchemy as sa
 
-    from credit_batch.db import read_sql
-    from credit_batch.scoring import risk_bands
+    from credit_batch.steps.scoring import risk_bands
+    from credit_batch.stores.db import read_sql
 
     champion, model = bench.model()
     query = sa.text(read_sql(bench.settings.sql_dir, "extract/features.sql"))
@@ -269,7 +270,7 @@ def reasons(bench: Bench, *, rows: int) -> list[Figure]:
     """Scoring in chunks with reason codes vs without (logistic), and HGB for scale."""
     import pandas as pd
 
-    from credit_batch.validation import split_valid
+    from credit_batch.steps.validation import split_valid
 
     plan = pipeline.extract(bench.settings, RunOptions(snapshot_date=bench.date))
     frame = pd.concat([pd.read_parquet(p["path"]) for p in plan.partitions])
@@ -310,7 +311,7 @@ def reasons(bench: Bench, *, rows: int) -> list[Figure]:
 
 
 def _best_pair(repeats: int, model, frame, background, chunk_rows: int) -> tuple[float, float]:
-    from credit_batch.explain import explain, top_reasons
+    from credit_batch.steps.explain import explain, top_reasons
 
     chunks = [frame.iloc[i : i + chunk_rows][NAMES] for i in range(0, len(frame), chunk_rows)]
 
@@ -381,7 +382,7 @@ def _tiled_partition(source: Path, rows: int, *, index: int, chunk_rows: int) ->
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from credit_batch import lake
+    from credit_batch.stores import lake
 
     table = pq.read_table(source)
     path = source.with_name(lake.part_name(index))
@@ -471,8 +472,8 @@ def _best_of(repeats: int, fn) -> tuple[int, float]:
 def _bulk_load(bench: Bench, plan: Plan, url: str) -> tuple[int, float]:
     import pyarrow.dataset as ds
 
-    from credit_batch.db import connect
-    from credit_batch.scoring import scores_schema
+    from credit_batch.steps.scoring import scores_schema
+    from credit_batch.stores.db import connect
 
     paths = [str(p) for p in _score_paths(bench, plan)]
     settings = replace(bench.settings, results_url=url)
@@ -622,7 +623,7 @@ def _run(command: list[str], env: dict) -> None:
 
 
 def _query(settings: Settings, sql: str) -> list[dict]:
-    from credit_batch.db import connect
+    from credit_batch.stores.db import connect
 
     with connect(settings.results_url, read_only=True) as db:
         return db.fetch_arrow(sql).to_pylist()
@@ -650,7 +651,7 @@ def analyst(bench: Bench, plan: Plan, *, pg_url: str | None) -> list[Figure]:
     scored = score_all(bench.settings, plan, workers=1)  # the plan's manifests: reused
     _register_champion(bench, settings)
     pipeline.load(settings, plan.run, scored)
-    from credit_batch.db import connect, read_sql
+    from credit_batch.stores.db import connect, read_sql
 
     with connect(pg_url) as db:  # half the customers, in two snapshots: as many rows as scored
         db.run_script(

@@ -10,11 +10,11 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from credit_batch import results
 from credit_batch.checks import check_model_version, check_rows
 from credit_batch.config import Settings
-from credit_batch.db import read_sql, relative_path_note
 from credit_batch.errors import CreditBatchError, DataError
+from credit_batch.stores import results
+from credit_batch.stores.db import read_sql, relative_path_note
 
 __all__ = ["describe_url", "models", "query", "run_summary", "runs"]
 

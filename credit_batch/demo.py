@@ -211,7 +211,7 @@ def write_warehouse(
 
     ``plant_drift`` shifts the newest snapshot (see :func:`generate`).
     """
-    from credit_batch import warehouse
+    from credit_batch.stores import warehouse
 
     written = []
     with warehouse.open_warehouse(settings, read_only=False) as wh:

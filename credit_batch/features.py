@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from credit_batch.checks import check_identifier_name
-from credit_batch.errors import ParameterError
+from credit_batch.errors import ParameterError, SchemaMismatchError
 
 _DTYPES = ("float64", "int64")
 
@@ -44,7 +44,7 @@ class Feature:
         the extract's Parquet write).
 
     A row that breaks a rule is quarantined, not scored (see
-    :mod:`credit_batch.validation`); the rules live here and nowhere else.
+    :mod:`credit_batch.steps.validation`); the rules live here and nowhere else.
     """
 
     name: str
@@ -72,6 +72,16 @@ class FeatureSpec:
     features: tuple[Feature, ...]
     target: str = "delinquency"
     key_columns: tuple[str, ...] = ("snapshot_date", "customer_id")
+
+    def check_provides(self, names: list[str], *, model: str) -> None:
+        """Raise SchemaMismatchError unless every one of ``names`` is a feature of the spec."""
+        unknown = [f for f in names if f not in self.names]
+        if unknown:
+            raise SchemaMismatchError(
+                f"model {model} needs features {unknown} that the warehouse "
+                f"extract does not provide (it provides {self.names})",
+                unknown=unknown,
+            )
 
     @property
     def names(self) -> list[str]:

@@ -25,25 +25,16 @@ from itertools import repeat
 from multiprocessing import get_context
 
 from credit_batch import demo as demo_module
-from credit_batch import (
-    drift,
-    explain,
-    lake,
-    registry,
-    results,
-    scoring,
-    validation,
-    warehouse,
-)
-from credit_batch import importance as importance_module
 from credit_batch.checks import check_rows, parse_date, utcnow
 from credit_batch.config import DEFAULT_SEED, MAX_WORKERS, Settings
 from credit_batch.demo import write_warehouse as demo_data
-from credit_batch.errors import NoChampionError, SchemaMismatchError
 from credit_batch.faults import fault_point
 from credit_batch.features import DEFAULT_FEATURE_SPEC
-from credit_batch.run import Plan, Run, RunOptions, new_run_id
-from credit_batch.training import train
+from credit_batch.run import Plan, Run, RunOptions
+from credit_batch.steps import drift, explain, scoring, validation
+from credit_batch.steps import importance as importance_module
+from credit_batch.steps.training import train
+from credit_batch.stores import lake, registry, results, warehouse
 
 __all__ = [
     "RunResult",
@@ -82,7 +73,8 @@ def extract(settings: Settings, options: RunOptions | None = None) -> Plan:
         date = warehouse.resolve_snapshot(
             wh, settings, snapshot_date=options.snapshot_date, as_of=options.as_of
         )
-        model = _resolve_model(settings, options.model_version)
+        model = registry.resolve(settings, options.model_version)
+        DEFAULT_FEATURE_SPEC.check_provides(model.feature_names, model=model.model_version)
         batches = warehouse.stream_features(wh, settings, date, batch_rows=min(chunk, part_rows))
         parts = lake.write_parts(
             map(tracker.observe, batches),
@@ -93,54 +85,23 @@ def extract(settings: Settings, options: RunOptions | None = None) -> Plan:
         )
     rows_in = sum(p["rows"] for p in parts)
     validation.check_duplicates(tracker.ids, rows_in, options.max_quarantine_fraction, date)
-    run = Run(
-        run_id=options.run_id or new_run_id(options.airflow_dag_id, options.airflow_run_id),
+    run = Run.start(
+        options,
+        model,
         snapshot_date=date,
-        model_version=model.model_version,
-        artifact_path=model.artifact_path,
-        sha256=model.sha256,
-        features=tuple(model.feature_names),
         chunk_rows=chunk,
-        max_quarantine_fraction=options.max_quarantine_fraction,
-        fail_on_drift=options.fail_on_drift,
-        importance_sample_rows=options.importance_sample_rows,
-        importance_repeats=options.importance_repeats,
         rows_in=rows_in,
         started_at=started,
         extract_seconds=time.perf_counter() - t0,
-        duplicate_ids=tuple(sorted(tracker.ids)),
-        explainer_background=None if model.background is None else tuple(model.background),
-        drift_reference=model.reference_bins,
-        airflow_dag_id=options.airflow_dag_id,
-        airflow_run_id=options.airflow_run_id,
+        duplicate_ids=tracker.ids,
     )
     logger.info("extracted %d rows of %s into %d partitions", rows_in, date, len(parts))
     fault_point("extract.before_return")
     return Plan(run, tuple({"index": i, **p} for i, p in enumerate(parts)))
 
 
-def _resolve_model(settings: Settings, version: str | None) -> registry.ModelRecord:
-    if not results.exists(settings):
-        raise NoChampionError(
-            f"no models yet: the results database {settings.results_url} does not exist; "
-            "`credit-batch train --until D --promote` registers one, `credit-batch demo` "
-            "builds the demo"
-        )
-    with results.open_results(settings, read_only=True) as db:
-        model = registry.get_model(db, settings, version) if version else None
-        model = model or registry.champion(db, settings)
-    unknown = [f for f in model.feature_names if f not in DEFAULT_FEATURE_SPEC.names]
-    if unknown:
-        raise SchemaMismatchError(
-            f"model {model.model_version} needs features {unknown} that the warehouse "
-            f"extract does not provide (it provides {DEFAULT_FEATURE_SPEC.names})",
-            unknown=unknown,
-        )
-    return model
-
-
 def score_partition(settings: Settings, run: Run, partition: dict) -> dict:
-    """Validate and score one partition (see :func:`credit_batch.scoring.score_partition`)."""
+    """Validate and score one partition (see :func:`credit_batch.steps.scoring.score_partition`)."""
     return scoring.score_partition(settings, run, partition)
 
 
@@ -170,7 +131,7 @@ def load(settings: Settings, run: Run, scored: list[dict]) -> dict:
     """Replace the run's (snapshot, model) slices of ``predictions`` and ``quarantine``.
 
     Nothing is written unless every partition reconciles and the error budget
-    holds (:func:`credit_batch.results.check_partitions`); the write is one
+    holds (:func:`credit_batch.stores.results.check_partitions`); the write is one
     transaction that also checks that every stored customer id is unique.
     """
     t0 = time.perf_counter()
@@ -221,25 +182,17 @@ def importance(settings: Settings, run: Run, *, seed: int = DEFAULT_SEED) -> dic
     model = registry.load_model(
         settings.home, run.artifact_path, run.sha256, version=run.model_version
     )
-    options = {"n_repeats": run.importance_repeats, "seed": seed}
-    features = list(run.features)
     lake_rows = lake.read_features(settings.lake, date, DEFAULT_FEATURE_SPEC.arrow_schema())
-    sample = importance_module.sample_rows(
-        validation.valid_rows(lake_rows.to_pandas()), n=run.importance_sample_rows, seed=seed
+    valid = validation.valid_rows(lake_rows.to_pandas())
+    tables, dependence = importance_module.unlabeled_rows(model, valid, run, seed=seed)
+    with warehouse.open_warehouse(settings) as wh:
+        labeled = validation.valid_rows(warehouse.read_labeled(wh, settings, date, date))
+    labeled_table = importance_module.labeled_rows(
+        model, labeled, run, target=DEFAULT_FEATURE_SPEC.target, seed=seed
     )
-    label_free = importance_module.unlabeled_importance_frame(model, sample[features], **options)
-    tables = {
-        importance_module.UNLABELED_METHOD: importance_module.slice_rows(
-            label_free,
-            run,
-            method=importance_module.UNLABELED_METHOD,
-            metric=importance_module.UNLABELED_METRIC,
-            rows=len(sample),
-        )
-    }
-    top = label_free["feature"].tolist()[:3]
-    dependence = importance_module.dependence_rows(model, sample, run, top)
-    status = _labeled_importance(settings, run, model, tables, seed=seed)
+    status = f"skipped: no outcomes known for snapshot {date}"
+    if labeled_table is not None:
+        tables[importance_module.METHOD], status = labeled_table, "computed"
     with results.open_results(settings) as db:
         results.replace_importance(
             db,
@@ -255,40 +208,15 @@ def importance(settings: Settings, run: Run, *, seed: int = DEFAULT_SEED) -> dic
     return {"run_id": run.run_id, "importance_status": status, "methods": sorted(tables)}
 
 
-def _labeled_importance(settings: Settings, run: Run, model, tables: dict, *, seed: int) -> str:
-    """Add the labeled importance to ``tables`` where outcomes are known; return the status."""
-    target, date = DEFAULT_FEATURE_SPEC.target, run.snapshot_date
-    with warehouse.open_warehouse(settings) as wh:
-        labeled = validation.valid_rows(warehouse.read_labeled(wh, settings, date, date))
-    if not len(labeled) or labeled[target].nunique() != 2:
-        return f"skipped: no outcomes known for snapshot {date}"
-    sample = importance_module.sample_rows(labeled, n=run.importance_sample_rows, seed=seed)
-    frame = importance_module.permutation_importance_frame(
-        model,
-        sample[list(run.features)],
-        sample[target].to_numpy(),
-        n_repeats=run.importance_repeats,
-        seed=seed,
-    )
-    tables[importance_module.METHOD] = importance_module.slice_rows(
-        frame,
-        run,
-        method=importance_module.METHOD,
-        metric=importance_module.METRIC,
-        rows=len(sample),
-    )
-    return "computed"
-
-
 def report(settings: Settings, run: Run) -> dict:
-    """Write the run's HTML report (see :mod:`credit_batch.report`); return its path."""
+    """Write the run's HTML report (see :mod:`credit_batch.steps.report`); return its path."""
     path = report_of(settings, snapshot_date=run.snapshot_date, model_version=run.model_version)
     return {"run_id": run.run_id, "report_path": str(path)}
 
 
 def report_of(settings: Settings, *, snapshot_date, model_version: str | None = None):
     """Write the HTML report of the newest run of a slice (model: the champion); its path."""
-    from credit_batch.report import write_report
+    from credit_batch.steps.report import write_report
 
     return write_report(settings, snapshot_date=snapshot_date, model_version=model_version)
 

@@ -160,6 +160,31 @@ class Run:
     airflow_dag_id: str | None = None
     airflow_run_id: str | None = None
 
+    @classmethod
+    def start(cls, options: RunOptions, model, **resolved: object) -> Run:
+        """The run of ``options`` with ``model`` (a registry record) and what extract resolved.
+
+        ``resolved``: ``snapshot_date``, ``chunk_rows``, ``rows_in``,
+        ``started_at``, ``extract_seconds`` and ``duplicate_ids`` (a set).
+        """
+        background = model.background
+        return cls(
+            run_id=options.run_id or new_run_id(options.airflow_dag_id, options.airflow_run_id),
+            model_version=model.model_version,
+            artifact_path=model.artifact_path,
+            sha256=model.sha256,
+            features=tuple(model.feature_names),
+            max_quarantine_fraction=options.max_quarantine_fraction,
+            fail_on_drift=options.fail_on_drift,
+            importance_sample_rows=options.importance_sample_rows,
+            importance_repeats=options.importance_repeats,
+            explainer_background=None if background is None else tuple(background),
+            drift_reference=model.reference_bins,
+            airflow_dag_id=options.airflow_dag_id,
+            airflow_run_id=options.airflow_run_id,
+            **{**resolved, "duplicate_ids": tuple(sorted(resolved.get("duplicate_ids", ())))},
+        )
+
     @property
     def key(self) -> dict:
         """The (snapshot, model) slice this run replaces, as SQL parameters."""

@@ -78,7 +78,7 @@ WHERE snapshot_date = :d AND (
 
 def broken_rows(settings: Settings, date) -> dict[int, dict]:
     """The oracle's broken rows of a snapshot (SQL written apart from the package): by id."""
-    from credit_batch.db import connect
+    from credit_batch.stores.db import connect
 
     sql = _BROKEN_ROWS_SQL.replace("SELECT COUNT(*) AS n FROM features", "SELECT * FROM features")
     with connect(settings.warehouse_url, read_only=True) as db:
@@ -87,7 +87,7 @@ def broken_rows(settings: Settings, date) -> dict[int, dict]:
 
 def expected_counts(settings: Settings, date) -> dict[str, int]:
     """Rows in, rows that must be quarantined, rows that must be scored, for a snapshot."""
-    from credit_batch.db import connect
+    from credit_batch.stores.db import connect
 
     with connect(settings.warehouse_url, read_only=True) as db:
         total = db.fetch_arrow(
@@ -121,7 +121,7 @@ def build_demo(settings: Settings, *, rows: int = DEMO_ROWS, promote: bool = Tru
     written = pipeline.demo_data(settings, rows=rows, snapshots=DEMO_SNAPSHOTS, seed=7)
     record = pipeline.train(settings, until=written[-3]["snapshot_date"], seed=1)
     if promote:
-        from credit_batch import registry, results
+        from credit_batch.stores import registry, results
 
         with results.open_results(settings) as db:
             registry.promote(db, settings, record.model_version)
@@ -156,7 +156,7 @@ def pg_demo(tmp_path, pg_url):
 
 def query(settings: Settings, sql: str, params: dict | None = None) -> list[dict]:
     """Rows of a query on the results database, opened read-only."""
-    from credit_batch.db import connect
+    from credit_batch.stores.db import connect
 
     with connect(settings.results_url, read_only=True) as db:
         return db.fetch_arrow(sql, params).to_pylist()

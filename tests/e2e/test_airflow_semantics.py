@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from credit_batch import pipeline, registry, results
+from credit_batch import pipeline
 from credit_batch.run import new_run_id
+from credit_batch.stores import registry, results
 from tests.conftest import build_demo, expected_counts, make_settings, query
 from tests.e2e.test_airflow_nightly import DAG_ID, SMALL, dags_test
 

@@ -31,7 +31,7 @@ def _frame(settings, date):
     import pandas as pd
     import sqlalchemy as sa
 
-    from credit_batch.db import read_sql
+    from credit_batch.stores.db import read_sql
 
     engine = sa.create_engine(settings.warehouse_url)
     query = sa.text(read_sql(settings.sql_dir, "extract/features.sql"))
@@ -43,7 +43,7 @@ def _frame(settings, date):
 def _invalid(frame):
     import pandera.pandas as pa
 
-    from credit_batch.validation import build_schema
+    from credit_batch.steps.validation import build_schema
 
     try:
         build_schema().validate(frame, lazy=True)
@@ -71,7 +71,7 @@ def expected(settings, date, record) -> tuple[list[dict], dict]:
     import numpy as np
     import shap
 
-    from credit_batch import registry
+    from credit_batch.stores import registry
 
     frame = _frame(settings, date)
     frame["num_dependents"] = frame["num_dependents"].astype("float64")

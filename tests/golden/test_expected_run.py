@@ -34,7 +34,7 @@ def expected():
 
 @pytest.fixture(params=[1, 2], ids=["one-process", "two-workers"])
 def stored(demo, expected, monkeypatch, request):
-    from credit_batch import scoring
+    from credit_batch.steps import scoring
 
     monkeypatch.setattr(scoring, "_DESCRIBE_ROWS", 2)  # quarantine described in several calls
     settings, _, _ = demo

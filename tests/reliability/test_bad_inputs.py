@@ -14,9 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from credit_batch import db, demo, errors, pipeline, registry, results, warehouse
+from credit_batch import demo, errors, pipeline
 from credit_batch.config import Settings
 from credit_batch.run import RunOptions
+from credit_batch.stores import db, registry, results, warehouse
 from tests.conftest import build_demo, query, run_pipeline
 from tests.reliability.conftest import DATE, assert_whole_slice
 

@@ -8,7 +8,7 @@ import pytest
 
 from credit_batch import errors
 from credit_batch.config import Settings
-from credit_batch.db import check_identifier, connect, read_sql
+from credit_batch.stores.db import check_identifier, connect, read_sql
 
 
 def test_settings_default_to_duckdb_files_under_home(tmp_path):

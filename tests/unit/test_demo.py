@@ -7,8 +7,9 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from credit_batch import demo, training
+from credit_batch import demo
 from credit_batch.features import DEFAULT_FEATURE_SPEC
+from credit_batch.steps import training
 from tests.conftest import demo_frame
 
 

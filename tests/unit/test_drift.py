@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from credit_batch import drift, errors, pipeline
+from credit_batch import errors, pipeline
+from credit_batch.steps import drift
 from tests.conftest import make_settings, query, run_pipeline
 
 NEWEST = dt.date(2026, 10, 31)

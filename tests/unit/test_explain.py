@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import shap
 
-from credit_batch import explain, training
 from credit_batch.features import DEFAULT_FEATURE_SPEC
+from credit_batch.steps import explain, training
 from tests.conftest import demo_frame
 
 NAMES = DEFAULT_FEATURE_SPEC.names
@@ -99,7 +99,7 @@ def test_linear_model_without_background_is_refused(data, logreg):
 
 
 def test_partial_dependence_is_monotone_for_a_feature_with_a_monotone_effect(data, logreg):
-    from credit_batch import importance
+    from credit_batch.steps import importance
 
     model, _ = logreg
     frame = importance.partial_dependence_frame(

@@ -8,8 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from credit_batch import checks, lake
+from credit_batch import checks
 from credit_batch.errors import ParameterError
+from credit_batch.stores import lake
 
 
 def _batches(sizes):

@@ -216,7 +216,7 @@ def test_model_without_champion_is_named(tmp_path):
 
 
 def test_promote_retires_the_previous_champion(demo):
-    from credit_batch import registry, results
+    from credit_batch.stores import registry, results
 
     settings, written, first = demo
     second = pipeline.train(settings, until=written[-2]["snapshot_date"], algorithm="hgb")
@@ -230,7 +230,7 @@ def test_promote_retires_the_previous_champion(demo):
 
 
 def test_retraining_on_the_same_inputs_gives_the_same_version_and_writes_nothing(demo):
-    from credit_batch.lake import sha256_file
+    from credit_batch.stores.lake import sha256_file
 
     settings, written, first = demo
     artifact = settings.home / first.artifact_path
@@ -258,8 +258,8 @@ def test_artifact_with_an_untrusted_type_is_refused_even_with_a_matching_sha(dem
     """A registry row pointing at a hostile file: skops refuses to build its types."""
     import skops.io
 
-    from credit_batch import registry
-    from credit_batch.lake import sha256_file
+    from credit_batch.stores import registry
+    from credit_batch.stores.lake import sha256_file
 
     settings, _, record = demo
     hostile = settings.home / "models" / "hostile.skops"

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from credit_batch.report import write_report
+from credit_batch.steps.report import write_report
 from tests.conftest import REPO, query, run_pipeline, services_required
 
 

@@ -8,9 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from credit_batch import importance, scoring, training
-from credit_batch.explain import linear_background
 from credit_batch.features import DEFAULT_FEATURE_SPEC, Feature, FeatureSpec
+from credit_batch.steps import importance, scoring, training
+from credit_batch.steps.explain import linear_background
 from tests.conftest import demo_frame
 
 

@@ -6,8 +6,9 @@ import numpy as np
 import pandera.pandas as pa
 import pytest
 
-from credit_batch import errors, validation
+from credit_batch import errors
 from credit_batch.features import DEFAULT_FEATURE_SPEC
+from credit_batch.steps import validation
 from tests.conftest import demo_frame
 
 

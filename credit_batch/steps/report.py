@@ -13,11 +13,11 @@ import io
 import logging
 from pathlib import Path
 
-from credit_batch import lake, registry, results
 from credit_batch.checks import check_model_version, parse_date
 from credit_batch.config import Settings
-from credit_batch.db import Database, read_sql
 from credit_batch.errors import DataError
+from credit_batch.stores import lake, registry, results
+from credit_batch.stores.db import Database, read_sql
 
 logger = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 from credit_batch.checks import parse_date
 from credit_batch.config import Settings
-from credit_batch.db import Database, connect, read_sql
 from credit_batch.errors import DataError, SnapshotNotFoundError
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
+from credit_batch.stores.db import Database, connect, read_sql
 
 logger = logging.getLogger(__name__)
 

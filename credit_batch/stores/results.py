@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 from credit_batch.checks import allowed_rows, utcnow
 from credit_batch.config import Settings
-from credit_batch.db import Database, connect, database_exists, read_sql
 from credit_batch.errors import DataError, QuarantineBudgetError, ReconciliationError
 from credit_batch.faults import fault_point
+from credit_batch.stores.db import Database, connect, database_exists, read_sql
 
 if TYPE_CHECKING:
     from credit_batch.run import Run
@@ -64,7 +64,7 @@ def replace_predictions(
     Parameters
     ----------
     scored : pyarrow.dataset.Dataset
-        The scored partitions, columns of :func:`credit_batch.scoring.scores_schema`.
+        The scored partitions, columns of :func:`credit_batch.steps.scoring.scores_schema`.
     run : dict
         The ``scoring_runs`` row; ``rows_in``, ``rows_scored``,
         ``rows_quarantined`` must reconcile with what is inserted.

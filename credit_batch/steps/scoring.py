@@ -14,14 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from credit_batch import lake, registry
 from credit_batch.config import DEFAULT_RISK_BANDS, Settings
 from credit_batch.errors import DataError, SchemaMismatchError
-from credit_batch.explain import N_REASONS, explain, top_reasons
 from credit_batch.faults import fault_point
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
-from credit_batch.lake import atomic_path
 from credit_batch.run import Run
+from credit_batch.steps.explain import N_REASONS, explain, top_reasons
+from credit_batch.stores import lake, registry
+from credit_batch.stores.lake import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -135,9 +135,9 @@ def score_file(
     duplicate_ids : collection of int
         Customer ids repeated in the snapshot (quarantined, never scored).
     background : list of float, optional
-        The linear model's explainer background (see :mod:`credit_batch.explain`).
+        The linear model's explainer background (see :mod:`credit_batch.steps.explain`).
     drift_reference : dict, optional
-        Training-time bins (see :mod:`credit_batch.drift`); the scored rows are
+        Training-time bins (see :mod:`credit_batch.steps.drift`); the scored rows are
         counted into them, for PSI.
 
     Returns
@@ -200,7 +200,7 @@ def score_file(
 
 def _count_bins(bins: dict, reference: dict, scored, valid) -> None:
     """Add the scored rows of a chunk (``valid``: their features) to the drift bins."""
-    from credit_batch.drift import SCORE, histogram
+    from credit_batch.steps.drift import SCORE, histogram
 
     if not bins or scored.num_rows == 0:
         return
@@ -247,7 +247,7 @@ def _score_batch(job: _Job, batch):
     """
     import pyarrow as pa
 
-    from credit_batch.validation import invalid_rows
+    from credit_batch.steps.validation import invalid_rows
 
     frame = batch.to_pandas()
     invalid = invalid_rows(frame, spec=job.spec, duplicate_ids=job.duplicate_ids)
@@ -281,7 +281,7 @@ def _quarantined(job: _Job, frames: list, snapshot):
     import pandas as pd
     import pyarrow as pa
 
-    from credit_batch.validation import describe_invalid
+    from credit_batch.steps.validation import describe_invalid
 
     rejected = describe_invalid(
         pd.concat(frames, ignore_index=True), spec=job.spec, duplicate_ids=job.duplicate_ids

@@ -23,10 +23,10 @@ from pathlib import Path
 
 from credit_batch.checks import check_model_version, utcnow
 from credit_batch.config import Settings
-from credit_batch.db import Database, read_sql
 from credit_batch.errors import ArtifactIntegrityError, ModelNotFoundError, NoChampionError
 from credit_batch.faults import fault_point
-from credit_batch.lake import atomic_path, sha256_file
+from credit_batch.stores.db import Database, read_sql
+from credit_batch.stores.lake import atomic_path, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class ModelRecord:
 
     @property
     def reference_bins(self) -> dict | None:
-        """Training-time bins of each feature and the score (see :mod:`credit_batch.drift`)."""
+        """Training-time bins of each feature and the score (:mod:`credit_batch.steps.drift`)."""
         return None if self.drift_reference is None else json.loads(self.drift_reference)
 
     @property
@@ -165,6 +165,20 @@ def get_model(db: Database, settings: Settings, version: str) -> ModelRecord:
             version=version,
         )
     return found[0]
+
+
+def resolve(settings: Settings, version: str | None) -> ModelRecord:
+    """The record of ``version``, or of the champion; the results are only read."""
+    from credit_batch.stores import results
+
+    if not results.exists(settings):
+        raise NoChampionError(
+            f"no models yet: the results database {settings.results_url} does not exist; "
+            "`credit-batch train --until D --promote` registers one, `credit-batch demo` "
+            "builds the demo"
+        )
+    with results.open_results(settings, read_only=True) as db:
+        return get_model(db, settings, version) if version else champion(db, settings)
 
 
 def champion(db: Database, settings: Settings) -> ModelRecord:

@@ -202,3 +202,35 @@ def dependence_rows(model, sample, run: Run, features: list[str], *, max_rows: i
         sample_rows=len(rows),
     )
     return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def unlabeled_rows(model, valid, run: Run, *, seed: int) -> tuple[dict, object]:
+    """Label-free importance and partial dependence of a run, on a sample of its valid rows.
+
+    Returns ``({UNLABELED_METHOD: rows of feature_importance}, rows of
+    partial_dependence)``; the dependence is on the three most important features.
+    """
+    sample = sample_rows(valid, n=run.importance_sample_rows, seed=seed)
+    frame = unlabeled_importance_frame(
+        model, sample[list(run.features)], n_repeats=run.importance_repeats, seed=seed
+    )
+    table = slice_rows(
+        frame, run, method=UNLABELED_METHOD, metric=UNLABELED_METRIC, rows=len(sample)
+    )
+    top = frame["feature"].tolist()[:3]
+    return {UNLABELED_METHOD: table}, dependence_rows(model, sample, run, top)
+
+
+def labeled_rows(model, labeled, run: Run, *, target: str, seed: int):
+    """Rows of ``feature_importance`` by ROC AUC drop, or None where outcomes are not known."""
+    if not len(labeled) or labeled[target].nunique() != 2:
+        return None
+    sample = sample_rows(labeled, n=run.importance_sample_rows, seed=seed)
+    frame = permutation_importance_frame(
+        model,
+        sample[list(run.features)],
+        sample[target].to_numpy(),
+        n_repeats=run.importance_repeats,
+        seed=seed,
+    )
+    return slice_rows(frame, run, method=METHOD, metric=METRIC, rows=len(sample))

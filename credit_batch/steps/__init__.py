@@ -1,0 +1,1 @@
+"""What a run computes: validation, scores, explanations, drift, importance, training, report."""

@@ -1,0 +1,1 @@
+"""Where data lives: databases by URL, the warehouse, the lake, the registry, the results."""
