@@ -382,11 +382,7 @@ class PostgresDatabase(Database):
                 for batch in reader:
                     yield _cast(batch, schema)
             except pa.ArrowInvalid as exc:
-                from credit_batch.errors import SchemaMismatchError
-
-                raise SchemaMismatchError(
-                    f"query columns cannot be read as the spec's types: {_first_line(exc)}"
-                ) from exc
+                raise _column_type_error(exc, schema) from exc
 
     def bulk_insert(self, table: str, source) -> int:
         import psycopg
@@ -420,6 +416,20 @@ class PostgresDatabase(Database):
 
     def close(self) -> None:
         self._con.close()
+
+
+def _column_type_error(exc: BaseException, schema) -> Exception:
+    """The error for a CSV value of the wrong type, naming the column (Arrow gives its number)."""
+    from credit_batch.errors import SchemaMismatchError
+
+    found = re.search(r"column #(\d+)", str(exc))
+    index = int(found.group(1)) if found else None
+    column = schema.field(index) if index is not None and index < len(schema) else None
+    where = f"column {column.name} ({column.type})" if column else "columns"
+    return SchemaMismatchError(
+        f"query {where} cannot be read as the spec's type: {_first_line(exc)}",
+        column=None if column is None else column.name,
+    )
 
 
 def _first_line(exc: BaseException) -> str:

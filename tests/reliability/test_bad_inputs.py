@@ -18,21 +18,15 @@ from credit_batch import demo, errors, pipeline
 from credit_batch.config import Settings
 from credit_batch.run import RunOptions
 from credit_batch.stores import db, registry, results, warehouse
-from tests.conftest import build_demo, query, run_pipeline
+from tests.conftest import PG_HOST, PG_PORT, PG_USER, REPO, build_demo, query, run_pipeline
 from tests.reliability.conftest import DATE, assert_whole_slice
 
 OLD_RUN = "old-run"
+PG_ADMIN = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}"
 
 
-@pytest.fixture(scope="module", params=["duckdb", "postgresql"])
-def loaded(request, tmp_path_factory):
-    """One demo per backend and module, with a complete slice of ``DATE`` by ``OLD_RUN``."""
-    home = tmp_path_factory.mktemp(f"bad-{request.param}")
-    if request.param == "duckdb":
-        settings = Settings(home=home)
-    else:
-        url = request.getfixturevalue("pg_module_url")
-        settings = Settings(home=home, warehouse_url=url, results_url=url)
+def _loaded(settings):
+    """A demo with a complete slice of ``DATE`` by ``OLD_RUN``: ``(settings, champion)``."""
     _, record = build_demo(settings)
     run_pipeline(
         settings,
@@ -46,12 +40,29 @@ def loaded(request, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def loaded_duckdb(tmp_path_factory):
+    return _loaded(Settings(home=tmp_path_factory.mktemp("bad-duckdb")))
+
+
+@pytest.fixture(scope="module")
+def loaded_postgresql(tmp_path_factory, pg_module_url):
+    home = tmp_path_factory.mktemp("bad-postgresql")
+    return _loaded(Settings(home=home, warehouse_url=pg_module_url, results_url=pg_module_url))
+
+
+@pytest.fixture
+def loaded(request):
+    """The module's loaded demo of the test's backend (built once per backend)."""
+    return request.getfixturevalue(f"loaded_{request.param}")
+
+
+@pytest.fixture(scope="module")
 def pg_module_url(pg_admin):
     import uuid
 
     name = f"credit_batch_bad_{uuid.uuid4().hex[:10]}"
     pg_admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    yield f"{PG_ADMIN}/{name}"
     pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -297,15 +308,77 @@ def _check_nothing_changed(settings) -> None:
     assert [r["run_id"] for r in query(settings, "SELECT run_id FROM scoring_runs")] == [OLD_RUN]
 
 
+#: Cases refused before any warehouse or results database is opened: they run
+#: once (on DuckDB), and a guard proves they open none.
+NO_DATABASE = {
+    "date_month_13",
+    "date_word",
+    "date_integer",
+    "as_of_word",
+    "version_path_traversal",
+    "version_path_separator",
+    "version_sql_injection",
+    "version_empty",
+    "workers_zero",
+    "workers_string",
+    "chunk_negative",
+    "chunk_huge",
+    "chunk_string",
+    "chunk_bool",
+    "partition_tiny",
+    "partition_huge",
+    "budget_above_one",
+    "budget_negative",
+    "budget_word",
+    "run_id_path",
+    "importance_sample_zero",
+    "importance_repeats_huge",
+    "results_url_mysql",
+    "results_url_sqlite",
+    "warehouse_url_garbage",
+    "warehouse_url_unreachable",
+    "env_chunk_word",
+    "train_until_word",
+    "train_algorithm_unknown",
+    "csv_missing_file",
+    "csv_missing_columns",
+}
+
+
+def _on_backends(cases: list) -> list:
+    """Each case on DuckDB, and on PostgreSQL too where it touches a database."""
+    params = []
+    for case in cases:
+        backends = ["duckdb"] if case[0] in NO_DATABASE else ["duckdb", "postgresql"]
+        params += [pytest.param(b, *case, id=f"{case[0]}-{b}") for b in backends]
+    return params
+
+
+def _guard_databases(monkeypatch, case: str) -> None:
+    """For a NO_DATABASE case: opening the warehouse or the results fails the test."""
+    if case not in NO_DATABASE:
+        return
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"case {case} opened a database")
+
+    monkeypatch.setattr(warehouse, "open_warehouse", refuse)
+    monkeypatch.setattr(results, "open_results", refuse)
+
+
 @pytest.mark.parametrize(
-    ("case", "call", "error", "needle"), PARAMETER_CASES, ids=[c[0] for c in PARAMETER_CASES]
+    ("loaded", "case", "call", "error", "needle"),
+    _on_backends(PARAMETER_CASES),
+    indirect=["loaded"],
 )
 def test_bad_parameter_is_refused_naming_it_and_nothing_changes(
-    loaded, outcome, case, call, error, needle
+    loaded, outcome, monkeypatch, case, call, error, needle
 ):
     settings, record = loaded
-    with pytest.raises(error) as info:
-        call(settings, record)
+    with monkeypatch.context() as guarded:
+        _guard_databases(guarded, case)
+        with pytest.raises(error) as info:
+            call(settings, record)
     message = str(info.value)
     assert needle in message and "\n" not in message, message
     _check_nothing_changed(settings)
@@ -349,9 +422,36 @@ def _age_as_text(path):
     pq.write_table(table.set_column(i, "age", table.column("age").cast(pa.string())), path)
 
 
+_BAD_PG_DATABASES: list[str] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_bad_pg_warehouses():
+    yield
+    if _BAD_PG_DATABASES:
+        import psycopg
+
+        with psycopg.connect(f"{PG_ADMIN}/postgres", autocommit=True) as con:
+            for name in _BAD_PG_DATABASES:
+                con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def _bad_warehouse(settings, tmp_path, ddl: str, mutate: str | None = None):
-    """A DuckDB warehouse with the given ``features`` DDL and demo rows of ``DATE``."""
-    url = f"duckdb:///{tmp_path / 'bad-warehouse.duckdb'}"
+    """A warehouse of the settings' backend (DuckDB file or a new PostgreSQL database)
+    with the given ``features`` DDL and demo rows of ``DATE``."""
+    if settings.warehouse_url.startswith("postgresql"):
+        import uuid
+
+        import psycopg
+
+        name = f"credit_batch_badwh_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(f"{PG_ADMIN}/postgres", autocommit=True) as con:
+            con.execute(f'CREATE DATABASE "{name}"')
+        _BAD_PG_DATABASES.append(name)
+        url = f"{PG_ADMIN}/{name}"
+        ddl = ddl.replace("DOUBLE", "DOUBLE PRECISION")
+    else:
+        url = f"duckdb:///{tmp_path / 'bad-warehouse.duckdb'}"
     bad = replace(settings, warehouse_url=url)
     _, features, outcomes = next(
         demo.generate(rows=1_000, snapshots=1, last_snapshot=DATE, unlabeled_snapshots=0, seed=3)
@@ -513,16 +613,31 @@ def _load_csv(settings, path):
 
 
 @pytest.mark.parametrize(
-    ("case", "call", "error", "needle"), BROKEN_CASES, ids=[c[0] for c in BROKEN_CASES]
+    ("loaded", "case", "call", "error", "needle"),
+    _on_backends(BROKEN_CASES),
+    indirect=["loaded"],
 )
 def test_broken_input_stops_with_a_clear_error_and_loses_nothing(
-    loaded, outcome, tmp_path, case, call, error, needle
+    loaded, outcome, monkeypatch, tmp_path, case, call, error, needle
 ):
     settings, _ = loaded
-    with pytest.raises(error) as info:
-        call(settings, tmp_path)
+    with monkeypatch.context() as guarded:
+        _guard_databases(guarded, case)
+        with pytest.raises(error) as info:
+            call(settings, tmp_path)
     message = str(info.value)
     assert needle in message and "\n" not in message, message
     _check_nothing_changed(settings)
     shutil.rmtree(settings.lake / "features", ignore_errors=True)
     outcome(f"{error.__name__}, old slice intact", message[:70])
+
+
+def test_the_readme_counts_these_cases():
+    names = [c[0] for c in PARAMETER_CASES + BROKEN_CASES]
+    once = sum(n in NO_DATABASE for n in names)
+    text = " ".join((REPO / "README.md").read_text().split())
+    assert len(set(names)) == len(names) and set(names) >= NO_DATABASE
+    assert (
+        f"{len(names)} bad inputs: the {len(names) - once} that touch a database on DuckDB "
+        f"and on PostgreSQL, the {once} refused before any database opens once" in text
+    )
