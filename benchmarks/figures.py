@@ -687,13 +687,11 @@ def analyst(bench: Bench, plan: Plan, *, pg_url: str | None) -> list[Figure]:
 
 
 def _register_champion(bench: Bench, settings: Settings) -> None:
-    from dataclasses import asdict
-
     import pyarrow as pa
 
     record, _ = bench.model()
     with results.open_results(settings) as db:
-        db.bulk_insert("model_registry", pa.Table.from_pylist([asdict(record)]))
+        db.bulk_insert("model_registry", pa.Table.from_pylist([record.row()]))
         registry.promote(db, settings, record.model_version)
 
 

@@ -15,11 +15,13 @@ from credit_batch import catalog, pipeline
 from credit_batch.config import (
     ALGORITHMS,
     DEFAULT_ALGORITHM,
+    DEFAULT_CHUNK_ROWS,
     DEFAULT_DEMO_ROWS,
     DEFAULT_DEMO_SNAPSHOTS,
     DEFAULT_IMPORTANCE_REPEATS,
     DEFAULT_IMPORTANCE_SAMPLE_ROWS,
     DEFAULT_MAX_QUARANTINE_FRACTION,
+    DEFAULT_PARTITION_ROWS,
     DEFAULT_SEED,
     DEFAULT_TRAIN_MAX_ROWS,
     Settings,
@@ -179,9 +181,16 @@ def _run_arguments(c: argparse.ArgumentParser) -> None:
         help="error budget: fraction 0..1 of rows that may break the rules "
         f"(default {DEFAULT_MAX_QUARANTINE_FRACTION})",
     )
-    c.add_argument("--chunk-rows", type=int, help="rows per scoring chunk (default 100,000)")
     c.add_argument(
-        "--partition-rows", type=int, help="rows per Parquet partition (default 1,000,000)"
+        "--chunk-rows",
+        type=int,
+        help=f"rows per scoring chunk (default {DEFAULT_CHUNK_ROWS:,}, or CREDIT_BATCH_CHUNK_ROWS)",
+    )
+    c.add_argument(
+        "--partition-rows",
+        type=int,
+        help=f"rows per Parquet partition (default {DEFAULT_PARTITION_ROWS:,}, "
+        "or CREDIT_BATCH_PARTITION_ROWS)",
     )
     c.add_argument(
         "--workers",

@@ -19,6 +19,18 @@ import logging
 import numpy as np
 
 from credit_batch.config import DEFAULT_DEMO_ROWS, DEFAULT_DEMO_SNAPSHOTS, Settings
+from credit_batch.errors import ParameterError
+from credit_batch.stores import warehouse
+
+__all__ = [
+    "DEFAULT_LAST_SNAPSHOT",
+    "DEFAULT_ROWS",
+    "DEFAULT_SNAPSHOTS",
+    "DEFAULT_UNLABELED_SNAPSHOTS",
+    "generate",
+    "snapshot_dates",
+    "write_warehouse",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +80,6 @@ def generate(
         utilization rises sharply (for drift monitoring demos and tests).
     """
     if rows < 10 or snapshots < 1 or not 0 <= unlabeled_snapshots <= snapshots:
-        from credit_batch.errors import ParameterError
-
         raise ParameterError(
             "demo size",
             (rows, snapshots, unlabeled_snapshots),
@@ -211,8 +221,6 @@ def write_warehouse(
 
     ``plant_drift`` shifts the newest snapshot (see :func:`generate`).
     """
-    from credit_batch.stores import warehouse
-
     written = []
     with warehouse.open_warehouse(settings, read_only=False) as wh:
         warehouse.apply_schema(wh, settings)

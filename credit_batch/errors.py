@@ -28,6 +28,23 @@ and survives pickling through :meth:`CreditBatchError.__reduce__`.
 
 from __future__ import annotations
 
+__all__ = [
+    "ArtifactIntegrityError",
+    "CreditBatchError",
+    "DataError",
+    "DriftError",
+    "ModelError",
+    "ModelNotFoundError",
+    "NoChampionError",
+    "ParameterError",
+    "QuarantineBudgetError",
+    "ReconciliationError",
+    "SchemaMismatchError",
+    "ServiceUnavailableError",
+    "SnapshotNotFoundError",
+    "UnsupportedDatabaseError",
+]
+
 
 class CreditBatchError(Exception):
     """Base class of every error credit-batch raises on purpose."""

@@ -32,6 +32,13 @@ from pathlib import Path
 
 from credit_batch.errors import DataError, ServiceUnavailableError
 
+__all__ = [
+    "ACTIONS",
+    "PAUSE_SECONDS",
+    "POINTS",
+    "fault_point",
+]
+
 logger = logging.getLogger(__name__)
 
 POINTS = (

@@ -14,6 +14,14 @@ from dataclasses import dataclass
 from credit_batch.checks import check_identifier_name
 from credit_batch.errors import ParameterError, SchemaMismatchError
 
+__all__ = [
+    "DEFAULT_FEATURE_SPEC",
+    "Feature",
+    "FeatureSpec",
+    "GMSC_FEATURES",
+    "GMSC_REASONS",
+]
+
 _DTYPES = ("float64", "int64")
 
 
@@ -67,11 +75,10 @@ class Feature:
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """The model's input columns, keyed by ``key_columns`` in the warehouse."""
+    """The model's input columns; rows are keyed by snapshot date and customer id."""
 
     features: tuple[Feature, ...]
     target: str = "delinquency"
-    key_columns: tuple[str, ...] = ("snapshot_date", "customer_id")
 
     def check_provides(self, names: list[str], *, model: str) -> None:
         """Raise SchemaMismatchError unless every one of ``names`` is a feature of the spec."""

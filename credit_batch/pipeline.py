@@ -33,6 +33,7 @@ from credit_batch.features import DEFAULT_FEATURE_SPEC
 from credit_batch.run import Plan, Run, RunOptions
 from credit_batch.steps import drift, explain, scoring, validation
 from credit_batch.steps import importance as importance_module
+from credit_batch.steps.report import write_report
 from credit_batch.steps.training import train
 from credit_batch.stores import lake, registry, results, warehouse
 
@@ -74,7 +75,7 @@ def extract(settings: Settings, options: RunOptions | None = None) -> Plan:
             wh, settings, snapshot_date=options.snapshot_date, as_of=options.as_of
         )
         model = registry.resolve(settings, options.model_version)
-        DEFAULT_FEATURE_SPEC.check_provides(model.feature_names, model=model.model_version)
+        DEFAULT_FEATURE_SPEC.check_provides(model.features, model=model.model_version)
         batches = warehouse.stream_features(wh, settings, date, batch_rows=min(chunk, part_rows))
         parts = lake.write_parts(
             map(tracker.observe, batches),
@@ -216,8 +217,6 @@ def report(settings: Settings, run: Run) -> dict:
 
 def report_of(settings: Settings, *, snapshot_date, model_version: str | None = None):
     """Write the HTML report of the newest run of a slice (model: the champion); its path."""
-    from credit_batch.steps.report import write_report
-
     return write_report(settings, snapshot_date=snapshot_date, model_version=model_version)
 
 

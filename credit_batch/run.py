@@ -173,7 +173,7 @@ class Run:
             model_version=model.model_version,
             artifact_path=model.artifact_path,
             sha256=model.sha256,
-            features=tuple(model.feature_names),
+            features=tuple(model.features),
             max_quarantine_fraction=options.max_quarantine_fraction,
             fail_on_drift=options.fail_on_drift,
             importance_sample_rows=options.importance_sample_rows,

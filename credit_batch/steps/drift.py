@@ -21,6 +21,17 @@ from credit_batch.errors import DriftError
 if TYPE_CHECKING:
     from credit_batch.run import Run
 
+__all__ = [
+    "BANDS",
+    "N_BINS",
+    "SCORE",
+    "band",
+    "histogram",
+    "psi",
+    "reference",
+    "slice_rows",
+]
+
 SCORE = "score"
 N_BINS = 10
 _FLOOR = 1e-4  # share given to an empty bin, so that ln() stays finite

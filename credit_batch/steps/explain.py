@@ -27,6 +27,14 @@ from credit_batch.errors import ModelError
 if TYPE_CHECKING:
     from credit_batch.run import Run
 
+__all__ = [
+    "N_REASONS",
+    "explain",
+    "linear_background",
+    "shap_summary_rows",
+    "top_reasons",
+]
+
 logger = logging.getLogger(__name__)
 
 N_REASONS = 3

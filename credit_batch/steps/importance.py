@@ -18,6 +18,21 @@ from credit_batch.errors import ParameterError
 if TYPE_CHECKING:
     from credit_batch.run import Run
 
+__all__ = [
+    "METHOD",
+    "METRIC",
+    "UNLABELED_METHOD",
+    "UNLABELED_METRIC",
+    "dependence_rows",
+    "labeled_rows",
+    "partial_dependence_frame",
+    "permutation_importance_frame",
+    "sample_rows",
+    "slice_rows",
+    "unlabeled_importance_frame",
+    "unlabeled_rows",
+]
+
 logger = logging.getLogger(__name__)
 
 METHOD = "permutation"

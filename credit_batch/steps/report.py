@@ -19,6 +19,11 @@ from credit_batch.errors import DataError
 from credit_batch.stores import lake, registry, results
 from credit_batch.stores.db import Database, read_sql
 
+__all__ = [
+    "render",
+    "write_report",
+]
+
 logger = logging.getLogger(__name__)
 
 _QUERIES = (

@@ -19,9 +19,20 @@ from credit_batch.errors import DataError, SchemaMismatchError
 from credit_batch.faults import fault_point
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
 from credit_batch.run import Run
+from credit_batch.steps.drift import SCORE, histogram
 from credit_batch.steps.explain import N_REASONS, explain, top_reasons
+from credit_batch.steps.validation import describe_invalid, invalid_rows
 from credit_batch.stores import lake, registry
 from credit_batch.stores.lake import atomic_path
+
+__all__ = [
+    "quarantine_schema",
+    "risk_bands",
+    "score_file",
+    "score_partition",
+    "scores_schema",
+    "thread_limit",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -200,8 +211,6 @@ def score_file(
 
 def _count_bins(bins: dict, reference: dict, scored, valid) -> None:
     """Add the scored rows of a chunk (``valid``: their features) to the drift bins."""
-    from credit_batch.steps.drift import SCORE, histogram
-
     if not bins or scored.num_rows == 0:
         return
     for name, ref in reference.items():
@@ -247,8 +256,6 @@ def _score_batch(job: _Job, batch):
     """
     import pyarrow as pa
 
-    from credit_batch.steps.validation import invalid_rows
-
     frame = batch.to_pandas()
     invalid = invalid_rows(frame, spec=job.spec, duplicate_ids=job.duplicate_ids)
     rejected = frame[invalid]
@@ -280,8 +287,6 @@ def _quarantined(job: _Job, frames: list, snapshot):
     """Invalid rows (non-empty frames) with their reasons: one pandera call for them all."""
     import pandas as pd
     import pyarrow as pa
-
-    from credit_batch.steps.validation import describe_invalid
 
     rejected = describe_invalid(
         pd.concat(frames, ignore_index=True), spec=job.spec, duplicate_ids=job.duplicate_ids

@@ -24,6 +24,10 @@ from credit_batch.config import (
 )
 from credit_batch.errors import DataError, ParameterError
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
+from credit_batch.steps import drift
+from credit_batch.steps.explain import linear_background
+from credit_batch.steps.validation import valid_rows
+from credit_batch.stores import registry, results, warehouse
 from credit_batch.stores.registry import FittedModel
 
 logger = logging.getLogger(__name__)
@@ -142,9 +146,6 @@ def fit_model(
     spec: FeatureSpec = DEFAULT_FEATURE_SPEC,
 ) -> FittedModel:
     """Fit and evaluate on ``frame``; add the explainer background and drift reference bins."""
-    from credit_batch.steps import drift
-    from credit_batch.steps.explain import linear_background
-
     model, metrics = fit_and_evaluate(frame, spec=spec, algorithm=algorithm, seed=seed)
     x = frame[spec.names]
     return FittedModel(
@@ -186,9 +187,6 @@ def train(
     The same rows, algorithm and seed give the same model version: training
     again registers nothing new and returns the registered record.
     """
-    from credit_batch.steps.validation import valid_rows
-    from credit_batch.stores import registry, results, warehouse
-
     until_date = parse_date(until, name="train until date")
     since_date = parse_date(since, name="train since date") if since else dt.date.min
     check_rows("max training rows", max_rows, maximum=MAX_PARTITION_ROWS, minimum=50)

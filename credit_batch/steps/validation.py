@@ -17,8 +17,20 @@ from functools import lru_cache
 
 import numpy as np
 
+from credit_batch.checks import allowed_rows
+from credit_batch.config import MAX_DUPLICATE_IDS
 from credit_batch.errors import DataError, QuarantineBudgetError, SchemaMismatchError
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
+
+__all__ = [
+    "DuplicateTracker",
+    "build_schema",
+    "check_duplicates",
+    "describe_invalid",
+    "invalid_rows",
+    "split_valid",
+    "valid_rows",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -236,9 +248,6 @@ class DuplicateTracker:
 
 def check_duplicates(ids: set[int], rows_in: int, budget: float, date) -> None:
     """Refuse a snapshot that repeats more customer ids than the error budget allows."""
-    from credit_batch.checks import allowed_rows
-    from credit_batch.config import MAX_DUPLICATE_IDS
-
     if len(ids) > min(allowed_rows(budget, rows_in), MAX_DUPLICATE_IDS):
         raise QuarantineBudgetError(
             f"snapshot {date} repeats {len(ids):,} customer ids (e.g. {sorted(ids)[:5]}); "

@@ -27,9 +27,22 @@ from credit_batch.checks import check_identifier_name
 from credit_batch.errors import (
     DataError,
     ParameterError,
+    SchemaMismatchError,
     ServiceUnavailableError,
     UnsupportedDatabaseError,
 )
+
+__all__ = [
+    "ALLOWED_TABLES",
+    "Database",
+    "DuckDBDatabase",
+    "PostgresDatabase",
+    "check_identifier",
+    "connect",
+    "database_exists",
+    "read_sql",
+    "relative_path_note",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -178,8 +191,6 @@ def _check_columns(got: list[str], schema, source: str) -> None:
     if got != want:
         missing = [c for c in want if c not in got]
         extra = [c for c in got if c not in want]
-        from credit_batch.errors import SchemaMismatchError
-
         raise SchemaMismatchError(
             f"{source} returned columns that do not match the feature spec: "
             f"missing {missing}, unexpected {extra}",
@@ -296,8 +307,6 @@ def _cast(batch, schema):
     try:
         return batch.cast(schema)
     except Exception as exc:  # pyarrow raises ArrowInvalid / ArrowNotImplementedError
-        from credit_batch.errors import SchemaMismatchError
-
         got = {f.name: str(f.type) for f in batch.schema}
         raise SchemaMismatchError(
             f"query columns cannot be read as the spec's types: got {got}: {exc}", got=got
@@ -420,8 +429,6 @@ class PostgresDatabase(Database):
 
 def _column_type_error(exc: BaseException, schema) -> Exception:
     """The error for a CSV value of the wrong type, naming the column (Arrow gives its number)."""
-    from credit_batch.errors import SchemaMismatchError
-
     found = re.search(r"column #(\d+)", str(exc))
     index = int(found.group(1)) if found else None
     column = schema.field(index) if index is not None and index < len(schema) else None

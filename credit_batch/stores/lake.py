@@ -29,6 +29,27 @@ from pathlib import Path
 from credit_batch.checks import check_model_version, check_run_id
 from credit_batch.faults import fault_point
 
+__all__ = [
+    "atomic_path",
+    "dataset",
+    "features_dir",
+    "manifest_path",
+    "part_name",
+    "partition_outputs",
+    "quarantine_dir",
+    "read_features",
+    "read_manifest",
+    "remove_stale_parts",
+    "remove_superseded_runs",
+    "report_path",
+    "reusable_counts",
+    "scores_dir",
+    "sha256_file",
+    "tidy_slice",
+    "write_manifest",
+    "write_parts",
+]
+
 logger = logging.getLogger(__name__)
 
 _PART = re.compile(r"^part-\d{5}\.(parquet|manifest\.json)$")

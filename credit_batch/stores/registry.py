@@ -25,8 +25,23 @@ from credit_batch.checks import check_model_version, utcnow
 from credit_batch.config import Settings
 from credit_batch.errors import ArtifactIntegrityError, ModelNotFoundError, NoChampionError
 from credit_batch.faults import fault_point
+from credit_batch.stores import results
 from credit_batch.stores.db import Database, read_sql
 from credit_batch.stores.lake import atomic_path, sha256_file
+
+__all__ = [
+    "ARTIFACT_NAME",
+    "FittedModel",
+    "ModelRecord",
+    "TRUSTED_TYPES",
+    "champion",
+    "get_model",
+    "list_models",
+    "load_model",
+    "promote",
+    "resolve",
+    "save_model",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +80,7 @@ class ModelRecord:
     model_version: str
     created_at: dt.datetime
     algorithm: str
-    features: str
+    features: tuple[str, ...]
     training_rows: int
     train_from: dt.date | None
     train_until: dt.date
@@ -89,10 +104,9 @@ class ModelRecord:
         """The linear explainer's background (mean transformed features), if any."""
         return None if self.explainer_background is None else json.loads(self.explainer_background)
 
-    @property
-    def feature_names(self) -> list[str]:
-        """The model's input columns, in order."""
-        return json.loads(self.features)
+    def row(self) -> dict:
+        """The ``model_registry`` row: the features as a JSON array."""
+        return {**asdict(self), "features": json.dumps(list(self.features))}
 
 
 def save_model(
@@ -118,7 +132,7 @@ def save_model(
         model_version=version,
         created_at=utcnow(),
         algorithm=fitted.algorithm,
-        features=json.dumps(fitted.features),
+        features=tuple(fitted.features),
         training_rows=int(fitted.training_rows),
         train_from=fitted.train_from,
         train_until=train_until,
@@ -146,12 +160,12 @@ def _register(db: Database, settings: Settings, record: ModelRecord) -> None:
         if _fetch(db, settings, "registry/get.sql", {"model_version": record.model_version}):
             logger.info("model %s is already registered", record.model_version)
             return
-        db.bulk_insert("model_registry", pa.Table.from_pylist([asdict(record)]))
+        db.bulk_insert("model_registry", pa.Table.from_pylist([record.row()]))
 
 
 def _fetch(db: Database, settings: Settings, name: str, params: dict) -> list[ModelRecord]:
     rows = db.fetch_arrow(read_sql(settings.sql_dir, name), params).to_pylist()
-    return [ModelRecord(**row) for row in rows]
+    return [ModelRecord(**{**row, "features": tuple(json.loads(row["features"]))}) for row in rows]
 
 
 def get_model(db: Database, settings: Settings, version: str) -> ModelRecord:
@@ -169,8 +183,6 @@ def get_model(db: Database, settings: Settings, version: str) -> ModelRecord:
 
 def resolve(settings: Settings, version: str | None) -> ModelRecord:
     """The record of ``version``, or of the champion; the results are only read."""
-    from credit_batch.stores import results
-
     if not results.exists(settings):
         raise NoChampionError(
             f"no models yet: the results database {settings.results_url} does not exist; "

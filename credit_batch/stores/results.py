@@ -14,10 +14,22 @@ from credit_batch.checks import allowed_rows, utcnow
 from credit_batch.config import Settings
 from credit_batch.errors import DataError, QuarantineBudgetError, ReconciliationError
 from credit_batch.faults import fault_point
+from credit_batch.features import GMSC_REASONS
 from credit_batch.stores.db import Database, connect, database_exists, read_sql
 
 if TYPE_CHECKING:
     from credit_batch.run import Run
+
+__all__ = [
+    "apply_schema",
+    "check_partitions",
+    "exists",
+    "finish_load",
+    "open_results",
+    "replace_importance",
+    "replace_predictions",
+    "run_record",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +52,6 @@ def apply_schema(db: Database, settings: Settings) -> None:
 
 def _refresh_reasons(db: Database, settings: Settings) -> None:
     import pyarrow as pa
-
-    from credit_batch.features import GMSC_REASONS
 
     texts = pa.table({"feature": list(GMSC_REASONS), "reason_text": list(GMSC_REASONS.values())})
     with db.transaction():

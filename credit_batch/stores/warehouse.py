@@ -16,6 +16,18 @@ from credit_batch.errors import DataError, SnapshotNotFoundError
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
 from credit_batch.stores.db import Database, connect, read_sql
 
+__all__ = [
+    "GMSC_CSV_COLUMNS",
+    "apply_schema",
+    "list_snapshots",
+    "load_gmsc_csv",
+    "open_warehouse",
+    "read_labeled",
+    "replace_snapshot",
+    "resolve_snapshot",
+    "stream_features",
+]
+
 logger = logging.getLogger(__name__)
 
 #: Columns of ``cs-training.csv`` and their names in the warehouse.

@@ -161,7 +161,7 @@ def test_histgradientboosting_champion_runs_end_to_end_through_the_dag(airflow_d
     reasons = query(
         settings, "SELECT DISTINCT reason_1 FROM predictions WHERE reason_1 IS NOT NULL"
     )
-    assert {r["reason_1"] for r in reasons} <= set(hgb.feature_names)
+    assert {r["reason_1"] for r in reasons} <= set(hgb.features)
     assert query(settings, "SELECT COUNT(*) AS n FROM drift")[0]["n"] == 14  # 13 features, score
     assert query(settings, "SELECT COUNT(DISTINCT feature) AS n FROM partial_dependence") == [
         {"n": 3}

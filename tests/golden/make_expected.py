@@ -80,7 +80,7 @@ def expected(settings, date, record) -> tuple[list[dict], dict]:
     model = registry.load_model(
         settings.home, record.artifact_path, record.sha256, version=record.model_version
     )
-    names = record.feature_names
+    names = list(record.features)
     valid = frame.drop(index=list(bad))
     scores = model.predict_proba(valid[names])[:, 1]
     columns, clf = model.named_steps["columns"], model.named_steps["classifier"]

@@ -579,7 +579,6 @@ BROKEN_CASES = [
 
 
 def _model_with_extra_feature(settings):
-    from dataclasses import asdict
 
     with results.open_results(settings) as con:
         champ = registry.champion(con, settings)
@@ -587,9 +586,9 @@ def _model_with_extra_feature(settings):
             champ,
             model_version="logreg-fake-features",
             status="candidate",
-            features=champ.features.replace("]", ', "shoe_size"]'),
+            features=(*champ.features, "shoe_size"),
         )
-        con.bulk_insert("model_registry", pa.Table.from_pylist([asdict(fake)]))
+        con.bulk_insert("model_registry", pa.Table.from_pylist([fake.row()]))
     try:
         return pipeline.extract(
             settings, RunOptions(snapshot_date=DATE, model_version=fake.model_version)
