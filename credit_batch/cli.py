@@ -91,24 +91,23 @@ def _parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_report)
     _sql_parser(sub)
     c = sub.add_parser("demo", help="demo data, train, promote, score two snapshots: all of it")
-    c.add_argument(
-        "--rows",
-        type=int,
-        default=DEFAULT_DEMO_ROWS,
-        help=f"customers per snapshot (default {DEFAULT_DEMO_ROWS:,})",
-    )
+    _rows_argument(c)
     c.set_defaults(func=_demo)
     return p
 
 
-def _demo_data_parser(sub) -> None:
-    c = sub.add_parser("demo-data", help="write the generated demo warehouse")
+def _rows_argument(c: argparse.ArgumentParser) -> None:
     c.add_argument(
         "--rows",
         type=int,
         default=DEFAULT_DEMO_ROWS,
         help=f"customers per snapshot (default {DEFAULT_DEMO_ROWS:,})",
     )
+
+
+def _demo_data_parser(sub) -> None:
+    c = sub.add_parser("demo-data", help="write the generated demo warehouse")
+    _rows_argument(c)
     c.add_argument(
         "--snapshots",
         type=int,

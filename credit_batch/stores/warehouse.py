@@ -81,24 +81,23 @@ def resolve_snapshot(
         sql = read_sql(settings.sql_dir, "extract/snapshot_rows.sql")
         n = db.fetch_arrow(sql, {"snapshot_date": date}).column("n_rows")[0].as_py()
         if not n:
-            raise SnapshotNotFoundError(
-                f"snapshot {date} has no rows in the warehouse {db.url}; "
-                + _nearest_snapshots(db, settings, date),
-                snapshot_date=date,
-                warehouse=db.url,
-            )
+            raise _not_found(db, settings, f"snapshot {date} has no rows", date)
         return date
     as_of_date = dt.date.max if as_of is None else parse_date(as_of, name="as-of date")
     sql = read_sql(settings.sql_dir, "extract/latest_snapshot.sql")
     date = db.fetch_arrow(sql, {"as_of": as_of_date}).column("snapshot_date")[0].as_py()
     if date is None:
-        raise SnapshotNotFoundError(
-            f"no snapshot at or before {as_of_date} in the warehouse {db.url}; "
-            + _nearest_snapshots(db, settings, as_of_date),
-            snapshot_date=as_of_date,
-            warehouse=db.url,
-        )
+        raise _not_found(db, settings, f"no snapshot at or before {as_of_date}", as_of_date)
     return date
+
+
+def _not_found(db: Database, settings: Settings, what: str, date: dt.date) -> Exception:
+    """The error for a missing snapshot, naming the nearest ones the warehouse holds."""
+    return SnapshotNotFoundError(
+        f"{what} in the warehouse {db.url}; {_nearest_snapshots(db, settings, date)}",
+        snapshot_date=date,
+        warehouse=db.url,
+    )
 
 
 def list_snapshots(db: Database, settings: Settings) -> list[dict]:
