@@ -18,4 +18,15 @@ CREATE TABLE IF NOT EXISTS predictions (
 );
 
 -- A customer's scores (lookups, history): without it every lookup reads the table.
-CREATE INDEX IF NOT EXISTS predictions_customer_idx ON predictions (customer_id, snapshot_date);
+-- Checked in the catalog first: CREATE INDEX (even IF NOT EXISTS) takes a SHARE lock
+-- on the table, so a writer applying the schema would queue behind a running load.
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_indexes
+        WHERE schemaname = current_schema() AND indexname = 'predictions_customer_idx'
+    ) THEN
+        CREATE INDEX predictions_customer_idx ON predictions (customer_id, snapshot_date);
+    END IF;
+END
+$$;
