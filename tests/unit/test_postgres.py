@@ -85,3 +85,19 @@ def test_analyst_queries_run_as_they_are_in_psql(pg_demo):
         )
         assert done.returncode == 0, (path.name, done.stderr)
         assert "(0 rows)" not in done.stdout, path.name
+
+
+def test_a_postgres_load_leaves_the_planner_statistics_of_what_it_loaded(pg_demo):
+    """Autovacuum may be off or late: the load itself runs ANALYZE of the slice's tables."""
+    settings, _, _ = pg_demo
+    run_pipeline(settings, snapshot_date="2026-09-30", repeats=1)
+    rows = query(
+        settings,
+        "SELECT relname, n_live_tup, last_analyze FROM pg_stat_user_tables "
+        "WHERE relname IN ('predictions', 'quarantine', 'scoring_runs') ORDER BY relname",
+    )
+    assert [r["relname"] for r in rows] == ["predictions", "quarantine", "scoring_runs"]
+    assert all(r["last_analyze"] is not None for r in rows), rows
+    [stats] = query(settings, "SELECT reltuples FROM pg_class WHERE relname = 'predictions'")
+    want = expected_counts(settings, dt.date(2026, 9, 30))
+    assert stats["reltuples"] == want["scored"]  # the planner knows the rows just loaded
