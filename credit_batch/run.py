@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from credit_batch.checks import (
@@ -161,15 +161,28 @@ class Run:
     airflow_run_id: str | None = None
 
     @classmethod
-    def start(cls, options: RunOptions, model, **resolved: object) -> Run:
-        """The run of ``options`` with ``model`` (a registry record) and what extract resolved.
-
-        ``resolved``: ``snapshot_date``, ``chunk_rows``, ``rows_in``,
-        ``started_at``, ``extract_seconds`` and ``duplicate_ids`` (a set).
-        """
+    def start(
+        cls,
+        options: RunOptions,
+        model,
+        *,
+        snapshot_date: dt.date,
+        chunk_rows: int,
+        rows_in: int,
+        started_at: dt.datetime,
+        extract_seconds: float,
+        duplicate_ids: Iterable[int] = (),
+    ) -> Run:
+        """The run of ``options`` with ``model`` (a registry record) and what extract resolved."""
         background = model.background
         return cls(
             run_id=options.run_id or new_run_id(options.airflow_dag_id, options.airflow_run_id),
+            snapshot_date=snapshot_date,
+            chunk_rows=chunk_rows,
+            rows_in=rows_in,
+            started_at=started_at,
+            extract_seconds=extract_seconds,
+            duplicate_ids=tuple(sorted(duplicate_ids)),
             model_version=model.model_version,
             artifact_path=model.artifact_path,
             sha256=model.sha256,
@@ -182,7 +195,6 @@ class Run:
             drift_reference=model.reference_bins,
             airflow_dag_id=options.airflow_dag_id,
             airflow_run_id=options.airflow_run_id,
-            **{**resolved, "duplicate_ids": tuple(sorted(resolved.get("duplicate_ids", ())))},
         )
 
     @property
