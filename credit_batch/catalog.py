@@ -14,7 +14,7 @@ from credit_batch.checks import check_model_version, check_rows
 from credit_batch.config import Settings
 from credit_batch.errors import CreditBatchError, DataError
 from credit_batch.stores import results
-from credit_batch.stores.db import read_sql, relative_path_note
+from credit_batch.stores.db import first_line, read_sql, relative_path_note
 
 __all__ = ["describe_url", "models", "query", "run_summary", "runs"]
 
@@ -30,7 +30,7 @@ def describe_url(url: str) -> str:
 
 def models(settings: Settings) -> list[dict]:
     """Every registered model version, newest first (none on a fresh home)."""
-    return _rows(settings, "registry/list.sql", {})
+    return _rows(settings, ["registry/list.sql"], {})[0]
 
 
 def runs(settings: Settings, *, limit: int = 20) -> list[dict]:
@@ -39,7 +39,7 @@ def runs(settings: Settings, *, limit: int = 20) -> list[dict]:
     ``origin`` is ``airflow <dag id>/<run id>`` for a DAG run, else ``command line``.
     """
     check_rows("limit", limit, maximum=MAX_RUNS_LISTED)
-    rows = _rows(settings, "registry/runs.sql", {"limit": limit})
+    [rows] = _rows(settings, ["registry/runs.sql"], {"limit": limit})
     for r in rows:
         r["origin"] = (
             f"airflow {r['airflow_dag_id']}/{r['airflow_run_id']}"
@@ -52,10 +52,8 @@ def runs(settings: Settings, *, limit: int = 20) -> list[dict]:
 def run_summary(settings: Settings, snapshot_date: dt.date, model_version: str) -> dict:
     """The risk bands (customers, mean score) and top three features of a slice."""
     params = {"snapshot_date": snapshot_date, "model_version": check_model_version(model_version)}
-    return {
-        "bands": _rows(settings, "report/bands.sql", params),
-        "top_features": _rows(settings, "report/shap_summary.sql", params)[:3],
-    }
+    bands, shap = _rows(settings, ["report/bands.sql", "report/shap_summary.sql"], params)
+    return {"bands": bands, "top_features": shap[:3]}
 
 
 def query(settings: Settings, sql_or_path: str):
@@ -78,8 +76,7 @@ def query(settings: Settings, sql_or_path: str):
         except CreditBatchError:
             raise
         except Exception as exc:  # the driver's own error (syntax, unknown table, a write)
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise DataError(f"query on {db.url} failed: {first}", url=db.url) from exc
+            raise DataError(f"query on {db.url} failed: {first_line(exc)}", url=db.url) from exc
 
 
 def _sql_text(sql_or_path: str) -> str:
@@ -93,8 +90,11 @@ def _sql_text(sql_or_path: str) -> str:
     return sql_or_path
 
 
-def _rows(settings: Settings, name: str, params: dict) -> list[dict]:
+def _rows(settings: Settings, names: list[str], params: dict) -> list[list[dict]]:
+    """The rows of each ``sql/`` query in ``names``, over one read-only connection."""
     if not results.exists(settings):
-        return []
+        return [[] for _ in names]
     with results.open_results(settings, read_only=True) as db:
-        return db.fetch_arrow(read_sql(settings.sql_dir, name), params).to_pylist()
+        return [
+            db.fetch_arrow(read_sql(settings.sql_dir, name), params).to_pylist() for name in names
+        ]

@@ -33,6 +33,7 @@ from credit_batch.errors import (
 )
 
 __all__ = [
+    "first_line",
     "ALLOWED_TABLES",
     "Database",
     "DuckDBDatabase",
@@ -242,7 +243,7 @@ class DuckDBDatabase(Database):
             rel = self._con.sql(_PLACEHOLDER.sub(r"$\1", sql), params=dict(params or {}))
             reader = rel.to_arrow_reader(batch_rows)
         except duckdb.Error as exc:
-            raise DataError(f"query on {self.url} failed: {_first_line(exc)}") from exc
+            raise DataError(f"query on {self.url} failed: {first_line(exc)}") from exc
         _check_columns(reader.schema.names, schema, "query")
         for batch in reader:
             yield _cast(batch, schema)
@@ -372,7 +373,7 @@ class PostgresDatabase(Database):
         try:
             yield from self._copy_out(statement, params, schema)
         except psycopg.Error as exc:
-            raise DataError(f"query on {self.url} failed: {_first_line(exc)}") from exc
+            raise DataError(f"query on {self.url} failed: {first_line(exc)}") from exc
 
     def _copy_out(self, statement: str, params, schema):
         import pyarrow as pa
@@ -414,7 +415,7 @@ class PostgresDatabase(Database):
                     rows += batch.num_rows
         except psycopg.errors.IntegrityError as exc:
             raise DataError(
-                f"bulk insert into {table} broke a constraint: {_first_line(exc)}", table=table
+                f"bulk insert into {table} broke a constraint: {first_line(exc)}", table=table
             ) from exc
         return rows
 
@@ -434,12 +435,13 @@ def _column_type_error(exc: BaseException, schema) -> Exception:
     column = schema.field(index) if index is not None and index < len(schema) else None
     where = f"column {column.name} ({column.type})" if column else "columns"
     return SchemaMismatchError(
-        f"query {where} cannot be read as the spec's type: {_first_line(exc)}",
+        f"query {where} cannot be read as the spec's type: {first_line(exc)}",
         column=None if column is None else column.name,
     )
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name if it has none)."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
