@@ -252,7 +252,7 @@ def _naive_once(bench: Bench, sink_url: str) -> float:
 
     champion, model = bench.model()
     Path(sink_url.split(":///", 1)[1]).unlink(missing_ok=True)  # each repeat into a new file
-    query = sa.text(read_sql(bench.settings.sql_dir, "extract/features.sql"))
+    query = sa.text(read_sql(bench.settings.sql_dir, "specs/gmsc/features.sql"))
     source, sink = sa.create_engine(bench.settings.warehouse_url), sa.create_engine(sink_url)
     t0 = time.perf_counter()
     frame = pd.read_sql(query, source, params={"snapshot_date": bench.date})

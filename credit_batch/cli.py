@@ -7,9 +7,11 @@ live: CREDIT_BATCH_HOME (default ./data) and the variables in the README.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
+from pathlib import Path
 
 from credit_batch import catalog, pipeline
 from credit_batch.config import (
@@ -90,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--model", help="model version (default: the champion)")
     c.set_defaults(func=_report)
     _sql_parser(sub)
+    _spec_parser(sub)
     c = sub.add_parser("demo", help="demo data, train, promote, score two snapshots: all of it")
     _rows_argument(c)
     c.set_defaults(func=_demo)
@@ -148,7 +151,23 @@ def _train_parser(sub) -> None:
     )
     c.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"default {DEFAULT_SEED}")
     c.add_argument("--promote", action="store_true", help="also make it the champion")
+    c.add_argument(
+        "--spec",
+        help="feature spec file to train on (default: CREDIT_BATCH_SPEC, else the GMSC spec); "
+        "the model keeps it",
+    )
     c.set_defaults(func=_train)
+
+
+def _spec_parser(sub) -> None:
+    c = sub.add_parser("spec", help="feature spec files: check one against the warehouse")
+    actions = c.add_subparsers(dest="spec_command", required=True, metavar="ACTION")
+    check = actions.add_parser(
+        "check", help="check a spec: columns, types, snapshots, a sample against its rules"
+    )
+    check.add_argument("file", help="the spec's TOML file (e.g. sql/specs/gmsc/spec.toml)")
+    check.add_argument("--date", help="snapshot to sample, YYYY-MM-DD (default: the newest)")
+    check.set_defaults(func=_spec_check)
 
 
 def _sql_parser(sub) -> None:
@@ -227,6 +246,8 @@ def _load_csv(settings: Settings, args) -> None:
 
 
 def _train(settings: Settings, args) -> None:
+    if args.spec:
+        settings = dataclasses.replace(settings, spec_path=Path(args.spec))
     record = pipeline.train(
         settings,
         until=args.until,
@@ -241,6 +262,23 @@ def _train(settings: Settings, args) -> None:
     )
     if args.promote:
         print(f"champion: {pipeline.promote(settings, record.model_version).model_version}")
+
+
+def _spec_check(settings: Settings, args) -> None:
+    found = pipeline.check_spec(settings, args.file, snapshot_date=args.date)
+    derived = ", ".join(found["derived"]) or "none"
+    labeled = "no outcomes table" if found["labeled_rows"] is None else f"{found['labeled_rows']:,}"
+    print(f"spec {found['spec']} ({found['path']}): valid, sha256 {found['digest'][:12]}")
+    print(f"  table {found['table']}: {found['features']} features fit (query-derived: {derived})")
+    print(
+        f"  {found['snapshots']} snapshots; sampled {found['sample_rows']:,} rows "
+        f"of {found['snapshot_date']}"
+    )
+    print(
+        f"  {found['rows_breaking_rules']:,} sampled rows break a rule; outcomes known: {labeled}"
+    )
+    for rule, n in found["broken_rules"].items():
+        print(f"    {n:>8,}  {rule}")
 
 
 def _promote(settings: Settings, args) -> None:

@@ -14,6 +14,7 @@ variable                       default
 ``CREDIT_BATCH_PARTITION_ROWS`` ``1000000``
 ``CREDIT_BATCH_SCORE_THREADS`` ``1`` (threads of one scoring task)
 ``CREDIT_BATCH_RETRY_DELAY_SECONDS`` ``120`` (between a DAG task's retries)
+``CREDIT_BATCH_SPEC``          ``sql/specs/gmsc/spec.toml`` (the spec training reads)
 =============================  =========================================
 """
 
@@ -41,6 +42,7 @@ __all__ = [
     "DEFAULT_RISK_BANDS",
     "DEFAULT_SCORE_THREADS",
     "DEFAULT_SEED",
+    "DEFAULT_SPEC_PATH",
     "DEFAULT_TRAIN_MAX_ROWS",
     "MAX_CHUNK_ROWS",
     "MAX_DUPLICATE_IDS",
@@ -95,6 +97,8 @@ DEFAULT_RISK_BANDS: tuple[tuple[float, str], ...] = (
     (1.00, "E"),
 )
 _PACKAGE_SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+#: The feature spec training uses unless told otherwise ("Give Me Some Credit").
+DEFAULT_SPEC_PATH = _PACKAGE_SQL_DIR / "specs" / "gmsc" / "spec.toml"
 
 #: JSON Schema of each parameter a manual run takes (the DAG's ``Param`` s);
 #: the limits are the ones the package itself enforces.
@@ -171,6 +175,8 @@ class Settings:
         Rows per scoring chunk and per extracted Parquet partition.
     score_threads : int
         Threads one scoring task may use.
+    spec_path : Path
+        The feature spec file training reads (scoring uses the model's own).
     """
 
     home: Path = Path(DEFAULT_HOME)
@@ -181,6 +187,7 @@ class Settings:
     partition_rows: int = DEFAULT_PARTITION_ROWS
     score_threads: int = DEFAULT_SCORE_THREADS
     risk_bands: tuple[tuple[float, str], ...] = field(default=DEFAULT_RISK_BANDS)
+    spec_path: Path = DEFAULT_SPEC_PATH
 
     def __post_init__(self) -> None:
         home = Path(self.home).expanduser().resolve()
@@ -205,6 +212,7 @@ class Settings:
             chunk_rows=_int_env(env, "CREDIT_BATCH_CHUNK_ROWS", DEFAULT_CHUNK_ROWS),
             partition_rows=_int_env(env, "CREDIT_BATCH_PARTITION_ROWS", DEFAULT_PARTITION_ROWS),
             score_threads=_int_env(env, "CREDIT_BATCH_SCORE_THREADS", DEFAULT_SCORE_THREADS),
+            spec_path=Path(env.get("CREDIT_BATCH_SPEC", str(DEFAULT_SPEC_PATH))),
         )
 
     @property

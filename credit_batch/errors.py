@@ -7,7 +7,8 @@ multiprocessing move exceptions between processes)::
     CreditBatchError
     ├── ServiceUnavailableError      a database cannot be reached or is locked (retryable)
     ├── ParameterError               a setting or argument breaks a rule
-    │   └── UnsupportedDatabaseError a URL names a database we do not drive
+    │   ├── UnsupportedDatabaseError a URL names a database we do not drive
+    │   └── SpecError                a feature spec file breaks a rule
     ├── DataError                    the data cannot be used as it is
     │   ├── SnapshotNotFoundError    no rows for the requested snapshot date
     │   ├── SchemaMismatchError      a column is missing or has the wrong type
@@ -42,6 +43,7 @@ __all__ = [
     "SchemaMismatchError",
     "ServiceUnavailableError",
     "SnapshotNotFoundError",
+    "SpecError",
     "UnsupportedDatabaseError",
 ]
 
@@ -96,6 +98,14 @@ class ParameterError(CreditBatchError, ValueError):
 
 class UnsupportedDatabaseError(ParameterError):
     """A database URL names a backend other than DuckDB or PostgreSQL."""
+
+
+class SpecError(ParameterError):
+    """A feature spec file breaks a rule: names the file, the field, the rule, the value."""
+
+    def __init__(self, path: object, field: str, value: object, rule: str) -> None:
+        super().__init__(f"spec {path}: {field}", value, rule)
+        self.path, self.field = str(path), field
 
 
 class DataError(CreditBatchError):

@@ -1,28 +1,50 @@
-"""The feature spec: which columns the model sees, their types and meaning.
+"""The feature spec: which columns the model sees, their types, rules and meaning.
 
-The default spec is the course's "Give Me Some Credit" feature set. A team
-with another feature table declares its own :class:`FeatureSpec` and its own
-query in ``sql/extract/``; extract, training, scoring and importance take
-their columns from the spec (and, at scoring time, from the model's
-registered feature list), never from code.
+A spec is a TOML file (``sql/specs/gmsc/spec.toml`` is the default, the
+course's "Give Me Some Credit" feature set): the entity key, the snapshot
+column, the warehouse tables, every feature with its rules and reason text,
+the target, and the queries (SQL files beside the spec, or generated from the
+table names). :func:`load_spec` reads and checks one, naming the field of
+each mistake; :class:`FeatureSpec` is what the pipeline uses.
+
+The spec travels with the model: training records it (queries included) in
+the registry, and scoring, validation, reasons, drift and importance use the
+model's own spec, never a module default.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
-from credit_batch.checks import check_identifier_name
-from credit_batch.errors import ParameterError, SchemaMismatchError
+from credit_batch.checks import IDENTIFIER
+from credit_batch.config import DEFAULT_SPEC_PATH
+from credit_batch.errors import SchemaMismatchError, SpecError
 
 __all__ = [
     "DEFAULT_FEATURE_SPEC",
+    "DIRECTIONS",
+    "FEATURE_TYPES",
     "Feature",
     "FeatureSpec",
     "GMSC_FEATURES",
     "GMSC_REASONS",
+    "load_spec",
 ]
 
-_DTYPES = ("float64", "int64")
+#: Feature types a spec may declare; all are read into the lake as float64.
+FEATURE_TYPES = ("numeric", "integer", "boolean")
+#: How risk moves as a feature's value grows.
+DIRECTIONS = ("increases", "decreases", "none")
+_KEY_TYPES = ("integer",)
+_NOT_YET = {
+    "categorical": "categorical features are not supported yet (one-hot encoding is planned)",
+    "string": "string keys are not supported yet; alias an integer id as the key",
+}
 
 
 @dataclass(frozen=True)
@@ -33,10 +55,15 @@ class Feature:
     ----------
     name : str
         Column name, a lower-case SQL identifier.
-    dtype : {"float64", "int64"}
-        Arrow/pandas type the column is read as (nullable either way).
+    type : {"numeric", "integer", "boolean"}
+        What the column holds; every type is read as float64 (nullable).
+        A boolean is 0 or 1.
     description : str
         What the column means.
+    reason : str
+        Readable reason-code text: why the feature pushes a score towards default.
+    direction : {"increases", "decreases", "none"}
+        How risk is expected to move as the value grows.
     skewed : bool
         Heavy right tail; the model power-transforms it.
     nullable : bool
@@ -56,8 +83,10 @@ class Feature:
     """
 
     name: str
-    dtype: str
-    description: str
+    type: str = "numeric"
+    description: str = ""
+    reason: str = ""
+    direction: str = "none"
     skewed: bool = False
     nullable: bool = False
     minimum: float | None = None
@@ -65,20 +94,33 @@ class Feature:
     forbidden: tuple[float, ...] = ()
     discrete: bool = False
 
-    def __post_init__(self) -> None:
-        check_identifier_name("feature name", self.name)
-        if self.dtype not in _DTYPES:
-            raise ParameterError(
-                f"dtype of feature {self.name}", self.dtype, f"must be one of {_DTYPES}"
-            )
+    @property
+    def dtype(self) -> str:
+        """The pandas/Arrow type the lake holds the column in."""
+        return "float64"
 
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """The model's input columns; rows are keyed by snapshot date and customer id."""
+    """What a model reads: keys, features and their rules, the target, the queries.
+
+    Rows are keyed by ``snapshot_date`` and ``customer_id`` in the lake and the
+    results (the spec's own key and snapshot columns are aliased to them).
+    ``features_query`` and ``labeled_query`` hold SQL text (read from the
+    spec's files); ``None`` means generated from the table names.
+    """
 
     features: tuple[Feature, ...]
+    name: str = "gmsc"
+    description: str = ""
+    key: str = "customer_id"
+    key_type: str = "integer"
+    snapshot_column: str = "snapshot_date"
+    table: str = "features"
     target: str = "delinquency"
+    outcomes_table: str = "outcomes"
+    features_query: str | None = field(default=None, repr=False)
+    labeled_query: str | None = field(default=None, repr=False)
 
     def check_provides(self, names: list[str], *, model: str) -> None:
         """Raise SchemaMismatchError unless every one of ``names`` is a feature of the spec."""
@@ -106,6 +148,11 @@ class FeatureSpec:
         return [f.name for f in self.features if not f.skewed]
 
     @property
+    def reasons(self) -> dict[str, str]:
+        """Readable reason text of each feature (its description where none is given)."""
+        return {f.name: f.reason or f.description or f.name for f in self.features}
+
+    @property
     def dictionary_columns(self) -> list[str]:
         """Columns of an extracted partition worth dictionary-encoding in Parquet."""
         return ["snapshot_date", *(f.name for f in self.features if f.discrete)]
@@ -114,134 +161,262 @@ class FeatureSpec:
         """Arrow schema of an extracted partition: keys, features (and target)."""
         import pyarrow as pa
 
-        fields = [pa.field("snapshot_date", pa.date32()), pa.field("customer_id", pa.int64())]
-        fields += [pa.field(f.name, pa.from_numpy_dtype(f.dtype)) for f in self.features]
+        fields_ = [pa.field("snapshot_date", pa.date32()), pa.field("customer_id", pa.int64())]
+        fields_ += [pa.field(f.name, pa.from_numpy_dtype(f.dtype)) for f in self.features]
         if with_target:
-            fields.append(pa.field(self.target, pa.int64()))
-        return pa.schema(fields)
+            fields_.append(pa.field(self.target, pa.int64()))
+        return pa.schema(fields_)
+
+    def query(self, name: str) -> str:
+        """The SQL text of one of the spec's queries (see :data:`_QUERIES`).
+
+        ``features`` (bound to ``:snapshot_date``) and ``labeled`` (bound to
+        ``:date_from``, ``:date_to``) are the spec's files where it names them;
+        every other query is generated from its (checked) identifiers.
+        """
+        given = {"features": self.features_query, "labeled": self.labeled_query}.get(name)
+        if given is not None:
+            return given
+        columns = ",\n    ".join(_as_double(f, "f") for f in self.features)
+        return _QUERIES[name].format(
+            key=self.key,
+            snap=self.snapshot_column,
+            table=self.table,
+            outcomes=self.outcomes_table,
+            target=self.target,
+            columns=columns,
+        )
+
+    def to_dict(self) -> dict:
+        """Plain JSON of the whole spec, queries included (what the registry stores)."""
+        out = asdict(self)
+        out["features"] = [{k: v for k, v in asdict(f).items()} for f in self.features]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FeatureSpec:
+        """The spec :meth:`to_dict` wrote."""
+        feats = tuple(
+            Feature(**{**f, "forbidden": tuple(f.get("forbidden") or ())}) for f in data["features"]
+        )
+        return cls(**{**data, "features": feats})
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the spec's canonical JSON: equal specs, equal digests."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
 
 
-_LATE_CODES = (96.0, 98.0)
-GMSC_FEATURES = FeatureSpec(
-    features=(
-        Feature(
-            "revolving_unsecured_line_utilization",
-            "float64",
-            "Balance on credit cards and personal lines over their limits",
-            skewed=True,
-            minimum=0,
-        ),
-        Feature(
-            "age",
-            "float64",
-            "Age of the borrower in years",
-            minimum=18,
-            maximum=120,
-            discrete=True,
-        ),
-        Feature(
-            "num_30_59_days_late",
-            "float64",
-            "Times 30-59 days past due, not worse, in the last two years",
-            minimum=0,
-            forbidden=_LATE_CODES,
-            discrete=True,
-        ),
-        Feature(
-            "debt_ratio",
-            "float64",
-            "Monthly debt payments and living costs over monthly gross income",
-            skewed=True,
-            minimum=0,
-        ),
-        Feature(
-            "monthly_income",
-            "float64",
-            "Monthly gross income",
-            skewed=True,
-            nullable=True,
-            minimum=0,
-        ),
-        Feature(
-            "num_open_credit_loans",
-            "float64",
-            "Open loans and lines of credit",
-            minimum=0,
-            discrete=True,
-        ),
-        Feature(
-            "num_90_days_late",
-            "float64",
-            "Times 90 days or more past due",
-            minimum=0,
-            forbidden=_LATE_CODES,
-            discrete=True,
-        ),
-        Feature(
-            "num_real_estate_loans",
-            "float64",
-            "Mortgage and real-estate loans and lines",
-            minimum=0,
-            discrete=True,
-        ),
-        Feature(
-            "num_60_89_days_late",
-            "float64",
-            "Times 60-89 days past due, not worse, in the last two years",
-            minimum=0,
-            forbidden=_LATE_CODES,
-            discrete=True,
-        ),
-        Feature(
-            "num_dependents",
-            "float64",
-            "Dependents in the family, excluding the borrower",
-            nullable=True,
-            minimum=0,
-            maximum=30,
-            discrete=True,
-        ),
-        Feature(
-            "high_debt_ratio",
-            "float64",
-            "1 where debt_ratio > 1, else 0",
-            minimum=0,
-            maximum=1,
-            discrete=True,
-        ),
-        Feature(
-            "missing_monthly_income",
-            "float64",
-            "1 where monthly_income is unknown",
-            minimum=0,
-            maximum=1,
-            discrete=True,
-        ),
-        Feature(
-            "missing_num_dependents",
-            "float64",
-            "1 where num_dependents is unknown",
-            minimum=0,
-            maximum=1,
-            discrete=True,
-        ),
+def _as_double(feature: Feature, alias: str) -> str:
+    column = f"{alias}.{feature.name}"
+    if feature.type == "boolean":  # PostgreSQL has no boolean -> double cast
+        column = f"CAST({column} AS INTEGER)"
+    return f"CAST({column} AS DOUBLE PRECISION) AS {feature.name}"
+
+
+# Generated queries; every name in them passed the identifier rule.
+_QUERIES = {
+    "features": (
+        "SELECT f.{snap} AS snapshot_date, f.{key} AS customer_id,\n    {columns}\n"
+        "FROM {table} AS f\nWHERE f.{snap} = :snapshot_date\nORDER BY f.{key}"
     ),
-)
-#: Readable text of each reason code: why a feature pushes a score towards default.
-GMSC_REASONS = {
-    "revolving_unsecured_line_utilization": "High use of revolving credit lines",
-    "age": "Age of the borrower",
-    "num_30_59_days_late": "Payments 30-59 days late in the last two years",
-    "debt_ratio": "High debt payments relative to income",
-    "monthly_income": "Low monthly income",
-    "num_open_credit_loans": "Number of open loans and credit lines",
-    "num_90_days_late": "Payments 90 or more days late",
-    "num_real_estate_loans": "Number of real-estate loans",
-    "num_60_89_days_late": "Payments 60-89 days late in the last two years",
-    "num_dependents": "Number of dependents",
-    "high_debt_ratio": "Debt payments exceed income",
-    "missing_monthly_income": "Monthly income not reported",
-    "missing_num_dependents": "Number of dependents not reported",
+    "labeled": (
+        "SELECT f.{snap} AS snapshot_date, f.{key} AS customer_id,\n    {columns},\n"
+        "    CAST(o.{target} AS BIGINT) AS {target}\n"
+        "FROM {table} AS f\nJOIN {outcomes} AS o ON o.{snap} = f.{snap} AND o.{key} = f.{key}\n"
+        "WHERE f.{snap} BETWEEN :date_from AND :date_to\nORDER BY f.{snap}, f.{key}"
+    ),
+    "snapshots": (
+        "SELECT {snap} AS snapshot_date, COUNT(*) AS n_rows FROM {table}\n"
+        "GROUP BY {snap} ORDER BY {snap} DESC"
+    ),
+    "latest_snapshot": ("SELECT MAX({snap}) AS snapshot_date FROM {table} WHERE {snap} <= :as_of"),
+    "snapshot_rows": "SELECT COUNT(*) AS n_rows FROM {table} WHERE {snap} = :snapshot_date",
+    "labeled_rows": "SELECT COUNT(*) AS n_rows FROM {outcomes} WHERE {snap} = :snapshot_date",
 }
-#: The spec used when none is given.
-DEFAULT_FEATURE_SPEC = GMSC_FEATURES
+
+
+# -- reading a spec file -----------------------------------------------------
+
+_TOP = {"name", "description", "entity", "extract", "target", "features"}
+_ENTITY = {"key", "key_type", "snapshot_column", "table"}
+_EXTRACT = {"query"}
+_TARGET = {"name", "table", "query"}
+_FEATURE = {f.name for f in fields(Feature)}
+_BIND = {
+    "features": (":snapshot_date",),
+    "labeled": (":date_from", ":date_to"),
+}
+_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
+
+
+def load_spec(path: str | Path) -> FeatureSpec:
+    """Read and check the spec file ``path``; query files resolve beside it.
+
+    Raises
+    ------
+    SpecError
+        For the first mistake, naming the file, the field, the rule and the value.
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SpecError(path, "file", str(path), f"cannot be read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(path, "file", str(path), f"is not valid TOML ({exc})") from None
+    return _Reader(path).spec(data)
+
+
+class _Reader:
+    """Checks one spec file's parsed TOML, field by field."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, where: str, value: object, rule: str) -> SpecError:
+        return SpecError(self.path, where, value, rule)
+
+    def table(self, data: dict, where: str, allowed: set[str], required: set[str]) -> dict:
+        if not isinstance(data, dict):
+            raise self.fail(where, data, "must be a table")
+        for name in data:
+            if name not in allowed:
+                raise self.fail(f"{where}.{name}".lstrip("."), data[name], _unknown(allowed))
+        for name in sorted(required - data.keys()):
+            raise self.fail(f"{where}.{name}".lstrip("."), None, "is required")
+        return data
+
+    def identifier(self, where: str, value: object) -> str:
+        if not isinstance(value, str) or not IDENTIFIER.match(value):
+            raise self.fail(where, value, "must be a lower-case SQL identifier")
+        return value
+
+    def text(self, where: str, value: object) -> str:
+        if not isinstance(value, str):
+            raise self.fail(where, value, "must be a string")
+        return value
+
+    def choice(self, where: str, value: object, choices: tuple[str, ...]) -> str:
+        if value in _NOT_YET:
+            raise self.fail(where, value, _NOT_YET[value])
+        if value not in choices:
+            raise self.fail(where, value, f"must be one of {', '.join(choices)}")
+        return value
+
+    def flag(self, where: str, value: object) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(where, value, "must be true or false")
+        return value
+
+    def number(self, where: str, value: object) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            raise self.fail(where, value, "must be a number")
+        return value  # as written: a bound of 18 reads "greater_than_or_equal_to(18)"
+
+    def query(self, where: str, name: str, kind: str) -> str:
+        """The text of query file ``name`` (beside the spec), which must bind its dates."""
+        self.text(where, name)
+        file = (self.path.parent / name).resolve()
+        if file.suffix != ".sql":
+            raise self.fail(where, name, "must name a .sql file beside the spec")
+        try:
+            sql = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise self.fail(where, name, f"cannot be read ({exc.strerror})") from None
+        code = _COMMENT.sub(" ", sql)
+        for bind in _BIND[kind]:
+            if not re.search(re.escape(bind) + r"\b", code):
+                raise self.fail(where, name, f"must bind {bind} (the {kind} query)")
+        if ";" in code.strip().rstrip(";"):
+            raise self.fail(where, name, "must hold one statement")
+        return sql
+
+    def spec(self, data: dict) -> FeatureSpec:
+        self.table(data, "", _TOP, {"name", "entity", "target", "features"})
+        entity = self.table(data["entity"], "entity", _ENTITY, {"key", "table"})
+        extract = self.table(data.get("extract", {}), "extract", _EXTRACT, set())
+        target = self.table(data["target"], "target", _TARGET, {"name", "table"})
+        feats = self.features(data["features"])
+        key = self.identifier("entity.key", entity["key"])
+        snap = self.identifier(
+            "entity.snapshot_column", entity.get("snapshot_column", "snapshot_date")
+        )
+        target_name = self.identifier("target.name", target["name"])
+        taken = {key: "entity.key", snap: "entity.snapshot_column", target_name: "target.name"}
+        for i, f in enumerate(feats):
+            if f.name in taken or f.name in ("snapshot_date", "customer_id"):
+                raise self.fail(
+                    f"features[{i}].name", f.name, "is already the key, snapshot or target column"
+                )
+        return FeatureSpec(
+            features=feats,
+            name=self.identifier("name", data["name"]),
+            description=self.text("description", data.get("description", "")),
+            key=key,
+            key_type=self.choice("entity.key_type", entity.get("key_type", "integer"), _KEY_TYPES),
+            snapshot_column=snap,
+            table=self.identifier("entity.table", entity["table"]),
+            target=target_name,
+            outcomes_table=self.identifier("target.table", target["table"]),
+            features_query=_maybe(self.query, "extract.query", extract.get("query"), "features"),
+            labeled_query=_maybe(self.query, "target.query", target.get("query"), "labeled"),
+        )
+
+    def features(self, data: object) -> tuple[Feature, ...]:
+        if not isinstance(data, list) or not data:
+            raise self.fail("features", data, "must be a non-empty array of tables ([[features]])")
+        out, seen = [], {}
+        for i, item in enumerate(data):
+            feature = self.feature(f"features[{i}]", item)
+            if feature.name in seen:
+                raise self.fail(
+                    f"features[{i}].name", feature.name, f"repeats features[{seen[feature.name]}]"
+                )
+            seen[feature.name] = i
+            out.append(feature)
+        return tuple(out)
+
+    def feature(self, where: str, item: object) -> Feature:
+        item = self.table(item, where, _FEATURE, {"name", "type"})
+        kind = self.choice(f"{where}.type", item["type"], FEATURE_TYPES)
+        low = self.number(f"{where}.minimum", item.get("minimum"))
+        high = self.number(f"{where}.maximum", item.get("maximum"))
+        if kind == "boolean":
+            low, high = (0 if low is None else low), (1 if high is None else high)
+        if low is not None and high is not None and low > high:
+            raise self.fail(f"{where}.minimum", low, f"must not exceed maximum {high:g}")
+        forbidden = item.get("forbidden", [])
+        if not isinstance(forbidden, list):
+            raise self.fail(f"{where}.forbidden", forbidden, "must be an array of numbers")
+        return Feature(
+            name=self.identifier(f"{where}.name", item["name"]),
+            type=kind,
+            description=self.text(f"{where}.description", item.get("description", "")),
+            reason=self.text(f"{where}.reason", item.get("reason", "")),
+            direction=self.choice(f"{where}.direction", item.get("direction", "none"), DIRECTIONS),
+            skewed=self.flag(f"{where}.skewed", item.get("skewed", False)),
+            nullable=self.flag(f"{where}.nullable", item.get("nullable", False)),
+            minimum=low,
+            maximum=high,
+            forbidden=tuple(float(self.number(f"{where}.forbidden", v)) for v in forbidden),
+            discrete=self.flag(f"{where}.discrete", item.get("discrete", kind != "numeric")),
+        )
+
+
+def _maybe(read, where: str, value: object, kind: str) -> str | None:
+    return None if value is None else read(where, value, kind)
+
+
+def _unknown(allowed: set[str]) -> str:
+    return f"is not a known field (known: {', '.join(sorted(allowed))})"
+
+
+#: The spec used when none is given: the "Give Me Some Credit" feature set.
+DEFAULT_FEATURE_SPEC = load_spec(DEFAULT_SPEC_PATH)
+GMSC_FEATURES = DEFAULT_FEATURE_SPEC
+#: Readable text of each GMSC reason code.
+GMSC_REASONS = DEFAULT_FEATURE_SPEC.reasons

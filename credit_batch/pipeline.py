@@ -29,9 +29,9 @@ from credit_batch.checks import check_rows, parse_date, utcnow
 from credit_batch.config import DEFAULT_SEED, MAX_WORKERS, Settings
 from credit_batch.demo import write_warehouse as demo_data
 from credit_batch.faults import fault_point
-from credit_batch.features import DEFAULT_FEATURE_SPEC
+from credit_batch.features import load_spec
 from credit_batch.run import Plan, Run, RunOptions
-from credit_batch.steps import drift, explain, scoring, validation
+from credit_batch.steps import drift, explain, scoring, spec_check, validation
 from credit_batch.steps import importance as importance_module
 from credit_batch.steps.report import write_report
 from credit_batch.steps.training import train
@@ -42,6 +42,7 @@ __all__ = [
     "demo",
     "demo_data",
     "extract",
+    "check_spec",
     "importance",
     "load",
     "load_csv",
@@ -70,19 +71,21 @@ def extract(settings: Settings, options: RunOptions | None = None) -> Plan:
     started, t0 = utcnow(), time.perf_counter()
     part_rows, chunk = options.partition_rows(settings), options.chunk(settings)
     tracker = validation.DuplicateTracker()
+    model = registry.resolve(settings, options.model_version)
+    spec = model.feature_spec  # the model's own spec says what to read and check
+    spec.check_provides(model.features, model=model.model_version)
     with warehouse.open_warehouse(settings) as wh:
+        spec_check.check_columns(wh, spec, settings.sql_dir)  # before anything is written
         date = warehouse.resolve_snapshot(
-            wh, settings, snapshot_date=options.snapshot_date, as_of=options.as_of
+            wh, spec, snapshot_date=options.snapshot_date, as_of=options.as_of
         )
-        model = registry.resolve(settings, options.model_version)
-        DEFAULT_FEATURE_SPEC.check_provides(model.features, model=model.model_version)
-        batches = warehouse.stream_features(wh, settings, date, batch_rows=min(chunk, part_rows))
+        batches = warehouse.stream_features(wh, spec, date, batch_rows=min(chunk, part_rows))
         parts = lake.write_parts(
             map(tracker.observe, batches),
             lake.features_dir(settings.lake, date),
             rows_per_part=part_rows,
-            schema=DEFAULT_FEATURE_SPEC.arrow_schema(),
-            dictionary_columns=DEFAULT_FEATURE_SPEC.dictionary_columns,
+            schema=spec.arrow_schema(),
+            dictionary_columns=spec.dictionary_columns,
         )
     rows_in = sum(p["rows"] for p in parts)
     validation.check_duplicates(tracker.ids, rows_in, options.max_quarantine_fraction, date)
@@ -99,6 +102,18 @@ def extract(settings: Settings, options: RunOptions | None = None) -> Plan:
     logger.info("extracted %d rows of %s into %d partitions", rows_in, date, len(parts))
     fault_point("extract.before_return")
     return Plan(run, tuple({"index": i, **p} for i, p in enumerate(parts)))
+
+
+def check_spec(settings: Settings, path=None, *, snapshot_date=None) -> dict:
+    """Read the spec file ``path`` (default: the settings' spec) and check it against
+    the warehouse (see :func:`credit_batch.steps.spec_check.check_spec`); writes nothing."""
+    spec = load_spec(path or settings.spec_path)
+    date = None if snapshot_date is None else parse_date(snapshot_date)
+    with warehouse.open_warehouse(settings) as wh:
+        return {
+            "path": str(path or settings.spec_path),
+            **spec_check.check_spec(wh, spec, settings.sql_dir, snapshot_date=date),
+        }
 
 
 def score_partition(settings: Settings, run: Run, partition: dict) -> dict:
@@ -183,13 +198,14 @@ def importance(settings: Settings, run: Run, *, seed: int = DEFAULT_SEED) -> dic
     model = registry.load_model(
         settings.home, run.artifact_path, run.sha256, version=run.model_version
     )
-    lake_rows = lake.read_features(settings.lake, date, DEFAULT_FEATURE_SPEC.arrow_schema())
-    valid = validation.valid_rows(lake_rows.to_pandas())
+    spec = run.spec
+    lake_rows = lake.read_features(settings.lake, date, spec.arrow_schema())
+    valid = validation.valid_rows(lake_rows.to_pandas(), spec=spec)
     tables, dependence = importance_module.unlabeled_rows(model, valid, run, seed=seed)
     with warehouse.open_warehouse(settings) as wh:
-        labeled = validation.valid_rows(warehouse.read_labeled(wh, settings, date, date))
+        labeled = validation.valid_rows(warehouse.read_labeled(wh, spec, date, date), spec=spec)
     labeled_table = importance_module.labeled_rows(
-        model, labeled, run, target=DEFAULT_FEATURE_SPEC.target, seed=seed
+        model, labeled, run, target=spec.target, seed=seed
     )
     status = f"skipped: no outcomes known for snapshot {date}"
     if labeled_table is not None:

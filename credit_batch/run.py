@@ -34,6 +34,7 @@ from credit_batch.config import (
     Settings,
 )
 from credit_batch.errors import ParameterError
+from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
 
 __all__ = ["Plan", "Run", "RunOptions", "new_run_id"]
 
@@ -155,6 +156,7 @@ class Run:
     started_at: dt.datetime
     extract_seconds: float
     duplicate_ids: tuple[int, ...] = ()
+    spec: FeatureSpec = DEFAULT_FEATURE_SPEC
     explainer_background: tuple[float, ...] | None = None
     drift_reference: Mapping | None = field(default=None, hash=False)
     airflow_dag_id: str | None = None
@@ -187,6 +189,7 @@ class Run:
             artifact_path=model.artifact_path,
             sha256=model.sha256,
             features=tuple(model.features),
+            spec=model.feature_spec,
             max_quarantine_fraction=options.max_quarantine_fraction,
             fail_on_drift=options.fail_on_drift,
             importance_sample_rows=options.importance_sample_rows,
@@ -219,6 +222,8 @@ class Run:
         data["started_at"] = dt.datetime.fromisoformat(data["started_at"])
         data["features"] = tuple(data["features"])
         data["duplicate_ids"] = tuple(data.get("duplicate_ids") or ())
+        if isinstance(data.get("spec"), Mapping):
+            data["spec"] = FeatureSpec.from_dict(data["spec"])
         if data.get("explainer_background") is not None:
             data["explainer_background"] = tuple(data["explainer_background"])
         return cls(**data)

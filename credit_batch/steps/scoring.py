@@ -373,6 +373,7 @@ def _score_into(settings: Settings, run: Run, partition: dict, out: Path, quaran
         run_id=run.run_id,
         chunk_rows=run.chunk_rows,
         quarantine_path=quarantine,
+        spec=run.spec,
         duplicate_ids=frozenset(run.duplicate_ids),
         background=None if run.explainer_background is None else list(run.explainer_background),
         drift_reference=run.drift_reference,

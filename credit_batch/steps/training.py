@@ -23,7 +23,7 @@ from credit_batch.config import (
     Settings,
 )
 from credit_batch.errors import DataError, ParameterError
-from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
+from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec, load_spec
 from credit_batch.steps import drift
 from credit_batch.steps.explain import linear_background
 from credit_batch.steps.validation import valid_rows
@@ -158,6 +158,7 @@ def fit_model(
         fingerprint=_fingerprint(frame, spec, algorithm=algorithm, seed=seed),
         background=linear_background(model, x) if algorithm == "logreg" else None,
         drift_reference=drift.reference(frame, spec.names, model.predict_proba(x)[:, 1]),
+        spec=spec,
     )
 
 
@@ -167,7 +168,7 @@ def _fingerprint(frame, spec: FeatureSpec, *, algorithm: str, seed: int) -> str:
     import pandas as pd
     import sklearn
 
-    digest = hashlib.sha256(f"{algorithm}|{seed}|{spec.names}|{sklearn.__version__}".encode())
+    digest = hashlib.sha256(f"{algorithm}|{seed}|{spec.digest}|{sklearn.__version__}".encode())
     columns = ["snapshot_date", "customer_id", *spec.names, spec.target]
     digest.update(pd.util.hash_pandas_object(frame[columns], index=False).to_numpy().tobytes())
     return digest.hexdigest()
@@ -181,18 +182,22 @@ def train(
     algorithm: str = DEFAULT_ALGORITHM,
     max_rows: int = DEFAULT_MAX_ROWS,
     seed: int = DEFAULT_SEED,
+    spec: FeatureSpec | None = None,
 ):
     """Fit on labeled snapshots in ``[since, until]``, evaluate, save and register a candidate.
 
-    The same rows, algorithm and seed give the same model version: training
-    again registers nothing new and returns the registered record.
+    ``spec`` (default: the file ``settings.spec_path``) says what to read and
+    is registered with the model. The same rows, spec, algorithm and seed give
+    the same model version: training again registers nothing new and returns
+    the registered record.
     """
+    spec = spec or load_spec(settings.spec_path)
     until_date = parse_date(until, name="train until date")
     since_date = parse_date(since, name="train since date") if since else dt.date.min
     check_rows("max training rows", max_rows, maximum=MAX_PARTITION_ROWS, minimum=50)
     check_algorithm(algorithm)
     with warehouse.open_warehouse(settings) as wh:
-        frame = valid_rows(warehouse.read_labeled(wh, settings, since_date, until_date))
+        frame = valid_rows(warehouse.read_labeled(wh, spec, since_date, until_date), spec=spec)
     if frame.empty:
         raise DataError(
             f"no labeled rows between {since_date} and {until_date} in the warehouse "
@@ -203,6 +208,6 @@ def train(
         )
     if len(frame) > max_rows:
         frame = frame.sample(n=max_rows, random_state=seed)
-    fitted = fit_model(frame, algorithm=algorithm, seed=seed)
+    fitted = fit_model(frame, algorithm=algorithm, seed=seed, spec=spec)
     with results.open_results(settings) as db:
         return registry.save_model(db, settings, fitted, train_until=until_date)

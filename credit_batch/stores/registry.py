@@ -25,6 +25,7 @@ from credit_batch.checks import check_model_version, utcnow
 from credit_batch.config import Settings
 from credit_batch.errors import ArtifactIntegrityError, ModelNotFoundError, NoChampionError
 from credit_batch.faults import fault_point
+from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
 from credit_batch.stores import results
 from credit_batch.stores.db import Database, read_sql
 from credit_batch.stores.lake import atomic_path, sha256_file
@@ -71,6 +72,7 @@ class FittedModel:
     fingerprint: str
     background: list[float] | None = None
     drift_reference: dict | None = None
+    spec: FeatureSpec = DEFAULT_FEATURE_SPEC
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,15 @@ class ModelRecord:
     promoted_at: dt.datetime | None = None
     explainer_background: str | None = None
     drift_reference: str | None = None
+    spec: str | None = None
+    spec_hash: str | None = None
+
+    @property
+    def feature_spec(self) -> FeatureSpec:
+        """The spec the model was trained on (GMSC for versions registered before specs)."""
+        if self.spec is None:
+            return DEFAULT_FEATURE_SPEC
+        return FeatureSpec.from_dict(json.loads(self.spec))
 
     @property
     def reference_bins(self) -> dict | None:
@@ -140,6 +151,8 @@ def save_model(
         sha256=sha256_file(folder / ARTIFACT_NAME),
         explainer_background=_json_or_none(fitted.background),
         drift_reference=_json_or_none(fitted.drift_reference),
+        spec=json.dumps(fitted.spec.to_dict(), sort_keys=True),
+        spec_hash=fitted.spec.digest,
         **{k: float(fitted.metrics[k]) for k in ("roc_auc", "log_loss", "ks")},
     )
     with atomic_path(folder / "metadata.json") as tmp:
@@ -157,10 +170,12 @@ def _register(db: Database, settings: Settings, record: ModelRecord) -> None:
     import pyarrow as pa
 
     with db.transaction():
+        results.lock(db, settings, f"model/{record.model_version}")
         if _fetch(db, settings, "registry/get.sql", {"model_version": record.model_version}):
             logger.info("model %s is already registered", record.model_version)
             return
         db.bulk_insert("model_registry", pa.Table.from_pylist([record.row()]))
+        results.replace_reasons(db, settings, record.feature_spec.reasons)
 
 
 def _fetch(db: Database, settings: Settings, name: str, params: dict) -> list[ModelRecord]:
@@ -209,6 +224,7 @@ def promote(db: Database, settings: Settings, version: str) -> ModelRecord:
     """Make ``version`` the champion and retire the previous one, atomically."""
     record = get_model(db, settings, version)
     with db.transaction():
+        results.lock(db, settings, "champion")
         db.execute(read_sql(settings.sql_dir, "registry/retire_champion.sql"))
         fault_point("promote.between_updates")
         db.execute(

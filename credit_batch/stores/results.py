@@ -14,7 +14,6 @@ from credit_batch.checks import allowed_rows, utcnow
 from credit_batch.config import Settings
 from credit_batch.errors import DataError, QuarantineBudgetError, ReconciliationError
 from credit_batch.faults import fault_point
-from credit_batch.features import GMSC_REASONS
 from credit_batch.stores.db import Database, connect, database_exists, read_sql
 
 if TYPE_CHECKING:
@@ -25,8 +24,10 @@ __all__ = [
     "check_partitions",
     "exists",
     "finish_load",
+    "lock",
     "open_results",
     "replace_importance",
+    "replace_reasons",
     "replace_predictions",
     "run_record",
 ]
@@ -43,20 +44,50 @@ def open_results(settings: Settings, *, read_only: bool = False) -> Database:
 
 
 def apply_schema(db: Database, settings: Settings) -> None:
-    """Create the tables if missing and (re)create the analyst views."""
-    db.run_script(read_sql(settings.sql_dir, "schema/results.sql"))
-    db.run_script(read_sql(settings.sql_dir, f"schema/predictions.{db.dialect}.sql"))
-    db.run_script(read_sql(settings.sql_dir, "views/analyst_views.sql"))
-    _refresh_reasons(db, settings)
+    """Create the tables if missing, (re)create the analyst views and the reason texts.
+
+    One transaction under the ``schema`` lock: two writers opening a fresh
+    PostgreSQL database at once would otherwise race on the same DDL.
+    """
+    with db.transaction():
+        lock(db, settings, "schema")
+        db.run_script(read_sql(settings.sql_dir, "schema/results.sql"))
+        columns = db.fetch_arrow(read_sql(settings.sql_dir, "schema/registry_columns.sql"))
+        if "spec" not in columns.column("column_name").to_pylist():
+            db.run_script(read_sql(settings.sql_dir, "schema/add_registry_spec.sql"))
+        db.run_script(read_sql(settings.sql_dir, f"schema/predictions.{db.dialect}.sql"))
+        db.run_script(read_sql(settings.sql_dir, "views/analyst_views.sql"))
 
 
-def _refresh_reasons(db: Database, settings: Settings) -> None:
+def replace_reasons(db: Database, settings: Settings, reasons: dict[str, str]) -> None:
+    """Write the reason text of each feature of ``reasons`` (other features keep theirs).
+
+    Called when a model is registered, with its spec's texts; ``feature_reasons``
+    is keyed by feature name, so two specs sharing a feature name share its text
+    (the newest registration's).
+    """
     import pyarrow as pa
 
-    texts = pa.table({"feature": list(GMSC_REASONS), "reason_text": list(GMSC_REASONS.values())})
-    with db.transaction():
-        db.execute(read_sql(settings.sql_dir, "load/delete_feature_reasons.sql"))
-        db.bulk_insert("feature_reasons", texts)
+    texts = pa.table({"feature": list(reasons), "reason_text": list(reasons.values())})
+    lock(db, settings, "feature_reasons")
+    for feature in reasons:
+        db.execute(
+            read_sql(settings.sql_dir, "load/delete_feature_reasons.sql"), {"feature": feature}
+        )
+    db.bulk_insert("feature_reasons", texts)
+
+
+def lock(db: Database, settings: Settings, name: str) -> None:
+    """Hold the lock ``name`` until the current transaction ends.
+
+    Every delete-then-insert of a slice takes one: without it, two writers of
+    the same slice would both delete (nothing they can see) and the second
+    insert would collide with the first's rows at commit. PostgreSQL takes a
+    transaction-scoped advisory lock; DuckDB needs none (one process at a time
+    may open the file to write).
+    """
+    if db.dialect == "postgresql":
+        db.fetch_arrow(read_sql(settings.sql_dir, "load/lock.postgresql.sql"), {"lock_key": name})
 
 
 def replace_predictions(
@@ -87,7 +118,7 @@ def replace_predictions(
 
     key = {"snapshot_date": run["snapshot_date"], "model_version": run["model_version"]}
     with db.transaction():
-        _lock_slice(db, settings, key)
+        lock(db, settings, _slice_lock(key))
         db.execute(read_sql(settings.sql_dir, "load/delete_predictions.sql"), key)
         db.execute(read_sql(settings.sql_dir, "load/delete_quarantine.sql"), key)
         fault_point("load.after_delete")
@@ -118,12 +149,8 @@ def _insert_scores(db: Database, key: dict, scored) -> int:
         ) from exc
 
 
-def _lock_slice(db: Database, settings: Settings, key: dict) -> None:
-    if db.dialect == "postgresql":
-        lock_key = f"predictions/{key['snapshot_date']}/{key['model_version']}"
-        db.fetch_arrow(
-            read_sql(settings.sql_dir, "load/lock_slice.postgresql.sql"), {"lock_key": lock_key}
-        )
+def _slice_lock(key: dict) -> str:
+    return f"slice/{key['snapshot_date']}/{key['model_version']}"
 
 
 def _reconcile(
@@ -160,6 +187,7 @@ def replace_importance(
     """Replace the (snapshot, model) slices of importance (each method) and partial
     dependence; mark the run's importance status."""
     with db.transaction():
+        lock(db, settings, _slice_lock(key))
         if dependence is not None:
             db.execute(read_sql(settings.sql_dir, "load/delete_partial_dependence.sql"), key)
             db.bulk_insert("partial_dependence", dependence)

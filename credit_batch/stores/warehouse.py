@@ -1,7 +1,9 @@
 """The warehouse: where the night's batch features come from.
 
-Queries live in ``sql/extract/``; each is bound to a snapshot date and
-streamed out as Arrow record batches, so memory is bounded by the batch.
+Every query comes from the feature spec (:meth:`FeatureSpec.query`: the
+spec's SQL files, or SQL generated from its checked table and column names);
+each is bound to a snapshot date and streamed out as Arrow record batches,
+so memory is bounded by the batch.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Iterator
 from credit_batch.checks import parse_date
 from credit_batch.config import Settings
 from credit_batch.errors import DataError, SnapshotNotFoundError
-from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
+from credit_batch.features import FeatureSpec
 from credit_batch.stores.db import Database, connect, read_sql
 
 __all__ = [
@@ -68,9 +70,7 @@ def replace_snapshot(db: Database, settings: Settings, date: dt.date, features, 
     return n
 
 
-def resolve_snapshot(
-    db: Database, settings: Settings, *, snapshot_date=None, as_of=None
-) -> dt.date:
+def resolve_snapshot(db: Database, spec: FeatureSpec, *, snapshot_date=None, as_of=None) -> dt.date:
     """Return the snapshot date a run scores.
 
     An explicit ``snapshot_date`` must exist in the warehouse. Otherwise the
@@ -78,36 +78,36 @@ def resolve_snapshot(
     """
     if snapshot_date is not None:
         date = parse_date(snapshot_date)
-        sql = read_sql(settings.sql_dir, "extract/snapshot_rows.sql")
+        sql = spec.query("snapshot_rows")
         n = db.fetch_arrow(sql, {"snapshot_date": date}).column("n_rows")[0].as_py()
         if not n:
-            raise _not_found(db, settings, f"snapshot {date} has no rows", date)
+            raise _not_found(db, spec, f"snapshot {date} has no rows", date)
         return date
     as_of_date = dt.date.max if as_of is None else parse_date(as_of, name="as-of date")
-    sql = read_sql(settings.sql_dir, "extract/latest_snapshot.sql")
+    sql = spec.query("latest_snapshot")
     date = db.fetch_arrow(sql, {"as_of": as_of_date}).column("snapshot_date")[0].as_py()
     if date is None:
-        raise _not_found(db, settings, f"no snapshot at or before {as_of_date}", as_of_date)
+        raise _not_found(db, spec, f"no snapshot at or before {as_of_date}", as_of_date)
     return date
 
 
-def _not_found(db: Database, settings: Settings, what: str, date: dt.date) -> Exception:
+def _not_found(db: Database, spec: FeatureSpec, what: str, date: dt.date) -> Exception:
     """The error for a missing snapshot, naming the nearest ones the warehouse holds."""
     return SnapshotNotFoundError(
-        f"{what} in the warehouse {db.url}; {_nearest_snapshots(db, settings, date)}",
+        f"{what} in the warehouse {db.url}; {_nearest_snapshots(db, spec, date)}",
         snapshot_date=date,
         warehouse=db.url,
     )
 
 
-def list_snapshots(db: Database, settings: Settings) -> list[dict]:
-    """The warehouse's snapshot dates and row counts, newest first."""
-    return db.fetch_arrow(read_sql(settings.sql_dir, "extract/snapshots.sql")).to_pylist()
+def list_snapshots(db: Database, spec: FeatureSpec) -> list[dict]:
+    """The snapshot dates of ``spec``'s table and their row counts, newest first."""
+    return db.fetch_arrow(spec.query("snapshots")).to_pylist()
 
 
-def _nearest_snapshots(db: Database, settings: Settings, date: dt.date) -> str:
+def _nearest_snapshots(db: Database, spec: FeatureSpec, date: dt.date) -> str:
     """Says which snapshots are nearest to ``date`` (or that there are none)."""
-    dates = [r["snapshot_date"] for r in list_snapshots(db, settings)]
+    dates = [r["snapshot_date"] for r in list_snapshots(db, spec)]
     if not dates:
         return "it holds no snapshots: `credit-batch demo-data` writes the demo ones"
     before = max((d for d in dates if d < date), default=None)
@@ -116,33 +116,19 @@ def _nearest_snapshots(db: Database, settings: Settings, date: dt.date) -> str:
     return f"nearest: {near} ({len(dates)} snapshots, {min(dates)} .. {max(dates)})"
 
 
-def stream_features(
-    db: Database,
-    settings: Settings,
-    date: dt.date,
-    *,
-    batch_rows: int,
-    spec: FeatureSpec = DEFAULT_FEATURE_SPEC,
-) -> Iterator:
+def stream_features(db: Database, spec: FeatureSpec, date: dt.date, *, batch_rows: int) -> Iterator:
     """Yield the snapshot's features as Arrow record batches in the spec's schema."""
-    sql = read_sql(settings.sql_dir, "extract/features.sql")
+    sql = spec.query("features")
     return db.stream_arrow(
         sql, {"snapshot_date": date}, schema=spec.arrow_schema(), batch_rows=batch_rows
     )
 
 
-def read_labeled(
-    db: Database,
-    settings: Settings,
-    date_from: dt.date,
-    date_to: dt.date,
-    *,
-    spec: FeatureSpec = DEFAULT_FEATURE_SPEC,
-):
+def read_labeled(db: Database, spec: FeatureSpec, date_from: dt.date, date_to: dt.date):
     """Return features joined to outcomes for snapshots in the range, as a pandas frame."""
     import pyarrow as pa
 
-    sql = read_sql(settings.sql_dir, "extract/labeled.sql")
+    sql = spec.query("labeled")
     batches = list(
         db.stream_arrow(
             sql,

@@ -1,1 +1,1 @@
-DELETE FROM feature_reasons
+DELETE FROM feature_reasons WHERE feature = :feature

@@ -15,6 +15,8 @@ CREATE TABLE IF NOT EXISTS model_registry (
     sha256         VARCHAR NOT NULL,
     explainer_background VARCHAR,              -- JSON: mean transformed features (linear)
     drift_reference VARCHAR,                   -- JSON: training bins of features and score
+    spec           VARCHAR,                    -- JSON: the feature spec, queries included
+    spec_hash      VARCHAR,                    -- sha256 of the spec's canonical JSON
     status         VARCHAR NOT NULL CHECK (status IN ('candidate', 'champion', 'retired')),
     promoted_at    TIMESTAMP
 );

@@ -31,10 +31,9 @@ def _frame(settings, date):
     import pandas as pd
     import sqlalchemy as sa
 
-    from credit_batch.stores.db import read_sql
 
     engine = sa.create_engine(settings.warehouse_url)
-    query = sa.text(read_sql(settings.sql_dir, "extract/features.sql"))
+    query = sa.text((settings.sql_dir / "specs/gmsc/features.sql").read_text())
     frame = pd.read_sql(query, engine, params={"snapshot_date": date})
     engine.dispose()
     return frame

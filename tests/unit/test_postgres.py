@@ -101,3 +101,70 @@ def test_a_postgres_load_leaves_the_planner_statistics_of_what_it_loaded(pg_demo
     [stats] = query(settings, "SELECT reltuples FROM pg_class WHERE relname = 'predictions'")
     want = expected_counts(settings, dt.date(2026, 9, 30))
     assert stats["reltuples"] == want["scored"]  # the planner knows the rows just loaded
+
+
+def test_two_writers_of_one_importance_slice_wait_in_turn_and_leave_one_copy(
+    pg_demo, pg_admin, tmp_path, monkeypatch
+):
+    """Writer A pauses before its commit; B must wait for A's lock, not collide with its rows.
+
+    Without a lock, B's delete cannot see A's uncommitted rows, its insert waits
+    on A's unique keys and fails at A's commit ("duplicate key").
+    """
+    import threading
+    import time
+
+    import pyarrow as pa
+
+    from credit_batch.stores import results
+
+    settings, _, record = pg_demo
+    run_pipeline(settings, snapshot_date="2026-09-30", repeats=1)
+    key = {"snapshot_date": dt.date(2026, 9, 30), "model_version": record.model_version}
+    where = " WHERE snapshot_date = :snapshot_date AND model_version = :model_version"
+    importance = query(settings, "SELECT * FROM feature_importance" + where, key)
+    dependence = query(settings, "SELECT * FROM partial_dependence" + where, key)
+    [run] = query(settings, "SELECT run_id FROM scoring_runs" + where, key)
+    tables = {
+        m: pa.Table.from_pylist([r for r in importance if r["method"] == m])
+        for m in {r["method"] for r in importance}
+    }
+    monkeypatch.setenv("CREDIT_BATCH_FAULT", "importance.before_commit:pause")
+    monkeypatch.setenv("CREDIT_BATCH_FAULT_ONCE", str(tmp_path / "once"))
+    monkeypatch.setenv("CREDIT_BATCH_FAULT_DIR", str(tmp_path))
+    failures = []
+
+    def write():
+        try:
+            with results.open_results(settings) as db:
+                results.replace_importance(
+                    db,
+                    settings,
+                    tables,
+                    run_id=run["run_id"],
+                    status="computed",
+                    seconds=1.0,
+                    key=key,
+                    dependence=pa.Table.from_pylist(dependence),
+                )
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+
+    first = threading.Thread(target=write)
+    first.start()
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "importance.before_commit.reached").exists():
+        assert time.monotonic() < deadline, "writer A never reached its commit"
+        time.sleep(0.05)
+    second = threading.Thread(target=write)
+    second.start()
+    waiting = "SELECT COUNT(*) FROM pg_locks WHERE NOT granted AND locktype = 'advisory'"
+    while pg_admin.execute(waiting).fetchone()[0] == 0:
+        assert time.monotonic() < deadline, "writer B did not wait for A's lock"
+        time.sleep(0.05)
+    (tmp_path / "importance.before_commit.go").touch()
+    first.join(60)
+    second.join(60)
+    assert failures == []
+    assert len(query(settings, "SELECT * FROM feature_importance" + where, key)) == len(importance)
+    assert len(query(settings, "SELECT * FROM partial_dependence" + where, key)) == len(dependence)

@@ -1,0 +1,130 @@
+"""Check a feature spec against the warehouse before training or scoring on it.
+
+:func:`check_spec` answers what a team asks before its first night: do the
+spec's tables and columns exist, do their types fit, what snapshots are
+there, does the extract query run, and how many rows of a sample break the
+declared rules (and which rule)? Nothing is written.
+"""
+
+from __future__ import annotations
+
+import re
+
+from credit_batch.errors import SchemaMismatchError
+from credit_batch.features import FeatureSpec
+from credit_batch.stores import warehouse
+from credit_batch.stores.db import Database, read_sql
+
+__all__ = ["check_columns", "check_spec", "type_fits"]
+
+_NUMBER = re.compile(
+    r"^(double|real|float|decimal|numeric|integer|int|bigint|smallint|tinyint|hugeint|u?int\d*)"
+)
+_FITS = {
+    "numeric": _NUMBER,
+    "integer": _NUMBER,
+    "boolean": re.compile(r"^(boolean|bool|integer|int|bigint|smallint|tinyint)"),
+    "key:integer": re.compile(r"^(integer|int|bigint|smallint|hugeint|u?int\d*)"),
+    "date": re.compile(r"^(date|timestamp)"),
+}
+
+
+def type_fits(kind: str, data_type: str) -> bool:
+    """Whether a warehouse column of ``data_type`` can hold a ``kind`` value."""
+    return bool(_FITS[kind].match(data_type.strip().lower()))
+
+
+def check_spec(
+    db: Database, spec: FeatureSpec, sql_dir, *, snapshot_date=None, sample_rows: int = 10_000
+) -> dict:
+    """Check ``spec`` against the warehouse ``db``; return what was found.
+
+    Raises SchemaMismatchError naming every missing or mistyped column (a
+    feature the spec's own query derives need not be a table column), and
+    SnapshotNotFoundError when the table holds no snapshot. Otherwise reads up
+    to ``sample_rows`` rows of the snapshot (default: the newest) through the
+    spec's extract query and counts the rows that break a rule, per rule.
+    """
+    from credit_batch.steps.validation import split_valid
+
+    columns = check_columns(db, spec, sql_dir)
+    snapshots = warehouse.list_snapshots(db, spec)
+    date = warehouse.resolve_snapshot(db, spec, snapshot_date=snapshot_date)
+    frame = _sample(db, spec, date, sample_rows)
+    _, rejected = split_valid(frame, spec=spec)
+    rules = rejected["reason"].str.split("; ").explode().value_counts()
+    return {
+        "spec": spec.name,
+        "digest": spec.digest,
+        "table": spec.table,
+        "features": len(spec.features),
+        "derived": [f.name for f in spec.features if f.name not in columns],
+        "snapshots": len(snapshots),
+        "snapshot_date": date,
+        "sample_rows": len(frame),
+        "rows_breaking_rules": len(rejected),
+        "broken_rules": {str(k): int(v) for k, v in rules.items()},
+        "labeled_rows": _labeled_rows(db, spec, date, sql_dir),
+    }
+
+
+def check_columns(db: Database, spec: FeatureSpec, sql_dir) -> dict[str, str]:
+    """Return the columns of ``spec.table`` and their types, or raise SchemaMismatchError
+    naming every column the spec needs that is missing or of a type that cannot fit."""
+    columns = _columns(db, spec.table, sql_dir)
+    problems = _column_problems(spec, columns)
+    if problems:
+        raise SchemaMismatchError(
+            f"spec {spec.name} does not fit the warehouse table {spec.table} in {db.url}: "
+            + "; ".join(problems),
+            problems=problems,
+        )
+    return columns
+
+
+def _columns(db: Database, table: str, sql_dir) -> dict[str, str]:
+    rows = db.fetch_arrow(read_sql(sql_dir, "warehouse/columns.sql"), {"table_name": table})
+    names, types = rows.column("column_name").to_pylist(), rows.column("data_type").to_pylist()
+    found = dict(zip(names, types, strict=True))
+    if not found:
+        raise SchemaMismatchError(
+            f"the warehouse {db.url} has no table {table} (entity.table of the spec)",
+            table=table,
+        )
+    return found
+
+
+def _column_problems(spec: FeatureSpec, columns: dict[str, str]) -> list[str]:
+    wanted = [(spec.key, f"key:{spec.key_type}"), (spec.snapshot_column, "date")]
+    wanted += [(f.name, f.type) for f in spec.features]
+    problems = []
+    for name, kind in wanted:
+        if name not in columns:
+            if spec.features_query is None or kind.startswith("key") or kind == "date":
+                problems.append(f"column {name} is missing")
+        elif not type_fits(kind, columns[name]):
+            problems.append(f"column {name} is {columns[name]}, not {kind.split(':')[-1]}")
+    return problems
+
+
+def _sample(db: Database, spec: FeatureSpec, date, rows: int):
+    import pyarrow as pa
+
+    batches, n = [], 0
+    for batch in warehouse.stream_features(db, spec, date, batch_rows=min(rows, 100_000)):
+        batches.append(batch.slice(0, rows - n))
+        n += batches[-1].num_rows
+        if n >= rows:
+            break
+    return pa.Table.from_batches(batches, schema=spec.arrow_schema()).to_pandas()
+
+
+def _labeled_rows(db: Database, spec: FeatureSpec, date, sql_dir) -> int | None:
+    """Outcomes known for ``date``; None where the outcomes table does not exist."""
+    found = db.fetch_arrow(
+        read_sql(sql_dir, "warehouse/columns.sql"), {"table_name": spec.outcomes_table}
+    )
+    if not found.num_rows:
+        return None
+    table = db.fetch_arrow(spec.query("labeled_rows"), {"snapshot_date": date})
+    return int(table.column("n_rows")[0].as_py())
