@@ -33,18 +33,19 @@ __all__ = [
     "FeatureSpec",
     "GMSC_FEATURES",
     "GMSC_REASONS",
+    "UNSEEN_POLICIES",
     "load_spec",
 ]
 
-#: Feature types a spec may declare; all are read into the lake as float64.
-FEATURE_TYPES = ("numeric", "integer", "boolean")
+#: Feature types a spec may declare. Numbers (numeric, integer, boolean) are
+#: read into the lake as float64, categories as strings.
+FEATURE_TYPES = ("numeric", "integer", "boolean", "categorical")
+#: What a category not declared in the spec gets at scoring time.
+UNSEEN_POLICIES = ("quarantine", "other")
 #: How risk moves as a feature's value grows.
 DIRECTIONS = ("increases", "decreases", "none")
 _KEY_TYPES = ("integer",)
-_NOT_YET = {
-    "categorical": "categorical features are not supported yet (one-hot encoding is planned)",
-    "string": "string keys are not supported yet; alias an integer id as the key",
-}
+_NOT_YET = {"string": "string keys are not supported yet; alias an integer id as the key"}
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,9 @@ class Feature:
     ----------
     name : str
         Column name, a lower-case SQL identifier.
-    type : {"numeric", "integer", "boolean"}
-        What the column holds; every type is read as float64 (nullable).
-        A boolean is 0 or 1.
+    type : {"numeric", "integer", "boolean", "categorical"}
+        What the column holds. Numbers are read as float64 (nullable), a
+        boolean as 0 or 1; a categorical column as strings, one of ``categories``.
     description : str
         What the column means.
     reason : str
@@ -77,6 +78,12 @@ class Feature:
         dictionary-encoded in the lake. Continuous columns are not (building a
         dictionary of a million distinct floats only to drop it costs ~40 % of
         the extract's Parquet write).
+    categories : tuple of str
+        The levels of a categorical feature, in the order the model encodes them.
+    unseen : {"quarantine", "other"}
+        What a categorical value outside ``categories`` gets: the row is
+        quarantined, or scored as "other" (no level: every one-hot column 0)
+        and counted in the run's ``rows_other_category``.
 
     A row that breaks a rule is quarantined, not scored (see
     :mod:`credit_batch.steps.validation`); the rules live here and nowhere else.
@@ -93,11 +100,18 @@ class Feature:
     maximum: float | None = None
     forbidden: tuple[float, ...] = ()
     discrete: bool = False
+    categories: tuple[str, ...] = ()
+    unseen: str = "quarantine"
+
+    @property
+    def categorical(self) -> bool:
+        """Whether the feature holds categories (strings), not numbers."""
+        return self.type == "categorical"
 
     @property
     def dtype(self) -> str:
-        """The pandas/Arrow type the lake holds the column in."""
-        return "float64"
+        """The pandas type the lake's column reads as: ``str`` (pandas 3) or ``float64``."""
+        return "str" if self.categorical else "float64"
 
 
 @dataclass(frozen=True)
@@ -139,13 +153,22 @@ class FeatureSpec:
 
     @property
     def skewed(self) -> list[str]:
-        """Names of the heavy-tailed features."""
-        return [f.name for f in self.features if f.skewed]
+        """Names of the heavy-tailed numeric features."""
+        return [f.name for f in self.features if f.skewed and not f.categorical]
 
     @property
     def regular(self) -> list[str]:
-        """Names of the features that are not skewed."""
-        return [f.name for f in self.features if not f.skewed]
+        """Names of the numeric features that are not skewed."""
+        return [f.name for f in self.features if not f.skewed and not f.categorical]
+
+    @property
+    def categorical(self) -> list[str]:
+        """Names of the categorical features."""
+        return [f.name for f in self.features if f.categorical]
+
+    def feature(self, name: str) -> Feature:
+        """The feature called ``name``."""
+        return self.features[self.names.index(name)]
 
     @property
     def reasons(self) -> dict[str, str]:
@@ -162,7 +185,9 @@ class FeatureSpec:
         import pyarrow as pa
 
         fields_ = [pa.field("snapshot_date", pa.date32()), pa.field("customer_id", pa.int64())]
-        fields_ += [pa.field(f.name, pa.from_numpy_dtype(f.dtype)) for f in self.features]
+        fields_ += [
+            pa.field(f.name, pa.string() if f.categorical else pa.float64()) for f in self.features
+        ]
         if with_target:
             fields_.append(pa.field(self.target, pa.int64()))
         return pa.schema(fields_)
@@ -197,7 +222,14 @@ class FeatureSpec:
     def from_dict(cls, data: dict) -> FeatureSpec:
         """The spec :meth:`to_dict` wrote."""
         feats = tuple(
-            Feature(**{**f, "forbidden": tuple(f.get("forbidden") or ())}) for f in data["features"]
+            Feature(
+                **{
+                    **f,
+                    "forbidden": tuple(f.get("forbidden") or ()),
+                    "categories": tuple(f.get("categories") or ()),
+                }
+            )
+            for f in data["features"]
         )
         return cls(**{**data, "features": feats})
 
@@ -210,6 +242,8 @@ class FeatureSpec:
 
 def _as_double(feature: Feature, alias: str) -> str:
     column = f"{alias}.{feature.name}"
+    if feature.categorical:
+        return f"CAST({column} AS VARCHAR) AS {feature.name}"
     if feature.type == "boolean":  # PostgreSQL has no boolean -> double cast
         column = f"CAST({column} AS INTEGER)"
     return f"CAST({column} AS DOUBLE PRECISION) AS {feature.name}"
@@ -244,6 +278,8 @@ _ENTITY = {"key", "key_type", "snapshot_column", "table"}
 _EXTRACT = {"query"}
 _TARGET = {"name", "table", "query"}
 _FEATURE = {f.name for f in fields(Feature)}
+_NUMERIC_ONLY = {"minimum", "maximum", "forbidden", "skewed"}
+_CATEGORICAL_ONLY = {"categories", "unseen"}
 _BIND = {
     "features": (":snapshot_date",),
     "labeled": (":date_from", ":date_to"),
@@ -383,6 +419,9 @@ class _Reader:
     def feature(self, where: str, item: object) -> Feature:
         item = self.table(item, where, _FEATURE, {"name", "type"})
         kind = self.choice(f"{where}.type", item["type"], FEATURE_TYPES)
+        only = _NUMERIC_ONLY if kind == "categorical" else _CATEGORICAL_ONLY
+        for name in sorted(only & item.keys()):
+            raise self.fail(f"{where}.{name}", item[name], f"does not apply to a {kind} feature")
         low = self.number(f"{where}.minimum", item.get("minimum"))
         high = self.number(f"{where}.maximum", item.get("maximum"))
         if kind == "boolean":
@@ -404,7 +443,24 @@ class _Reader:
             maximum=high,
             forbidden=tuple(float(self.number(f"{where}.forbidden", v)) for v in forbidden),
             discrete=self.flag(f"{where}.discrete", item.get("discrete", kind != "numeric")),
+            categories=self.categories(f"{where}.categories", item.get("categories"), kind),
+            unseen=self.choice(
+                f"{where}.unseen", item.get("unseen", "quarantine"), UNSEEN_POLICIES
+            ),
         )
+
+    def categories(self, where: str, value: object, kind: str) -> tuple[str, ...]:
+        if kind != "categorical":
+            return ()
+        if not isinstance(value, list) or not value:
+            raise self.fail(where, value, "must be a non-empty array of strings")
+        for level in value:
+            if not isinstance(level, str) or not level.strip():
+                raise self.fail(where, level, "must hold non-empty strings")
+        repeated = sorted({v for v in value if value.count(v) > 1})
+        if repeated:
+            raise self.fail(where, repeated[0], "repeats a category")
+        return tuple(value)
 
 
 def _maybe(read, where: str, value: object, kind: str) -> str | None:

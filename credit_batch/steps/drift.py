@@ -26,7 +26,9 @@ __all__ = [
     "N_BINS",
     "SCORE",
     "band",
+    "counts_of",
     "histogram",
+    "level_counts",
     "psi",
     "reference",
     "slice_rows",
@@ -38,15 +40,23 @@ _FLOOR = 1e-4  # share given to an empty bin, so that ln() stays finite
 BANDS = ((0.1, "stable"), (0.25, "watch"), (float("inf"), "act"))
 
 
-def reference(frame, columns: list[str], scores: np.ndarray) -> dict:
+def reference(frame, columns: list[str], scores: np.ndarray, *, categories=None) -> dict:
     """Reference bins of each column of ``frame`` and of ``scores``.
 
     Returns ``{name: {"edges": [...], "expected": [...]}}``; the last share of
-    ``expected`` is the missing-value bin.
+    ``expected`` is the missing-value bin. A categorical column (a key of
+    ``categories``, mapping it to its levels) is binned by level instead:
+    ``{"levels": [...], "expected": [...]}``, the last two shares being
+    "other" (an undeclared level) and missing.
     """
-    values = {name: frame[name].to_numpy(dtype=float) for name in columns}
+    categories = categories or {}
+    out = {
+        name: _level_reference(frame[name], categories[name])
+        for name in columns
+        if name in categories
+    }
+    values = {n: frame[n].to_numpy(dtype=float) for n in columns if n not in categories}
     values[SCORE] = np.asarray(scores, dtype=float)
-    out = {}
     for name, x in values.items():
         present = x[~np.isnan(x)]
         quantiles = (
@@ -55,7 +65,31 @@ def reference(frame, columns: list[str], scores: np.ndarray) -> dict:
         edges = np.unique(quantiles)
         counts = histogram(x, edges)
         out[name] = {"edges": edges.tolist(), "expected": (counts / max(x.size, 1)).tolist()}
-    return out
+    return {name: out[name] for name in [*columns, SCORE]}
+
+
+def _level_reference(column, levels) -> dict:
+    counts = level_counts(column, levels)
+    return {"levels": list(levels), "expected": (counts / max(len(column), 1)).tolist()}
+
+
+def level_counts(values, levels) -> np.ndarray:
+    """Counts of ``values`` (strings) per level, then undeclared ("other"), then missing."""
+    import pandas as pd
+
+    values = pd.Series(values, dtype=object)
+    codes = pd.Index(list(levels), dtype=object).get_indexer(values)  # -1: not a level
+    missing = values.isna().to_numpy()
+    counts = np.bincount(codes[codes >= 0], minlength=len(levels)).astype(float)
+    other = float(((codes < 0) & ~missing).sum())
+    return np.append(counts, [other, float(missing.sum())])
+
+
+def counts_of(values, ref: dict) -> np.ndarray:
+    """``values`` counted into the bins of the reference ``ref`` (levels or edges)."""
+    if "levels" in ref:
+        return level_counts(values, ref["levels"])
+    return histogram(values, ref["edges"])
 
 
 def histogram(x: np.ndarray, edges) -> np.ndarray:

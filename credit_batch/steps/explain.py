@@ -81,24 +81,35 @@ def _explain_linear(model, frame, background):
     z = np.asarray(columns.transform(frame), dtype=float)
     scores = clf.predict_proba(z)[:, 1]
     weights, mean = clf.coef_[0], np.asarray(background, dtype=float)
-    owners = _column_owners(columns, list(frame.columns))
-    per_column = (z - mean) * weights
-    if np.array_equal(np.sort(owners), np.arange(frame.shape[1])):
-        contributions = per_column[:, np.argsort(owners)]  # one column per feature: reorder
-    else:  # sum each feature's columns back to the feature
-        to_raw = np.zeros((owners.size, frame.shape[1]))
-        to_raw[np.arange(owners.size), owners] = 1.0
-        contributions = per_column @ to_raw
+    contributions = _per_feature((z - mean) * weights, columns, list(frame.columns))
     return scores, contributions, float(clf.intercept_[0] + weights @ mean)
 
 
+def _per_feature(per_column: np.ndarray, columns, raw: list[str]) -> np.ndarray:
+    """Contributions of the transformed columns summed back to the raw features."""
+    owners = _column_owners(columns, raw)
+    if np.array_equal(np.sort(owners), np.arange(len(raw))):
+        return per_column[:, np.argsort(owners)]  # one column per feature: reorder
+    to_raw = np.zeros((owners.size, len(raw)))  # a one-hot feature owns several columns
+    to_raw[np.arange(owners.size), owners] = 1.0
+    return per_column @ to_raw
+
+
 def _column_owners(columns, raw: list[str]) -> np.ndarray:
-    """For each transformed column, the index of the raw feature it comes from."""
+    """For each transformed column, the index of the raw feature it comes from.
+
+    A one-hot encoder's feature owns one column per level (``categories_``).
+    """
     owners = []
-    for name, _, cols in columns.transformers_:
+    for name, transformer, cols in columns.transformers_:
         if name == "remainder":
             continue
-        owners.extend(raw.index(c) for c in cols)
+        levels = getattr(transformer, "categories_", None)
+        if levels is None:
+            owners.extend(raw.index(c) for c in cols)
+            continue
+        for column, categories in zip(cols, levels, strict=True):
+            owners.extend([raw.index(column)] * len(categories))
     return np.asarray(owners)
 
 
@@ -112,6 +123,8 @@ def _explain_tree(model, frame):
     if values.ndim == 3:  # (n, features, classes) in some shap versions
         values = values[..., -1]
     base = np.ravel(explainer.expected_value)[-1]
+    if len(model.steps) > 1:  # categorical features were one-hot encoded
+        values = _per_feature(values, model.named_steps["columns"], list(frame.columns))
     return model.predict_proba(frame)[:, 1], values, float(base)
 
 

@@ -136,41 +136,55 @@ def _score_change(model, x, reference) -> float:
     return -float(np.mean(np.abs(model.predict_proba(x)[:, 1] - reference)))
 
 
-def partial_dependence_frame(model, x, features: list[str], *, grid_points: int = 20):
+def partial_dependence_frame(
+    model, x, features: list[str], *, grid_points: int = 20, levels: dict | None = None
+):
     """Partial dependence of the score on each of ``features``, with ICE percentiles.
 
     scikit-learn's ``partial_dependence`` (``kind="both"``) on the sample ``x``;
     the grid is the feature's distinct values when there are few, else its
-    5th..95th percentiles, ignoring missing values.
+    5th..95th percentiles, ignoring missing values. A categorical feature (a key
+    of ``levels``, mapping it to its declared levels) gets one bar per level.
 
     Returns
     -------
     pandas.DataFrame
-        ``feature``, ``grid_index``, ``grid_value``, ``average`` (mean score),
+        ``feature``, ``grid_index``, ``grid_value`` (a level's index for a
+        categorical feature), ``grid_label`` (the level, else None), ``average`` (mean score),
         ``ice_p10``, ``ice_p50``, ``ice_p90`` (percentiles of the per-row curves).
     """
     import pandas as pd
     from sklearn.inspection import partial_dependence
 
     frames = []
+    levels = levels or {}
     for name in features:
-        grid = _grid(x[name].to_numpy(dtype=float), grid_points)
+        categorical = name in levels
+        grid = (
+            list(levels[name]) if categorical else _grid(x[name].to_numpy(dtype=float), grid_points)
+        )
         result = partial_dependence(
             model,
             x,
             [name],
             kind="both",
+            categorical_features=[name] if categorical else None,
             custom_values={name: grid},
             response_method="predict_proba",
         )
         ice = result["individual"][0]
         p10, p50, p90 = np.percentile(ice, [10, 50, 90], axis=0)
+        index = np.arange(len(grid), dtype=np.int32)
         frames.append(
             pd.DataFrame(
                 {
                     "feature": name,
-                    "grid_index": np.arange(len(grid), dtype=np.int32),
-                    "grid_value": result["grid_values"][0],
+                    "grid_index": index,
+                    # a level is a bar: its index, and its name in grid_label
+                    "grid_value": index.astype(float) if categorical else result["grid_values"][0],
+                    "grid_label": pd.Series(
+                        grid if categorical else [None] * len(grid), dtype=object
+                    ),
                     "average": result["average"][0],
                     "ice_p10": p10,
                     "ice_p50": p50,
@@ -210,7 +224,9 @@ def dependence_rows(model, sample, run: Run, features: list[str], *, max_rows: i
     import pyarrow as pa
 
     rows = sample[list(run.features)].iloc[:max_rows]
-    frame = partial_dependence_frame(model, rows, features).assign(
+    spec = run.spec
+    levels = {n: spec.feature(n).categories for n in features if n in spec.categorical}
+    frame = partial_dependence_frame(model, rows, features, levels=levels).assign(
         snapshot_date=run.snapshot_date,
         model_version=run.model_version,
         run_id=run.run_id,

@@ -247,6 +247,19 @@ def _bar_plot(labels: list[str], values: list[float], xlabel: str) -> str:
     return _svg(fig)
 
 
+def _level_bars(ax, curve: list[dict]) -> None:
+    """Mean score per level, with the ICE 10-90 % range as the error bar."""
+    averages = [r["average"] for r in curve]
+    spread = [
+        [max(r["average"] - r["ice_p10"], 0.0) for r in curve],
+        [max(r["ice_p90"] - r["average"], 0.0) for r in curve],
+    ]
+    labels = [r["grid_label"] for r in curve]
+    ax.bar(labels, averages, yerr=spread, color="#4a78a8", capsize=2)
+    ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+    ax.set_ylabel("score")
+
+
 def _pdp_plot(rows: list[dict]) -> str:
     features = sorted({r["feature"] for r in rows})
     if not features:
@@ -254,6 +267,10 @@ def _pdp_plot(rows: list[dict]) -> str:
     fig, axes = _plt().subplots(1, len(features), figsize=(3.6 * len(features), 2.8), squeeze=False)
     for ax, name in zip(axes[0], features, strict=True):
         curve = [r for r in rows if r["feature"] == name]
+        if curve[0].get("grid_label") is not None:  # a categorical feature: a bar per level
+            _level_bars(ax, curve)
+            ax.set_title(name, fontsize=9)
+            continue
         x = [r["grid_value"] for r in curve]
         ax.fill_between(
             x,

@@ -19,9 +19,9 @@ from credit_batch.errors import DataError, SchemaMismatchError
 from credit_batch.faults import fault_point
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
 from credit_batch.run import Run
-from credit_batch.steps.drift import SCORE, histogram
+from credit_batch.steps.drift import SCORE, counts_of
 from credit_batch.steps.explain import N_REASONS, explain, top_reasons
-from credit_batch.steps.validation import describe_invalid, invalid_rows
+from credit_batch.steps.validation import describe_invalid, invalid_rows, other_category_rows
 from credit_batch.stores import lake, registry
 from credit_batch.stores.lake import atomic_path
 
@@ -164,7 +164,7 @@ def score_file(
     columns = list(dict.fromkeys(["snapshot_date", "customer_id", *spec.names, *feature_names]))
     _check_columns(source, columns, features_path)
     qpath = Path(quarantine_path or Path(out_path).with_suffix(".quarantine.parquet"))
-    counts = {"rows_scored": 0, "rows_quarantined": 0}
+    counts = {"rows_scored": 0, "rows_quarantined": 0, "rows_other_category": 0}
     shap_abs = np.zeros(len(feature_names))
     reference = drift_reference or {}
     bins = {name: np.zeros(len(ref["expected"])) for name, ref in reference.items()}
@@ -186,7 +186,8 @@ def score_file(
     ):
         rejected, snapshot = [], None
         for batch in _batches(source, features_path, chunk_rows, columns):
-            scored, invalid, contributions, valid = _score_batch(job, batch)
+            scored, invalid, contributions, valid, other = _score_batch(job, batch)
+            counts["rows_other_category"] += other
             shap_abs += np.abs(contributions).sum(axis=0)
             _count_bins(bins, reference, scored, valid)
             writer.write_batch(scored)
@@ -215,7 +216,7 @@ def _count_bins(bins: dict, reference: dict, scored, valid) -> None:
         return
     for name, ref in reference.items():
         column = scored.column("score") if name == SCORE else valid.column(name)
-        bins[name] += histogram(column.to_numpy(zero_copy_only=False), ref["edges"])
+        bins[name] += counts_of(column.to_numpy(zero_copy_only=False), ref)
 
 
 def _check_columns(source, columns: list[str], path: Path) -> None:
@@ -252,7 +253,8 @@ def _score_batch(job: _Job, batch):
 
     Returns the scored batch, the invalid rows (a frame, described once per
     partition by :func:`_quarantined`), the SHAP contributions and the valid
-    rows' input batch (the features the scored rows came from).
+    rows' input batch (the features the scored rows came from) and how many
+    of them hold an undeclared category scored as "other".
     """
     import pyarrow as pa
 
@@ -280,7 +282,8 @@ def _score_batch(job: _Job, batch):
         ],
         schema=scores_schema(),
     )
-    return scored, rejected, contributions, batch
+    other = other_category_rows(frame, job.spec) if job.spec.categorical else 0
+    return scored, rejected, contributions, batch, other
 
 
 def _quarantined(job: _Job, frames: list, snapshot):

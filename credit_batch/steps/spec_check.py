@@ -26,6 +26,7 @@ _FITS = {
     "boolean": re.compile(r"^(boolean|bool|integer|int|bigint|smallint|tinyint)"),
     "key:integer": re.compile(r"^(integer|int|bigint|smallint|hugeint|u?int\d*)"),
     "date": re.compile(r"^(date|timestamp)"),
+    "categorical": re.compile(r"^(varchar|text|character|char|string|bpchar|enum)"),
 }
 
 
@@ -83,7 +84,7 @@ def check_columns(db: Database, spec: FeatureSpec, sql_dir) -> dict[str, str]:
 
 
 def _columns(db: Database, table: str, sql_dir) -> dict[str, str]:
-    rows = db.fetch_arrow(read_sql(sql_dir, "warehouse/columns.sql"), {"table_name": table})
+    rows = db.fetch_arrow(read_sql(sql_dir, "schema/columns.sql"), {"table_name": table})
     names, types = rows.column("column_name").to_pylist(), rows.column("data_type").to_pylist()
     found = dict(zip(names, types, strict=True))
     if not found:
@@ -122,7 +123,7 @@ def _sample(db: Database, spec: FeatureSpec, date, rows: int):
 def _labeled_rows(db: Database, spec: FeatureSpec, date, sql_dir) -> int | None:
     """Outcomes known for ``date``; None where the outcomes table does not exist."""
     found = db.fetch_arrow(
-        read_sql(sql_dir, "warehouse/columns.sql"), {"table_name": spec.outcomes_table}
+        read_sql(sql_dir, "schema/columns.sql"), {"table_name": spec.outcomes_table}
     )
     if not found.num_rows:
         return None

@@ -58,9 +58,16 @@ def build_model(
     from sklearn.preprocessing import PowerTransformer, StandardScaler
 
     check_algorithm(algorithm)
+    categorical = _one_hot(spec)
     if algorithm == "hgb":
         clf = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, random_state=seed)
-        return Pipeline([("classifier", clf)])
+        if not categorical:
+            return Pipeline([("classifier", clf)])
+        numeric = [n for n in spec.names if n not in spec.categorical]
+        columns = ColumnTransformer(
+            [("numeric", "passthrough", numeric), categorical], verbose_feature_names_out=False
+        )
+        return Pipeline([("columns", columns), ("classifier", clf)])
     regular = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
     skewed = Pipeline(
         [
@@ -70,11 +77,38 @@ def build_model(
         ]
     )
     columns = ColumnTransformer(
-        [("regular", regular, spec.regular), ("skewed", skewed, spec.skewed)],
+        [
+            ("regular", regular, spec.regular),
+            ("skewed", skewed, spec.skewed),
+            *([categorical] if categorical else []),
+        ],
         verbose_feature_names_out=False,
     )
     clf = LogisticRegression(max_iter=1000, random_state=seed)
     return Pipeline([("columns", columns), ("classifier", clf)])
+
+
+def _one_hot(spec: FeatureSpec):
+    """The one-hot encoder of the spec's categorical features, or None.
+
+    One column per declared level, in the spec's order; a missing or undeclared
+    value encodes as all zeros (the reference level "other"). One-hot, not WoE
+    or target encoding: nothing is fitted on the target (no leakage into the
+    out-of-sample metrics), each level gets its own weight that a reviewer can
+    read, and a level's SHAP value is exact and sums back to its feature.
+    """
+    from sklearn.preprocessing import OneHotEncoder
+
+    features = [spec.feature(n) for n in spec.categorical]
+    if not features:
+        return None
+    encoder = OneHotEncoder(
+        categories=[list(f.categories) for f in features],
+        handle_unknown="ignore",
+        sparse_output=False,
+        dtype=np.float64,
+    )
+    return ("categorical", encoder, [f.name for f in features])
 
 
 def check_algorithm(algorithm: object) -> str:
@@ -157,7 +191,12 @@ def fit_model(
         train_from=frame["snapshot_date"].min(),
         fingerprint=_fingerprint(frame, spec, algorithm=algorithm, seed=seed),
         background=linear_background(model, x) if algorithm == "logreg" else None,
-        drift_reference=drift.reference(frame, spec.names, model.predict_proba(x)[:, 1]),
+        drift_reference=drift.reference(
+            frame,
+            spec.names,
+            model.predict_proba(x)[:, 1],
+            categories={n: spec.feature(n).categories for n in spec.categorical},
+        ),
         spec=spec,
     )
 

@@ -28,6 +28,7 @@ __all__ = [
     "check_duplicates",
     "describe_invalid",
     "invalid_rows",
+    "other_category_rows",
     "split_valid",
     "valid_rows",
 ]
@@ -43,13 +44,17 @@ def build_schema(spec: FeatureSpec = DEFAULT_FEATURE_SPEC):
     columns = {"customer_id": pa.Column("int64", nullable=False)}
     for f in spec.features:
         checks = []
+        if f.categorical and f.unseen == "quarantine":
+            checks.append(pa.Check.isin(list(f.categories)))
         if f.minimum is not None:
             checks.append(pa.Check.ge(f.minimum))
         if f.maximum is not None:
             checks.append(pa.Check.le(f.maximum))
         if f.forbidden:
             checks.append(pa.Check.notin(list(f.forbidden)))
-        columns[f.name] = pa.Column(f.dtype, checks=checks, nullable=f.nullable)
+        # categories: any string dtype (object or pandas' str); the levels are the check
+        dtype = None if f.categorical else f.dtype
+        columns[f.name] = pa.Column(dtype, checks=checks, nullable=f.nullable)
     return pa.DataFrameSchema(columns, strict=False, coerce=False)
 
 
@@ -144,7 +149,14 @@ def _broken_rows(frame, spec: FeatureSpec) -> np.ndarray | None:
         return None
     broken = np.zeros(len(frame), dtype=bool)
     for f in spec.features:
-        if f.name not in frame.columns or str(frame[f.name].dtype) != f.dtype:
+        if f.name not in frame.columns:
+            return None
+        if f.categorical:
+            if not _holds_strings(frame[f.name]):
+                return None
+            broken |= _broken_categories(frame[f.name], f)
+            continue
+        if str(frame[f.name].dtype) != f.dtype:
             return None
         x = frame[f.name].to_numpy()
         if not f.nullable:
@@ -156,6 +168,31 @@ def _broken_rows(frame, spec: FeatureSpec) -> np.ndarray | None:
         for code in f.forbidden:
             broken |= x == code
     return broken
+
+
+def _holds_strings(column) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_string_dtype(column.dtype)
+
+
+def _broken_categories(column, feature) -> np.ndarray:
+    missing = column.isna().to_numpy()
+    broken = np.zeros(len(column), dtype=bool) if feature.nullable else missing
+    if feature.unseen == "quarantine":
+        broken = broken | (~column.isin(feature.categories).to_numpy() & ~missing)
+    return broken
+
+
+def other_category_rows(frame, spec: FeatureSpec) -> int:
+    """Rows of ``frame`` holding a category the spec does not declare, where the
+    policy is to score them as "other" (counted in the run, not quarantined)."""
+    rows = np.zeros(len(frame), dtype=bool)
+    for f in spec.features:
+        if f.categorical and f.unseen == "other":
+            column = frame[f.name]
+            rows |= ~column.isin(f.categories).to_numpy() & ~column.isna().to_numpy()
+    return int(rows.sum())
 
 
 def _failure_cases(frame, spec: FeatureSpec):

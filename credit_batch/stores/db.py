@@ -387,7 +387,12 @@ class PostgresDatabase(Database):
                 reader = pacsv.open_csv(
                     stream,
                     read_options=pacsv.ReadOptions(block_size=1 << 22),
-                    convert_options=pacsv.ConvertOptions(column_types=schema),
+                    # COPY writes NULL unquoted-empty and '' quoted: keep them apart
+                    convert_options=pacsv.ConvertOptions(
+                        column_types=schema,
+                        strings_can_be_null=True,
+                        quoted_strings_can_be_null=False,
+                    ),
                 )
                 for batch in reader:
                     yield _cast(batch, schema)

@@ -255,6 +255,7 @@ def reusable_counts(out: Path, quarantine: Path, key: dict) -> dict | None:
     return {
         "rows_scored": manifest["rows_scored"],
         "rows_quarantined": manifest["rows_quarantined"],
+        "rows_other_category": manifest.get("rows_other_category", 0),
         "shap_abs_sum": manifest["shap_abs_sum"],
         "drift_counts": manifest["drift_counts"],
         "reused": True,

@@ -14,7 +14,7 @@ from credit_batch.checks import allowed_rows, utcnow
 from credit_batch.config import Settings
 from credit_batch.errors import DataError, QuarantineBudgetError, ReconciliationError
 from credit_batch.faults import fault_point
-from credit_batch.stores.db import Database, connect, database_exists, read_sql
+from credit_batch.stores.db import Database, check_identifier, connect, database_exists, read_sql
 
 if TYPE_CHECKING:
     from credit_batch.run import Run
@@ -52,11 +52,34 @@ def apply_schema(db: Database, settings: Settings) -> None:
     with db.transaction():
         lock(db, settings, "schema")
         db.run_script(read_sql(settings.sql_dir, "schema/results.sql"))
-        columns = db.fetch_arrow(read_sql(settings.sql_dir, "schema/registry_columns.sql"))
-        if "spec" not in columns.column("column_name").to_pylist():
-            db.run_script(read_sql(settings.sql_dir, "schema/add_registry_spec.sql"))
+        _add_missing_columns(db, settings)
         db.run_script(read_sql(settings.sql_dir, f"schema/predictions.{db.dialect}.sql"))
         db.run_script(read_sql(settings.sql_dir, "views/analyst_views.sql"))
+
+
+#: Columns added since the first release, as (table, column, type): a results
+#: database created before gets them when a writer next opens it. A NULL spec
+#: reads as the GMSC spec (the only one there was).
+_ADDED_COLUMNS = (
+    ("model_registry", "spec", "VARCHAR"),
+    ("model_registry", "spec_hash", "VARCHAR"),
+    ("scoring_runs", "rows_other_category", "BIGINT"),
+    ("partial_dependence", "grid_label", "VARCHAR"),
+)
+
+
+def _add_missing_columns(db: Database, settings: Settings) -> None:
+    """Add the columns of :data:`_ADDED_COLUMNS` a table lacks (no DDL when none is missing)."""
+    sql = read_sql(settings.sql_dir, "schema/columns.sql")
+    for table in dict.fromkeys(t for t, _, _ in _ADDED_COLUMNS):
+        have = set(db.fetch_arrow(sql, {"table_name": table}).column("column_name").to_pylist())
+        for column, kind in [(c, k) for t, c, k in _ADDED_COLUMNS if t == table]:
+            if column not in have:
+                logger.info("adding column %s.%s to %s", table, column, db.url)
+                db.execute(
+                    f"ALTER TABLE {check_identifier(table, tables=True)} "
+                    f"ADD COLUMN {check_identifier(column)} {kind}"
+                )
 
 
 def replace_reasons(db: Database, settings: Settings, reasons: dict[str, str]) -> None:
@@ -250,6 +273,7 @@ def run_record(
         "rows_in": run.rows_in,
         "rows_scored": sum(s["rows_scored"] for s in scored),
         "rows_quarantined": sum(s["rows_quarantined"] for s in scored),
+        "rows_other_category": sum(s.get("rows_other_category", 0) for s in scored),
         "partitions": len(scored),
         "chunk_rows": run.chunk_rows,
         "extract_seconds": run.extract_seconds,

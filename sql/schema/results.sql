@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS scoring_runs (
     score_psi           DOUBLE PRECISION,   -- PSI of the scores against training
     drift_status        VARCHAR,            -- stable | watch | act (of the score)
     report_path         VARCHAR,            -- the run's HTML report
+    rows_other_category BIGINT,             -- scored with an undeclared category as "other"
     CHECK (rows_in = rows_scored + rows_quarantined)
 );
 
@@ -96,7 +97,8 @@ CREATE TABLE IF NOT EXISTS partial_dependence (
     run_id         VARCHAR NOT NULL,
     feature        VARCHAR NOT NULL,
     grid_index     INTEGER NOT NULL,
-    grid_value     DOUBLE PRECISION NOT NULL,
+    grid_value     DOUBLE PRECISION NOT NULL,  -- a categorical feature: the level's index
+    grid_label     VARCHAR,                    -- a categorical feature: the level
     average        DOUBLE PRECISION NOT NULL,
     ice_p10        DOUBLE PRECISION NOT NULL,
     ice_p50        DOUBLE PRECISION NOT NULL,

@@ -31,7 +31,6 @@ def _frame(settings, date):
     import pandas as pd
     import sqlalchemy as sa
 
-
     engine = sa.create_engine(settings.warehouse_url)
     query = sa.text((settings.sql_dir / "specs/gmsc/features.sql").read_text())
     frame = pd.read_sql(query, engine, params={"snapshot_date": date})

@@ -23,7 +23,13 @@ _TABLES = """
 CREATE TABLE accounts AS
 SELECT customer_id AS acct_no, snapshot_date AS as_of,
        revolving_unsecured_line_utilization AS utilization, age AS age_years,
-       CAST(num_90_days_late AS INTEGER) AS times_90_late, debt_ratio > 1 AS over_indebted
+       CAST(num_90_days_late AS INTEGER) AS times_90_late, debt_ratio > 1 AS over_indebted,
+       CASE customer_id % 5 WHEN 0 THEN 'north' WHEN 1 THEN 'south' WHEN 2 THEN 'east'
+            WHEN 3 THEN 'west' ELSE 'mars' END AS region,
+       CASE WHEN customer_id % 401 = 0 THEN 'boat'
+            WHEN num_real_estate_loans IS NULL OR customer_id % 11 = 0 THEN NULL
+            WHEN num_real_estate_loans = 0 THEN 'rent'
+            WHEN num_real_estate_loans = 1 THEN 'mortgage' ELSE 'own' END AS housing
 FROM features;
 CREATE TABLE account_outcomes AS
 SELECT customer_id AS acct_no, snapshot_date AS as_of, delinquency AS went_bad FROM outcomes
@@ -33,7 +39,14 @@ _BROKEN = """
 SELECT COUNT(*) AS n FROM accounts WHERE as_of = :d AND (
     utilization IS NULL OR utilization < 0 OR age_years IS NULL OR age_years < 18
     OR age_years > 120 OR times_90_late IS NULL OR times_90_late < 0
-    OR times_90_late IN (96, 98))
+    OR times_90_late IN (96, 98) OR housing NOT IN ('own', 'rent', 'mortgage'))
+"""
+# Scored rows with a region the spec does not declare: scored as "other", counted.
+_OTHER = """
+SELECT COUNT(*) AS n FROM accounts WHERE as_of = :d AND region = 'mars'
+    AND utilization >= 0 AND age_years BETWEEN 18 AND 120 AND times_90_late >= 0
+    AND times_90_late NOT IN (96, 98)
+    AND (housing IS NULL OR housing IN ('own', 'rent', 'mortgage'))
 """
 
 
@@ -77,7 +90,14 @@ def test_own_table_is_scored_by_its_spec_and_explained_per_its_features(own):
     assert len(rows) == total - broken
     assert len(query(settings, "SELECT * FROM quarantine" + where, key)) == broken
     reasons = {r[f"reason_{i}"] for r in rows for i in (1, 2, 3)} - {None}
-    assert reasons and reasons <= set(spec.names)
+    assert reasons and reasons <= set(spec.names)  # a categorical is one reason, not one per level
+    [run] = query(settings, "SELECT * FROM scoring_runs" + where, key)
+    other = _warehouse_count(settings, _OTHER)
+    assert run["rows_other_category"] == other > 0
+    quarantined = query(
+        settings, "SELECT reason FROM quarantine" + where + " AND reason LIKE 'housing%'", key
+    )
+    assert quarantined and all("isin" in q["reason"] for q in quarantined)
     importance = query(settings, "SELECT DISTINCT feature FROM feature_importance" + where, key)
     assert {r["feature"] for r in importance} == set(spec.names)
     drift = query(settings, "SELECT feature FROM drift" + where, key)
@@ -142,7 +162,7 @@ def test_spec_check_reports_what_the_warehouse_holds(own, capsys, monkeypatch):
     out = capsys.readouterr().out
     broken = _warehouse_count(settings, _BROKEN)
     assert f"spec accounts ({path}): valid" in out
-    assert "table accounts: 4 features fit (query-derived: none)" in out
+    assert "table accounts: 6 features fit (query-derived: none)" in out
     assert f"{broken:,} sampled rows break a rule" in out
     assert main(["spec", "check", str(path), "--date", "2026-09-15"]) == 2
     assert "snapshot 2026-09-15 has no rows" in capsys.readouterr().err

@@ -47,6 +47,20 @@ forbidden = [96, 98]
 name = "over_indebted"
 type = "boolean"
 nullable = true
+
+[[features]]
+name = "region"
+type = "categorical"
+categories = ["north", "south", "east", "west"]
+unseen = "other"
+reason = "Region of residence"
+
+[[features]]
+name = "housing"
+type = "categorical"
+categories = ["own", "rent", "mortgage"]
+nullable = true
+reason = "Housing status"
 """
 
 
@@ -132,9 +146,36 @@ BROKEN = {
         "features[0].type",
         None,
     ),
-    "categorical_not_yet": (
+    "bounds_on_a_categorical": (
         VALID.replace('type = "numeric"\nreason', 'type = "categorical"\nreason'),
-        "features[0].type",
+        "features[0].minimum",
+        None,
+    ),
+    "categorical_without_categories": (
+        VALID + '[[features]]\nname = "segment"\ntype = "categorical"\n',
+        "features[6].categories",
+        None,
+    ),
+    "category_repeated": (
+        VALID
+        + '[[features]]\nname = "segment"\ntype = "categorical"\ncategories = ["n", "s", "n"]\n',
+        "features[6].categories",
+        None,
+    ),
+    "category_not_a_string": (
+        VALID + '[[features]]\nname = "segment"\ntype = "categorical"\ncategories = ["n", 2]\n',
+        "features[6].categories",
+        None,
+    ),
+    "unknown_unseen_policy": (
+        VALID + '[[features]]\nname = "segment"\ntype = "categorical"\n'
+        'categories = ["n"]\nunseen = "drop"\n',
+        "features[6].unseen",
+        None,
+    ),
+    "categories_on_a_number": (
+        VALID.replace("minimum = 18\n", 'minimum = 18\ncategories = ["young"]\n'),
+        "features[1].categories",
         None,
     ),
     "missing_feature_type": (
