@@ -53,6 +53,7 @@ FIGURES = (
     "analyst",
     "parse",
     "night",
+    "categorical",
 )
 
 
@@ -121,6 +122,10 @@ def _run(home: Path, sizes: dict, only: set[str], pg_url: str | None) -> list[Fi
             found += figures.parse(repeats=3)
         if "night" in only:
             found += figures.night(home / "night", sizes["night_rows"], repeats=sizes["repeats"])
+        if "categorical" in only:
+            found += figures.categorical(
+                home / "lender", sizes["reason_rows"], repeats=sizes["repeats"]
+            )
     finally:
         figures.shutdown()
     return found

@@ -26,6 +26,7 @@ from credit_batch.config import (
     DEFAULT_PARTITION_ROWS,
     DEFAULT_SEED,
     DEFAULT_TRAIN_MAX_ROWS,
+    EXAMPLES,
     Settings,
 )
 from credit_batch.errors import CreditBatchError
@@ -95,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     _spec_parser(sub)
     c = sub.add_parser("demo", help="demo data, train, promote, score two snapshots: all of it")
     _rows_argument(c)
+    _example_argument(c)
     c.set_defaults(func=_demo)
     return p
 
@@ -108,9 +110,20 @@ def _rows_argument(c: argparse.ArgumentParser) -> None:
     )
 
 
+def _example_argument(c: argparse.ArgumentParser) -> None:
+    c.add_argument(
+        "--example",
+        choices=EXAMPLES,
+        default="gmsc",
+        help="gmsc: the 'Give Me Some Credit' columns (default); lender: a loan book with "
+        "its own key, 10 numeric and 5 categorical features (sql/specs/lender/)",
+    )
+
+
 def _demo_data_parser(sub) -> None:
     c = sub.add_parser("demo-data", help="write the generated demo warehouse")
     _rows_argument(c)
+    _example_argument(c)
     c.add_argument(
         "--snapshots",
         type=int,
@@ -161,7 +174,9 @@ def _train_parser(sub) -> None:
 
 def _spec_parser(sub) -> None:
     c = sub.add_parser("spec", help="feature spec files: check one against the warehouse")
-    actions = c.add_subparsers(dest="spec_command", required=True, metavar="ACTION")
+    actions = c.add_subparsers(
+        dest="spec_command", required=True, metavar="ACTION", help="check: the one action"
+    )
     check = actions.add_parser(
         "check", help="check a spec: columns, types, snapshots, a sample against its rules"
     )
@@ -232,7 +247,12 @@ def _run_arguments(c: argparse.ArgumentParser) -> None:
 
 def _demo_data(settings: Settings, args) -> None:
     written = pipeline.demo_data(
-        settings, rows=args.rows, snapshots=args.snapshots, seed=args.seed, plant_drift=args.drift
+        settings,
+        rows=args.rows,
+        snapshots=args.snapshots,
+        seed=args.seed,
+        plant_drift=args.drift,
+        example=args.example,
     )
     for s in written:
         labeled = "" if s["labeled"] else " (no outcomes yet)"
@@ -325,6 +345,9 @@ def _summary(settings: Settings, done: pipeline.RunResult) -> None:
         f"  {loaded['rows_loaded']:,} customers scored, {loaded['rows_quarantined']:,} "
         f"quarantined (see the quarantine table); done in {done.seconds:.1f} s"
     )
+    other = sum(s.get("rows_other_category", 0) for s in done.scored)
+    if other:
+        print(f"  {other:,} scored with a category the spec does not declare, as 'other'")
     summary = catalog.run_summary(settings, run.snapshot_date, run.model_version)
     print("  risk band  customers  mean score")
     for b in summary["bands"]:
@@ -400,7 +423,7 @@ def _cell(value) -> str:
 
 
 def _demo(settings: Settings, args) -> None:
-    record, done = pipeline.demo(settings, rows=args.rows, progress=_progress)
+    record, done = pipeline.demo(settings, rows=args.rows, example=args.example, progress=_progress)
     print(f"demo warehouse and champion {record.model_version} (ROC AUC {record.roc_auc:.4f})")
     for result in done:
         _summary(settings, result)

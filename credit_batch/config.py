@@ -43,6 +43,8 @@ __all__ = [
     "DEFAULT_SCORE_THREADS",
     "DEFAULT_SEED",
     "DEFAULT_SPEC_PATH",
+    "EXAMPLES",
+    "LENDER_SPEC_PATH",
     "DEFAULT_TRAIN_MAX_ROWS",
     "MAX_CHUNK_ROWS",
     "MAX_DUPLICATE_IDS",
@@ -99,6 +101,10 @@ DEFAULT_RISK_BANDS: tuple[tuple[float, str], ...] = (
 _PACKAGE_SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 #: The feature spec training uses unless told otherwise ("Give Me Some Credit").
 DEFAULT_SPEC_PATH = _PACKAGE_SQL_DIR / "specs" / "gmsc" / "spec.toml"
+#: The second example's spec: a loan book with categorical features.
+LENDER_SPEC_PATH = _PACKAGE_SQL_DIR / "specs" / "lender" / "spec.toml"
+#: The generated examples ``credit-batch demo --example`` builds.
+EXAMPLES = ("gmsc", "lender")
 
 #: JSON Schema of each parameter a manual run takes (the DAG's ``Param`` s);
 #: the limits are the ones the package itself enforces.

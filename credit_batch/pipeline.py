@@ -25,9 +25,17 @@ from itertools import repeat
 from multiprocessing import get_context
 
 from credit_batch import demo as demo_module
+from credit_batch import demo_lender
 from credit_batch.checks import check_rows, parse_date, utcnow
-from credit_batch.config import DEFAULT_SEED, MAX_WORKERS, Settings
-from credit_batch.demo import write_warehouse as demo_data
+from credit_batch.config import (
+    DEFAULT_SEED,
+    DEFAULT_SPEC_PATH,
+    EXAMPLES,
+    LENDER_SPEC_PATH,
+    MAX_WORKERS,
+    Settings,
+)
+from credit_batch.errors import ParameterError
 from credit_batch.faults import fault_point
 from credit_batch.features import load_spec
 from credit_batch.run import Plan, Run, RunOptions
@@ -286,13 +294,56 @@ def promote(settings: Settings, version: str) -> registry.ModelRecord:
         return registry.promote(db, settings, version)
 
 
+def demo_data(
+    settings: Settings,
+    *,
+    rows: int = demo_module.DEFAULT_ROWS,
+    snapshots: int = demo_module.DEFAULT_SNAPSHOTS,
+    seed: int = 0,
+    unlabeled_snapshots: int = demo_module.DEFAULT_UNLABELED_SNAPSHOTS,
+    plant_drift: bool = False,
+    example: str = "gmsc",
+) -> list[dict]:
+    """Write a generated warehouse: ``example`` "gmsc" (the default) or "lender"."""
+    if example not in EXAMPLES:
+        raise ParameterError("example", example, f"must be one of {', '.join(EXAMPLES)}")
+    if example == "lender":
+        if plant_drift:
+            raise ParameterError("drift", plant_drift, "is planted in the gmsc example only")
+        return demo_lender.write_warehouse(
+            settings,
+            rows=rows,
+            snapshots=snapshots,
+            seed=seed,
+            unlabeled_snapshots=unlabeled_snapshots,
+        )
+    return demo_module.write_warehouse(
+        settings,
+        rows=rows,
+        snapshots=snapshots,
+        seed=seed,
+        unlabeled_snapshots=unlabeled_snapshots,
+        plant_drift=plant_drift,
+    )
+
+
 def demo(
-    settings: Settings, *, rows: int = demo_module.DEFAULT_ROWS, progress: Callable | None = None
+    settings: Settings,
+    *,
+    rows: int = demo_module.DEFAULT_ROWS,
+    example: str = "gmsc",
+    progress: Callable | None = None,
 ) -> tuple[registry.ModelRecord, list[RunResult]]:
-    """The demo: write the warehouse, train and promote, score the two newest snapshots."""
-    written = demo_data(settings, rows=rows)
+    """The demo: write the warehouse, train and promote, score the two newest snapshots.
+
+    ``example="lender"`` builds the loan book with categorical features and
+    trains on its spec (``sql/specs/lender/spec.toml``).
+    """
+    written = demo_data(settings, rows=rows, example=example)
     dates = [w["snapshot_date"] for w in written]
-    record = promote(settings, train(settings, until=dates[-3]).model_version)
+    spec_path = LENDER_SPEC_PATH if example == "lender" else DEFAULT_SPEC_PATH
+    trained = train(dataclasses.replace(settings, spec_path=spec_path), until=dates[-3])
+    record = promote(settings, trained.model_version)
     done = [
         run(
             settings,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from credit_batch.errors import DriftError
+from credit_batch.steps.encoding import level_codes
 
 if TYPE_CHECKING:
     from credit_batch.run import Run
@@ -74,15 +75,17 @@ def _level_reference(column, levels) -> dict:
 
 
 def level_counts(values, levels) -> np.ndarray:
-    """Counts of ``values`` (strings) per level, then undeclared ("other"), then missing."""
+    """Counts of ``values`` (strings: Arrow, pandas or numpy) per level, then
+    undeclared ("other"), then missing."""
     import pandas as pd
 
-    values = pd.Series(values, dtype=object)
-    codes = pd.Index(list(levels), dtype=object).get_indexer(values)  # -1: not a level
-    missing = values.isna().to_numpy()
-    counts = np.bincount(codes[codes >= 0], minlength=len(levels)).astype(float)
-    other = float(((codes < 0) & ~missing).sum())
-    return np.append(counts, [other, float(missing.sum())])
+    codes = level_codes(values, levels)
+    known = ~np.isnan(codes)
+    nulls = getattr(values, "null_count", None)  # an Arrow array counts its own
+    missing = float(pd.isna(values).sum() if nulls is None else nulls)
+    counts = np.bincount(codes[known].astype(np.int64), minlength=len(levels)).astype(float)
+    other = float((~known).sum()) - missing
+    return np.append(counts, [other, missing])
 
 
 def counts_of(values, ref: dict) -> np.ndarray:

@@ -78,11 +78,74 @@ def _explain_linear(model, frame, background):
             "retrain it to get reason codes"
         )
     columns, clf = _linear_parts(model)
-    z = np.asarray(columns.transform(frame), dtype=float)
+    z = _transform(columns, frame)
     scores = clf.predict_proba(z)[:, 1]
     weights, mean = clf.coef_[0], np.asarray(background, dtype=float)
-    contributions = _per_feature((z - mean) * weights, columns, list(frame.columns))
+    owners = _column_owners(columns, list(frame.columns))
+    if np.array_equal(np.sort(owners), np.arange(frame.shape[1])):  # a column per feature
+        contributions = ((z - mean) * weights)[:, np.argsort(owners)]
+    else:  # a one-hot feature owns several columns: sum them without a (rows x columns) copy
+        contributions = np.empty((z.shape[0], frame.shape[1]))
+        levels = _levels(columns)
+        for raw, name in enumerate(frame.columns):
+            own = np.flatnonzero(owners == raw)
+            centre = mean[own] @ weights[own]
+            if name in levels:  # one-hot: the weight of the row's level (0 for none)
+                at, hit = _positions(frame[name].to_numpy(dtype=float), levels[name])
+                level_weight = np.zeros(z.shape[0])
+                level_weight[hit] = weights[own][at[hit]]
+                contributions[:, raw] = level_weight - centre
+            else:
+                contributions[:, raw] = z[:, own] @ weights[own] - centre
     return scores, contributions, float(clf.intercept_[0] + weights @ mean)
+
+
+def _levels(columns) -> dict[str, np.ndarray]:
+    """The categories of each one-hot encoded feature of ``columns``."""
+    return {
+        name: categories
+        for _, transformer, cols in columns.transformers_
+        for name, categories in zip(cols, getattr(transformer, "categories_", ()), strict=False)
+    }
+
+
+def _positions(codes: np.ndarray, categories: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each code's category index, and the rows whose code is a category (not NaN)."""
+    at = np.minimum(np.searchsorted(categories, codes), len(categories) - 1)
+    return at, np.flatnonzero(categories[at] == codes)
+
+
+def _transform(columns, frame) -> np.ndarray:
+    """``columns.transform(frame)`` as floats, one-hot encoders done by indexing.
+
+    The same matrix, bit for bit (a one-hot column holds exact 0s and 1s), so
+    the classifier gives the pipeline's own scores; scikit-learn's encoder
+    validates and maps each row in Python, about as slow as the rest of the
+    transform together.
+    """
+    if not any(hasattr(t, "categories_") for _, t, _ in columns.transformers_):
+        return np.asarray(columns.transform(frame), dtype=float)
+    used = [(t, c) for name, t, c in columns.transformers_ if name != "remainder" and len(c)]
+    widths = [
+        sum(map(len, t.categories_)) if hasattr(t, "categories_") else len(c) for t, c in used
+    ]
+    z, at = np.zeros((len(frame), sum(widths))), 0
+    for (transformer, cols), width in zip(used, widths, strict=True):
+        if hasattr(transformer, "categories_"):
+            codes = frame[cols].to_numpy(dtype=float)
+            for i, categories in enumerate(transformer.categories_):
+                _one_hot_into(z[:, at : at + len(categories)], codes[:, i], categories)
+                at += len(categories)
+        else:
+            z[:, at : at + width] = transformer.transform(frame[cols])
+            at += width
+    return z
+
+
+def _one_hot_into(out: np.ndarray, codes: np.ndarray, categories: np.ndarray) -> None:
+    """Set ``out[row, k]`` to 1 where ``codes[row]`` is category k (NaN: none, all zeros)."""
+    at, hit = _positions(codes, categories)
+    out[hit, at[hit]] = 1.0
 
 
 def _per_feature(per_column: np.ndarray, columns, raw: list[str]) -> np.ndarray:
@@ -90,9 +153,9 @@ def _per_feature(per_column: np.ndarray, columns, raw: list[str]) -> np.ndarray:
     owners = _column_owners(columns, raw)
     if np.array_equal(np.sort(owners), np.arange(len(raw))):
         return per_column[:, np.argsort(owners)]  # one column per feature: reorder
-    to_raw = np.zeros((owners.size, len(raw)))  # a one-hot feature owns several columns
-    to_raw[np.arange(owners.size), owners] = 1.0
-    return per_column @ to_raw
+    order = np.argsort(owners, kind="stable")  # a one-hot feature owns several columns
+    starts = np.flatnonzero(np.r_[True, np.diff(owners[order]) != 0])
+    return np.add.reduceat(per_column[:, order], starts, axis=1)
 
 
 def _column_owners(columns, raw: list[str]) -> np.ndarray:

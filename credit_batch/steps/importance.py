@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from credit_batch.errors import ParameterError
+from credit_batch.steps.encoding import model_frame
 
 if TYPE_CHECKING:
     from credit_batch.run import Run
@@ -144,7 +145,8 @@ def partial_dependence_frame(
     scikit-learn's ``partial_dependence`` (``kind="both"``) on the sample ``x``;
     the grid is the feature's distinct values when there are few, else its
     5th..95th percentiles, ignoring missing values. A categorical feature (a key
-    of ``levels``, mapping it to its declared levels) gets one bar per level.
+    of ``levels``, mapping it to its declared levels) gets one bar per level;
+    ``x`` is the model's input (:func:`~credit_batch.steps.encoding.model_frame`).
 
     Returns
     -------
@@ -160,8 +162,9 @@ def partial_dependence_frame(
     levels = levels or {}
     for name in features:
         categorical = name in levels
+        values = x[name].to_numpy(dtype=float)  # a categorical: level indexes (model_frame)
         grid = (
-            list(levels[name]) if categorical else _grid(x[name].to_numpy(dtype=float), grid_points)
+            np.arange(len(levels[name]), dtype=float) if categorical else _grid(values, grid_points)
         )
         result = partial_dependence(
             model,
@@ -183,7 +186,7 @@ def partial_dependence_frame(
                     # a level is a bar: its index, and its name in grid_label
                     "grid_value": index.astype(float) if categorical else result["grid_values"][0],
                     "grid_label": pd.Series(
-                        grid if categorical else [None] * len(grid), dtype=object
+                        list(levels[name]) if categorical else [None] * len(grid), dtype=object
                     ),
                     "average": result["average"][0],
                     "ice_p10": p10,
@@ -223,7 +226,7 @@ def dependence_rows(model, sample, run: Run, features: list[str], *, max_rows: i
     """Rows of ``partial_dependence``: the score on ``features``, over at most ``max_rows``."""
     import pyarrow as pa
 
-    rows = sample[list(run.features)].iloc[:max_rows]
+    rows = model_frame(sample, run.spec)[list(run.features)].iloc[:max_rows]
     spec = run.spec
     levels = {n: spec.feature(n).categories for n in features if n in spec.categorical}
     frame = partial_dependence_frame(model, rows, features, levels=levels).assign(
@@ -243,7 +246,10 @@ def unlabeled_rows(model, valid, run: Run, *, seed: int) -> tuple[dict, object]:
     """
     sample = sample_rows(valid, n=run.importance_sample_rows, seed=seed)
     frame = unlabeled_importance_frame(
-        model, sample[list(run.features)], n_repeats=run.importance_repeats, seed=seed
+        model,
+        model_frame(sample, run.spec)[list(run.features)],
+        n_repeats=run.importance_repeats,
+        seed=seed,
     )
     table = slice_rows(
         frame, run, method=UNLABELED_METHOD, metric=UNLABELED_METRIC, rows=len(sample)
@@ -259,7 +265,7 @@ def labeled_rows(model, labeled, run: Run, *, target: str, seed: int):
     sample = sample_rows(labeled, n=run.importance_sample_rows, seed=seed)
     frame = permutation_importance_frame(
         model,
-        sample[list(run.features)],
+        model_frame(sample, run.spec)[list(run.features)],
         sample[target].to_numpy(),
         n_repeats=run.importance_repeats,
         seed=seed,

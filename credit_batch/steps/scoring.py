@@ -20,6 +20,7 @@ from credit_batch.faults import fault_point
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
 from credit_batch.run import Run
 from credit_batch.steps.drift import SCORE, counts_of
+from credit_batch.steps.encoding import model_frame
 from credit_batch.steps.explain import N_REASONS, explain, top_reasons
 from credit_batch.steps.validation import describe_invalid, invalid_rows, other_category_rows
 from credit_batch.stores import lake, registry
@@ -216,7 +217,9 @@ def _count_bins(bins: dict, reference: dict, scored, valid) -> None:
         return
     for name, ref in reference.items():
         column = scored.column("score") if name == SCORE else valid.column(name)
-        bins[name] += counts_of(column.to_numpy(zero_copy_only=False), ref)
+        if "edges" in ref:  # numbers: numpy; categories stay Arrow (no Python strings)
+            column = column.to_numpy(zero_copy_only=False)
+        bins[name] += counts_of(column, ref)
 
 
 def _check_columns(source, columns: list[str], path: Path) -> None:
@@ -268,7 +271,7 @@ def _score_batch(job: _Job, batch):
     scores, contributions = np.empty(0), np.zeros((0, len(job.feature_names)))
     if n:
         scores, contributions, _ = explain(
-            job.model, frame[job.feature_names], background=job.background
+            job.model, model_frame(frame, job.spec)[job.feature_names], background=job.background
         )
     scored = pa.record_batch(
         [

@@ -25,6 +25,7 @@ from credit_batch.config import (
 from credit_batch.errors import DataError, ParameterError
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec, load_spec
 from credit_batch.steps import drift
+from credit_batch.steps.encoding import model_frame
 from credit_batch.steps.explain import linear_background
 from credit_batch.steps.validation import valid_rows
 from credit_batch.stores import registry, results, warehouse
@@ -91,8 +92,9 @@ def build_model(
 def _one_hot(spec: FeatureSpec):
     """The one-hot encoder of the spec's categorical features, or None.
 
-    One column per declared level, in the spec's order; a missing or undeclared
-    value encodes as all zeros (the reference level "other"). One-hot, not WoE
+    It takes each level's index (:func:`credit_batch.steps.encoding.model_frame`)
+    and gives one column per declared level, in the spec's order; a missing or
+    undeclared value (NaN) encodes as all zeros (the reference level "other"). One-hot, not WoE
     or target encoding: nothing is fitted on the target (no leakage into the
     out-of-sample metrics), each level gets its own weight that a reviewer can
     read, and a level's SHAP value is exact and sums back to its feature.
@@ -103,7 +105,7 @@ def _one_hot(spec: FeatureSpec):
     if not features:
         return None
     encoder = OneHotEncoder(
-        categories=[list(f.categories) for f in features],
+        categories=[[float(i) for i in range(len(f.categories))] for f in features],
         handle_unknown="ignore",
         sparse_output=False,
         dtype=np.float64,
@@ -164,7 +166,7 @@ def fit_and_evaluate(
             rows=frame.shape[0],
         )
     x_train, x_test, y_train, y_test = train_test_split(
-        frame[spec.names], y, test_size=test_size, random_state=seed, stratify=y
+        model_frame(frame, spec), y, test_size=test_size, random_state=seed, stratify=y
     )
     model = build_model(spec, algorithm=algorithm, seed=seed).fit(x_train, y_train)
     metrics = evaluate(y_test, model.predict_proba(x_test)[:, 1])
@@ -181,7 +183,7 @@ def fit_model(
 ) -> FittedModel:
     """Fit and evaluate on ``frame``; add the explainer background and drift reference bins."""
     model, metrics = fit_and_evaluate(frame, spec=spec, algorithm=algorithm, seed=seed)
-    x = frame[spec.names]
+    x = model_frame(frame, spec)
     return FittedModel(
         model=model,
         algorithm=algorithm,

@@ -21,6 +21,7 @@ from credit_batch.checks import allowed_rows
 from credit_batch.config import MAX_DUPLICATE_IDS
 from credit_batch.errors import DataError, QuarantineBudgetError, SchemaMismatchError
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
+from credit_batch.steps.encoding import level_codes
 
 __all__ = [
     "DuplicateTracker",
@@ -180,7 +181,7 @@ def _broken_categories(column, feature) -> np.ndarray:
     missing = column.isna().to_numpy()
     broken = np.zeros(len(column), dtype=bool) if feature.nullable else missing
     if feature.unseen == "quarantine":
-        broken = broken | (~column.isin(feature.categories).to_numpy() & ~missing)
+        broken = broken | (np.isnan(level_codes(column, feature.categories)) & ~missing)
     return broken
 
 
@@ -191,7 +192,7 @@ def other_category_rows(frame, spec: FeatureSpec) -> int:
     for f in spec.features:
         if f.categorical and f.unseen == "other":
             column = frame[f.name]
-            rows |= ~column.isin(f.categories).to_numpy() & ~column.isna().to_numpy()
+            rows |= np.isnan(level_codes(column, f.categories)) & ~column.isna().to_numpy()
     return int(rows.sum())
 
 

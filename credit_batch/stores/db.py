@@ -61,6 +61,8 @@ ALLOWED_TABLES = frozenset(
         "drift",
         "partial_dependence",
         "feature_reasons",
+        "loan_book",  # the second example's warehouse (credit_batch.demo_lender)
+        "loan_outcomes",
     }
 )
 _PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")

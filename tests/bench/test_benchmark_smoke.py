@@ -30,6 +30,7 @@ FIGURES = {
     "memory: big partition vs 1 GiB",
     "DAG parse: credit_batch_nightly.py",
     "whole night (airflow dags test)",
+    "categorical features (logistic, one-hot)",
 }
 
 

@@ -23,7 +23,7 @@ from tests.conftest import REPO, services_required
 
 BLOCK = re.compile(r"^```bash\n(.*?)^```", re.S | re.M)
 #: The README's bash blocks, in order, by what they do.
-NAMES = ["demo", "tests", "query", "dags_test", "standalone", "postgresql"]
+NAMES = ["demo", "tests", "query", "dags_test", "standalone", "postgresql", "own_data"]
 
 
 def readme_blocks() -> dict[str, str]:
@@ -158,3 +158,15 @@ def test_postgresql_block_creates_the_database_runs_and_queries_with_psql(
         pg_admin.execute('DROP DATABASE IF EXISTS "credit_batch" WITH (FORCE)')
     assert "customers scored" in out
     assert re.search(r"\(10 rows\)", out), out[-3000:]
+
+
+def test_own_data_block_checks_trains_and_scores_the_lender_spec(clone, demo_output):
+    out = run_block(clone, "own_data")
+    assert "spec lender (sql/specs/lender/spec.toml): valid" in out
+    assert "15 features fit (query-derived: utilization)" in out
+    assert re.search(r"registered logreg-20260831-\w+: ROC AUC 0\.[6-9]", out), out[-3000:]
+    assert "customers scored" in out and "as 'other'" in out
+    assert re.search(r"(employment|housing|loan_purpose|region|channel) +\d", out), out[-3000:]
+    assert (
+        not (clone / "data" / "lender").exists() and (clone / "lender" / "results.duckdb").is_file()
+    )

@@ -18,6 +18,8 @@ def _part(module: str) -> str:
     parts = module.split(".")[1:]
     if parts and parts[0] in ("stores", "steps"):
         return parts[0]
+    if parts and parts[0].startswith("demo"):
+        return "demo"  # demo, demo_lender: the generated examples
     return "core" if not parts or parts[0] in CORE else parts[0]
 
 

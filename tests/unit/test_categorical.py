@@ -11,6 +11,7 @@ import shap
 
 from credit_batch.features import DEFAULT_FEATURE_SPEC, Feature
 from credit_batch.steps import drift, explain, importance, training, validation
+from credit_batch.steps.encoding import level_codes, model_frame
 from tests.conftest import demo_frame
 
 REGIONS = ("north", "south", "east", "west")
@@ -43,7 +44,7 @@ def data():
 @pytest.fixture(scope="module")
 def logreg(data):
     model, _ = training.fit_and_evaluate(data, spec=SPEC, seed=0)
-    return model, explain.linear_background(model, data[NAMES])
+    return model, explain.linear_background(model, model_frame(data, SPEC))
 
 
 def _log_odds(p):
@@ -55,10 +56,10 @@ def test_one_hot_reason_codes_equal_shap_linear_explainer_summed_over_each_featu
 ):
     model, background = logreg
     columns, clf = model.named_steps["columns"], model.named_steps["classifier"]
-    z = columns.transform(data[NAMES])
+    z = columns.transform(model_frame(data, SPEC))
     assert z.shape[1] == len(NAMES) - 2 + len(REGIONS) + 2  # one column per declared level
     reference = shap.LinearExplainer(clf, shap.maskers.Independent(z, max_samples=len(z)))
-    sample = data[NAMES].iloc[:500]
+    sample = model_frame(data, SPEC).iloc[:500]
     scores, phi, base = explain.explain(model, sample, background=background)
     per_column = reference(columns.transform(sample)).values
     owners = explain._column_owners(columns, NAMES)
@@ -71,20 +72,21 @@ def test_a_risky_level_makes_its_feature_a_reason_and_an_undeclared_level_scores
     data, logreg
 ):
     model, background = logreg
-    rows = data[NAMES].iloc[:200].copy()
+    rows = data.iloc[:200].copy()
     rows["region"] = RISKY
-    _, phi, _ = explain.explain(model, rows, background=background)
+    _, phi, _ = explain.explain(model, model_frame(rows, SPEC), background=background)
     reasons = explain.top_reasons(phi, NAMES)
     named = {r for col in reasons[0::2] for r in col.to_pylist()}
     assert "region" in named and not any(n.startswith("region_") for n in named - {None})
-    rows["region"] = "mars"  # every one-hot column 0: the model's "other"
-    scores, _, _ = explain.explain(model, rows, background=background)
+    rows["region"] = "mars"  # no level: every one-hot column 0, the model's "other"
+    assert np.isnan(model_frame(rows, SPEC)["region"]).all()
+    scores, _, _ = explain.explain(model, model_frame(rows, SPEC), background=background)
     assert np.isfinite(scores).all()
 
 
 def test_tree_contributions_with_one_hot_columns_add_up_per_original_feature(data):
     model, _ = training.fit_and_evaluate(data, spec=SPEC, algorithm="hgb", seed=0)
-    sample = data[NAMES].iloc[:300]
+    sample = model_frame(data, SPEC).iloc[:300]
     scores, phi, base = explain.explain(model, sample, background=None)
     assert phi.shape == (300, len(NAMES))
     assert np.abs(phi.sum(axis=1) + base - _log_odds(scores)).max() < 1e-6
@@ -122,9 +124,22 @@ def test_psi_of_a_categorical_feature_is_over_its_levels_with_other_and_missing_
 def test_partial_dependence_of_a_categorical_feature_is_a_bar_per_level(data, logreg):
     model, _ = logreg
     frame = importance.partial_dependence_frame(
-        model, data[NAMES].iloc[:800], ["region"], levels={"region": REGIONS}
+        model, model_frame(data, SPEC).iloc[:800], ["region"], levels={"region": REGIONS}
     )
     assert frame["grid_label"].tolist() == list(REGIONS)
     assert frame["grid_value"].tolist() == [0.0, 1.0, 2.0, 3.0]
     by_level = dict(zip(frame["grid_label"], frame["average"], strict=True))
     assert max(by_level, key=by_level.get) == RISKY
+
+
+def test_levels_are_looked_up_by_index_with_nan_for_missing_and_undeclared():
+    values = pd.Series(["south", None, "mars", "north", "west"], dtype="str")
+    np.testing.assert_array_equal(level_codes(values, REGIONS), [1, np.nan, np.nan, 0, 3])
+    frame = pd.DataFrame({"region": values, "x": [1.0, 2, 3, 4, 5]})
+    spec = dataclasses.replace(
+        SPEC, features=(Feature("x"), Feature("region", "categorical", categories=REGIONS))
+    )
+    out = model_frame(frame, spec)
+    assert list(out.columns) == ["x", "region"] and frame["region"].dtype == "str"  # untouched
+    numeric_only = dataclasses.replace(spec, features=(Feature("x"),))
+    assert model_frame(frame, numeric_only).equals(frame[["x"]])  # nothing to look up

@@ -171,9 +171,11 @@ def test_every_command_and_flag_of_the_readme_runs(tmp_path, monkeypatch, capsys
 
     code, out, _ = run("demo-data", "--rows", "2000", "--snapshots", "4", "--seed", "7", "--drift")
     assert code == 0 and out.count("snapshot 2026-") == 4 and "(no outcomes yet)" in out
+    code, out, _ = run("spec", "check", "sql/specs/gmsc/spec.toml", "--date", "2026-09-30")
+    assert code == 0 and "spec gmsc (sql/specs/gmsc/spec.toml): valid" in out
     code, out, _ = run(
         "train", "--until", "2026-08-31", "--since", "2026-07-31", "--algorithm", "logreg",
-        "--max-rows", "4000", "--seed", "1", "--promote",
+        "--max-rows", "4000", "--seed", "1", "--promote", "--spec", "sql/specs/gmsc/spec.toml",
     )  # fmt: skip
     version = re.search(r"registered (\S+):", out).group(1)
     assert code == 0 and run("promote", version)[1] == f"champion: {version}\n"
@@ -195,7 +197,7 @@ def test_every_command_and_flag_of_the_readme_runs(tmp_path, monkeypatch, capsys
     assert code == 0 and '"n"' in out
     code, out, _ = run("sql", "SELECT 1 AS one", "--csv")
     assert code == 0 and out.splitlines() == ['"one"', "1"]
-    code, out, _ = run("demo", "--rows", "1500")
+    code, out, _ = run("demo", "--rows", "1500", "--example", "gmsc")
     assert code == 0 and out.count("customers scored") == 2
     seen |= {"--version", "--verbose", "credit-batch load-csv", "--snapshot-date"}  # tested apart
     assert _readme_flags() - seen == set()

@@ -166,3 +166,32 @@ def test_spec_check_reports_what_the_warehouse_holds(own, capsys, monkeypatch):
     assert f"{broken:,} sampled rows break a rule" in out
     assert main(["spec", "check", str(path), "--date", "2026-09-15"]) == 2
     assert "snapshot 2026-09-15 has no rows" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fixture", ["demo", "pg_demo"])
+def test_a_results_database_of_an_older_version_gets_the_new_columns_and_reads_as_gmsc(
+    fixture, request
+):
+    """Registries written before specs hold GMSC models: their NULL spec reads as the default."""
+    from credit_batch.stores import registry, results
+
+    settings, _, champion = request.getfixturevalue(fixture)
+    old = [
+        ("model_registry", "spec"),
+        ("model_registry", "spec_hash"),
+        ("scoring_runs", "rows_other_category"),
+        ("partial_dependence", "grid_label"),
+    ]
+    with connect(settings.results_url) as db:
+        for table, column in old:
+            db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    with results.open_results(settings) as db:  # a writer opens it: the columns come back
+        record = registry.champion(db, settings)
+    assert record.model_version == champion.model_version and record.spec is None
+    assert record.feature_spec == DEFAULT_FEATURE_SPEC
+    for table, column in old:
+        got = query(settings, f"SELECT {column} FROM {table}")
+        assert all(r[column] is None for r in got)
+    run_pipeline(settings, snapshot_date="2026-09-30", repeats=1)
+    [run] = query(settings, "SELECT rows_other_category FROM scoring_runs")
+    assert run["rows_other_category"] == 0

@@ -1,0 +1,1 @@
+DELETE FROM loan_outcomes WHERE month_end = :snapshot_date
