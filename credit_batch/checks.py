@@ -25,6 +25,7 @@ __all__ = [
     "check_run_id",
     "parse_date",
     "utcnow",
+    "month_ends",
 ]
 
 #: A lower-case SQL identifier (table, column and feature names).
@@ -101,6 +102,16 @@ def check_run_id(run_id: object) -> str:
     if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
         raise ParameterError("run id", run_id, "must match " + RUN_ID_PATTERN)
     return run_id
+
+
+def month_ends(last: dt.date, n: int) -> list[dt.date]:
+    """Return ``n`` month-end dates ending at ``last``'s month end, oldest first."""
+    dates, year, month = [], last.year, last.month
+    for _ in range(n):
+        first_of_next = dt.date(year + month // 12, month % 12 + 1, 1)
+        dates.append(first_of_next - dt.timedelta(days=1))
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return dates[::-1]
 
 
 def check_identifier_name(what: str, name: object) -> str:

@@ -44,6 +44,7 @@ __all__ = [
     "DEFAULT_SEED",
     "DEFAULT_SPEC_PATH",
     "EXAMPLES",
+    "EXAMPLE_SPECS",
     "LENDER_SPEC_PATH",
     "DEFAULT_TRAIN_MAX_ROWS",
     "MAX_CHUNK_ROWS",
@@ -103,8 +104,9 @@ _PACKAGE_SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 DEFAULT_SPEC_PATH = _PACKAGE_SQL_DIR / "specs" / "gmsc" / "spec.toml"
 #: The second example's spec: a loan book with categorical features.
 LENDER_SPEC_PATH = _PACKAGE_SQL_DIR / "specs" / "lender" / "spec.toml"
-#: The generated examples ``credit-batch demo --example`` builds.
-EXAMPLES = ("gmsc", "lender")
+#: The generated examples ``credit-batch demo --example`` builds, and their specs.
+EXAMPLE_SPECS = {"gmsc": DEFAULT_SPEC_PATH, "lender": LENDER_SPEC_PATH}
+EXAMPLES = tuple(EXAMPLE_SPECS)
 
 #: JSON Schema of each parameter a manual run takes (the DAG's ``Param`` s);
 #: the limits are the ones the package itself enforces.

@@ -18,7 +18,9 @@ import logging
 
 import numpy as np
 
-from credit_batch.config import DEFAULT_DEMO_ROWS, DEFAULT_DEMO_SNAPSHOTS, Settings
+from credit_batch import demo_lender
+from credit_batch.checks import month_ends
+from credit_batch.config import DEFAULT_DEMO_ROWS, DEFAULT_DEMO_SNAPSHOTS, EXAMPLES, Settings
 from credit_batch.errors import ParameterError
 from credit_batch.stores import warehouse
 
@@ -28,7 +30,7 @@ __all__ = [
     "DEFAULT_SNAPSHOTS",
     "DEFAULT_UNLABELED_SNAPSHOTS",
     "generate",
-    "snapshot_dates",
+    "write_example",
     "write_warehouse",
 ]
 
@@ -39,16 +41,6 @@ DEFAULT_SNAPSHOTS = DEFAULT_DEMO_SNAPSHOTS
 DEFAULT_LAST_SNAPSHOT = dt.date(2026, 10, 31)
 DEFAULT_UNLABELED_SNAPSHOTS = 1
 _CHURN = 0.03
-
-
-def snapshot_dates(last: dt.date, n: int) -> list[dt.date]:
-    """Return ``n`` month-end dates ending at ``last``'s month end, oldest first."""
-    dates, year, month = [], last.year, last.month
-    for _ in range(n):
-        first_of_next = dt.date(year + month // 12, month % 12 + 1, 1)
-        dates.append(first_of_next - dt.timedelta(days=1))
-        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
-    return dates[::-1]
 
 
 def generate(
@@ -88,7 +80,7 @@ def generate(
     rng = np.random.default_rng(seed)
     people = _population(rng, rows, first_id=1)
     next_id = rows + 1
-    dates = snapshot_dates(last_snapshot, snapshots)
+    dates = month_ends(last_snapshot, snapshots)
     for i, date in enumerate(dates):
         if i:
             people, next_id = _churn(rng, people, next_id)
@@ -234,3 +226,15 @@ def write_warehouse(
             n = warehouse.replace_snapshot(wh, settings, date, features, outcomes)
             written.append({"snapshot_date": date, "rows": n, "labeled": outcomes is not None})
     return written
+
+
+def write_example(settings: Settings, example: str = "gmsc", **options) -> list[dict]:
+    """Write the generated warehouse of ``example``: "gmsc" (:func:`write_warehouse`) or
+    "lender" (:func:`credit_batch.demo_lender.write_warehouse`); ``options`` go to it."""
+    if example not in EXAMPLES:
+        raise ParameterError("example", example, f"must be one of {', '.join(EXAMPLES)}")
+    if example == "gmsc":
+        return write_warehouse(settings, **options)
+    if options.pop("plant_drift", False):
+        raise ParameterError("drift", True, "is planted in the gmsc example only")
+    return demo_lender.write_warehouse(settings, **options)

@@ -21,8 +21,8 @@ import logging
 
 import numpy as np
 
+from credit_batch.checks import month_ends
 from credit_batch.config import LENDER_SPEC_PATH, Settings
-from credit_batch.demo import DEFAULT_LAST_SNAPSHOT, snapshot_dates
 from credit_batch.errors import ParameterError
 from credit_batch.features import load_spec
 from credit_batch.stores import warehouse
@@ -47,6 +47,7 @@ _WEIGHTS = {
     "region": [0.04, 0.11, 0.08, 0.16, 0.09, 0.15, 0.14, 0.08, 0.05, 0.1],
     "channel": [0.3, 0.38, 0.14, 0.1, 0.08],
 }
+_LAST_SNAPSHOT = dt.date(2026, 10, 31)  # as the GMSC demo's
 _NEW_REGION = "northern_ireland"  # not in the spec: appears in the newest snapshot
 
 
@@ -60,7 +61,7 @@ def generate(*, rows: int, snapshots: int, seed: int = 0, unlabeled_snapshots: i
     spec = load_spec(LENDER_SPEC_PATH)
     rng = np.random.default_rng(seed)
     base = _accounts(rng, rows, spec)
-    dates = snapshot_dates(DEFAULT_LAST_SNAPSHOT, snapshots)
+    dates = month_ends(_LAST_SNAPSHOT, snapshots)
     for i, date in enumerate(dates):
         newest = i == len(dates) - 1
         book, label = _observe(rng, base, date, months=i, new_region=newest and snapshots > 1)

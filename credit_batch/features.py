@@ -214,9 +214,7 @@ class FeatureSpec:
 
     def to_dict(self) -> dict:
         """Plain JSON of the whole spec, queries included (what the registry stores)."""
-        out = asdict(self)
-        out["features"] = [{k: v for k, v in asdict(f).items()} for f in self.features]
-        return out
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> FeatureSpec:

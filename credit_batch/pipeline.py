@@ -25,23 +25,15 @@ from itertools import repeat
 from multiprocessing import get_context
 
 from credit_batch import demo as demo_module
-from credit_batch import demo_lender
 from credit_batch.checks import check_rows, parse_date, utcnow
-from credit_batch.config import (
-    DEFAULT_SEED,
-    DEFAULT_SPEC_PATH,
-    EXAMPLES,
-    LENDER_SPEC_PATH,
-    MAX_WORKERS,
-    Settings,
-)
-from credit_batch.errors import ParameterError
+from credit_batch.config import DEFAULT_SEED, EXAMPLE_SPECS, MAX_WORKERS, Settings
+from credit_batch.demo import write_example as demo_data
 from credit_batch.faults import fault_point
-from credit_batch.features import load_spec
 from credit_batch.run import Plan, Run, RunOptions
 from credit_batch.steps import drift, explain, scoring, spec_check, validation
 from credit_batch.steps import importance as importance_module
 from credit_batch.steps.report import write_report
+from credit_batch.steps.spec_check import check_spec_file as check_spec
 from credit_batch.steps.training import train
 from credit_batch.stores import lake, registry, results, warehouse
 
@@ -110,18 +102,6 @@ def extract(settings: Settings, options: RunOptions | None = None) -> Plan:
     logger.info("extracted %d rows of %s into %d partitions", rows_in, date, len(parts))
     fault_point("extract.before_return")
     return Plan(run, tuple({"index": i, **p} for i, p in enumerate(parts)))
-
-
-def check_spec(settings: Settings, path=None, *, snapshot_date=None) -> dict:
-    """Read the spec file ``path`` (default: the settings' spec) and check it against
-    the warehouse (see :func:`credit_batch.steps.spec_check.check_spec`); writes nothing."""
-    spec = load_spec(path or settings.spec_path)
-    date = None if snapshot_date is None else parse_date(snapshot_date)
-    with warehouse.open_warehouse(settings) as wh:
-        return {
-            "path": str(path or settings.spec_path),
-            **spec_check.check_spec(wh, spec, settings.sql_dir, snapshot_date=date),
-        }
 
 
 def score_partition(settings: Settings, run: Run, partition: dict) -> dict:
@@ -294,39 +274,6 @@ def promote(settings: Settings, version: str) -> registry.ModelRecord:
         return registry.promote(db, settings, version)
 
 
-def demo_data(
-    settings: Settings,
-    *,
-    rows: int = demo_module.DEFAULT_ROWS,
-    snapshots: int = demo_module.DEFAULT_SNAPSHOTS,
-    seed: int = 0,
-    unlabeled_snapshots: int = demo_module.DEFAULT_UNLABELED_SNAPSHOTS,
-    plant_drift: bool = False,
-    example: str = "gmsc",
-) -> list[dict]:
-    """Write a generated warehouse: ``example`` "gmsc" (the default) or "lender"."""
-    if example not in EXAMPLES:
-        raise ParameterError("example", example, f"must be one of {', '.join(EXAMPLES)}")
-    if example == "lender":
-        if plant_drift:
-            raise ParameterError("drift", plant_drift, "is planted in the gmsc example only")
-        return demo_lender.write_warehouse(
-            settings,
-            rows=rows,
-            snapshots=snapshots,
-            seed=seed,
-            unlabeled_snapshots=unlabeled_snapshots,
-        )
-    return demo_module.write_warehouse(
-        settings,
-        rows=rows,
-        snapshots=snapshots,
-        seed=seed,
-        unlabeled_snapshots=unlabeled_snapshots,
-        plant_drift=plant_drift,
-    )
-
-
 def demo(
     settings: Settings,
     *,
@@ -339,17 +286,9 @@ def demo(
     ``example="lender"`` builds the loan book with categorical features and
     trains on its spec (``sql/specs/lender/spec.toml``).
     """
-    written = demo_data(settings, rows=rows, example=example)
+    written = demo_data(settings, example, rows=rows)
     dates = [w["snapshot_date"] for w in written]
-    spec_path = LENDER_SPEC_PATH if example == "lender" else DEFAULT_SPEC_PATH
-    trained = train(dataclasses.replace(settings, spec_path=spec_path), until=dates[-3])
-    record = promote(settings, trained.model_version)
-    done = [
-        run(
-            settings,
-            RunOptions(snapshot_date=d, model_version=record.model_version),
-            progress=progress,
-        )
-        for d in dates[-2:]
-    ]
-    return record, done
+    on_spec = dataclasses.replace(settings, spec_path=EXAMPLE_SPECS[example])
+    record = promote(settings, train(on_spec, until=dates[-3]).model_version)
+    options = [RunOptions(snapshot_date=d, model_version=record.model_version) for d in dates[-2:]]
+    return record, [run(settings, o, progress=progress) for o in options]

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 
+from credit_batch.checks import parse_date
+from credit_batch.config import Settings
 from credit_batch.errors import SchemaMismatchError
-from credit_batch.features import FeatureSpec
+from credit_batch.features import FeatureSpec, load_spec
 from credit_batch.stores import warehouse
 from credit_batch.stores.db import Database, read_sql
 
-__all__ = ["check_columns", "check_spec", "type_fits"]
+__all__ = ["check_columns", "check_spec", "check_spec_file", "type_fits"]
 
 _NUMBER = re.compile(
     r"^(double|real|float|decimal|numeric|integer|int|bigint|smallint|tinyint|hugeint|u?int\d*)"
@@ -33,6 +35,16 @@ _FITS = {
 def type_fits(kind: str, data_type: str) -> bool:
     """Whether a warehouse column of ``data_type`` can hold a ``kind`` value."""
     return bool(_FITS[kind].match(data_type.strip().lower()))
+
+
+def check_spec_file(settings: Settings, path=None, *, snapshot_date=None) -> dict:
+    """Read the spec file ``path`` (default: the settings' spec) and check it against the
+    settings' warehouse (:func:`check_spec`); return what was found, ``path`` included."""
+    spec = load_spec(path or settings.spec_path)
+    date = None if snapshot_date is None else parse_date(snapshot_date)
+    with warehouse.open_warehouse(settings) as wh:
+        found = check_spec(wh, spec, settings.sql_dir, snapshot_date=date)
+    return {"path": str(path or settings.spec_path), **found}
 
 
 def check_spec(

@@ -50,7 +50,7 @@ ALLOWED = {
     "core": {"core"},
     "stores": {"core", "stores"},
     "steps": {"core", "stores", "steps"},
-    "demo": {"core", "stores"},
+    "demo": {"core", "stores", "demo"},  # demo dispatches to demo_lender
     "catalog": {"core", "stores"},
     "pipeline": {"core", "stores", "steps", "demo"},
     "cli": {"core", "pipeline", "catalog"},
