@@ -299,6 +299,11 @@ def _spec_check(settings: Settings, args) -> None:
     )
     for rule, n in found["broken_rules"].items():
         print(f"    {n:>8,}  {rule}")
+    for name, values in found["undeclared"].items():
+        if values:
+            seen = ", ".join(f"{v} ({n:,})" for v, n in values.items())
+            policy = {"other": "scored as other", "quarantine": "quarantined"}
+            print(f"  {name}: undeclared categories ({policy[found['unseen'][name]]}): {seen}")
 
 
 def _promote(settings: Settings, args) -> None:

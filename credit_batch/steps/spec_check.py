@@ -77,6 +77,8 @@ def check_spec(
         "sample_rows": len(frame),
         "rows_breaking_rules": len(rejected),
         "broken_rules": {str(k): int(v) for k, v in rules.items()},
+        "undeclared": {n: _undeclared(frame[n], spec.feature(n)) for n in spec.categorical},
+        "unseen": {n: spec.feature(n).unseen for n in spec.categorical},
         "labeled_rows": _labeled_rows(db, spec, date, sql_dir),
     }
 
@@ -130,6 +132,12 @@ def _sample(db: Database, spec: FeatureSpec, date, rows: int):
         if n >= rows:
             break
     return pa.Table.from_batches(batches, schema=spec.arrow_schema()).to_pandas()
+
+
+def _undeclared(column, feature, *, top: int = 5) -> dict[str, int]:
+    """The most frequent values of a categorical column that the spec does not declare."""
+    extra = column[~column.isin(feature.categories) & column.notna()]
+    return {str(k): int(v) for k, v in extra.value_counts().head(top).items()}
 
 
 def _labeled_rows(db: Database, spec: FeatureSpec, date, sql_dir) -> int | None:

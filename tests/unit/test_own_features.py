@@ -164,6 +164,8 @@ def test_spec_check_reports_what_the_warehouse_holds(own, capsys, monkeypatch):
     assert f"spec accounts ({path}): valid" in out
     assert "table accounts: 6 features fit (query-derived: none)" in out
     assert f"{broken:,} sampled rows break a rule" in out
+    assert "region: undeclared categories (scored as other): mars (" in out
+    assert "housing: undeclared categories (quarantined): boat (" in out
     assert main(["spec", "check", str(path), "--date", "2026-09-15"]) == 2
     assert "snapshot 2026-09-15 has no rows" in capsys.readouterr().err
 
