@@ -1,7 +1,7 @@
 """The second example: a generated loan book with categorical features.
 
-A lender's table looks nothing like "Give Me Some Credit": its own key
-(``account_no``), snapshot column (``month_end``), numbers of several types,
+A lender's table looks nothing like "Give Me Some Credit": its own string
+key (``account_no``, "LN0100001"), snapshot column (``month_end``), numbers of several types,
 five categorical features and its own outcome table. :func:`write_warehouse`
 writes it (tables from ``sql/specs/lender/warehouse.sql``); the spec
 ``sql/specs/lender/spec.toml`` and its queries read it. Nothing in the
@@ -22,7 +22,12 @@ import logging
 import numpy as np
 
 from credit_batch.checks import month_ends
-from credit_batch.config import LENDER_SPEC_PATH, Settings
+from credit_batch.config import (
+    DEFAULT_DEMO_ROWS,
+    DEFAULT_DEMO_SNAPSHOTS,
+    LENDER_SPEC_PATH,
+    Settings,
+)
 from credit_batch.errors import ParameterError
 from credit_batch.features import load_spec
 from credit_batch.stores import warehouse
@@ -71,7 +76,7 @@ def generate(*, rows: int, snapshots: int, seed: int = 0, unlabeled_snapshots: i
 
 def _accounts(rng, n: int, spec) -> dict:
     out = {
-        "account_no": np.arange(100_001, 100_001 + n, dtype=np.int64),
+        "account_no": np.array([f"LN{i:07d}" for i in range(100_001, 100_001 + n)], object),
         "risk": rng.standard_normal(n),
         "age": np.clip(rng.normal(44, 13, n), 18, 90),
         "income": np.exp(rng.normal(7.9, 0.6, n)),
@@ -118,7 +123,7 @@ def _observe(rng, base: dict, date: dt.date, *, months: int, new_region: bool):
     book = pa.table(
         {
             "month_end": pa.array(np.full(n, date), pa.date32()),
-            "account_no": base["account_no"],
+            "account_no": pa.array(base["account_no"], pa.string()),
             "age": pa.array(age, pa.int32()),
             "income": pa.array(income, from_pandas=True),
             "credit_limit": base["credit_limit"],
@@ -144,14 +149,19 @@ def _outcomes(date: dt.date, account_no: np.ndarray, label: np.ndarray):
     return pa.table(
         {
             "month_end": pa.array(np.full(account_no.size, date), pa.date32()),
-            "account_no": account_no,
+            "account_no": pa.array(account_no, pa.string()),
             "default_12m": label,
         }
     )
 
 
 def write_warehouse(
-    settings: Settings, *, rows: int, snapshots: int, seed: int = 0, unlabeled_snapshots: int = 1
+    settings: Settings,
+    *,
+    rows: int = DEFAULT_DEMO_ROWS,
+    snapshots: int = DEFAULT_DEMO_SNAPSHOTS,
+    seed: int = 0,
+    unlabeled_snapshots: int = 1,
 ) -> list[dict]:
     """Write the example loan book (each month-end replaced whole); return rows per month."""
     folder = "specs/lender"

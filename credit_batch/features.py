@@ -33,6 +33,7 @@ __all__ = [
     "FeatureSpec",
     "GMSC_FEATURES",
     "GMSC_REASONS",
+    "KEY_TYPES",
     "UNSEEN_POLICIES",
     "load_spec",
 ]
@@ -44,8 +45,8 @@ FEATURE_TYPES = ("numeric", "integer", "boolean", "categorical")
 UNSEEN_POLICIES = ("quarantine", "other")
 #: How risk moves as a feature's value grows.
 DIRECTIONS = ("increases", "decreases", "none")
-_KEY_TYPES = ("integer",)
-_NOT_YET = {"string": "string keys are not supported yet; alias an integer id as the key"}
+#: Types of the entity key: ``customer_id`` is BIGINT or VARCHAR in the lake and results.
+KEY_TYPES = ("integer", "string")
 
 
 @dataclass(frozen=True)
@@ -184,13 +185,20 @@ class FeatureSpec:
         """Arrow schema of an extracted partition: keys, features (and target)."""
         import pyarrow as pa
 
-        fields_ = [pa.field("snapshot_date", pa.date32()), pa.field("customer_id", pa.int64())]
+        fields_ = [pa.field("snapshot_date", pa.date32()), pa.field("customer_id", self.key_arrow)]
         fields_ += [
             pa.field(f.name, pa.string() if f.categorical else pa.float64()) for f in self.features
         ]
         if with_target:
             fields_.append(pa.field(self.target, pa.int64()))
         return pa.schema(fields_)
+
+    @property
+    def key_arrow(self):
+        """Arrow type of ``customer_id``: int64, or string."""
+        import pyarrow as pa
+
+        return pa.string() if self.key_type == "string" else pa.int64()
 
     def query(self, name: str) -> str:
         """The SQL text of one of the spec's queries (see :data:`_QUERIES`).
@@ -203,8 +211,11 @@ class FeatureSpec:
         if given is not None:
             return given
         columns = ",\n    ".join(_as_double(f, "f") for f in self.features)
+        # strings in byte order on every database (what the duplicate check compares)
+        collate = ' COLLATE "C"' if self.key_type == "string" else ""
         return _QUERIES[name].format(
             key=self.key,
+            order=f"f.{self.key}{collate}",
             snap=self.snapshot_column,
             table=self.table,
             outcomes=self.outcomes_table,
@@ -251,13 +262,13 @@ def _as_double(feature: Feature, alias: str) -> str:
 _QUERIES = {
     "features": (
         "SELECT f.{snap} AS snapshot_date, f.{key} AS customer_id,\n    {columns}\n"
-        "FROM {table} AS f\nWHERE f.{snap} = :snapshot_date\nORDER BY f.{key}"
+        "FROM {table} AS f\nWHERE f.{snap} = :snapshot_date\nORDER BY {order}"
     ),
     "labeled": (
         "SELECT f.{snap} AS snapshot_date, f.{key} AS customer_id,\n    {columns},\n"
         "    CAST(o.{target} AS BIGINT) AS {target}\n"
         "FROM {table} AS f\nJOIN {outcomes} AS o ON o.{snap} = f.{snap} AND o.{key} = f.{key}\n"
-        "WHERE f.{snap} BETWEEN :date_from AND :date_to\nORDER BY f.{snap}, f.{key}"
+        "WHERE f.{snap} BETWEEN :date_from AND :date_to\nORDER BY f.{snap}, {order}"
     ),
     "snapshots": (
         "SELECT {snap} AS snapshot_date, COUNT(*) AS n_rows FROM {table}\n"
@@ -333,8 +344,6 @@ class _Reader:
         return value
 
     def choice(self, where: str, value: object, choices: tuple[str, ...]) -> str:
-        if value in _NOT_YET:
-            raise self.fail(where, value, _NOT_YET[value])
         if value not in choices:
             raise self.fail(where, value, f"must be one of {', '.join(choices)}")
         return value
@@ -391,7 +400,7 @@ class _Reader:
             name=self.identifier("name", data["name"]),
             description=self.text("description", data.get("description", "")),
             key=key,
-            key_type=self.choice("entity.key_type", entity.get("key_type", "integer"), _KEY_TYPES),
+            key_type=self.choice("entity.key_type", entity.get("key_type", "integer"), KEY_TYPES),
             snapshot_column=snap,
             table=self.identifier("entity.table", entity["table"]),
             target=target_name,

@@ -147,10 +147,11 @@ def load(settings: Settings, run: Run, scored: list[dict]) -> dict:
         inserted = results.replace_predictions(
             db,
             settings,
-            lake.dataset([s["path"] for s in scored], scoring.scores_schema()),
+            lake.dataset([s["path"] for s in scored], scoring.scores_schema(run.spec.key_arrow)),
             record,
             quarantined=lake.dataset(
-                [s["quarantine_path"] for s in scored], scoring.quarantine_schema()
+                [s["quarantine_path"] for s in scored],
+                scoring.quarantine_schema(run.spec.key_arrow),
             ),
             shap_summary=explain.shap_summary_rows(run, scored),
             drift=drift_rows,

@@ -42,15 +42,18 @@ logger = logging.getLogger(__name__)
 _DESCRIBE_ROWS = 5_000
 
 
-def scores_schema():
-    """Arrow schema of a scored partition (the ``predictions`` columns)."""
+def scores_schema(key=None):
+    """Arrow schema of a scored partition (the ``predictions`` columns).
+
+    ``key``: the Arrow type of ``customer_id`` (default int64; a spec's ``key_arrow``).
+    """
     import pyarrow as pa
 
     labels = pa.dictionary(pa.int32(), pa.string())
     return pa.schema(
         [
             ("snapshot_date", pa.date32()),
-            ("customer_id", pa.int64()),
+            ("customer_id", key or pa.int64()),
             ("model_version", labels),
             ("run_id", labels),
             ("score", pa.float64()),
@@ -96,14 +99,14 @@ def _constant(value: str, n: int):
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value]))
 
 
-def quarantine_schema():
+def quarantine_schema(key=None):
     """Arrow schema of a partition's quarantined rows (the ``quarantine`` columns)."""
     import pyarrow as pa
 
     return pa.schema(
         [
             ("snapshot_date", pa.date32()),
-            ("customer_id", pa.int64()),
+            ("customer_id", key or pa.int64()),
             ("model_version", pa.string()),
             ("run_id", pa.string()),
             ("reason", pa.string()),
@@ -182,8 +185,10 @@ def score_file(
     with (
         atomic_path(Path(out_path)) as tmp,
         atomic_path(qpath) as qtmp,
-        pq.ParquetWriter(tmp, scores_schema(), use_dictionary=_dictionary_columns()) as writer,
-        pq.ParquetWriter(qtmp, quarantine_schema()) as qwriter,
+        pq.ParquetWriter(
+            tmp, scores_schema(spec.key_arrow), use_dictionary=_dictionary_columns()
+        ) as writer,
+        pq.ParquetWriter(qtmp, quarantine_schema(spec.key_arrow)) as qwriter,
     ):
         rejected, snapshot = [], None
         for batch in _batches(source, features_path, chunk_rows, columns):
@@ -283,7 +288,7 @@ def _score_batch(job: _Job, batch):
             risk_bands(scores, job.bands),
             *top_reasons(contributions, job.feature_names),
         ],
-        schema=scores_schema(),
+        schema=scores_schema(job.spec.key_arrow),
     )
     other = other_category_rows(frame, job.spec) if job.spec.categorical else 0
     return scored, rejected, contributions, batch, other
@@ -301,13 +306,13 @@ def _quarantined(job: _Job, frames: list, snapshot):
     return pa.record_batch(
         [
             pa.repeat(snapshot, k),
-            pa.array(rejected["customer_id"].to_numpy(), pa.int64()),
+            pa.array(rejected["customer_id"].to_numpy(), job.spec.key_arrow),
             pa.array([job.model_version] * k, pa.string()),
             pa.array([job.run_id] * k, pa.string()),
             pa.array(rejected["reason"].tolist(), pa.string()),
             pa.array(rejected["offending_values"].tolist(), pa.string()),
         ],
-        schema=quarantine_schema(),
+        schema=quarantine_schema(job.spec.key_arrow),
     )
 
 

@@ -29,6 +29,7 @@ _FITS = {
     "key:integer": re.compile(r"^(integer|int|bigint|smallint|hugeint|u?int\d*)"),
     "date": re.compile(r"^(date|timestamp)"),
     "categorical": re.compile(r"^(varchar|text|character|char|string|bpchar|enum)"),
+    "key:string": re.compile(r"^(varchar|text|character|char|string|bpchar)"),
 }
 
 

@@ -42,7 +42,8 @@ def build_schema(spec: FeatureSpec = DEFAULT_FEATURE_SPEC):
     """The pandera ``DataFrameSchema`` of ``spec``'s rules (extra columns are allowed)."""
     import pandera.pandas as pa
 
-    columns = {"customer_id": pa.Column("int64", nullable=False)}
+    key = "int64" if spec.key_type == "integer" else None  # strings: object or pandas' str
+    columns = {"customer_id": pa.Column(key, nullable=False)}
     for f in spec.features:
         checks = []
         if f.categorical and f.unseen == "quarantine":
@@ -146,7 +147,7 @@ def describe_invalid(frame, *, spec: FeatureSpec = DEFAULT_FEATURE_SPEC, duplica
 
 def _broken_rows(frame, spec: FeatureSpec) -> np.ndarray | None:
     """The spec's row rules in numpy, or None when a column is missing or of another type."""
-    if "customer_id" not in frame.columns or str(frame["customer_id"].dtype) != "int64":
+    if "customer_id" not in frame.columns or not _key_fits(frame["customer_id"], spec):
         return None
     broken = np.zeros(len(frame), dtype=bool)
     for f in spec.features:
@@ -169,6 +170,12 @@ def _broken_rows(frame, spec: FeatureSpec) -> np.ndarray | None:
         for code in f.forbidden:
             broken |= x == code
     return broken
+
+
+def _key_fits(column, spec: FeatureSpec) -> bool:
+    if spec.key_type == "string":
+        return _holds_strings(column) and not column.isna().any()
+    return str(column.dtype) == "int64"
 
 
 def _holds_strings(column) -> bool:
@@ -260,27 +267,31 @@ class DuplicateTracker:
 
     The extract query orders rows by ``customer_id``, so a repeated id sits in
     adjacent rows, possibly across a batch (and partition) boundary. A stream
-    out of order is refused: duplicates could then hide.
+    out of order is refused: duplicates could then hide. String ids compare by
+    code point (byte order): the query orders them with ``COLLATE "C"``.
     """
 
     def __init__(self) -> None:
-        self.ids: set[int] = set()
-        self._last: int | None = None
+        self.ids: set = set()
+        self._last = None
 
     def observe(self, batch):
         """Record the batch's repeated ids and pass the batch through."""
-        ids = batch.column("customer_id").to_numpy()
+        ids = batch.column("customer_id").to_numpy(zero_copy_only=False)
         if ids.size == 0:
             return batch
-        ids_with_last = ids if self._last is None else np.concatenate([[self._last], ids])
-        steps = np.diff(ids_with_last)
-        if (steps < 0).any():
+        both = (
+            ids if self._last is None else np.concatenate([np.array([self._last], ids.dtype), ids])
+        )
+        back = both[1:] < both[:-1]
+        if back.any():
+            i = int(np.argmax(back))
             raise SchemaMismatchError(
-                "the extract query must return rows ordered by customer_id; "
-                f"got {int(ids_with_last[np.argmax(steps < 0)])} before a smaller id"
+                "the extract query must return rows ordered by customer_id (strings in byte "
+                f'order: ORDER BY ... COLLATE "C"); got {both[i]!r} before {both[i + 1]!r}'
             )
-        self.ids.update(ids_with_last[1:][steps == 0].tolist())
-        self._last = int(ids[-1])
+        self.ids.update(both[1:][both[1:] == both[:-1]].tolist())
+        self._last = ids[-1]
         return batch
 
 

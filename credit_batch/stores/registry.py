@@ -197,7 +197,11 @@ def get_model(db: Database, settings: Settings, version: str) -> ModelRecord:
 
 
 def resolve(settings: Settings, version: str | None) -> ModelRecord:
-    """The record of ``version``, or of the champion; the results are only read."""
+    """The record of ``version``, or of the champion; the results are only read.
+
+    Refused (SchemaMismatchError) where the model's spec keys customers by
+    another type than the results database.
+    """
     if not results.exists(settings):
         raise NoChampionError(
             f"no models yet: the results database {settings.results_url} does not exist; "
@@ -205,7 +209,11 @@ def resolve(settings: Settings, version: str | None) -> ModelRecord:
             "builds the demo"
         )
     with results.open_results(settings, read_only=True) as db:
-        return get_model(db, settings, version) if version else champion(db, settings)
+        record = get_model(db, settings, version) if version else champion(db, settings)
+        spec = record.feature_spec
+        what = f"model {record.model_version} (spec {spec.name})"
+        results.check_key_type(db, settings, spec, what=what)
+    return record
 
 
 def champion(db: Database, settings: Settings) -> ModelRecord:

@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING
 
 from credit_batch.checks import allowed_rows, utcnow
 from credit_batch.config import Settings
-from credit_batch.errors import DataError, QuarantineBudgetError, ReconciliationError
+from credit_batch.errors import (
+    DataError,
+    QuarantineBudgetError,
+    ReconciliationError,
+    SchemaMismatchError,
+)
 from credit_batch.faults import fault_point
 from credit_batch.stores.db import Database, check_identifier, connect, database_exists, read_sql
 
@@ -23,6 +28,7 @@ __all__ = [
     "apply_schema",
     "check_partitions",
     "exists",
+    "check_key_type",
     "finish_load",
     "lock",
     "open_results",
@@ -35,25 +41,38 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def open_results(settings: Settings, *, read_only: bool = False) -> Database:
-    """Connect to the results database; a writer also applies the schema."""
+#: SQL type of ``customer_id`` per key type of a spec.
+_KEY_SQL = {"integer": "BIGINT", "string": "VARCHAR"}
+
+
+def open_results(
+    settings: Settings, *, read_only: bool = False, key_type: str = "integer"
+) -> Database:
+    """Connect to the results database; a writer also applies the schema.
+
+    ``key_type`` (a spec's) is the type of ``customer_id`` in tables created now;
+    tables that exist keep theirs (see :func:`check_key_type`).
+    """
     db = connect(settings.results_url, read_only=read_only)
     if not read_only:
-        apply_schema(db, settings)
+        apply_schema(db, settings, key_type=key_type)
     return db
 
 
-def apply_schema(db: Database, settings: Settings) -> None:
+def apply_schema(db: Database, settings: Settings, *, key_type: str = "integer") -> None:
     """Create the tables if missing, (re)create the analyst views and the reason texts.
 
     One transaction under the ``schema`` lock: two writers opening a fresh
     PostgreSQL database at once would otherwise race on the same DDL.
     """
+    key = _KEY_SQL[key_type]
     with db.transaction():
         lock(db, settings, "schema")
-        db.run_script(read_sql(settings.sql_dir, "schema/results.sql"))
+        schema = read_sql(settings.sql_dir, "schema/results.sql")
+        db.run_script(schema.replace("{key_type}", key))
         _add_missing_columns(db, settings)
-        db.run_script(read_sql(settings.sql_dir, f"schema/predictions.{db.dialect}.sql"))
+        predictions = read_sql(settings.sql_dir, f"schema/predictions.{db.dialect}.sql")
+        db.run_script(predictions.replace("{key_type}", key))
         db.run_script(read_sql(settings.sql_dir, "views/analyst_views.sql"))
 
 
@@ -80,6 +99,24 @@ def _add_missing_columns(db: Database, settings: Settings) -> None:
                     f"ALTER TABLE {check_identifier(table, tables=True)} "
                     f"ADD COLUMN {check_identifier(column)} {kind}"
                 )
+
+
+def check_key_type(db: Database, settings: Settings, spec, *, what: str) -> None:
+    """Refuse a model whose spec's key type is not the results database's ``customer_id``'s.
+
+    A results database holds one type of key, fixed when its tables were created.
+    """
+    sql = read_sql(settings.sql_dir, "schema/columns.sql")
+    rows = db.fetch_arrow(sql, {"table_name": "predictions"}).to_pylist()
+    found = next((r["data_type"].lower() for r in rows if r["column_name"] == "customer_id"), "")
+    have = "string" if ("char" in found or "text" in found) else "integer"
+    if found and have != spec.key_type:
+        raise SchemaMismatchError(
+            f"the results database {db.url} keys customers by {have} ids, but {what} keys "
+            f"them by {spec.key_type} ids; use a results database of its own "
+            "(CREDIT_BATCH_RESULTS_URL)",
+            key_type=spec.key_type,
+        )
 
 
 def replace_reasons(db: Database, settings: Settings, reasons: dict[str, str]) -> None:

@@ -6,7 +6,7 @@
 -- customers = rows scored (credit_batch.results._reconcile).
 CREATE TABLE IF NOT EXISTS predictions (
     snapshot_date  DATE NOT NULL,
-    customer_id    BIGINT NOT NULL,
+    customer_id    {key_type} NOT NULL,  -- BIGINT, or VARCHAR (string keys); fixed when created
     model_version  VARCHAR NOT NULL,
     run_id         VARCHAR NOT NULL,
     score          DOUBLE NOT NULL,  -- P(serious delinquency in 2 years)

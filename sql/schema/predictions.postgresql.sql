@@ -1,7 +1,8 @@
 -- One score per (snapshot, customer, model version); the primary key enforces it.
+-- {key_type}: BIGINT, or VARCHAR for a database of string keys (fixed when created).
 CREATE TABLE IF NOT EXISTS predictions (
     snapshot_date  DATE NOT NULL,
-    customer_id    BIGINT NOT NULL,
+    customer_id    {key_type} NOT NULL,
     model_version  VARCHAR NOT NULL,
     run_id         VARCHAR NOT NULL,
     score          DOUBLE PRECISION NOT NULL,  -- P(serious delinquency in 2 years)

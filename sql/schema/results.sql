@@ -116,7 +116,7 @@ CREATE TABLE IF NOT EXISTS feature_reasons (
 -- Rows that broke a rule of the feature spec: not scored, kept with the reason.
 CREATE TABLE IF NOT EXISTS quarantine (
     snapshot_date     DATE NOT NULL,
-    customer_id       BIGINT NOT NULL,
+    customer_id       {key_type} NOT NULL,  -- as predictions.customer_id
     model_version     VARCHAR NOT NULL,
     run_id            VARCHAR NOT NULL,
     reason            VARCHAR NOT NULL,     -- "column: check; ..."

@@ -87,6 +87,7 @@ def test_the_loan_book_through_the_nightly_dag_is_scored_explained_and_counted_e
     assert run["rows_other_category"] == other
     rows = query(settings, "SELECT * FROM predictions" + where + " ORDER BY customer_id", key)
     assert len(rows) == total - broken == len({r["customer_id"] for r in rows})
+    assert all(r["customer_id"].startswith("LN") for r in rows)  # string keys, kept as strings
     reasons = {r[f"reason_{i}"] for r in rows for i in (1, 2, 3)} - {None}
     assert reasons <= set(spec.names) and reasons & set(spec.categorical)
     drift = query(settings, "SELECT feature, psi FROM drift" + where, key)

@@ -1,7 +1,7 @@
 -- The example loan book (DuckDB and PostgreSQL alike; applied idempotently).
 CREATE TABLE IF NOT EXISTS loan_book (
     month_end            DATE NOT NULL,
-    account_no           BIGINT NOT NULL,
+    account_no           VARCHAR NOT NULL,    -- "LN0100001"
     age                  INTEGER,
     income               DOUBLE PRECISION,
     credit_limit         DOUBLE PRECISION,
@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS loan_book (
 
 CREATE TABLE IF NOT EXISTS loan_outcomes (
     month_end    DATE NOT NULL,
-    account_no   BIGINT NOT NULL,
+    account_no   VARCHAR NOT NULL,
     default_12m  SMALLINT NOT NULL CHECK (default_12m IN (0, 1)),
     PRIMARY KEY (month_end, account_no)
 );
