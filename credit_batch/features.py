@@ -210,7 +210,7 @@ class FeatureSpec:
         given = {"features": self.features_query, "labeled": self.labeled_query}.get(name)
         if given is not None:
             return given
-        columns = ",\n    ".join(_as_double(f, "f") for f in self.features)
+        columns = ",\n    ".join(_select(f, "f") for f in self.features)
         # strings in byte order on every database (what the duplicate check compares)
         collate = ' COLLATE "C"' if self.key_type == "string" else ""
         return _QUERIES[name].format(
@@ -249,7 +249,8 @@ class FeatureSpec:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _as_double(feature: Feature, alias: str) -> str:
+def _select(feature: Feature, alias: str) -> str:
+    """The select-list item of ``feature``: as strings, or as float64 like the lake's."""
     column = f"{alias}.{feature.name}"
     if feature.categorical:
         return f"CAST({column} AS VARCHAR) AS {feature.name}"
