@@ -8,34 +8,17 @@ declared rules (and which rule)? Nothing is written.
 
 from __future__ import annotations
 
-import re
+import numpy as np
 
 from credit_batch.checks import parse_date
 from credit_batch.config import Settings
 from credit_batch.errors import SchemaMismatchError
 from credit_batch.features import FeatureSpec, load_spec
+from credit_batch.steps.encoding import level_codes
 from credit_batch.stores import warehouse
-from credit_batch.stores.db import Database, read_sql
+from credit_batch.stores.db import Database, table_columns, type_fits
 
-__all__ = ["check_columns", "check_spec", "check_spec_file", "type_fits"]
-
-_NUMBER = re.compile(
-    r"^(double|real|float|decimal|numeric|integer|int|bigint|smallint|tinyint|hugeint|u?int\d*)"
-)
-_FITS = {
-    "numeric": _NUMBER,
-    "integer": _NUMBER,
-    "boolean": re.compile(r"^(boolean|bool|integer|int|bigint|smallint|tinyint)"),
-    "key:integer": re.compile(r"^(integer|int|bigint|smallint|hugeint|u?int\d*)"),
-    "date": re.compile(r"^(date|timestamp)"),
-    "categorical": re.compile(r"^(varchar|text|character|char|string|bpchar|enum)"),
-    "key:string": re.compile(r"^(varchar|text|character|char|string|bpchar)"),
-}
-
-
-def type_fits(kind: str, data_type: str) -> bool:
-    """Whether a warehouse column of ``data_type`` can hold a ``kind`` value."""
-    return bool(_FITS[kind].match(data_type.strip().lower()))
+__all__ = ["check_columns", "check_spec", "check_spec_file"]
 
 
 def check_spec_file(settings: Settings, path=None, *, snapshot_date=None) -> dict:
@@ -99,9 +82,7 @@ def check_columns(db: Database, spec: FeatureSpec, sql_dir) -> dict[str, str]:
 
 
 def _columns(db: Database, table: str, sql_dir) -> dict[str, str]:
-    rows = db.fetch_arrow(read_sql(sql_dir, "schema/columns.sql"), {"table_name": table})
-    names, types = rows.column("column_name").to_pylist(), rows.column("data_type").to_pylist()
-    found = dict(zip(names, types, strict=True))
+    found = table_columns(db, sql_dir, table)
     if not found:
         raise SchemaMismatchError(
             f"the warehouse {db.url} has no table {table} (entity.table of the spec)",
@@ -137,16 +118,13 @@ def _sample(db: Database, spec: FeatureSpec, date, rows: int):
 
 def _undeclared(column, feature, *, top: int = 5) -> dict[str, int]:
     """The most frequent values of a categorical column that the spec does not declare."""
-    extra = column[~column.isin(feature.categories) & column.notna()]
+    extra = column[np.isnan(level_codes(column, feature.categories)) & column.notna()]
     return {str(k): int(v) for k, v in extra.value_counts().head(top).items()}
 
 
 def _labeled_rows(db: Database, spec: FeatureSpec, date, sql_dir) -> int | None:
     """Outcomes known for ``date``; None where the outcomes table does not exist."""
-    found = db.fetch_arrow(
-        read_sql(sql_dir, "schema/columns.sql"), {"table_name": spec.outcomes_table}
-    )
-    if not found.num_rows:
+    if not table_columns(db, sql_dir, spec.outcomes_table):
         return None
     table = db.fetch_arrow(spec.query("labeled_rows"), {"snapshot_date": date})
     return int(table.column("n_rows")[0].as_py())

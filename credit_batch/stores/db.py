@@ -43,6 +43,8 @@ __all__ = [
     "database_exists",
     "read_sql",
     "relative_path_note",
+    "table_columns",
+    "type_fits",
 ]
 
 logger = logging.getLogger(__name__)
@@ -76,6 +78,35 @@ def read_sql(sql_dir: Path, name: str) -> str:
     if not path.is_file():
         raise ParameterError("SQL file", str(path), "must exist")
     return path.read_text(encoding="utf-8")
+
+
+_NUMBER = re.compile(
+    r"^(double|real|float|decimal|numeric|integer|int|bigint|smallint|tinyint|hugeint|u?int\d*)"
+)
+_STRING = re.compile(r"^(varchar|text|character|char|string|bpchar)")
+#: Which SQL types (DuckDB's or PostgreSQL's names) can hold each kind of value.
+_FITS = {
+    "numeric": _NUMBER,
+    "integer": _NUMBER,
+    "boolean": re.compile(r"^(boolean|bool|integer|int|bigint|smallint|tinyint)"),
+    "key:integer": re.compile(r"^(integer|int|bigint|smallint|hugeint|u?int\d*)"),
+    "key:string": _STRING,
+    "date": re.compile(r"^(date|timestamp)"),
+    "categorical": re.compile(r"^(varchar|text|character|char|string|bpchar|enum)"),
+}
+
+
+def type_fits(kind: str, data_type: str) -> bool:
+    """Whether a column of SQL type ``data_type`` can hold a ``kind`` value
+    (a feature type, ``date``, or ``key:integer`` / ``key:string``)."""
+    return bool(_FITS[kind].match(data_type.strip().lower()))
+
+
+def table_columns(db: Database, sql_dir: Path, table: str) -> dict[str, str]:
+    """The columns of ``table`` and their SQL types, in order; empty if there is no table."""
+    rows = db.fetch_arrow(read_sql(sql_dir, "schema/columns.sql"), {"table_name": table})
+    names, types = rows.column("column_name").to_pylist(), rows.column("data_type").to_pylist()
+    return dict(zip(names, types, strict=True))
 
 
 def check_identifier(name: str, *, tables: bool = False) -> str:

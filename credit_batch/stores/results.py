@@ -19,16 +19,24 @@ from credit_batch.errors import (
     SchemaMismatchError,
 )
 from credit_batch.faults import fault_point
-from credit_batch.stores.db import Database, check_identifier, connect, database_exists, read_sql
+from credit_batch.stores.db import (
+    Database,
+    check_identifier,
+    connect,
+    database_exists,
+    read_sql,
+    table_columns,
+    type_fits,
+)
 
 if TYPE_CHECKING:
     from credit_batch.run import Run
 
 __all__ = [
     "apply_schema",
+    "check_key_type",
     "check_partitions",
     "exists",
-    "check_key_type",
     "finish_load",
     "lock",
     "open_results",
@@ -60,7 +68,7 @@ def open_results(
 
 
 def apply_schema(db: Database, settings: Settings, *, key_type: str = "integer") -> None:
-    """Create the tables if missing, (re)create the analyst views and the reason texts.
+    """Create the tables if missing, add the columns they lack, (re)create the analyst views.
 
     One transaction under the ``schema`` lock: two writers opening a fresh
     PostgreSQL database at once would otherwise race on the same DDL.
@@ -89,9 +97,8 @@ _ADDED_COLUMNS = (
 
 def _add_missing_columns(db: Database, settings: Settings) -> None:
     """Add the columns of :data:`_ADDED_COLUMNS` a table lacks (no DDL when none is missing)."""
-    sql = read_sql(settings.sql_dir, "schema/columns.sql")
     for table in dict.fromkeys(t for t, _, _ in _ADDED_COLUMNS):
-        have = set(db.fetch_arrow(sql, {"table_name": table}).column("column_name").to_pylist())
+        have = table_columns(db, settings.sql_dir, table)
         for column, kind in [(c, k) for t, c, k in _ADDED_COLUMNS if t == table]:
             if column not in have:
                 logger.info("adding column %s.%s to %s", table, column, db.url)
@@ -106,10 +113,8 @@ def check_key_type(db: Database, settings: Settings, spec, *, what: str) -> None
 
     A results database holds one type of key, fixed when its tables were created.
     """
-    sql = read_sql(settings.sql_dir, "schema/columns.sql")
-    rows = db.fetch_arrow(sql, {"table_name": "predictions"}).to_pylist()
-    found = next((r["data_type"].lower() for r in rows if r["column_name"] == "customer_id"), "")
-    have = "string" if ("char" in found or "text" in found) else "integer"
+    found = table_columns(db, settings.sql_dir, "predictions").get("customer_id", "")
+    have = "string" if type_fits("key:string", found) else "integer"
     if found and have != spec.key_type:
         raise SchemaMismatchError(
             f"the results database {db.url} keys customers by {have} ids, but {what} keys "
@@ -130,10 +135,9 @@ def replace_reasons(db: Database, settings: Settings, reasons: dict[str, str]) -
 
     texts = pa.table({"feature": list(reasons), "reason_text": list(reasons.values())})
     lock(db, settings, "feature_reasons")
+    delete = read_sql(settings.sql_dir, "load/delete_feature_reasons.sql")
     for feature in reasons:
-        db.execute(
-            read_sql(settings.sql_dir, "load/delete_feature_reasons.sql"), {"feature": feature}
-        )
+        db.execute(delete, {"feature": feature})
     db.bulk_insert("feature_reasons", texts)
 
 
