@@ -45,7 +45,7 @@ class Bench:
         with results.open_results(self.settings) as db:
             champion = registry.champion(db, self.settings)
         return champion, registry.load_model(
-            self.settings.home,
+            self.settings,
             champion.artifact_path,
             champion.sha256,
             version=champion.model_version,
@@ -155,7 +155,7 @@ def _bare_one(args: tuple) -> None:
 def _bare_in_pool(bench: Bench, paths: list) -> float:
     """The limit in the 2 warm workers: wall time of reading and predicting every partition."""
     record, _ = bench.model()
-    home = bench.settings.home
+    home = bench.settings
     list(_pool(2).map(_bare_one, [(home, record, None)] * 4))  # load the model in each worker
     t0 = time.perf_counter()
     list(_pool(2).map(_bare_one, [(home, record, p) for p in paths]))
@@ -292,7 +292,7 @@ def reasons(bench: Bench, *, rows: int) -> list[Figure]:
     ]
     hgb_record = pipeline.train(bench.settings, until=bench.date, algorithm="hgb", max_rows=50_000)
     hgb = registry.load_model(
-        bench.settings.home,
+        bench.settings,
         hgb_record.artifact_path,
         hgb_record.sha256,
         version=hgb_record.model_version,

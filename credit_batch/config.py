@@ -15,17 +15,33 @@ variable                       default
 ``CREDIT_BATCH_SCORE_THREADS`` ``1`` (threads of one scoring task)
 ``CREDIT_BATCH_RETRY_DELAY_SECONDS`` ``120`` (between a DAG task's retries)
 ``CREDIT_BATCH_SPEC``          ``sql/specs/gmsc/spec.toml`` (the spec training reads)
+``CREDIT_BATCH_LAKE_URL``      ``<home>/lake``; or ``s3://bucket/prefix``
+``CREDIT_BATCH_MODELS_URL``    ``<home>/models``; ``<lake URL>/models`` for an S3 lake
+``CREDIT_BATCH_RESULTS_SCHEMA`` ``public`` (PostgreSQL schema of the results tables)
+``AWS_ENDPOINT_URL``, ...      how to reach an S3 API (see :class:`S3Options`)
+``CREDIT_BATCH_*_CONN_ID``     Airflow connections for the warehouse, the results
+                               and the lake (read in a task, never when parsing)
 =============================  =========================================
+
+A connection, where one is named, wins over the URL variable of the same
+store: ``CREDIT_BATCH_WAREHOUSE_CONN_ID`` and ``CREDIT_BATCH_RESULTS_CONN_ID``
+(type ``postgres``) give the database URLs, ``CREDIT_BATCH_LAKE_CONN_ID``
+(type ``aws``: login = access key id, password = secret key, extra
+``endpoint_url`` and ``region_name``) the lake's credentials. The caller
+looks connections up (the DAG through Airflow); this module only reads what
+it is given.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from credit_batch.checks import MODEL_VERSION_PATTERN, check_rows
+from credit_batch.checks import MODEL_VERSION_PATTERN, check_identifier_name, check_rows
 from credit_batch.errors import ParameterError
+from credit_batch.storage import Location, S3Options, is_remote, location
 
 __all__ = [
     "ALGORITHMS",
@@ -56,11 +72,23 @@ __all__ = [
     "MAX_SCORE_THREADS",
     "MAX_WORKERS",
     "RUN_PARAMS",
+    "CONNECTION_VARIABLES",
+    "DEFAULT_RESULTS_SCHEMA",
+    "Deployment",
     "Settings",
+    "deployment",
     "retry_delay_seconds",
 ]
 
 DEFAULT_HOME = "./data"
+#: PostgreSQL schema of the results tables (``CREDIT_BATCH_RESULTS_SCHEMA``).
+DEFAULT_RESULTS_SCHEMA = "public"
+#: The variables naming Airflow connections, and what each connection gives.
+CONNECTION_VARIABLES = {
+    "CREDIT_BATCH_WAREHOUSE_CONN_ID": "warehouse_url",
+    "CREDIT_BATCH_RESULTS_CONN_ID": "results_url",
+    "CREDIT_BATCH_LAKE_CONN_ID": "s3",
+}
 DEFAULT_CHUNK_ROWS = 100_000
 DEFAULT_PARTITION_ROWS = 1_000_000
 DEFAULT_IMPORTANCE_SAMPLE_ROWS = 20_000
@@ -185,6 +213,13 @@ class Settings:
         Threads one scoring task may use.
     spec_path : Path
         The feature spec file training reads (scoring uses the model's own).
+    lake_url, models_url : str
+        Where the Parquet lake and the model artifacts live: a local folder or
+        ``s3://bucket/prefix``.
+    s3 : S3Options
+        How to reach the S3 API of an ``s3://`` lake (credentials hidden from ``repr``).
+    results_schema : str
+        PostgreSQL schema of the results tables (DuckDB: ignored).
     """
 
     home: Path = Path(DEFAULT_HOME)
@@ -196,10 +231,20 @@ class Settings:
     score_threads: int = DEFAULT_SCORE_THREADS
     risk_bands: tuple[tuple[float, str], ...] = field(default=DEFAULT_RISK_BANDS)
     spec_path: Path = DEFAULT_SPEC_PATH
+    lake_url: str = ""
+    models_url: str = ""
+    s3: S3Options = field(default_factory=S3Options)
+    results_schema: str = DEFAULT_RESULTS_SCHEMA
 
     def __post_init__(self) -> None:
         home = Path(self.home).expanduser().resolve()
         object.__setattr__(self, "home", home)
+        lake_url = self.lake_url or str(home / "lake")
+        object.__setattr__(self, "lake_url", lake_url)
+        if not self.models_url:
+            models = f"{lake_url.rstrip('/')}/models" if is_remote(lake_url) else home / "models"
+            object.__setattr__(self, "models_url", str(models))
+        check_identifier_name("CREDIT_BATCH_RESULTS_SCHEMA", self.results_schema)
         if not self.warehouse_url:
             object.__setattr__(self, "warehouse_url", f"duckdb:///{home / 'warehouse.duckdb'}")
         if not self.results_url:
@@ -209,13 +254,26 @@ class Settings:
         check_rows("score_threads", self.score_threads, maximum=MAX_SCORE_THREADS)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        """Build settings from ``CREDIT_BATCH_*`` variables (``os.environ`` by default)."""
+    def from_env(
+        cls, environ: dict[str, str] | None = None, *, connection: Callable | None = None
+    ) -> Settings:
+        """Build settings from ``CREDIT_BATCH_*`` variables (``os.environ`` by default).
+
+        ``connection``: looks up a connection id named by a
+        ``CREDIT_BATCH_*_CONN_ID`` variable (the DAG passes Airflow's); it
+        returns an object with ``conn_type``, ``host``, ``port``, ``login``,
+        ``password``, ``schema`` and ``extra_dejson``, as Airflow's does.
+        """
         env = os.environ if environ is None else environ
+        given = _from_connections(env, connection)
         return cls(
+            lake_url=env.get("CREDIT_BATCH_LAKE_URL", ""),
+            models_url=env.get("CREDIT_BATCH_MODELS_URL", ""),
+            s3=given.get("s3") or S3Options.from_env(env),
+            results_schema=env.get("CREDIT_BATCH_RESULTS_SCHEMA") or DEFAULT_RESULTS_SCHEMA,
             home=Path(env.get("CREDIT_BATCH_HOME", DEFAULT_HOME)),
-            warehouse_url=env.get("CREDIT_BATCH_WAREHOUSE_URL", ""),
-            results_url=env.get("CREDIT_BATCH_RESULTS_URL", ""),
+            warehouse_url=given.get("warehouse_url") or env.get("CREDIT_BATCH_WAREHOUSE_URL", ""),
+            results_url=given.get("results_url") or env.get("CREDIT_BATCH_RESULTS_URL", ""),
             sql_dir=Path(env.get("CREDIT_BATCH_SQL_DIR", str(_PACKAGE_SQL_DIR))),
             chunk_rows=_int_env(env, "CREDIT_BATCH_CHUNK_ROWS", DEFAULT_CHUNK_ROWS),
             partition_rows=_int_env(env, "CREDIT_BATCH_PARTITION_ROWS", DEFAULT_PARTITION_ROWS),
@@ -224,14 +282,95 @@ class Settings:
         )
 
     @property
-    def lake(self) -> Path:
+    def lake(self) -> Location:
         """Root of the Parquet lake."""
-        return self.home / "lake"
+        return location(self.lake_url, self.s3)
 
     @property
-    def model_store(self) -> Path:
+    def models(self) -> Location:
         """Root of the versioned model artifacts."""
-        return self.home / "models"
+        return location(self.models_url, self.s3)
+
+
+def _from_connections(env, connection: Callable | None) -> dict:
+    """What the connections named in ``env`` give: database URLs, S3 options."""
+    given: dict = {}
+    for variable, target in CONNECTION_VARIABLES.items():
+        conn_id = env.get(variable)
+        if not conn_id:
+            continue
+        if connection is None:
+            raise ParameterError(
+                variable, conn_id, "names a connection, which only a task run by Airflow can read"
+            )
+        conn = connection(conn_id)
+        given[target] = _s3_options(conn) if target == "s3" else _database_url(variable, conn)
+    return given
+
+
+def _database_url(variable: str, conn) -> str:
+    from sqlalchemy.engine import URL
+
+    if conn.conn_type not in ("postgres", "postgresql"):
+        raise ParameterError(variable, conn.conn_type, "must name a connection of type postgres")
+    return URL.create(
+        "postgresql",
+        username=conn.login or None,
+        password=conn.password or None,
+        host=conn.host or "127.0.0.1",
+        port=conn.port or 5432,
+        database=conn.schema or None,
+    ).render_as_string(hide_password=False)
+
+
+def _s3_options(conn) -> S3Options:
+    extra = conn.extra_dejson or {}
+    return S3Options(
+        endpoint_url=extra.get("endpoint_url", ""),
+        region=extra.get("region_name", ""),
+        access_key_id=conn.login or "",
+        secret_access_key=conn.password or "",
+        session_token=extra.get("aws_session_token", ""),
+    )
+
+
+#: Where DAG tasks run unless a deployment says otherwise: Airflow's default
+#: pool and queue (an embedded Airflow has no other).
+DEFAULT_LOAD_POOL = "default_pool"
+DEFAULT_SCORE_QUEUE = "default"
+#: When the nightly DAG runs (cron, in the DAG's time zone, Europe/London).
+DEFAULT_SCHEDULE = "0 2 * * *"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where the DAG's tasks run: read when the DAG file is parsed, like the retry delay.
+
+    ``load_pool``: the pool of the load task (a deployment makes a one-slot
+    pool so that no two loads run at once); ``score_queue``: the Celery queue
+    of the scoring tasks; ``schedule``: the nightly cron (None: triggered
+    runs only, ``CREDIT_BATCH_SCHEDULE=none``).
+    """
+
+    load_pool: str = DEFAULT_LOAD_POOL
+    score_queue: str = DEFAULT_SCORE_QUEUE
+    schedule: str | None = DEFAULT_SCHEDULE
+
+
+def deployment(environ: dict[str, str] | None = None) -> Deployment:
+    """``CREDIT_BATCH_LOAD_POOL``, ``CREDIT_BATCH_SCORE_QUEUE`` (default: Airflow's own) and
+    ``CREDIT_BATCH_SCHEDULE``."""
+    env = os.environ if environ is None else environ
+    schedule = env.get("CREDIT_BATCH_SCHEDULE") or DEFAULT_SCHEDULE
+    return Deployment(
+        schedule=None if schedule.lower() == "none" else schedule,
+        load_pool=check_identifier_name(
+            "CREDIT_BATCH_LOAD_POOL", env.get("CREDIT_BATCH_LOAD_POOL") or DEFAULT_LOAD_POOL
+        ),
+        score_queue=check_identifier_name(
+            "CREDIT_BATCH_SCORE_QUEUE", env.get("CREDIT_BATCH_SCORE_QUEUE") or DEFAULT_SCORE_QUEUE
+        ),
+    )
 
 
 def retry_delay_seconds(environ: dict[str, str] | None = None) -> int:

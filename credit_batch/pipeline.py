@@ -147,9 +147,14 @@ def load(settings: Settings, run: Run, scored: list[dict]) -> dict:
         inserted = results.replace_predictions(
             db,
             settings,
-            lake.dataset([s["path"] for s in scored], scoring.scores_schema(run.spec.key_arrow)),
+            lake.dataset(
+                settings.lake,
+                [s["path"] for s in scored],
+                scoring.scores_schema(run.spec.key_arrow),
+            ),
             record,
             quarantined=lake.dataset(
+                settings.lake,
                 [s["quarantine_path"] for s in scored],
                 scoring.quarantine_schema(run.spec.key_arrow),
             ),
@@ -184,9 +189,7 @@ def importance(settings: Settings, run: Run, *, seed: int = DEFAULT_SEED) -> dic
     ``importance_status = 'skipped: ...'`` and nothing fails.
     """
     t0, date = time.perf_counter(), run.snapshot_date
-    model = registry.load_model(
-        settings.home, run.artifact_path, run.sha256, version=run.model_version
-    )
+    model = registry.load_model(settings, run.artifact_path, run.sha256, version=run.model_version)
     spec = run.spec
     lake_rows = lake.read_features(settings.lake, date, spec.arrow_schema())
     valid = validation.valid_rows(lake_rows.to_pandas(), spec=spec)

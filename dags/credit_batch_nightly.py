@@ -22,14 +22,15 @@ import datetime as dt
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from credit_batch.config import RUN_PARAMS, retry_delay_seconds
+from credit_batch.config import RUN_PARAMS, deployment, retry_delay_seconds
 from credit_batch.run import Run, RunOptions
 
 TZ = "Europe/London"
+WHERE = deployment()  # the load's pool, the scoring queue (CREDIT_BATCH_LOAD_POOL, ...)
 
 
 @dag(
-    schedule="0 2 * * *",
+    schedule=WHERE.schedule,
     start_date=pendulum.datetime(2026, 1, 1, tz=TZ),
     catchup=False,
     max_active_runs=1,
@@ -59,13 +60,13 @@ def credit_batch_nightly():
         )
         return _fail_fast(pipeline.extract, options).to_xcom()  # [{"run", "partition"}, ...]
 
-    @task
+    @task(queue=WHERE.score_queue)
     def score(run: dict, partition: dict) -> dict:
         from credit_batch import pipeline
 
         return _fail_fast(pipeline.score_partition, Run.from_xcom(run), partition)
 
-    @task
+    @task(pool=WHERE.load_pool)
     def load(plan: list[dict], scored: list[dict]) -> dict:
         from credit_batch import pipeline
 
@@ -96,11 +97,18 @@ def _fail_fast(step, *args):
     from credit_batch.errors import CreditBatchError
 
     try:
-        return step(Settings.from_env(), *args)
+        return step(Settings.from_env(connection=_connection), *args)
     except CreditBatchError as exc:
         if exc.retryable:
             raise
         raise AirflowFailException(str(exc)) from exc
+
+
+def _connection(conn_id: str):
+    """An Airflow connection, looked up when a task runs (its password stays masked in logs)."""
+    from airflow.sdk import Connection
+
+    return Connection.get(conn_id)
 
 
 credit_batch_nightly()

@@ -146,6 +146,115 @@ def demo(tmp_path, demo_template):
     return Settings(home=tmp_path / "home"), written, record
 
 
+S3_BUCKET = "credit-batch-test"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3 API on loopback (moto's server, its own process) with one bucket.
+
+    Yields the :class:`~credit_batch.storage.S3Options` that reach it.
+    The pipeline talks HTTP to it, as to AWS or MinIO: no storage call is mocked.
+    """
+    import subprocess
+    import sys
+    import time
+
+    from credit_batch.storage import S3Options
+
+    if not Path(sys.executable).with_name("moto_server").exists():
+        reason = "moto[server] is not installed (pip install -e '.[dev]')"
+        pytest.fail(reason) if services_required() else pytest.skip(reason)
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("moto_server")),
+                "-H",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    options = S3Options(
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region="us-east-1",
+        access_key_id="testing",
+        secret_access_key="testing-secret",
+    )
+    try:
+        _create_bucket(options, S3_BUCKET, deadline=time.monotonic() + 30)
+        yield options
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _create_bucket(options, bucket: str, *, deadline: float) -> None:
+    import time
+
+    import pyarrow.fs as pafs
+
+    fs = pafs.S3FileSystem(
+        access_key=options.access_key_id,
+        secret_key=options.secret_access_key,
+        region=options.region,
+        endpoint_override=options.endpoint_url.removeprefix("http://"),
+        scheme="http",
+        allow_bucket_creation=True,
+    )
+    while True:
+        try:
+            fs.create_dir(bucket)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def s3_settings(s3_server, home: Path, **overrides) -> Settings:
+    """Settings whose lake and model store are a fresh prefix of the test bucket."""
+    url = f"s3://{S3_BUCKET}/{uuid.uuid4().hex[:12]}"
+    return Settings(home=home, lake_url=url, s3=s3_server, **overrides)
+
+
+def storage_env(settings: Settings) -> dict[str, str]:
+    """The variables a process needs to find ``settings``' lake, models and S3 API."""
+    env = {
+        "CREDIT_BATCH_LAKE_URL": settings.lake_url,
+        "CREDIT_BATCH_MODELS_URL": settings.models_url,
+    }
+    if settings.s3.endpoint_url:
+        env.update(
+            AWS_ENDPOINT_URL=settings.s3.endpoint_url,
+            AWS_REGION=settings.s3.region,
+            AWS_ACCESS_KEY_ID=settings.s3.access_key_id,
+            AWS_SECRET_ACCESS_KEY=settings.s3.secret_access_key,
+        )
+    return env
+
+
+@pytest.fixture
+def s3_demo(tmp_path, s3_server):
+    """A demo whose lake and models are on the S3 API server; DuckDB warehouse and results."""
+    settings = s3_settings(s3_server, tmp_path / "home")
+    written, record = build_demo(settings)
+    return settings, written, record
+
+
 @pytest.fixture
 def pg_demo(tmp_path, pg_url):
     """A demo with warehouse and results both in a fresh PostgreSQL database."""

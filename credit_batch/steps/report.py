@@ -11,7 +11,6 @@ import datetime as dt
 import html
 import io
 import logging
-from pathlib import Path
 
 from credit_batch.checks import check_model_version, parse_date
 from credit_batch.config import Settings
@@ -45,7 +44,7 @@ text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:
 .ok{color:#176317}.bad{color:#a11}figure{margin:0}"""
 
 
-def write_report(settings: Settings, *, snapshot_date, model_version: str | None = None) -> Path:
+def write_report(settings: Settings, *, snapshot_date, model_version: str | None = None):
     """Write the HTML report of the newest run of a (snapshot, model) slice; return its path.
 
     The model defaults to the champion. The path is recorded in ``scoring_runs``.
@@ -59,7 +58,7 @@ def write_report(settings: Settings, *, snapshot_date, model_version: str | None
             tmp.write_text(render(data), encoding="utf-8")
         db.execute(
             read_sql(settings.sql_dir, "load/set_report_path.sql"),
-            {"report_path": str(path), "run_id": data["run"][0]["run_id"]},
+            {"report_path": path.uri, "run_id": data["run"][0]["run_id"]},
         )
     logger.info("report of %s / %s: %s", date, version, path)
     return path

@@ -23,6 +23,7 @@ from credit_batch.steps.drift import SCORE, counts_of
 from credit_batch.steps.encoding import model_frame
 from credit_batch.steps.explain import N_REASONS, explain, top_reasons
 from credit_batch.steps.validation import describe_invalid, invalid_rows, other_category_rows
+from credit_batch.storage import Location, location
 from credit_batch.stores import lake, registry
 from credit_batch.stores.lake import atomic_path
 
@@ -116,15 +117,15 @@ def quarantine_schema(key=None):
 
 
 def score_file(
-    features_path: Path,
-    out_path: Path,
+    features_path: Location | Path,
+    out_path: Location | Path,
     model,
     *,
     feature_names: list[str],
     model_version: str,
     run_id: str,
     chunk_rows: int,
-    quarantine_path: Path | None = None,
+    quarantine_path: Location | Path | None = None,
     spec: FeatureSpec = DEFAULT_FEATURE_SPEC,
     duplicate_ids=(),
     background: list[float] | None = None,
@@ -135,9 +136,10 @@ def score_file(
 
     Parameters
     ----------
-    features_path : Path
-        An extracted partition with ``snapshot_date``, ``customer_id``, the
-        spec's features and every column of ``feature_names``.
+    features_path : Location or Path
+        An extracted partition (a lake location, or a local path) with
+        ``snapshot_date``, ``customer_id``, the spec's features and every
+        column of ``feature_names``.
     out_path : Path
         The scored partition, written atomically.
     model : estimator with ``predict_proba``
@@ -164,10 +166,14 @@ def score_file(
     """
     import pyarrow.parquet as pq
 
+    features_path, out_path = _located(features_path), _located(out_path)
     source = _open_parquet(features_path)
     columns = list(dict.fromkeys(["snapshot_date", "customer_id", *spec.names, *feature_names]))
     _check_columns(source, columns, features_path)
-    qpath = Path(quarantine_path or Path(out_path).with_suffix(".quarantine.parquet"))
+    qpath = _located(
+        quarantine_path
+        or out_path.with_name(out_path.name.removesuffix(".parquet") + ".quarantine.parquet")
+    )
     counts = {"rows_scored": 0, "rows_quarantined": 0, "rows_other_category": 0}
     shap_abs = np.zeros(len(feature_names))
     reference = drift_reference or {}
@@ -183,12 +189,14 @@ def score_file(
         background,
     )
     with (
-        atomic_path(Path(out_path)) as tmp,
+        atomic_path(out_path) as tmp,
         atomic_path(qpath) as qtmp,
+        tmp.open_output() as sink,
+        qtmp.open_output() as qsink,
         pq.ParquetWriter(
-            tmp, scores_schema(spec.key_arrow), use_dictionary=_dictionary_columns()
+            sink, scores_schema(spec.key_arrow), use_dictionary=_dictionary_columns()
         ) as writer,
-        pq.ParquetWriter(qtmp, quarantine_schema(spec.key_arrow)) as qwriter,
+        pq.ParquetWriter(qsink, quarantine_schema(spec.key_arrow)) as qwriter,
     ):
         rejected, snapshot = [], None
         for batch in _batches(source, features_path, chunk_rows, columns):
@@ -316,14 +324,18 @@ def _quarantined(job: _Job, frames: list, snapshot):
     )
 
 
-def _open_parquet(path: Path):
+def _located(path: Location | Path | str) -> Location:
+    return path if isinstance(path, Location) else location(path)
+
+
+def _open_parquet(path: Location):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         # pre_buffer caches every row group read until the file is closed: memory
         # would grow with the partition (20M rows: +500 MiB), not with the chunk.
-        return pq.ParquetFile(path, pre_buffer=False)
+        return pq.ParquetFile(path.open_input(), pre_buffer=False)
     except (OSError, pa.ArrowInvalid) as exc:
         raise DataError(f"cannot read partition {path}: {exc}", path=str(path)) from exc
 
@@ -340,7 +352,7 @@ def score_partition(settings: Settings, run: Run, partition: dict) -> dict:
         settings.lake, run.snapshot_date, run.model_version, run.run_id, partition["index"]
     )
     key = {
-        "input_sha256": lake.sha256_file(Path(partition["path"])),
+        "input_sha256": settings.lake.at(partition["path"]).sha256(),
         "model_sha256": run.sha256,
         "run_id": run.run_id,
         "chunk_rows": run.chunk_rows,
@@ -363,20 +375,23 @@ def score_partition(settings: Settings, run: Run, partition: dict) -> dict:
         fault_point("score.after_manifest")
     return {
         "index": partition["index"],
-        "path": str(out),
-        "quarantine_path": str(quarantine),
+        "path": out.uri,
+        "quarantine_path": quarantine.uri,
         "rows_in": partition["rows"],
         **counts,
         "seconds": time.perf_counter() - t0,
     }
 
 
-def _score_into(settings: Settings, run: Run, partition: dict, out: Path, quarantine: Path):
-    model = registry.load_model(
-        settings.home, run.artifact_path, run.sha256, version=run.model_version
-    )
+def _score_into(settings: Settings, run: Run, partition: dict, out: Location, quarantine: Location):
+    model = registry.load_model(settings, run.artifact_path, run.sha256, version=run.model_version)
+    with settings.lake.at(partition["path"]).local_copy() as features:
+        return _score_local(settings, run, features, model, out, quarantine)
+
+
+def _score_local(settings: Settings, run: Run, features: Path, model, out, quarantine) -> dict:
     return score_file(
-        Path(partition["path"]),
+        features,
         out,
         model,
         feature_names=list(run.features),

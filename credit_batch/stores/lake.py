@@ -1,16 +1,22 @@
 """The Parquet lake: partition layout, atomic files, part manifests.
 
-Layout (Hive-style keys, readable by DuckDB, pyarrow and Spark)::
+Layout (Hive-style keys, readable by DuckDB, pyarrow and Spark), under the
+lake's URL (a local folder or ``s3://bucket/prefix``, see
+:mod:`credit_batch.storage`)::
 
-    lake/features/snapshot_date=D/part-00000.parquet
-    lake/scores/snapshot_date=D/model_version=V/run_id=R/part-00000.parquet
-    lake/quarantine/snapshot_date=D/model_version=V/run_id=R/part-00000.parquet
+    features/snapshot_date=D/part-00000.parquet   + _manifest.json (the parts)
+    scores/snapshot_date=D/model_version=V/run_id=R/part-00000.parquet
+    quarantine/snapshot_date=D/model_version=V/run_id=R/part-00000.parquet
 
 Scored files live in a folder of their run: two runs of the same slice at
 once (a manual run during the nightly one) never read each other's files.
 
-Every file is written under a temporary name in its own folder and renamed
-into place, so a killed writer leaves the old file or the new one.
+Every file is written under a temporary name beside its final one and then
+renamed (copied, on S3) into place, so a killed writer leaves the old file or
+the new one. Manifests are written last: a snapshot's ``_manifest.json`` names
+its feature parts, a scored part's ``part-N.manifest.json`` its outputs and
+their sha256. Readers read only the files a manifest (or the run's XCom, made
+from them) names; stray and temporary objects are never read.
 """
 
 from __future__ import annotations
@@ -27,12 +33,15 @@ from operator import itemgetter
 from pathlib import Path
 
 from credit_batch.checks import check_model_version, check_run_id
+from credit_batch.errors import DataError
 from credit_batch.faults import fault_point
+from credit_batch.storage import Location
 
 __all__ = [
     "atomic_path",
     "dataset",
     "features_dir",
+    "features_parts",
     "manifest_path",
     "part_name",
     "partition_outputs",
@@ -53,24 +62,26 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _PART = re.compile(r"^part-\d{5}\.(parquet|manifest\.json)$")
+#: The file naming a snapshot's feature parts, written after them.
+FEATURES_MANIFEST = "_manifest.json"
 
 
-def features_dir(lake: Path, date: dt.date) -> Path:
+def features_dir(lake: Location, date: dt.date) -> Location:
     """Folder of one snapshot's extracted feature partitions."""
-    return Path(lake) / "features" / f"snapshot_date={date.isoformat()}"
+    return lake / "features" / f"snapshot_date={date.isoformat()}"
 
 
-def scores_dir(lake: Path, date: dt.date, model_version: str, run_id: str) -> Path:
+def scores_dir(lake: Location, date: dt.date, model_version: str, run_id: str) -> Location:
     """Folder of one run's scored partitions of a (snapshot, model version) slice."""
-    return _run_dir(Path(lake) / "scores", date, model_version, run_id)
+    return _run_dir(lake / "scores", date, model_version, run_id)
 
 
-def quarantine_dir(lake: Path, date: dt.date, model_version: str, run_id: str) -> Path:
+def quarantine_dir(lake: Location, date: dt.date, model_version: str, run_id: str) -> Location:
     """Folder of one run's quarantined rows of a (snapshot, model version) slice."""
-    return _run_dir(Path(lake) / "quarantine", date, model_version, run_id)
+    return _run_dir(lake / "quarantine", date, model_version, run_id)
 
 
-def _run_dir(root: Path, date: dt.date, model_version: str, run_id: str) -> Path:
+def _run_dir(root: Location, date: dt.date, model_version: str, run_id: str) -> Location:
     version = check_model_version(model_version)
     run_id = check_run_id(run_id)
     return (
@@ -78,25 +89,25 @@ def _run_dir(root: Path, date: dt.date, model_version: str, run_id: str) -> Path
     )
 
 
-def remove_superseded_runs(run_dir: Path, *, older_than_seconds: float) -> list[Path]:
+def remove_superseded_runs(run_dir: Location, *, older_than_seconds: float) -> list[Location]:
     """Delete the other run folders of ``run_dir``'s slice not written to for a while.
 
     Called once a run's slice is loaded: earlier runs' files are superseded.
     A folder touched within ``older_than_seconds`` may belong to a run still
     going on (two runs of one slice at once) and is left alone.
     """
-    import shutil
     import time
 
     removed = []
     cutoff = time.time() - older_than_seconds
-    for other in Path(run_dir).parent.glob("run_id=*"):
-        if other == Path(run_dir) or not other.is_dir():
+    for other in run_dir.parent.iterdir():
+        if other == run_dir or not other.name.startswith("run_id="):
             continue
-        newest = max((f.stat().st_mtime for f in other.iterdir()), default=other.stat().st_mtime)
+        files = other.files()
+        newest = max((f.mtime() for f in files), default=0.0)
         if newest < cutoff:
             logger.info("removing superseded run folder %s", other)
-            shutil.rmtree(other, ignore_errors=True)
+            other.rmtree()
             removed.append(other)
     return removed
 
@@ -107,24 +118,25 @@ def part_name(index: int) -> str:
 
 
 @contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def atomic_path(path: Location) -> Iterator[Location]:
+    """Yield a temporary location beside ``path``; put it onto ``path`` on success.
+
+    Locally a rename; on S3 a server-side copy and a delete (an object appears
+    whole or not at all). The temporary name starts with a dot: no reader
+    lists or names it.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         yield tmp
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
         fault_point("lake.before_rename")
-        os.replace(tmp, path)
+        path.replace_from(tmp)
     finally:
-        tmp.unlink(missing_ok=True)
+        tmp.unlink()
 
 
 def write_parts(
     batches: Iterable,
-    out_dir: Path,
+    out_dir: Location,
     *,
     rows_per_part: int,
     schema,
@@ -134,26 +146,49 @@ def write_parts(
 
     ``dictionary_columns``: the only columns to dictionary-encode (default: all).
 
-    Returns one ``{"path", "rows"}`` entry per part. Parts left from an earlier
-    write with more parts are removed, so the folder holds exactly this set.
+    Returns one ``{"path", "rows"}`` entry per part (``path``: its URI), and
+    writes them, last, as the folder's ``_manifest.json``. Parts left from an
+    earlier write with more parts are removed, so the folder holds exactly
+    this set.
     """
+    import json
+
     import pyarrow.parquet as pq
 
     parts: list[dict] = []
     for index, group in groupby(_rechunk(batches, rows_per_part), key=itemgetter(0)):
-        path = Path(out_dir) / part_name(index)
+        path = out_dir / part_name(index)
         rows = 0
         with (
             atomic_path(path) as tmp,
-            pq.ParquetWriter(tmp, schema, use_dictionary=dictionary_columns or True) as writer,
+            tmp.open_output() as sink,
+            pq.ParquetWriter(sink, schema, use_dictionary=dictionary_columns or True) as writer,
         ):
             for _, batch in group:
                 writer.write_batch(batch)
                 rows += batch.num_rows
-        parts.append({"path": str(path), "rows": rows})
+        parts.append({"path": path.uri, "rows": rows})
         fault_point("extract.after_first_part")
-    remove_stale_parts(out_dir, keep={Path(p["path"]).name for p in parts})
+    with atomic_path(out_dir / FEATURES_MANIFEST) as tmp:
+        tmp.write_text(json.dumps({"parts": parts}, sort_keys=True))
+    remove_stale_parts(out_dir, keep={part_name(i) for i in range(len(parts))})
     return parts
+
+
+def features_parts(lake: Location, date: dt.date) -> list[Location]:
+    """The feature parts a snapshot's ``_manifest.json`` names (written by :func:`write_parts`)."""
+    import json
+
+    manifest = features_dir(lake, date) / FEATURES_MANIFEST
+    try:
+        parts = json.loads(manifest.read_text())["parts"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(
+            f"snapshot {date} has no readable feature manifest {manifest}: {exc}; "
+            "run its extract again",
+            path=manifest.uri,
+        ) from exc
+    return [lake.at(p["path"]) for p in parts]
 
 
 def _rechunk(batches: Iterable, rows: int) -> Iterator[tuple[int, object]]:
@@ -168,23 +203,21 @@ def _rechunk(batches: Iterable, rows: int) -> Iterator[tuple[int, object]]:
             done += take
 
 
-def remove_stale_parts(out_dir: Path, *, keep: set[str]) -> None:
+def remove_stale_parts(out_dir: Location, *, keep: set[str]) -> None:
     """Delete ``part-*.parquet`` files in ``out_dir`` whose names are not in ``keep``."""
-    if not Path(out_dir).is_dir():
-        return
     stems = {name.split(".")[0] for name in keep}
-    for path in Path(out_dir).iterdir():
+    for path in out_dir.iterdir():
         if _PART.match(path.name) and path.name.split(".")[0] not in stems:
             logger.info("removing stale partition %s", path)
             path.unlink()
 
 
-def manifest_path(part: Path) -> Path:
+def manifest_path(part: Location) -> Location:
     """The manifest beside a partition file: ``part-00000.manifest.json``."""
-    return Path(part).with_suffix(".manifest.json")
+    return part.with_name(part.name.removesuffix(".parquet") + ".manifest.json")
 
 
-def write_manifest(part: Path, content: dict) -> None:
+def write_manifest(part: Location, content: dict) -> None:
     """Write a partition's manifest atomically."""
     import json
 
@@ -192,7 +225,7 @@ def write_manifest(part: Path, content: dict) -> None:
         tmp.write_text(json.dumps(content, sort_keys=True))
 
 
-def read_manifest(part: Path) -> dict | None:
+def read_manifest(part: Location) -> dict | None:
     """A partition's manifest, or None if it is missing or unreadable."""
     import json
 
@@ -202,8 +235,10 @@ def read_manifest(part: Path) -> dict | None:
         return None
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
+def sha256_file(path: Location | Path | str) -> str:
+    """Hex sha256 of a file (a lake location or a local path), read in 1 MiB blocks."""
+    if isinstance(path, Location):
+        return path.sha256()
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -211,11 +246,11 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def report_path(lake: Path, date: dt.date, model_version: str) -> Path:
+def report_path(lake: Location, date: dt.date, model_version: str) -> Location:
     """Where the HTML report of a (snapshot, model) slice is written."""
     version = check_model_version(model_version)
     return (
-        Path(lake)
+        lake
         / "reports"
         / f"snapshot_date={date.isoformat()}"
         / f"model_version={version}"
@@ -224,8 +259,8 @@ def report_path(lake: Path, date: dt.date, model_version: str) -> Path:
 
 
 def partition_outputs(
-    lake: Path, date: dt.date, model_version: str, run_id: str, index: int
-) -> tuple[Path, Path]:
+    lake: Location, date: dt.date, model_version: str, run_id: str, index: int
+) -> tuple[Location, Location]:
     """The scored and the quarantine file of partition ``index`` of a run."""
     name = part_name(index)
     return (
@@ -234,7 +269,7 @@ def partition_outputs(
     )
 
 
-def reusable_counts(out: Path, quarantine: Path, key: dict) -> dict | None:
+def reusable_counts(out: Location, quarantine: Location, key: dict) -> dict | None:
     """The counts of a complete earlier scoring with the same ``key``, or None.
 
     ``key`` holds what determines the output (input and model sha256, run id,
@@ -262,21 +297,21 @@ def reusable_counts(out: Path, quarantine: Path, key: dict) -> dict | None:
     }
 
 
-def dataset(paths: Iterable, schema):
-    """A pyarrow dataset over Parquet ``paths`` read with ``schema``."""
+def dataset(lake: Location, uris: Iterable[str], schema):
+    """A pyarrow dataset over the Parquet files ``uris`` of ``lake``, read with ``schema``."""
     import pyarrow.dataset as ds
 
-    return ds.dataset([str(p) for p in paths], format="parquet", schema=schema)
+    files = [lake.at(u) for u in uris]
+    return ds.dataset([f.path for f in files], format="parquet", schema=schema, filesystem=lake.fs)
 
 
-def read_features(lake: Path, date: dt.date, schema):
-    """A snapshot's extracted feature partitions as one Arrow table."""
-    parts = sorted(features_dir(lake, date).glob("part-*.parquet"))
-    return dataset(parts, schema).to_table()
+def read_features(lake: Location, date: dt.date, schema):
+    """A snapshot's extracted feature partitions (as its manifest names them), one Arrow table."""
+    return dataset(lake, [p.uri for p in features_parts(lake, date)], schema).to_table()
 
 
 def tidy_slice(
-    lake: Path,
+    lake: Location,
     date: dt.date,
     model_version: str,
     run_id: str,

@@ -1,8 +1,9 @@
 """The model store and registry: versioned artifacts, sha256, champion.
 
-An artifact lives at ``<home>/models/<version>/model.skops`` beside a
-``metadata.json``; the ``model_registry`` table holds the same facts and
-is the source of truth.
+An artifact lives at ``<models URL>/<version>/model.skops`` beside a
+``metadata.json`` (by default ``<home>/models``, recorded relative to the
+home; on S3 the full ``s3://`` URI); the ``model_registry`` table holds the
+same facts and is the source of truth.
 
 Two locks on loading, because a model file is code an attacker would like
 to run on the scoring workers:
@@ -16,6 +17,7 @@ to run on the scoring workers:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -26,6 +28,7 @@ from credit_batch.config import Settings
 from credit_batch.errors import ArtifactIntegrityError, ModelNotFoundError, NoChampionError
 from credit_batch.faults import fault_point
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
+from credit_batch.storage import Location, is_remote, location
 from credit_batch.stores import results
 from credit_batch.stores.db import Database, read_sql
 from credit_batch.stores.lake import atomic_path, sha256_file
@@ -136,9 +139,9 @@ def save_model(
     if known:
         logger.info("model %s is already registered; nothing to write", version)
         return known[0]
-    folder = settings.model_store / version
+    folder = settings.models / version
     with atomic_path(folder / ARTIFACT_NAME) as tmp:
-        skops.io.dump(fitted.model, tmp)
+        tmp.write_bytes(skops.io.dumps(fitted.model))
     record = ModelRecord(
         model_version=version,
         created_at=utcnow(),
@@ -147,7 +150,7 @@ def save_model(
         training_rows=int(fitted.training_rows),
         train_from=fitted.train_from,
         train_until=train_until,
-        artifact_path=f"models/{version}/{ARTIFACT_NAME}",
+        artifact_path=_recorded(settings, folder / ARTIFACT_NAME),
         sha256=sha256_file(folder / ARTIFACT_NAME),
         explainer_background=_json_or_none(fitted.background),
         drift_reference=_json_or_none(fitted.drift_reference),
@@ -247,16 +250,23 @@ def list_models(db: Database, settings: Settings) -> list[dict]:
     return db.fetch_arrow(read_sql(settings.sql_dir, "registry/list.sql")).to_pylist()
 
 
-def load_model(home: Path, artifact_path: str, sha256: str, *, version: str):
-    """Load an artifact after checking its sha256 against the registered one."""
+def load_model(settings: Settings, artifact_path: str, sha256: str, *, version: str):
+    """Load an artifact after checking its sha256 against the registered one.
+
+    ``artifact_path``: the URI the registry recorded (a local path or
+    ``s3://...``); a relative path (models registered before the model store
+    had a URL) is relative to the settings' home.
+    """
     import skops.io
 
-    path = Path(home) / artifact_path
-    if not path.is_file():
+    path = _artifact(settings, artifact_path)
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, OSError) as exc:
         raise ArtifactIntegrityError(
-            f"model {version}: artifact {path} is missing", version=version, path=str(path)
-        )
-    actual = sha256_file(path)
+            f"model {version}: artifact {path} is missing ({exc})", version=version, path=str(path)
+        ) from None
+    actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
         raise ArtifactIntegrityError(
             f"model {version}: artifact {path} has sha256 {actual[:12]}..., registered "
@@ -267,10 +277,22 @@ def load_model(home: Path, artifact_path: str, sha256: str, *, version: str):
             actual=actual,
         )
     try:
-        return skops.io.load(path, trusted=list(TRUSTED_TYPES))
+        return skops.io.loads(data, trusted=list(TRUSTED_TYPES))
     except Exception as exc:  # skops raises UntrustedTypesFoundException, zip/json errors
         raise ArtifactIntegrityError(
             f"model {version}: artifact {path} cannot be loaded safely: {exc}",
             version=version,
             path=str(path),
         ) from exc
+
+
+def _recorded(settings: Settings, artifact: Location) -> str:
+    """The artifact's path as registered: relative to the home where it lies in it."""
+    home = str(Path(settings.home)) + "/"
+    return artifact.uri.removeprefix(home) if artifact.is_local else artifact.uri
+
+
+def _artifact(settings: Settings, artifact_path: str) -> Location:
+    if is_remote(artifact_path) or Path(artifact_path).is_absolute():
+        return location(artifact_path, settings.s3)
+    return location(Path(settings.home) / artifact_path)

@@ -61,7 +61,7 @@ def open_results(
     ``key_type`` (a spec's) is the type of ``customer_id`` in tables created now;
     tables that exist keep theirs (see :func:`check_key_type`).
     """
-    db = connect(settings.results_url, read_only=read_only)
+    db = connect(settings.results_url, read_only=read_only, schema=settings.results_schema)
     if not read_only:
         apply_schema(db, settings, key_type=key_type)
     return db
@@ -76,6 +76,10 @@ def apply_schema(db: Database, settings: Settings, *, key_type: str = "integer")
     key = _KEY_SQL[key_type]
     with db.transaction():
         lock(db, settings, "schema")
+        if db.dialect == "postgresql" and settings.results_schema != "public":
+            db.run_script(
+                f"CREATE SCHEMA IF NOT EXISTS {check_identifier(settings.results_schema)}"
+            )
         schema = read_sql(settings.sql_dir, "schema/results.sql")
         db.run_script(schema.replace("{key_type}", key))
         _add_missing_columns(db, settings)

@@ -106,7 +106,7 @@ def _reasons_add_up(settings, record, spec, stored: list[dict]) -> None:
     from credit_batch.stores import registry
 
     model = registry.load_model(
-        settings.home, record.artifact_path, record.sha256, version=record.model_version
+        settings, record.artifact_path, record.sha256, version=record.model_version
     )
     with connect(settings.warehouse_url, read_only=True) as wh:
         table = wh.fetch_arrow(spec.query("features"), {"snapshot_date": NEWEST})

@@ -76,7 +76,7 @@ def expected(settings, date, record) -> tuple[list[dict], dict]:
     frame["monthly_income"] = frame["monthly_income"].astype("float64")
     bad = _invalid(frame)
     model = registry.load_model(
-        settings.home, record.artifact_path, record.sha256, version=record.model_version
+        settings, record.artifact_path, record.sha256, version=record.model_version
     )
     names = list(record.features)
     valid = frame.drop(index=list(bad))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import expected_counts, query, run_pipeline
+from tests.conftest import expected_counts, query, run_pipeline, storage_env
 
 OUTCOMES: list[tuple[str, str, str, str]] = []
 DATE = dt.date(2026, 9, 30)
@@ -44,13 +44,23 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"{kind:<10} {name:<{width}}  {expected:<40} {seen}")
 
 
+_DEMOS = {"duckdb": "demo", "postgresql": "pg_demo", "s3": "s3_demo"}
+
+
 @pytest.fixture(params=["duckdb", "postgresql"])
-def backend(request, tmp_path):
+def backend(request):
     """A demo with one complete, loaded run of ``DATE``: ``(settings, record, old run id)``."""
-    if request.param == "duckdb":
-        settings, _, record = request.getfixturevalue("demo")
-    else:
-        settings, _, record = request.getfixturevalue("pg_demo")
+    return _loaded_demo(request)
+
+
+@pytest.fixture(params=list(_DEMOS))
+def any_lake(request):
+    """As ``backend``, and also ``s3``: the lake and models on an S3 API server (DuckDB)."""
+    return _loaded_demo(request)
+
+
+def _loaded_demo(request):
+    settings, _, record = request.getfixturevalue(_DEMOS[request.param])
     old = run_pipeline(
         settings,
         snapshot_date=DATE.isoformat(),
@@ -68,6 +78,7 @@ def cli_command(settings, *args: str, fault: str | None = None) -> tuple[list[st
         "CREDIT_BATCH_HOME": str(settings.home),
         "CREDIT_BATCH_WAREHOUSE_URL": settings.warehouse_url,
         "CREDIT_BATCH_RESULTS_URL": settings.results_url,
+        **storage_env(settings),
     }
     env.pop("CREDIT_BATCH_FAULT", None)
     if fault:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -627,7 +628,7 @@ def test_broken_input_stops_with_a_clear_error_and_loses_nothing(
     message = str(info.value)
     assert needle in message and "\n" not in message, message
     _check_nothing_changed(settings)
-    shutil.rmtree(settings.lake / "features", ignore_errors=True)
+    shutil.rmtree(Path(settings.lake_url) / "features", ignore_errors=True)
     outcome(f"{error.__name__}, old slice intact", message[:70])
 
 

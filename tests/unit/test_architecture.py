@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.conftest import REPO
 
 PACKAGE = REPO / "credit_batch"
-CORE = {"config", "errors", "checks", "features", "run", "faults"}
+CORE = {"config", "errors", "checks", "features", "run", "faults", "storage"}
 FACES = {"pipeline", "catalog", "cli"}
 HEAVY = {"pandas", "pyarrow", "sklearn", "shap", "duckdb", "psycopg", "numpy", "skops", "pandera"}
 

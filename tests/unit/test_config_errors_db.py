@@ -15,7 +15,7 @@ def test_settings_default_to_duckdb_files_under_home(tmp_path):
     s = Settings.from_env({"CREDIT_BATCH_HOME": str(tmp_path)})
     assert s.warehouse_url == f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
     assert s.results_url == f"duckdb:///{tmp_path / 'results.duckdb'}"
-    assert s.lake == tmp_path / "lake"
+    assert s.lake_url == str(tmp_path / "lake")
 
 
 def test_settings_read_urls_and_sizes_from_environment(tmp_path):

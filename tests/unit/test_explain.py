@@ -135,7 +135,8 @@ def test_a_feature_used_by_two_transformers_gets_the_sum_of_its_columns():
     w = model.named_steps["classifier"].coef_[0]
     np.testing.assert_allclose(phi[:, 0], z[:, 0] * w[0], rtol=0, atol=1e-12)
     np.testing.assert_allclose(phi[:, 1], z[:, 1] * w[1] + z[:, 2] * w[2], rtol=0, atol=1e-12)
-    assert np.abs(phi.sum(axis=1) + base - _log_odds(scores)).max() < 1e-9
+    # log-odds back from probabilities near 0 lose digits (up to ~1e-9 on some CPUs)
+    assert np.abs(phi.sum(axis=1) + base - _log_odds(scores)).max() < 1e-7
 
 
 @pytest.mark.parametrize("order", ["C", "F"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -140,7 +141,7 @@ def test_a_model_whose_spec_the_warehouse_no_longer_fits_is_refused_before_any_w
     message = str(info.value)
     assert "column age_years is " in message and "not numeric" in message
     assert "column times_90_late is missing" in message
-    assert not (settings.lake / "features" / "snapshot_date=2026-09-30").exists()
+    assert not (Path(settings.lake_url) / "features" / "snapshot_date=2026-09-30").exists()
     assert (
         query(
             settings,

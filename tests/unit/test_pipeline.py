@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -157,7 +158,7 @@ def _nothing_written(settings) -> bool:
     from pathlib import Path
 
     db = Path(settings.results_url.removeprefix("duckdb:///"))
-    return not (settings.lake / "scores").exists() and (
+    return not (Path(settings.lake_url) / "scores").exists() and (
         not db.exists() or query(settings, "SELECT * FROM predictions") == []
     )
 
@@ -167,7 +168,7 @@ def test_date_with_no_snapshot_stops_with_one_line_error_and_writes_nothing(demo
     with pytest.raises(errors.SnapshotNotFoundError) as info:
         pipeline.extract(settings, RunOptions(snapshot_date="2026-10-15"))
     assert "2026-10-15" in str(info.value) and "\n" not in str(info.value)
-    assert not (settings.lake / "features").exists()
+    assert not (Path(settings.lake_url) / "features").exists()
     assert _nothing_written(settings)
 
 
@@ -178,7 +179,7 @@ def test_unknown_model_version_stops_with_one_line_error_and_writes_nothing(demo
             settings,
             RunOptions(snapshot_date="2026-09-30", model_version="logreg-19990101-deadbeef00"),
         )
-    assert not (settings.lake / "features").exists()
+    assert not (Path(settings.lake_url) / "features").exists()
     assert _nothing_written(settings)
 
 
@@ -266,7 +267,7 @@ def test_artifact_with_an_untrusted_type_is_refused_even_with_a_matching_sha(dem
     skops.io.dump({"payload": _Hostile()}, hostile)
     with pytest.raises(errors.ArtifactIntegrityError, match="cannot be loaded safely"):
         registry.load_model(
-            settings.home, "models/hostile.skops", sha256_file(hostile), version="hostile"
+            settings, "models/hostile.skops", sha256_file(hostile), version="hostile"
         )
 
 

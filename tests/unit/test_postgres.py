@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -44,7 +45,7 @@ def test_postgres_copy_stores_the_scored_files_bit_for_bit(pg_demo):
     stored = {
         r["customer_id"]: r["score"] for r in query(settings, SLICE, {"d": dt.date(2026, 10, 31)})
     }
-    files = sorted((settings.lake / "scores").rglob("part-*.parquet"))
+    files = sorted((Path(settings.lake_url) / "scores").rglob("part-*.parquet"))
     parquet = pq.read_table(files, partitioning=None).to_pydict()
     assert dict(zip(parquet["customer_id"], parquet["score"], strict=True)) == stored
 
