@@ -509,13 +509,15 @@ def _to_sql_load(bench: Bench, plan: Plan, url: str, rows: int) -> tuple[int, fl
 def _score_paths(bench: Bench, plan: Plan) -> list[Path]:
     """The scored files of ``plan``'s partitions (as its load read them)."""
     return [
-        lake.partition_outputs(
-            bench.settings.lake,
-            plan.run.snapshot_date,
-            plan.run.model_version,
-            plan.run.run_id,
-            p["index"],
-        )[0]
+        Path(
+            lake.partition_outputs(
+                bench.settings.lake,
+                plan.run.snapshot_date,
+                plan.run.model_version,
+                plan.run.run_id,
+                p["index"],
+            )[0].path
+        )
         for p in plan.partitions
     ]
 
@@ -631,8 +633,7 @@ def _query(settings: Settings, sql: str) -> list[dict]:
 
 
 def _features(settings: Settings, date) -> list[Path]:
-    folder = lake.features_dir(settings.lake, date)
-    return sorted(folder.glob("part-*.parquet"))
+    return [Path(p.path) for p in lake.features_parts(settings.lake, date)]
 
 
 ANALYST_BAR_SECONDS = 1.0

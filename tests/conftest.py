@@ -339,3 +339,25 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped, but CREDIT_BATCH_REQUIRE_SERVICES=1 forbids skips: {reason}"
+
+
+#: The reliability suite's lines (kind, case, expected, seen), gathered from the reports.
+RELIABILITY: list[tuple[str, str, str, str]] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":
+        RELIABILITY.extend(v for k, v in report.user_properties if k == "reliability")
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not RELIABILITY:
+        return
+    faults = sum(1 for o in RELIABILITY if o[0] == "fault")
+    terminalreporter.section(
+        f"reliability: {faults} faults injected, {len(RELIABILITY) - faults} bad inputs tried"
+    )
+    width = max(len(o[1]) for o in RELIABILITY)
+    terminalreporter.write_line(f"{'kind':<10} {'case':<{width}}  {'expected':<40} seen")
+    for kind, name, expected, seen in RELIABILITY:
+        terminalreporter.write_line(f"{kind:<10} {name:<{width}}  {expected:<40} {seen}")

@@ -519,9 +519,17 @@ class _CopyStream(io.RawIOBase):
         return self._buf.split(b"\n", 1)[0].decode().strip().split(",")
 
     def readinto(self, target) -> int:
-        if not self._buf:
-            self._buf = bytes(self._copy.read())
-        n = min(len(target), len(self._buf))
-        target[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
+        """Fill ``target`` (COPY hands out one row a block; Arrow's CSV reader makes a
+        batch of each read, so a short read would give one-row batches, and one-row
+        Parquet row groups: a 20,000-row part of 62 MB instead of 1 MB)."""
+        view, filled = memoryview(target).cast("B"), 0
+        while filled < len(view):
+            if not self._buf:
+                self._buf = bytes(self._copy.read())
+                if not self._buf:
+                    break
+            n = min(len(view) - filled, len(self._buf))
+            view[filled : filled + n] = self._buf[:n]
+            self._buf = self._buf[n:]
+            filled += n
+        return filled

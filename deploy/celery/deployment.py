@@ -34,7 +34,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
 BUCKET = "credit-batch-lake"
 ADMIN = "admin"
 WORKERS = ("worker1", "worker2")
@@ -230,7 +231,12 @@ def up(folder: Path, *, pg_admin_url: str, redis: str) -> int:
             "--queues", f"default,{SCORE_QUEUE}", "--concurrency", "1", "--skip-serve-logs",
             "--pid", str(folder / "pids" / f"{name}.celery.pid"),
         ]  # fmt: skip
-        _start(folder, name, command, env)
+        identity = {
+            "CREDIT_BATCH_WORKER_NAME": name,
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "worker_identity.hostname",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")])),
+        }
+        _start(folder, name, command, {**env, **identity})
     token = _wait_for_api(folder, state)
     _configure(folder, state, token)
     _wait_for_workers(folder, env)

@@ -23,7 +23,16 @@ from tests.conftest import REPO, services_required
 
 BLOCK = re.compile(r"^```bash\n(.*?)^```", re.S | re.M)
 #: The README's bash blocks, in order, by what they do.
-NAMES = ["demo", "tests", "query", "dags_test", "standalone", "postgresql", "own_data"]
+NAMES = [
+    "demo",
+    "tests",
+    "query",
+    "dags_test",
+    "standalone",
+    "postgresql",
+    "production",
+    "own_data",
+]
 
 
 def readme_blocks() -> dict[str, str]:
@@ -170,3 +179,32 @@ def test_own_data_block_checks_trains_and_scores_the_lender_spec(clone, demo_out
     assert (
         not (clone / "data" / "lender").exists() and (clone / "lender" / "results.duckdb").is_file()
     )
+
+
+@pytest.mark.airflow
+@pytest.mark.postgres
+def test_production_block_brings_up_celery_runs_the_demo_and_a_triggered_night_and_stops(
+    airflow_installed, pg_admin
+):
+    import json
+
+    clone = airflow_installed
+    state = clone / ".celery" / "deployment.json"
+    try:
+        out = run_block(clone, "production", timeout=1500)
+    finally:
+        subprocess.run(
+            [str(clone / "deploy" / "celery" / "down"), "--dir", str(clone / ".celery")],
+            env=newcomer_env(),
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        if state.exists():
+            names = json.loads(state.read_text())
+            for name in (names["data_db"], names["airflow_db"]):
+                pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    assert re.search(r'"state": *"success"', out), out[-3000:]
+    assert "airflow credit_batch_nightly/celery-2026-09-30" in out, out[-3000:]
+    left = subprocess.run(["pgrep", "-f", str(clone / ".celery")], capture_output=True, text=True)
+    assert left.stdout == "", f"processes of the deployment left running: {left.stdout}"

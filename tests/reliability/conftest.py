@@ -16,32 +16,25 @@ import pytest
 
 from tests.conftest import expected_counts, query, run_pipeline, storage_env
 
-OUTCOMES: list[tuple[str, str, str, str]] = []
 DATE = dt.date(2026, 9, 30)
 
 
 @pytest.fixture
 def outcome(request):
-    """Call ``outcome(expected, seen)`` to record this test's line of the summary table."""
+    """Call ``outcome(expected, seen)`` to record this test's line of the summary table.
+
+    The line travels in the test's report (``user_properties``), so that the
+    table is printed by the main process also when workers run the tests
+    (pytest-xdist); ``tests/conftest.py`` prints it.
+    """
     kind = "fault" if "faults" in request.node.nodeid else "bad input"
 
     def record(expected: str, seen: str) -> None:
-        OUTCOMES.append((kind, request.node.name, expected, seen))
+        request.node.user_properties.append(
+            ("reliability", (kind, request.node.name, expected, seen))
+        )
 
     return record
-
-
-def pytest_terminal_summary(terminalreporter):
-    if not OUTCOMES:
-        return
-    faults = sum(1 for o in OUTCOMES if o[0] == "fault")
-    terminalreporter.section(
-        f"reliability: {faults} faults injected, {len(OUTCOMES) - faults} bad inputs tried"
-    )
-    width = max(len(o[1]) for o in OUTCOMES)
-    terminalreporter.write_line(f"{'kind':<10} {'case':<{width}}  {'expected':<40} seen")
-    for kind, name, expected, seen in OUTCOMES:
-        terminalreporter.write_line(f"{kind:<10} {name:<{width}}  {expected:<40} {seen}")
 
 
 _DEMOS = {"duckdb": "demo", "postgresql": "pg_demo", "s3": "s3_demo"}

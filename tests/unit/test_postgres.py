@@ -50,6 +50,18 @@ def test_postgres_copy_stores_the_scored_files_bit_for_bit(pg_demo):
     assert dict(zip(parquet["customer_id"], parquet["score"], strict=True)) == stored
 
 
+def test_postgres_extract_writes_row_groups_of_many_rows_not_one_per_copy_row(pg_demo):
+    """COPY hands out one row per block; the features part must not get one row group each."""
+    import pyarrow.parquet as pq
+
+    settings, _, _ = pg_demo
+    plan = pipeline.extract(settings, RunOptions(snapshot_date="2026-09-30"))
+    (part,) = plan.partitions
+    meta = pq.ParquetFile(part["path"]).metadata
+    assert meta.num_rows == part["rows"] == plan.run.rows_in > 2_000
+    assert meta.num_row_groups == 1
+
+
 def test_postgres_date_with_no_snapshot_writes_nothing(pg_demo):
     settings, _, _ = pg_demo
     with pytest.raises(errors.SnapshotNotFoundError, match="2026-10-15"):

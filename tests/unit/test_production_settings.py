@@ -28,7 +28,9 @@ def _connection(conn_type: str, **fields):
 
 def test_connections_give_the_database_urls_and_the_lake_credentials():
     conns = {
-        "wh": _connection("postgres", host="db1", port=5433, login="u", password="p@ss/w", schema="w"),
+        "wh": _connection(
+            "postgres", host="db1", port=5433, login="u", password="p@ss/w", schema="w"
+        ),
         "res": _connection("postgres", host="db2", login="r", password="secret-r", schema="res"),
         "lake": _connection(
             "aws", login="AKIA1", password="s3-secret",
