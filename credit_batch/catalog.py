@@ -11,7 +11,7 @@ import datetime as dt
 from pathlib import Path
 
 from credit_batch.checks import check_model_version, check_rows
-from credit_batch.config import Settings
+from credit_batch.config import Settings, safe_url
 from credit_batch.errors import CreditBatchError, DataError
 from credit_batch.stores import results
 from credit_batch.stores.db import first_line, read_sql, relative_path_note
@@ -66,9 +66,9 @@ def query(settings: Settings, sql_or_path: str):
     text = _sql_text(sql_or_path)
     if not results.exists(settings):
         raise DataError(
-            f"no results yet at {settings.results_url}: `credit-batch demo` (or "
+            f"no results yet at {safe_url(settings.results_url)}: `credit-batch demo` (or "
             "`credit-batch run`) makes the first",
-            url=settings.results_url,
+            url=safe_url(settings.results_url),
         )
     with results.open_results(settings, read_only=True) as db:
         try:

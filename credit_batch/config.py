@@ -78,6 +78,7 @@ __all__ = [
     "Settings",
     "deployment",
     "retry_delay_seconds",
+    "safe_url",
 ]
 
 DEFAULT_HOME = "./data"
@@ -223,8 +224,8 @@ class Settings:
     """
 
     home: Path = Path(DEFAULT_HOME)
-    warehouse_url: str = ""
-    results_url: str = ""
+    warehouse_url: str = field(default="", repr=False)  # may hold a password: see safe_url
+    results_url: str = field(default="", repr=False)
     sql_dir: Path = _PACKAGE_SQL_DIR
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     partition_rows: int = DEFAULT_PARTITION_ROWS
@@ -290,6 +291,17 @@ class Settings:
     def models(self) -> Location:
         """Root of the versioned model artifacts."""
         return location(self.models_url, self.s3)
+
+
+def safe_url(url: str) -> str:
+    """``url`` as it may be shown: in logs, errors, XCom and reports (no password)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
 
 
 def _from_connections(env, connection: Callable | None) -> dict:

@@ -21,6 +21,7 @@ from credit_batch.config import (
     DEFAULT_TRAIN_MAX_ROWS,
     MAX_PARTITION_ROWS,
     Settings,
+    safe_url,
 )
 from credit_batch.errors import DataError, ParameterError
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec, load_spec
@@ -242,7 +243,7 @@ def train(
     if frame.empty:
         raise DataError(
             f"no labeled rows between {since_date} and {until_date} in the warehouse "
-            f"{settings.warehouse_url}; outcomes come with `credit-batch demo-data` or "
+            f"{safe_url(settings.warehouse_url)}; outcomes come with `credit-batch demo-data` or "
             "`credit-batch load-csv`",
             since=since_date,
             until=until_date,

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from credit_batch.checks import check_model_version, utcnow
-from credit_batch.config import Settings
+from credit_batch.config import Settings, safe_url
 from credit_batch.errors import ArtifactIntegrityError, ModelNotFoundError, NoChampionError
 from credit_batch.faults import fault_point
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
@@ -207,7 +207,7 @@ def resolve(settings: Settings, version: str | None) -> ModelRecord:
     """
     if not results.exists(settings):
         raise NoChampionError(
-            f"no models yet: the results database {settings.results_url} does not exist; "
+            f"no models yet: the results database {safe_url(settings.results_url)} does not exist; "
             "`credit-batch train --until D --promote` registers one, `credit-batch demo` "
             "builds the demo"
         )

@@ -409,7 +409,8 @@ def _put(state: dict, token: str, collection: str, key: str, body: dict) -> None
     except urllib.error.HTTPError as exc:
         if exc.code != 409:
             raise
-        api(state, "PATCH", f"{collection}/{body[key]}", body, token)
+        api(state, "DELETE", f"{collection}/{body[key]}", None, token)
+        api(state, "POST", collection, body, token)
 
 
 def _wait_for_workers(folder: Path, env: dict) -> None:
@@ -430,42 +431,50 @@ def _wait_for_workers(folder: Path, env: dict) -> None:
 
 # -- down ------------------------------------------------------------------------
 def down(folder: Path) -> int:
-    """Stop every process ``up`` recorded (its whole process group), and nothing else."""
-    pids = {}
+    """Stop every process ``up`` started, and nothing else.
+
+    Each was started in a session of its own; Airflow's task runner puts each
+    task in a process group of its own, so a process group is not enough: every
+    process of the recorded sessions gets TERM, then KILL after 30 s.
+    """
+    sessions = {}
     for path in sorted((folder / "pids").glob("*.pid")):
-        if path.name.endswith(".celery.pid"):
-            continue
-        pids[path.stem] = int(path.read_text().split()[0])
-    for name, pid in pids.items():
-        _signal_group(pid, signal.SIGTERM)
-        log(f"stopping {name} (process group {pid})")
+        if not path.name.endswith(".celery.pid"):
+            sessions[path.stem] = int(path.read_text().split()[0])
+    for name, sid in sessions.items():
+        log(f"stopping {name} (session {sid}: {len(session_members(sid))} processes)")
+        signal_session(sid, signal.SIGTERM)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(_group_alive(p) for p in pids.values()):
+    while time.monotonic() < deadline and any(session_members(s) for s in sessions.values()):
         time.sleep(0.5)
-    for name, pid in pids.items():
-        if _group_alive(pid):
+    for name, sid in sessions.items():
+        if session_members(sid):
             log(f"{name} did not stop in 30 s: SIGKILL")
-            _signal_group(pid, signal.SIGKILL)
+            signal_session(sid, signal.SIGKILL)
     for path in (folder / "pids").glob("*.pid"):
         path.unlink()
     log("down")
     return 0
 
 
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
-
-
-def _group_alive(pgid: int) -> bool:
+def session_members(sid: int) -> list[int]:
+    """The live processes of session ``sid`` (from /proc)."""
+    found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+        if int(fields[3]) == sid and fields[0] not in ("Z", "X"):
+            found.append(int(stat.parent.name))
+    return found
+
+
+def signal_session(sid: int, sig: int) -> None:
+    """Send ``sig`` to every process of session ``sid``."""
+    for pid in session_members(sid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
 
 
 if __name__ == "__main__":

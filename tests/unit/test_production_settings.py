@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from credit_batch.config import Settings, deployment
+from credit_batch.config import Settings, deployment, safe_url
 from credit_batch.errors import ParameterError
 from credit_batch.storage import S3Options, location
 from tests.conftest import REPO, build_demo, query, run_pipeline, s3_settings, storage_env
@@ -49,7 +49,9 @@ def test_connections_give_the_database_urls_and_the_lake_credentials():
     assert settings.results_url == "postgresql://r:secret-r@db2:5432/res"
     assert settings.s3 == S3Options("http://minio:9000", "eu-west-2", "AKIA1", "s3-secret")
     assert settings.models_url == "s3://bucket/lake/models"
-    assert "s3-secret" not in repr(settings) and "s3-secret" not in repr(settings.s3)
+    for secret in ("s3-secret", "secret-r", "p%40ss"):
+        assert secret not in repr(settings)
+    assert safe_url(settings.results_url) == "postgresql://r:***@db2:5432/res"
     assert pickle.loads(pickle.dumps(settings)) == settings  # settings travel to worker processes
 
 
