@@ -252,7 +252,7 @@ def _bin(name: str) -> str:
     found = str(beside) if beside.exists() else shutil.which(name)
     if not found:
         sys.exit(
-            f"deploy: {name} is not installed; pip install -c constraints.txt -e '.[celery,dev]'"
+            f"deploy: {name} is not installed; pip install -c constraints.txt -e '.[deploy]'"
         )
     return found
 
