@@ -25,6 +25,7 @@ from credit_batch import pipeline
 from credit_batch.config import Settings
 from credit_batch.features import DEFAULT_FEATURE_SPEC
 from credit_batch.run import Plan, RunOptions
+from credit_batch.storage import location
 from credit_batch.stores import lake, registry, results
 
 NAMES = DEFAULT_FEATURE_SPEC.names
@@ -723,7 +724,7 @@ def categorical(home: Path, rows: int, *, repeats: int) -> list[Figure]:
         frame = validation.valid_rows(warehouse.read_labeled(wh, full, date, date), spec=full)
         [part] = lake.write_parts(
             warehouse.stream_features(wh, full, date, batch_rows=100_000),
-            home / "features",
+            location(home / "features"),
             rows_per_part=rows,
             schema=full.arrow_schema(),
             dictionary_columns=full.dictionary_columns,

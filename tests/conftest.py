@@ -345,12 +345,21 @@ def pytest_runtest_makereport(item, call):
 RELIABILITY: list[tuple[str, str, str, str]] = []
 
 
+#: Measured figures some end-to-end tests report (wall times, which worker retried).
+FIGURES: list[str] = []
+
+
 def pytest_runtest_logreport(report):
     if report.when == "call":
         RELIABILITY.extend(v for k, v in report.user_properties if k == "reliability")
+        FIGURES.extend(v for k, v in report.user_properties if k == "figures")
 
 
 def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("figures measured by the tests")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
     if not RELIABILITY:
         return
     faults = sum(1 for o in RELIABILITY if o[0] == "fault")
@@ -361,3 +370,26 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line(f"{'kind':<10} {'case':<{width}}  {'expected':<40} seen")
     for kind, name, expected, seen in RELIABILITY:
         terminalreporter.write_line(f"{kind:<10} {name:<{width}}  {expected:<40} {seen}")
+
+
+#: The longest test files, started first so that two workers end together
+#: (pytest-xdist hands out whole files in collection order: a long file
+#: started last would keep one worker busy while the other sits idle).
+SLOW_FIRST = (
+    "tests/reliability/test_kill_points.py",
+    "tests/newcomer/test_readme.py",
+    "tests/e2e/test_celery_deployment.py",
+    "tests/reliability/test_faults.py",
+    "tests/reliability/test_bad_inputs.py",
+    "tests/e2e/test_airflow_nightly.py",
+    "tests/e2e/test_airflow_semantics.py",
+    "tests/bench/test_benchmark_smoke.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        path = item.nodeid.split("::")[0]
+        return SLOW_FIRST.index(path) if path in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file is kept

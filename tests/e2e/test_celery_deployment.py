@@ -283,7 +283,7 @@ def _secrets(deployment: Deployment) -> list[str]:
     return [deployment.state["db_password"], deployment.state["s3_secret"]]
 
 
-def test_deployment_runs_the_demo_and_a_triggered_night_on_the_celery_workers(demo_done):
+def test_deployment_runs_the_demo_and_a_triggered_night_on_the_celery_workers(demo_done, request):
     deployment = demo_done
     t0 = time.perf_counter()
     run_id = _trigger(deployment)
@@ -301,10 +301,10 @@ def test_deployment_runs_the_demo_and_a_triggered_night_on_the_celery_workers(de
     parts = sorted(f.name for f in run_folder if f.name.endswith(".parquet"))
     assert parts == [f"part-{i:05d}.parquet" for i in range(len(scores))]
     assert lake.at(stored["report_path"]).read_text().startswith("<!DOCTYPE html>")
-    _print_shares(deployment, run_id, stored, wall)
+    request.node.user_properties.append(("figures", _shares(deployment, run_id, stored, wall)))
 
 
-def _print_shares(deployment: Deployment, run_id: str, stored: dict, wall: float) -> None:
+def _shares(deployment: Deployment, run_id: str, stored: dict, wall: float) -> str:
     """Where the run's wall time went: the pipeline's own steps, task start-up, Airflow."""
     tis = _task_instances(deployment, run_id)
     longest = {}
@@ -314,12 +314,11 @@ def _print_shares(deployment: Deployment, run_id: str, stored: dict, wall: float
     steps = {k: stored[f"{k}_seconds"] or 0.0 for k in ("extract", "score", "load", "importance")}
     n_scores = sum(1 for ti in tis if ti["task_id"] == "score")
     own = steps["extract"] + steps["score"] / n_scores + steps["load"] + steps["importance"]
-    print(
-        f"\ncelery e2e: up {deployment.up_seconds:.0f} s; run {wall:.1f} s wall; tasks on the "
+    return (
+        f"celery e2e: up {deployment.up_seconds:.0f} s; run {wall:.1f} s wall; tasks on the "
         f"critical path {critical:.1f} s ({', '.join(f'{k} {v:.1f}' for k, v in longest.items())})"
         f"; the pipeline's own step seconds {own:.1f} s (score: mean of {n_scores} tasks); "
-        f"Airflow: {wall - critical:.1f} s between tasks, {critical - own:.1f} s inside tasks",
-        file=sys.stderr,
+        f"Airflow: {wall - critical:.1f} s between tasks, {critical - own:.1f} s inside tasks"
     )
 
 
@@ -346,7 +345,9 @@ def test_no_connection_password_is_in_a_task_log_or_an_xcom(demo_done):
         assert secret not in xcoms
 
 
-def test_a_worker_killed_while_scoring_loses_nothing_and_the_task_retries_elsewhere(demo_done):
+def test_a_worker_killed_while_scoring_loses_nothing_and_the_task_retries_elsewhere(
+    demo_done, request
+):
     deployment = demo_done
     _arm_pause(deployment)
     run_id = _trigger(deployment)
@@ -371,12 +372,13 @@ def test_a_worker_killed_while_scoring_loses_nothing_and_the_task_retries_elsewh
     first, last = sorted(retried[0], key=lambda t: t["try_number"])[:: len(retried[0]) - 1]
     assert first["hostname"].startswith(victim) and first["state"] != "success"
     assert last["state"] == "success" and not last["hostname"].startswith(victim)
-    print(
-        f"\ncelery e2e: {victim} killed; score[{retried[0][0]['map_index']}] retried on "
-        f"{last['hostname']} (try {last['try_number']}); run ended "
-        f"{time.perf_counter() - killed_at:.0f} s after the kill",
-        file=sys.stderr,
+    figure = (
+        f"celery e2e: {victim} killed while scoring; score[{retried[0][0]['map_index']}] "
+        f"try {first['try_number']} on {first['hostname']} ({first['state']}), try "
+        f"{last['try_number']} on {last['hostname']} ({last['state']}); the run ended "
+        f"{time.perf_counter() - killed_at:.0f} s after the kill"
     )
+    request.node.user_properties.append(("figures", figure))
     _up(deployment.folder, deployment.workers_env)  # the lost worker comes back
 
 

@@ -17,6 +17,20 @@ import pytest
 from tests.conftest import expected_counts, query, run_pipeline, storage_env
 
 DATE = dt.date(2026, 9, 30)
+#: ``credit-batch run`` of ``DATE`` in small partitions and chunks (the fault tests' run).
+RUN_ARGS = [
+    "run",
+    "--date",
+    DATE.isoformat(),
+    "--partition-rows",
+    "1000",
+    "--chunk-rows",
+    "400",
+    "--sample-rows",
+    "500",
+    "--repeats",
+    "1",
+]
 
 
 @pytest.fixture
@@ -27,7 +41,7 @@ def outcome(request):
     table is printed by the main process also when workers run the tests
     (pytest-xdist); ``tests/conftest.py`` prints it.
     """
-    kind = "fault" if "faults" in request.node.nodeid else "bad input"
+    kind = "bad input" if "bad_inputs" in request.node.nodeid else "fault"
 
     def record(expected: str, seen: str) -> None:
         request.node.user_properties.append(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -60,7 +61,7 @@ def test_report_opens_in_headless_chromium_without_errors(reported, tmp_path):
             "--v=0",
             "--window-size=1200,4200",
             f"--screenshot={shot}",
-            path.as_uri(),
+            Path(path.path).as_uri(),
         ],
         capture_output=True,
         text=True,
