@@ -77,9 +77,8 @@ def apply_schema(db: Database, settings: Settings, *, key_type: str = "integer")
     with db.transaction():
         lock(db, settings, "schema")
         if db.dialect == "postgresql" and settings.results_schema != "public":
-            db.run_script(
-                f"CREATE SCHEMA IF NOT EXISTS {check_identifier(settings.results_schema)}"
-            )
+            create = read_sql(settings.sql_dir, "schema/results_schema.sql")
+            db.run_script(create.replace("{schema}", check_identifier(settings.results_schema)))
         schema = read_sql(settings.sql_dir, "schema/results.sql")
         db.run_script(schema.replace("{key_type}", key))
         _add_missing_columns(db, settings)

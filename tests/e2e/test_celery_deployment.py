@@ -15,7 +15,6 @@ worker's whole process group there.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -39,6 +38,21 @@ DEMO_ROWS = 20_000
 PARTITION_ROWS = 5_000  # four scoring tasks
 POINT = "score.after_first_chunk"
 REDIS = "127.0.0.1:6379/14"  # a broker database of this test's own
+
+
+def _deploy_module():
+    """``deploy/celery/deployment.py`` (a script, not a package): its session helpers."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "celery_deployment", REPO / "deploy" / "celery" / "deployment.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+DEPLOY = _deploy_module()
 
 
 @dataclass
@@ -156,28 +170,13 @@ def _down_leaves_nothing_running(deployment: Deployment) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert [pid for s in sessions for pid in _session(s)] == []
+    assert [pid for s in sessions for pid in DEPLOY.session_members(s)] == []
     assert list((deployment.folder / "pids").glob("*.pid")) == []
-
-
-def _session(sid: int) -> list[int]:
-    """The live processes of session ``sid``: a worker and every task it started."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] not in ("Z", "X"):
-            found.append(int(stat.parent.name))
-    return found
 
 
 def _signal_worker(deployment: Deployment, name: str, sig: int) -> None:
     """``sig`` to the worker and every process it started (tasks run in groups of their own)."""
-    for pid in _session(deployment.worker_pid(name)):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
+    DEPLOY.signal_session(deployment.worker_pid(name), sig)
 
 
 @pytest.fixture(scope="module")
@@ -355,9 +354,9 @@ def test_a_worker_killed_while_scoring_loses_nothing_and_the_task_retries_elsewh
     killed_at = time.perf_counter()
     _signal_worker(deployment, victim, signal.SIGKILL)  # the machine is gone
     deadline = time.monotonic() + 10
-    while _session(deployment.worker_pid(victim)) and time.monotonic() < deadline:
+    while DEPLOY.session_members(deployment.worker_pid(victim)) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _session(deployment.worker_pid(victim)) == []
+    assert DEPLOY.session_members(deployment.worker_pid(victim)) == []
     run = _wait_for_run(deployment, run_id)
     assert run["state"] == "success"
     _assert_one_whole_slice(deployment, run_id)
