@@ -286,9 +286,3 @@ class Location:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
         return digest.hexdigest()
-
-    def walk_names(self) -> Iterator[str]:
-        """Paths of every file under this folder, relative to it."""
-        base = self.path.rstrip("/") + "/"
-        for file in self.files():
-            yield file.path.removeprefix(base)
