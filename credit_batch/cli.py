@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from credit_batch import catalog, pipeline
+from credit_batch import catalog, lifecycle, pipeline
 from credit_batch.config import (
     ALGORITHMS,
     DEFAULT_ALGORITHM,
@@ -77,11 +77,27 @@ def _parser() -> argparse.ArgumentParser:
     _demo_data_parser(sub)
     _load_csv_parser(sub)
     _train_parser(sub)
-    c = sub.add_parser("promote", help="make a registered version the champion")
-    c.add_argument("version", help="a version `credit-batch models` lists")
+    _candidate_parser(sub)
+    c = sub.add_parser("promote", help="make a registered version the champion (audited)")
+    _audit_arguments(c)
+    c.add_argument(
+        "--override-gates",
+        action="store_true",
+        help="promote a version whose gates failed (recorded in model_events)",
+    )
     c.set_defaults(func=_promote)
-    c = sub.add_parser("models", help="list registered model versions (reads only)")
+    c = sub.add_parser("retire", help="retire a challenger or candidate (audited)")
+    _audit_arguments(c)
+    c.set_defaults(func=_retire)
+    c = sub.add_parser("models", help="list registered model versions and roles (reads only)")
     c.set_defaults(func=_models)
+    c = sub.add_parser("events", help="the model lifecycle's audit trail (reads only)")
+    c.add_argument("version", nargs="?", help="only this version's events")
+    c.set_defaults(func=_events)
+    c = sub.add_parser("monitor", help="realized performance of stored scores with known outcomes")
+    c.add_argument("--date", help="only this snapshot, YYYY-MM-DD (default: every one)")
+    c.set_defaults(func=_monitor)
+    _backfill_parser(sub)
     c = sub.add_parser("run", help="score a snapshot: extract, score, load, importance, report")
     _run_arguments(c)
     c.set_defaults(func=_run)
@@ -170,6 +186,47 @@ def _train_parser(sub) -> None:
         "the model keeps it",
     )
     c.set_defaults(func=_train)
+
+
+def _candidate_parser(sub) -> None:
+    c = sub.add_parser(
+        "train-candidate",
+        help="train on matured snapshots, validate out of time, gate: challenger or candidate",
+    )
+    c.add_argument(
+        "--cutoff",
+        required=True,
+        help="the newest snapshot with outcomes at or before it is the validation snapshot; "
+        "older ones are trained on (YYYY-MM-DD)",
+    )
+    c.add_argument("--since", help="first snapshot to train on, YYYY-MM-DD (default: all)")
+    c.add_argument("--algorithm", default=DEFAULT_ALGORITHM, choices=ALGORITHMS, help="the model")
+    c.add_argument(
+        "--max-rows", type=int, default=DEFAULT_TRAIN_MAX_ROWS, help="labeled rows at most"
+    )
+    c.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"default {DEFAULT_SEED}")
+    c.add_argument("--spec", help="feature spec file (default: CREDIT_BATCH_SPEC)")
+    c.set_defaults(func=_train_candidate)
+
+
+def _audit_arguments(c: argparse.ArgumentParser) -> None:
+    c.add_argument("version", help="a version `credit-batch models` lists")
+    c.add_argument("--reason", required=True, help="why (kept in the model_events audit trail)")
+    c.add_argument("--by", help="who acts (default: your user name)")
+
+
+def _backfill_parser(sub) -> None:
+    c = sub.add_parser(
+        "backfill", help="score every snapshot in a date range; unchanged slices are skipped"
+    )
+    c.add_argument("--from", dest="date_from", required=True, help="first date, YYYY-MM-DD")
+    c.add_argument("--to", dest="date_to", required=True, help="last date, YYYY-MM-DD")
+    c.add_argument("--model", help="model version (default: the champion)")
+    c.add_argument(
+        "--force", action="store_true", help="rescore slices already loaded from the same input"
+    )
+    c.add_argument("--workers", type=int, default=1, help="scoring processes (default 1)")
+    c.set_defaults(func=_backfill)
 
 
 def _spec_parser(sub) -> None:
@@ -306,8 +363,48 @@ def _spec_check(settings: Settings, args) -> None:
             print(f"  {name}: undeclared categories ({policy[found['unseen'][name]]}): {seen}")
 
 
+def _train_candidate(settings: Settings, args) -> None:
+    if args.spec:
+        settings = dataclasses.replace(settings, spec_path=Path(args.spec))
+    record = lifecycle.train_candidate(
+        settings,
+        cutoff=args.cutoff,
+        since=args.since,
+        algorithm=args.algorithm,
+        max_rows=args.max_rows,
+        seed=args.seed,
+    )
+    found = json.loads(record.validation)
+    print(
+        f"registered {record.model_version} ({record.role}): trained "
+        f"{record.train_from} .. {record.train_until}, {record.training_rows:,} rows"
+    )
+    print(
+        f"  out of time on {record.validation_date}: ROC AUC {_f(found['roc_auc'])}, "
+        f"KS {_f(found['ks'])}, Brier {_f(found['brier'])}, score PSI {_f(found['psi'])}"
+    )
+    print(f"  gates: {record.gate_status}")
+    print(f"  model card: {record.model_card}")
+
+
+def _f(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 def _promote(settings: Settings, args) -> None:
-    print(f"champion: {pipeline.promote(settings, args.version).model_version}")
+    record = lifecycle.promote(
+        settings,
+        args.version,
+        actor=args.by,
+        reason=args.reason,
+        override_gates=args.override_gates,
+    )
+    print(f"champion: {record.model_version}")
+
+
+def _retire(settings: Settings, args) -> None:
+    record = lifecycle.retire(settings, args.version, actor=args.by, reason=args.reason)
+    print(f"retired: {record.model_version}")
 
 
 def _models(settings: Settings, args) -> None:
@@ -316,9 +413,61 @@ def _models(settings: Settings, args) -> None:
         print("no models registered yet: `credit-batch demo` trains one on demo data")
     for m in found:
         print(
-            f"{m['model_version']:<36} {m['status']:<9} {m['algorithm']:<7} "
-            f"until {m['train_until']}  AUC {m['roc_auc']:.4f}  KS {m['ks']:.4f}"
+            f"{m['model_version']:<36} {m['role']:<10} {m['algorithm']:<7} "
+            f"until {m['train_until']}  AUC {m['roc_auc']:.4f}  KS {m['ks']:.4f}  "
+            f"gates {m['gate_status'] or '-'}"
         )
+
+
+def _events(settings: Settings, args) -> None:
+    found = lifecycle.events(settings, args.version)
+    if not found:
+        print("no model events yet")
+    for e in found:
+        print(
+            f"{e['event_at']:%Y-%m-%d %H:%M:%S}  {e['model_version']:<36} {e['event']:<13} "
+            f"by {e['actor']}: {e['reason'] or '-'}"
+        )
+
+
+def _monitor(settings: Settings, args) -> None:
+    _performance(lifecycle.monitor(settings, snapshot_date=args.date))
+
+
+def _performance(rows: list[dict]) -> None:
+    if not rows:
+        print("realized performance: no scored snapshot has known outcomes yet")
+        return
+    print("realized performance (scores against the outcomes known since):")
+    print(
+        f"  {'snapshot':<10} {'model':<36} {'role':<10} {'rows':>9} {'bad rate':>8} "
+        f"{'AUC':>6} {'Gini':>6} {'KS':>6} {'Brier':>6}"
+    )
+    for r in rows:
+        print(
+            f"  {r['snapshot_date']!s:<10} {r['model_version']:<36} {r['role']:<10} "
+            f"{r['rows_known']:>9,} {_f(r['bad_rate']):>8} {_f(r['roc_auc']):>6} "
+            f"{_f(r['gini']):>6} {_f(r['ks']):>6} {_f(r['brier']):>6}"
+        )
+
+
+def _backfill(settings: Settings, args) -> None:
+    done = lifecycle.backfill(
+        settings,
+        args.date_from,
+        args.date_to,
+        model_version=args.model,
+        force=args.force,
+        workers=args.workers,
+    )
+    for result in done:
+        run = result.run
+        what = (
+            "skipped: already loaded from the same input"
+            if result.loaded.get("skipped")
+            else f"{result.loaded['rows_loaded']:,} scored in {result.seconds:.1f} s"
+        )
+        print(f"{run.snapshot_date}  {run.model_version}  {what}")
 
 
 def _run(settings: Settings, args) -> None:
@@ -428,10 +577,13 @@ def _cell(value) -> str:
 
 
 def _demo(settings: Settings, args) -> None:
-    record, done = pipeline.demo(settings, rows=args.rows, example=args.example, progress=_progress)
+    record, done, realized = lifecycle.demo(
+        settings, rows=args.rows, example=args.example, progress=_progress
+    )
     print(f"demo warehouse and champion {record.model_version} (ROC AUC {record.roc_auc:.4f})")
     for result in done:
         _summary(settings, result)
+    _performance(realized)
 
 
 if __name__ == "__main__":

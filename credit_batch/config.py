@@ -19,6 +19,9 @@ variable                       default
 ``CREDIT_BATCH_MODELS_URL``    ``<home>/models``; ``<lake URL>/models`` for an S3 lake
 ``CREDIT_BATCH_RESULTS_SCHEMA`` ``public`` (PostgreSQL schema of the results tables)
 ``AWS_ENDPOINT_URL``, ...      how to reach an S3 API (see :class:`S3Options`)
+``CREDIT_BATCH_GATE_MIN_AUC``  ``0.70`` (a candidate's out-of-time ROC AUC, at least)
+``CREDIT_BATCH_GATE_MAX_PSI``  ``0.25`` (score PSI, training to validation, at most)
+``CREDIT_BATCH_GATE_CHAMPION_MARGIN`` ``0.01`` (AUC below the champion's, at most)
 ``CREDIT_BATCH_*_CONN_ID``     Airflow connections for the warehouse, the results
                                and the lake (read in a task, never when parsing)
 =============================  =========================================
@@ -45,6 +48,9 @@ from credit_batch.storage import Location, S3Options, is_remote, location
 
 __all__ = [
     "ALGORITHMS",
+    "ASSETS",
+    "DEFAULT_TRAIN_SCHEDULE",
+    "TRAIN_PARAMS",
     "DEFAULT_ALGORITHM",
     "DEFAULT_CHUNK_ROWS",
     "DEFAULT_DEMO_ROWS",
@@ -74,7 +80,9 @@ __all__ = [
     "RUN_PARAMS",
     "CONNECTION_VARIABLES",
     "DEFAULT_RESULTS_SCHEMA",
+    "DEFAULT_GATES",
     "Deployment",
+    "Gates",
     "Settings",
     "deployment",
     "retry_delay_seconds",
@@ -128,6 +136,41 @@ DEFAULT_RISK_BANDS: tuple[tuple[float, str], ...] = (
     (0.20, "D"),
     (1.00, "E"),
 )
+
+
+@dataclass(frozen=True)
+class Gates:
+    """What a newly trained model must show, out of time, to become a challenger.
+
+    ``min_auc``: its ROC AUC on the validation snapshot, at least;
+    ``max_psi``: the PSI of its scores from training to validation, at most;
+    ``champion_margin``: how far its AUC may fall below the champion's on the
+    same snapshot (no champion: the gate passes).
+    """
+
+    min_auc: float = 0.70
+    max_psi: float = 0.25
+    champion_margin: float = 0.01
+
+    def __post_init__(self) -> None:
+        for name in ("min_auc", "max_psi", "champion_margin"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ParameterError(f"gate {name}", value, "must be a number >= 0")
+        if self.min_auc > 1:
+            raise ParameterError("gate min_auc", self.min_auc, "must be at most 1")
+
+    @classmethod
+    def from_env(cls, env) -> Gates:
+        """``CREDIT_BATCH_GATE_MIN_AUC``, ``_MAX_PSI``, ``_CHAMPION_MARGIN``; defaults otherwise."""
+        given = {
+            name: _float_env(env, f"CREDIT_BATCH_GATE_{name.upper()}")
+            for name in ("min_auc", "max_psi", "champion_margin")
+        }
+        return cls(**{k: v for k, v in given.items() if v is not None})
+
+
+DEFAULT_GATES = Gates()
 _PACKAGE_SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 #: The feature spec training uses unless told otherwise ("Give Me Some Credit").
 DEFAULT_SPEC_PATH = _PACKAGE_SQL_DIR / "specs" / "gmsc" / "spec.toml"
@@ -221,6 +264,8 @@ class Settings:
         How to reach the S3 API of an ``s3://`` lake (credentials hidden from ``repr``).
     results_schema : str
         PostgreSQL schema of the results tables (DuckDB: ignored).
+    gates : Gates
+        What a trained model must show to become a challenger.
     """
 
     home: Path = Path(DEFAULT_HOME)
@@ -236,6 +281,7 @@ class Settings:
     models_url: str = ""
     s3: S3Options = field(default_factory=S3Options)
     results_schema: str = DEFAULT_RESULTS_SCHEMA
+    gates: Gates = DEFAULT_GATES
 
     def __post_init__(self) -> None:
         home = Path(self.home).expanduser().resolve()
@@ -280,6 +326,7 @@ class Settings:
             partition_rows=_int_env(env, "CREDIT_BATCH_PARTITION_ROWS", DEFAULT_PARTITION_ROWS),
             score_threads=_int_env(env, "CREDIT_BATCH_SCORE_THREADS", DEFAULT_SCORE_THREADS),
             spec_path=Path(env.get("CREDIT_BATCH_SPEC", str(DEFAULT_SPEC_PATH))),
+            gates=Gates.from_env(env),
         )
 
     @property
@@ -352,6 +399,47 @@ DEFAULT_LOAD_POOL = "default_pool"
 DEFAULT_SCORE_QUEUE = "default"
 #: When the nightly DAG runs (cron, in the DAG's time zone, Europe/London).
 DEFAULT_SCHEDULE = "0 2 * * *"
+#: When the training DAG runs: monthly, after month-end outcomes land.
+DEFAULT_TRAIN_SCHEDULE = "0 4 3 * *"
+#: The Airflow Assets the DAGs read and write (their names), for lineage and
+#: for scheduling: the monitoring DAG runs when ``outcomes`` or ``predictions``
+#: change. A lender's outcomes load announces new outcomes as an outlet on
+#: ``credit_batch_outcomes`` (or ``POST /api/v2/assets/events``).
+ASSETS = {
+    "warehouse": "credit_batch_warehouse_snapshot",
+    "features": "credit_batch_lake_features",
+    "predictions": "credit_batch_predictions",
+    "outcomes": "credit_batch_outcomes",
+    "models": "credit_batch_model_registry",
+}
+#: JSON Schema of the training DAG's Params.
+TRAIN_PARAMS: dict[str, dict] = {
+    "cutoff": {
+        "default": None,
+        "type": ["null", "string"],
+        "format": "date",
+        "description": "Validate on the newest snapshot with outcomes at or before it; "
+        "train on the older ones (empty: the run's date)",
+    },
+    "since": {
+        "default": None,
+        "type": ["null", "string"],
+        "format": "date",
+        "description": "First snapshot to train on (empty: all)",
+    },
+    "algorithm": {"default": DEFAULT_ALGORITHM, "type": "string", "enum": list(ALGORITHMS)},
+    "approve": {
+        "default": False,
+        "type": "boolean",
+        "description": "Promote the new model to champion if its gates pass (audited)",
+    },
+    "reason": {
+        "default": None,
+        "type": ["null", "string"],
+        "maxLength": 500,
+        "description": "Why it is approved (kept in model_events)",
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -406,3 +494,13 @@ def _int_env(env: object, name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ParameterError(name, raw, "must be an integer") from None
+
+
+def _float_env(env: object, name: str) -> float | None:
+    raw = env.get(name)  # type: ignore[attr-defined]
+    if raw is None or raw == "":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise ParameterError(name, raw, "must be a number") from None

@@ -18,7 +18,8 @@ multiprocessing move exceptions between processes)::
     └── ModelError                   the model cannot be used
         ├── ModelNotFoundError       unknown model version
         ├── NoChampionError          no version is promoted to champion
-        └── ArtifactIntegrityError   the artifact's sha256 does not match
+        ├── ArtifactIntegrityError   the artifact's sha256 does not match
+        └── GateError                a lifecycle act its gates or role forbid
 
 Only :class:`ServiceUnavailableError` is ``retryable``: retrying any other
 error gives the same answer, so schedulers should fail the task at once.
@@ -34,6 +35,7 @@ __all__ = [
     "CreditBatchError",
     "DataError",
     "DriftError",
+    "GateError",
     "ModelError",
     "ModelNotFoundError",
     "NoChampionError",
@@ -146,3 +148,7 @@ class NoChampionError(ModelError):
 
 class ArtifactIntegrityError(ModelError):
     """The artifact on disk is not the one that was registered."""
+
+
+class GateError(ModelError):
+    """A lifecycle act the model's gates or role forbid (promoting a failed candidate)."""

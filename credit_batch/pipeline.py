@@ -24,9 +24,8 @@ from concurrent.futures import ProcessPoolExecutor
 from itertools import repeat
 from multiprocessing import get_context
 
-from credit_batch import demo as demo_module
 from credit_batch.checks import check_rows, parse_date, utcnow
-from credit_batch.config import DEFAULT_SEED, EXAMPLE_SPECS, MAX_WORKERS, Settings
+from credit_batch.config import DEFAULT_SEED, MAX_WORKERS, Settings
 from credit_batch.demo import write_example as demo_data
 from credit_batch.faults import fault_point
 from credit_batch.run import Plan, Run, RunOptions
@@ -39,7 +38,6 @@ from credit_batch.stores import lake, registry, results, warehouse
 
 __all__ = [
     "RunResult",
-    "demo",
     "demo_data",
     "extract",
     "check_spec",
@@ -98,10 +96,21 @@ def extract(settings: Settings, options: RunOptions | None = None) -> Plan:
         started_at=started,
         extract_seconds=time.perf_counter() - t0,
         duplicate_ids=tracker.ids,
+        input_fingerprint=lake.input_fingerprint(parts, spec.digest),
     )
     logger.info("extracted %d rows of %s into %d partitions", rows_in, date, len(parts))
     fault_point("extract.before_return")
+    if options.skip_unchanged and _loaded_from(settings, run):
+        return Plan(run, ())  # nothing to score: the slice holds this input's scores
     return Plan(run, tuple({"index": i, **p} for i, p in enumerate(parts)))
+
+
+def _loaded_from(settings: Settings, run: Run) -> str | None:
+    with results.open_results(settings, read_only=True) as db:
+        done = results.loaded_from(db, settings, run)
+    if done:
+        logger.info("%s / %s: loaded by run %s from the same input", *run.key.values(), done)
+    return done
 
 
 def score_partition(settings: Settings, run: Run, partition: dict) -> dict:
@@ -255,6 +264,8 @@ def run(
     t0 = time.perf_counter()
     check_rows("workers", workers, maximum=MAX_WORKERS)
     plan = extract(settings, options)
+    if not plan.partitions:  # skipped: unchanged (RunOptions.skip_unchanged)
+        return RunResult(plan.run, (), {"skipped": True}, {}, {}, time.perf_counter() - t0)
     scored = score_partitions(settings, plan.run, plan.partitions, workers=workers)
     if progress is not None:
         scored = progress(scored, len(plan.partitions))
@@ -272,27 +283,8 @@ def load_csv(settings: Settings, path: str, *, snapshot_date) -> int:
         return warehouse.load_gmsc_csv(wh, settings, path, date)
 
 
-def promote(settings: Settings, version: str) -> registry.ModelRecord:
-    """Make ``version`` the champion (and retire the previous one)."""
+def promote(settings: Settings, version: str, **audit) -> registry.ModelRecord:
+    """Make ``version`` the champion, retire the previous one; ``audit``: ``actor``,
+    ``reason``, ``override_gates`` (see :func:`credit_batch.stores.registry.promote`)."""
     with results.open_results(settings) as db:
-        return registry.promote(db, settings, version)
-
-
-def demo(
-    settings: Settings,
-    *,
-    rows: int = demo_module.DEFAULT_ROWS,
-    example: str = "gmsc",
-    progress: Callable | None = None,
-) -> tuple[registry.ModelRecord, list[RunResult]]:
-    """The demo: write the warehouse, train and promote, score the two newest snapshots.
-
-    ``example="lender"`` builds the loan book with categorical features and
-    trains on its spec (``sql/specs/lender/spec.toml``).
-    """
-    written = demo_data(settings, example, rows=rows)
-    dates = [w["snapshot_date"] for w in written]
-    on_spec = dataclasses.replace(settings, spec_path=EXAMPLE_SPECS[example])
-    record = promote(settings, train(on_spec, until=dates[-3]).model_version)
-    options = [RunOptions(snapshot_date=d, model_version=record.model_version) for d in dates[-2:]]
-    return record, [run(settings, o, progress=progress) for o in options]
+        return registry.promote(db, settings, version, **audit)

@@ -33,10 +33,10 @@ from credit_batch.config import (
     MAX_PARTITION_ROWS,
     Settings,
 )
-from credit_batch.errors import ParameterError
+from credit_batch.errors import CreditBatchError, ParameterError
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
 
-__all__ = ["Plan", "Run", "RunOptions", "new_run_id"]
+__all__ = ["Plan", "Run", "RunOptions", "call_step", "new_run_id"]
 
 
 def new_run_id(airflow_dag_id: str | None = None, airflow_run_id: str | None = None) -> str:
@@ -69,6 +69,9 @@ class RunOptions:
         Rows sampled and shuffles per feature for permutation importance.
     run_id : str, optional
         Resume this run (reuse its complete scored partitions).
+    skip_unchanged : bool
+        Score nothing when the slice is already loaded from the same
+        extracted features (input fingerprint) and model (a backfill's rerun).
     airflow_dag_id, airflow_run_id : str, optional
         The Airflow DAG run this run belongs to (its run id derives from them).
     """
@@ -83,6 +86,7 @@ class RunOptions:
     importance_sample_rows: int = DEFAULT_IMPORTANCE_SAMPLE_ROWS
     importance_repeats: int = DEFAULT_IMPORTANCE_REPEATS
     run_id: str | None = None
+    skip_unchanged: bool = False
     airflow_dag_id: str | None = None
     airflow_run_id: str | None = None
 
@@ -113,8 +117,9 @@ class RunOptions:
             ),
             "run_id": _maybe(check_run_id, self.run_id),
         }
-        if not isinstance(self.fail_on_drift, bool):
-            raise ParameterError("fail_on_drift", self.fail_on_drift, "must be true or false")
+        for flag in ("fail_on_drift", "skip_unchanged"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ParameterError(flag, getattr(self, flag), "must be true or false")
         for name, value in checked.items():
             object.__setattr__(self, name, value)
 
@@ -161,6 +166,7 @@ class Run:
     drift_reference: Mapping | None = field(default=None, hash=False)
     airflow_dag_id: str | None = None
     airflow_run_id: str | None = None
+    input_fingerprint: str | None = None
 
     @classmethod
     def start(
@@ -174,6 +180,7 @@ class Run:
         started_at: dt.datetime,
         extract_seconds: float,
         duplicate_ids: Iterable[int] = (),
+        input_fingerprint: str | None = None,
     ) -> Run:
         """The run of ``options`` with ``model`` (a registry record) and what extract resolved."""
         background = model.background
@@ -198,6 +205,7 @@ class Run:
             drift_reference=model.reference_bins,
             airflow_dag_id=options.airflow_dag_id,
             airflow_run_id=options.airflow_run_id,
+            input_fingerprint=input_fingerprint,
         )
 
     @property
@@ -252,3 +260,18 @@ class Plan:
         if not items:
             raise ParameterError("plan", items, "must hold at least one partition")
         return cls(Run.from_xcom(items[0]["run"]), tuple(i["partition"] for i in items))
+
+
+def call_step(step, *args, connection=None, fail: type[Exception] = RuntimeError, **kwargs):
+    """``step(Settings.from_env(connection=connection), *args, **kwargs)``, as a task calls it.
+
+    A :class:`~credit_batch.errors.CreditBatchError` a retry cannot mend is
+    raised again as ``fail`` (a DAG passes Airflow's ``AirflowFailException``,
+    which fails the task at once instead of retrying it); retryable ones pass.
+    """
+    try:
+        return step(Settings.from_env(connection=connection), *args, **kwargs)
+    except CreditBatchError as exc:
+        if exc.retryable:
+            raise
+        raise fail(str(exc)) from exc

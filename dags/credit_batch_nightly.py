@@ -20,9 +20,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task
 
-from credit_batch.config import RUN_PARAMS, deployment, retry_delay_seconds
+from credit_batch.config import ASSETS, RUN_PARAMS, deployment, retry_delay_seconds
 from credit_batch.run import Run, RunOptions
 
 TZ = "Europe/London"
@@ -45,7 +45,7 @@ WHERE = deployment()  # the load's pool, the scoring queue (CREDIT_BATCH_LOAD_PO
     params={name: Param(**schema) for name, schema in RUN_PARAMS.items()},
 )
 def credit_batch_nightly():
-    @task
+    @task(inlets=[Asset(ASSETS["warehouse"])], outlets=[Asset(ASSETS["features"])])
     def extract() -> list[dict]:
         from credit_batch import pipeline
 
@@ -66,7 +66,7 @@ def credit_batch_nightly():
 
         return _fail_fast(pipeline.score_partition, Run.from_xcom(run), partition)
 
-    @task(pool=WHERE.load_pool)
+    @task(pool=WHERE.load_pool, outlets=[Asset(ASSETS["predictions"])])
     def load(plan: list[dict], scored: list[dict]) -> dict:
         from credit_batch import pipeline
 
@@ -90,25 +90,16 @@ def credit_batch_nightly():
 
 
 def _fail_fast(step, *args):
-    """Call ``step(settings, *args)``; fail the task at once where a retry cannot help."""
+    """Call ``step(settings, *args)``; fail the task at once where a retry cannot help.
+
+    Connections are looked up when a task runs (passwords stay masked in logs).
+    """
+    from airflow.sdk import Connection
     from airflow.sdk.exceptions import AirflowFailException
 
-    from credit_batch.config import Settings
-    from credit_batch.errors import CreditBatchError
+    from credit_batch.run import call_step
 
-    try:
-        return step(Settings.from_env(connection=_connection), *args)
-    except CreditBatchError as exc:
-        if exc.retryable:
-            raise
-        raise AirflowFailException(str(exc)) from exc
-
-
-def _connection(conn_id: str):
-    """An Airflow connection, looked up when a task runs (its password stays masked in logs)."""
-    from airflow.sdk import Connection
-
-    return Connection.get(conn_id)
+    return call_step(step, *args, connection=Connection.get, fail=AirflowFailException)
 
 
 credit_batch_nightly()

@@ -63,6 +63,9 @@ ALLOWED_TABLES = frozenset(
         "drift",
         "partial_dependence",
         "feature_reasons",
+        "model_events",
+        "realized_performance",
+        "calibration",
         "loan_book",  # the second example's warehouse (credit_batch.demo_lender)
         "loan_outcomes",
     }

@@ -42,6 +42,7 @@ __all__ = [
     "dataset",
     "features_dir",
     "features_parts",
+    "input_fingerprint",
     "manifest_path",
     "part_name",
     "partition_outputs",
@@ -134,6 +135,44 @@ def atomic_path(path: Location) -> Iterator[Location]:
         tmp.unlink()
 
 
+class _HashingSink:
+    """A writable file that hashes what passes through it to ``out`` (one pass, no re-read)."""
+
+    def __init__(self, out) -> None:
+        import hashlib
+
+        self._out, self._digest, self.closed = out, hashlib.sha256(), False
+
+    def write(self, data) -> int:
+        self._digest.update(data)
+        return self._out.write(data)
+
+    def tell(self) -> int:
+        return self._out.tell()
+
+    def flush(self) -> None:
+        self._out.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.closed = True  # the caller closes ``out``
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
+def input_fingerprint(parts: list[dict], spec_digest: str) -> str:
+    """sha256 of a snapshot's extracted parts (their bytes, in order) and the spec read."""
+    import hashlib
+
+    digest = hashlib.sha256(spec_digest.encode())
+    for part in parts:
+        digest.update(part["sha256"].encode())
+    return digest.hexdigest()
+
+
 def write_parts(
     batches: Iterable,
     out_dir: Location,
@@ -146,7 +185,8 @@ def write_parts(
 
     ``dictionary_columns``: the only columns to dictionary-encode (default: all).
 
-    Returns one ``{"path", "rows"}`` entry per part (``path``: its URI), and
+    Returns one ``{"path", "rows", "sha256"}`` entry per part (``path``: its
+    URI; ``sha256``: of its bytes, hashed as they are written), and
     writes them, last, as the folder's ``_manifest.json``. Parts left from an
     earlier write with more parts are removed, so the folder holds exactly
     this set.
@@ -159,15 +199,13 @@ def write_parts(
     for index, group in groupby(_rechunk(batches, rows_per_part), key=itemgetter(0)):
         path = out_dir / part_name(index)
         rows = 0
-        with (
-            atomic_path(path) as tmp,
-            tmp.open_output() as sink,
-            pq.ParquetWriter(sink, schema, use_dictionary=dictionary_columns or True) as writer,
-        ):
-            for _, batch in group:
-                writer.write_batch(batch)
-                rows += batch.num_rows
-        parts.append({"path": path.uri, "rows": rows})
+        with atomic_path(path) as tmp, tmp.open_output() as out:
+            sink = _HashingSink(out)
+            with pq.ParquetWriter(sink, schema, use_dictionary=dictionary_columns or True) as w:
+                for _, batch in group:
+                    w.write_batch(batch)
+                    rows += batch.num_rows
+        parts.append({"path": path.uri, "rows": rows, "sha256": sink.hexdigest()})
         fault_point("extract.after_first_part")
     with atomic_path(out_dir / FEATURES_MANIFEST) as tmp:
         tmp.write_text(json.dumps({"parts": parts}, sort_keys=True))

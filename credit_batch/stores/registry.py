@@ -25,7 +25,12 @@ from pathlib import Path
 
 from credit_batch.checks import check_model_version, utcnow
 from credit_batch.config import Settings, safe_url
-from credit_batch.errors import ArtifactIntegrityError, ModelNotFoundError, NoChampionError
+from credit_batch.errors import (
+    ArtifactIntegrityError,
+    GateError,
+    ModelNotFoundError,
+    NoChampionError,
+)
 from credit_batch.faults import fault_point
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
 from credit_batch.storage import Location, is_remote, location
@@ -38,13 +43,19 @@ __all__ = [
     "FittedModel",
     "ModelRecord",
     "TRUSTED_TYPES",
+    "challengers",
     "champion",
+    "default_actor",
+    "events",
     "get_model",
     "list_models",
     "load_model",
     "promote",
+    "record_event",
     "resolve",
+    "retire",
     "save_model",
+    "set_validation",
 ]
 
 logger = logging.getLogger(__name__)
@@ -100,6 +111,18 @@ class ModelRecord:
     drift_reference: str | None = None
     spec: str | None = None
     spec_hash: str | None = None
+    validation_date: dt.date | None = None
+    validation: str | None = None
+    gate_status: str | None = None
+    model_card: str | None = None
+
+    @property
+    def role(self) -> str:
+        """``champion``, ``challenger`` (a candidate whose gates passed), ``candidate`` or
+        ``retired``."""
+        if self.status == "candidate" and self.gate_status == "passed":
+            return "challenger"
+        return self.status
 
     @property
     def feature_spec(self) -> FeatureSpec:
@@ -231,18 +254,138 @@ def champion(db: Database, settings: Settings) -> ModelRecord:
     return found[0]
 
 
-def promote(db: Database, settings: Settings, version: str) -> ModelRecord:
-    """Make ``version`` the champion and retire the previous one, atomically."""
-    record = get_model(db, settings, version)
+def promote(
+    db: Database,
+    settings: Settings,
+    version: str,
+    *,
+    actor: str | None = None,
+    reason: str | None = None,
+    override_gates: bool = False,
+) -> ModelRecord:
+    """Make ``version`` the champion and retire the previous one, atomically, with audit rows.
+
+    A version whose gates failed is refused unless ``override_gates`` (the
+    override is recorded). The ``promoted`` event, and the previous champion's
+    ``retired`` event, are written in the same transaction as the change.
+    """
+    record, actor = get_model(db, settings, version), actor or default_actor()
+    failed = (record.gate_status or "").startswith("failed")
+    if failed and not override_gates:
+        raise GateError(
+            f"model {version} failed its gates ({record.gate_status}); promoting it takes an "
+            "explicit override (`credit-batch promote --override-gates`)",
+            version=version,
+            gate_status=record.gate_status,
+        )
     with db.transaction():
         results.lock(db, settings, "champion")
+        before = _fetch(db, settings, "registry/champion.sql", {})
         db.execute(read_sql(settings.sql_dir, "registry/retire_champion.sql"))
         fault_point("promote.between_updates")
         db.execute(
             read_sql(settings.sql_dir, "registry/promote.sql"),
             {"model_version": record.model_version, "promoted_at": utcnow()},
         )
+        for old in before:
+            if old.model_version != record.model_version:
+                why = f"replaced by {record.model_version}"
+                record_event(db, settings, old.model_version, "retired", actor=actor, reason=why)
+        details = {"gate_status": record.gate_status, "override_gates": bool(failed)}
+        record_event(db, settings, version, "promoted", actor=actor, reason=reason, details=details)
     return get_model(db, settings, version)
+
+
+def retire(
+    db: Database,
+    settings: Settings,
+    version: str,
+    *,
+    actor: str | None = None,
+    reason: str | None = None,
+) -> ModelRecord:
+    """Retire ``version`` (a challenger leaves the nightly shadow scoring), with an audit row."""
+    record, actor = get_model(db, settings, version), actor or default_actor()
+    if record.status == "champion":
+        raise GateError(
+            f"model {version} is the champion; promote another version to replace it",
+            version=version,
+        )
+    with db.transaction():
+        db.execute(read_sql(settings.sql_dir, "registry/retire.sql"), {"model_version": version})
+        record_event(db, settings, version, "retired", actor=actor, reason=reason)
+    return get_model(db, settings, version)
+
+
+def default_actor() -> str:
+    """Who acts when no one is named: the operating-system user."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in a bare container
+        return "unknown"
+
+
+def record_event(
+    db: Database,
+    settings: Settings,
+    version: str,
+    event: str,
+    *,
+    actor: str,
+    reason: str | None = None,
+    details: dict | None = None,
+) -> None:
+    """Append one ``model_events`` row (in the caller's transaction, if any)."""
+    import uuid
+
+    db.execute(
+        read_sql(settings.sql_dir, "registry/event.sql"),
+        {
+            "event_id": uuid.uuid4().hex,
+            "model_version": version,
+            "event": event,
+            "event_at": utcnow(),
+            "actor": actor,
+            "reason": reason,
+            "details": None if details is None else json.dumps(details, sort_keys=True),
+        },
+    )
+
+
+def events(db: Database, settings: Settings, version: str | None = None) -> list[dict]:
+    """The audit trail, oldest first (of one version, or of all)."""
+    rows = db.fetch_arrow(read_sql(settings.sql_dir, "registry/events.sql")).to_pylist()
+    return [r for r in rows if version is None or r["model_version"] == version]
+
+
+def set_validation(
+    db: Database,
+    settings: Settings,
+    version: str,
+    *,
+    validation_date: dt.date,
+    validation: dict,
+    gate_status: str,
+    model_card: str | None,
+) -> None:
+    """Record a version's out-of-time validation, gate result and model card."""
+    db.execute(
+        read_sql(settings.sql_dir, "registry/set_validation.sql"),
+        {
+            "model_version": version,
+            "validation_date": validation_date,
+            "validation": json.dumps(validation, sort_keys=True),
+            "gate_status": gate_status,
+            "model_card": model_card,
+        },
+    )
+
+
+def challengers(db: Database, settings: Settings) -> list[ModelRecord]:
+    """The active challengers: candidates whose gates passed, oldest first."""
+    return _fetch(db, settings, "registry/challengers.sql", {})
 
 
 def list_models(db: Database, settings: Settings) -> list[dict]:

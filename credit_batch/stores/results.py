@@ -38,9 +38,14 @@ __all__ = [
     "check_partitions",
     "exists",
     "finish_load",
+    "loaded_from",
     "lock",
+    "measured_slices",
     "open_results",
     "replace_importance",
+    "replace_performance",
+    "scored_slices",
+    "slice_scores",
     "replace_reasons",
     "replace_predictions",
     "run_record",
@@ -95,6 +100,11 @@ _ADDED_COLUMNS = (
     ("model_registry", "spec_hash", "VARCHAR"),
     ("scoring_runs", "rows_other_category", "BIGINT"),
     ("partial_dependence", "grid_label", "VARCHAR"),
+    ("model_registry", "validation_date", "DATE"),
+    ("model_registry", "validation", "VARCHAR"),
+    ("model_registry", "gate_status", "VARCHAR"),
+    ("model_registry", "model_card", "VARCHAR"),
+    ("scoring_runs", "input_fingerprint", "VARCHAR"),
 )
 
 
@@ -142,6 +152,50 @@ def replace_reasons(db: Database, settings: Settings, reasons: dict[str, str]) -
     for feature in reasons:
         db.execute(delete, {"feature": feature})
     db.bulk_insert("feature_reasons", texts)
+
+
+def replace_performance(
+    db: Database, settings: Settings, performance: dict, calibration: list[dict]
+) -> None:
+    """Replace a slice's ``realized_performance`` row and ``calibration`` rows, in one transaction.
+
+    ``performance`` holds the slice's ``snapshot_date`` and ``model_version``;
+    each calibration row its ``grouping`` and bucket.
+    """
+    import pyarrow as pa
+
+    key = {k: performance[k] for k in ("snapshot_date", "model_version")}
+    with db.transaction():
+        lock(db, settings, f"performance/{key['snapshot_date']}/{key['model_version']}")
+        for name in ("monitor/delete_performance.sql", "monitor/delete_calibration.sql"):
+            db.execute(read_sql(settings.sql_dir, name), key)
+        db.bulk_insert("realized_performance", pa.Table.from_pylist([performance]))
+        if calibration:
+            db.bulk_insert("calibration", pa.Table.from_pylist([{**key, **r} for r in calibration]))
+
+
+def loaded_from(db: Database, settings: Settings, run: Run) -> str | None:
+    """The run id of the slice's newest load if it came from ``run``'s input fingerprint."""
+    found = db.fetch_arrow(read_sql(settings.sql_dir, "load/loaded_from.sql"), run.key).to_pylist()
+    if found and run.input_fingerprint and found[0]["input_fingerprint"] == run.input_fingerprint:
+        return found[0]["run_id"]
+    return None
+
+
+def scored_slices(db: Database, settings: Settings) -> list[dict]:
+    """Every loaded (snapshot, model version) slice, with its rows scored, newest first."""
+    return db.fetch_arrow(read_sql(settings.sql_dir, "monitor/slices.sql")).to_pylist()
+
+
+def measured_slices(db: Database, settings: Settings) -> set[tuple]:
+    """The (snapshot date, model version) slices with a ``realized_performance`` row."""
+    rows = db.fetch_arrow(read_sql(settings.sql_dir, "monitor/measured.sql")).to_pylist()
+    return {(r["snapshot_date"], r["model_version"]) for r in rows}
+
+
+def slice_scores(db: Database, settings: Settings, key: dict):
+    """The ``customer_id``, ``score`` and ``risk_band`` of a slice's predictions (Arrow)."""
+    return db.fetch_arrow(read_sql(settings.sql_dir, "monitor/slice_scores.sql"), key)
 
 
 def lock(db: Database, settings: Settings, name: str) -> None:
@@ -328,6 +382,7 @@ def run_record(
         "score_psi": score_psi,
         "drift_status": drift_status,
         "report_path": None,
+        "input_fingerprint": run.input_fingerprint,
     }
 
 

@@ -251,9 +251,7 @@ def _bin(name: str) -> str:
     beside = Path(sys.executable).with_name(name)
     found = str(beside) if beside.exists() else shutil.which(name)
     if not found:
-        sys.exit(
-            f"deploy: {name} is not installed; pip install -c constraints.txt -e '.[deploy]'"
-        )
+        sys.exit(f"deploy: {name} is not installed; pip install -c constraints.txt -e '.[deploy]'")
     return found
 
 

@@ -18,7 +18,59 @@ CREATE TABLE IF NOT EXISTS model_registry (
     spec           VARCHAR,                    -- JSON: the feature spec, queries included
     spec_hash      VARCHAR,                    -- sha256 of the spec's canonical JSON
     status         VARCHAR NOT NULL CHECK (status IN ('candidate', 'champion', 'retired')),
-    promoted_at    TIMESTAMP
+    promoted_at    TIMESTAMP,
+    -- out-of-time validation and gates (credit-batch train-candidate, the training DAG);
+    -- a candidate whose gates passed is a challenger (role in registry/list.sql)
+    validation_date DATE,                      -- the newest matured snapshot, not trained on
+    validation     VARCHAR,                    -- JSON: metrics, calibration, PSI, champion's AUC
+    gate_status    VARCHAR,                    -- passed | failed: <gate>; ... | NULL: not gated
+    model_card     VARCHAR                     -- the model card's URI (HTML)
+);
+
+-- The audit trail of the model lifecycle: who did what to which version, when and why.
+CREATE TABLE IF NOT EXISTS model_events (
+    event_id       VARCHAR PRIMARY KEY,
+    model_version  VARCHAR NOT NULL,
+    event          VARCHAR NOT NULL,   -- registered | gates_passed | gates_failed | promoted | retired
+    event_at       TIMESTAMP NOT NULL,
+    actor          VARCHAR NOT NULL,   -- a user name, or airflow:<dag id>/<run id>
+    reason         VARCHAR,
+    details        VARCHAR             -- JSON
+);
+
+-- Realized performance of stored scores once the outcomes of their snapshot are known.
+CREATE TABLE IF NOT EXISTS realized_performance (
+    snapshot_date     DATE NOT NULL,
+    model_version     VARCHAR NOT NULL,
+    role              VARCHAR NOT NULL,   -- the model's role when computed
+    rows_scored       BIGINT NOT NULL,
+    rows_known        BIGINT NOT NULL,    -- scored rows whose outcome is known
+    bads              BIGINT NOT NULL,
+    bad_rate          DOUBLE PRECISION,
+    mean_score        DOUBLE PRECISION,
+    roc_auc           DOUBLE PRECISION,
+    gini              DOUBLE PRECISION,
+    ks                DOUBLE PRECISION,
+    log_loss          DOUBLE PRECISION,
+    brier             DOUBLE PRECISION,
+    computed_at       TIMESTAMP NOT NULL,
+    PRIMARY KEY (snapshot_date, model_version)
+);
+
+-- Mean score against bad rate, by score decile and by risk band, per realized slice.
+CREATE TABLE IF NOT EXISTS calibration (
+    snapshot_date  DATE NOT NULL,
+    model_version  VARCHAR NOT NULL,
+    grouping       VARCHAR NOT NULL,    -- decile | band
+    bucket_index   INTEGER NOT NULL,
+    bucket         VARCHAR NOT NULL,    -- "decile 1" (lowest scores) .. or a risk band
+    customers      BIGINT NOT NULL,
+    bads           BIGINT NOT NULL,
+    mean_score     DOUBLE PRECISION NOT NULL,
+    bad_rate       DOUBLE PRECISION NOT NULL,
+    min_score      DOUBLE PRECISION NOT NULL,
+    max_score      DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (snapshot_date, model_version, grouping, bucket_index)
 );
 
 CREATE TABLE IF NOT EXISTS scoring_runs (
@@ -44,6 +96,7 @@ CREATE TABLE IF NOT EXISTS scoring_runs (
     drift_status        VARCHAR,            -- stable | watch | act (of the score)
     report_path         VARCHAR,            -- the run's HTML report
     rows_other_category BIGINT,             -- scored with an undeclared category as "other"
+    input_fingerprint   VARCHAR,            -- sha256 of the extracted features and the spec
     CHECK (rows_in = rows_scored + rows_quarantined)
 );
 

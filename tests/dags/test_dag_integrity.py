@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import REPO
 
 DAG_ID = "credit_batch_nightly"
-DAG_FILE = REPO / "dags" / "credit_batch_nightly.py"
+DAG_IDS = ["credit_batch_monitor", "credit_batch_nightly", "credit_batch_train"]
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,31 @@ def dagbag(airflow_env):
 
 def test_dags_folder_imports_without_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert list(dagbag.dags) == [DAG_ID]
+    assert sorted(dagbag.dags) == DAG_IDS
+
+
+def test_lifecycle_dags_have_exact_tasks_and_wiring(dagbag):
+    train, monitor = dagbag.dags["credit_batch_train"], dagbag.dags["credit_batch_monitor"]
+    assert set(train.task_dict) == {"train", "approve"}
+    assert train.task_dict["train"].downstream_task_ids == {"approve"}
+    assert set(monitor.task_dict) == {"realized_performance"}
+    assert train.catchup is False and monitor.catchup is False
+    assert {"credit-risk", "model-lifecycle"} <= set(train.tags) & set(monitor.tags)
+    assert train.params.get_param("approve").resolve(False) is False
+
+
+def test_assets_trace_the_flow_and_schedule_the_monitor(dagbag):
+    nightly, monitor = dagbag.dags[DAG_ID], dagbag.dags["credit_batch_monitor"]
+    outlets = {t: [a.name for a in nightly.task_dict[t].outlets] for t in ("extract", "load")}
+    assert outlets == {
+        "extract": ["credit_batch_lake_features"],
+        "load": ["credit_batch_predictions"],
+    }
+    watched = {a.name for a in monitor.timetable.asset_condition.objects}
+    assert watched == {"credit_batch_outcomes", "credit_batch_predictions"}
+    assert [a.name for a in dagbag.dags["credit_batch_train"].task_dict["train"].outlets] == [
+        "credit_batch_model_registry"
+    ]
 
 
 def test_nightly_dag_has_exact_tasks_and_wiring(dagbag):
@@ -48,8 +72,9 @@ def test_nightly_dag_schedule_and_run_limits(dagbag):
     assert {"credit-risk", "batch-prediction"} <= set(dag.tags)
 
 
-def test_every_task_retries_with_a_delay_and_has_a_timeout_and_owner(dagbag):
-    for task in dagbag.dags[DAG_ID].tasks:
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_every_task_retries_with_a_delay_and_has_a_timeout_and_owner(dagbag, dag_id):
+    for task in dagbag.dags[dag_id].tasks:
         assert task.retries >= 2, task.task_id
         assert task.retry_delay >= dt.timedelta(minutes=1), task.task_id
         assert task.execution_timeout is not None, task.task_id
@@ -95,10 +120,12 @@ def test_params_refuse_bad_manual_trigger_values(dagbag, name, value):
         dagbag.dags[DAG_ID].params.get_param(name).resolve(value)
 
 
-def test_parsing_imports_no_heavy_library_and_touches_no_database(tmp_path):
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_parsing_imports_no_heavy_library_and_touches_no_database(tmp_path, dag_id):
+    dag_file = REPO / "dags" / f"{dag_id}.py"
     probe = f"""
 import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("dagfile", {str(DAG_FILE)!r})
+spec = importlib.util.spec_from_file_location("dagfile", {str(dag_file)!r})
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 heavy = ["pandas", "numpy", "sklearn", "duckdb", "shap", "pyarrow", "psycopg", "joblib"]

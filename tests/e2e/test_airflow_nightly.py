@@ -27,8 +27,8 @@ SMALL = {
 }
 
 
-def dags_test(env: dict, settings, logical_date: str, conf: dict):
-    """Run the DAG once with ``airflow dags test``; return the finished process."""
+def dags_test(env: dict, settings, logical_date: str, conf: dict, *, dag_id: str = DAG_ID):
+    """Run a DAG once with ``airflow dags test``; return the finished process."""
     airflow = str(Path(sys.executable).with_name("airflow"))
     run_env = {
         **os.environ,
@@ -38,7 +38,7 @@ def dags_test(env: dict, settings, logical_date: str, conf: dict):
         "CREDIT_BATCH_RESULTS_URL": settings.results_url,
     }
     return subprocess.run(
-        [airflow, "dags", "test", DAG_ID, logical_date, "-c", json.dumps(conf)],
+        [airflow, "dags", "test", dag_id, logical_date, "-c", json.dumps(conf)],
         env=run_env,
         capture_output=True,
         text=True,
@@ -47,9 +47,11 @@ def dags_test(env: dict, settings, logical_date: str, conf: dict):
     )
 
 
-def airflow_dags_test(env: dict, settings, logical_date: str, conf: dict) -> str:
-    """Run the DAG once; return Airflow's output; fail the test if the run failed."""
-    done = dags_test(env, settings, logical_date, conf)
+def airflow_dags_test(
+    env: dict, settings, logical_date: str, conf: dict, *, dag_id: str = DAG_ID
+) -> str:
+    """Run a DAG once; return Airflow's output; fail the test if the run failed."""
+    done = dags_test(env, settings, logical_date, conf, dag_id=dag_id)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]  # `dags test` exits 1 when the run failed
     return output

@@ -43,7 +43,7 @@ def test_cli_run_scores_and_prints_a_summary(demo, monkeypatch, capsys):
         (["run", "--date", "2026-10-15"], "snapshot 2026-10-15 has no rows"),
         (["run", "--model", "../../etc/passwd"], "model version must match"),
         (["run", "--chunk-rows", "-5"], "chunk_rows must be between"),
-        (["promote", "nope-1"], "model version 'nope-1' is not registered"),
+        (["promote", "nope-1", "--reason", "r"], "model version 'nope-1' is not registered"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line_error(demo, monkeypatch, capsys, args, needle):

@@ -9,7 +9,7 @@ from tests.conftest import REPO
 
 PACKAGE = REPO / "credit_batch"
 CORE = {"config", "errors", "checks", "features", "run", "faults", "storage"}
-FACES = {"pipeline", "catalog", "cli"}
+FACES = {"pipeline", "lifecycle", "catalog", "cli"}
 HEAVY = {"pandas", "pyarrow", "sklearn", "shap", "duckdb", "psycopg", "numpy", "skops", "pandera"}
 
 
@@ -53,7 +53,8 @@ ALLOWED = {
     "demo": {"core", "stores", "demo"},  # demo dispatches to demo_lender
     "catalog": {"core", "stores"},
     "pipeline": {"core", "stores", "steps", "demo"},
-    "cli": {"core", "pipeline", "catalog"},
+    "lifecycle": {"core", "stores", "steps", "pipeline", "demo"},
+    "cli": {"core", "pipeline", "lifecycle", "catalog"},
 }
 
 

@@ -178,9 +178,23 @@ def test_every_command_and_flag_of_the_readme_runs(tmp_path, monkeypatch, capsys
         "--max-rows", "4000", "--seed", "1", "--promote", "--spec", "sql/specs/gmsc/spec.toml",
     )  # fmt: skip
     version = re.search(r"registered (\S+):", out).group(1)
-    assert code == 0 and run("promote", version)[1] == f"champion: {version}\n"
+    code, out, _ = run("promote", version, "--reason", "the README's model", "--by", "newcomer")
+    assert code == 0 and out == f"champion: {version}\n"
     code, out, _ = run("models")
     assert code == 0 and out.split()[:2] == [version, "champion"]
+    code, out, _ = run(
+        "train-candidate", "--cutoff", "2026-10-31", "--since", "2026-07-31", "--algorithm",
+        "hgb", "--max-rows", "4000", "--seed", "1", "--spec", "sql/specs/gmsc/spec.toml",
+    )  # fmt: skip
+    candidate = re.search(r"registered (\S+) \((candidate|challenger)\)", out).group(1)
+    assert code == 0 and "out of time on 2026-09-30" in out and "model card:" in out
+    code, out, _ = run("promote", candidate, "--reason", "x", "--override-gates")
+    assert code == 0 and out == f"champion: {candidate}\n"
+    assert run("promote", version, "--reason", "back to logreg")[0] == 0
+    code, out, _ = run("retire", candidate, "--reason", "not needed", "--by", "newcomer")
+    assert code == 0 and out == f"retired: {candidate}\n"
+    code, out, _ = run("events", version)
+    assert code == 0 and "promoted      by newcomer: the README's model" in out
     code, _, err = run("run", "--date", "2026-10-31", "--workers", "2", "--fail-on-drift")
     assert code == 2 and "act band" in err  # the planted drift
     code, out, _ = run(
@@ -197,7 +211,16 @@ def test_every_command_and_flag_of_the_readme_runs(tmp_path, monkeypatch, capsys
     assert code == 0 and '"n"' in out
     code, out, _ = run("sql", "SELECT 1 AS one", "--csv")
     assert code == 0 and out.splitlines() == ['"one"', "1"]
+    # 2026-09-30 was scored in other partitions: its input fingerprint differs.
+    code, out, _ = run("backfill", "--from", "2026-08-01", "--to", "2026-09-30", "--model", version)
+    assert code == 0 and out.count("scored in") == 2
+    code, out, _ = run("backfill", "--from", "2026-09-30", "--to", "2026-09-30")
+    assert code == 0 and "skipped: already loaded from the same input" in out
+    code, out, _ = run("backfill", "--from", "2026-09-30", "--to", "2026-09-30", "--force")
+    assert code == 0 and out.count("scored in") == 1
+    code, out, _ = run("monitor", "--date", "2026-09-30")
+    assert code == 0 and f"2026-09-30 {version}" in out
     code, out, _ = run("demo", "--rows", "1500", "--example", "gmsc")
-    assert code == 0 and out.count("customers scored") == 2
+    assert code == 0 and out.count("customers scored") == 2 and "realized performance" in out
     seen |= {"--version", "--verbose", "credit-batch load-csv", "--snapshot-date"}  # tested apart
     assert _readme_flags() - seen == set()

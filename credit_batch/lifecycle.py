@@ -1,0 +1,138 @@
+"""The model lifecycle as plain functions: what the training and monitoring DAGs and the CLI call.
+
+::
+
+    train_candidate(settings, cutoff=D)   # train, validate out of time, gate: challenger or not
+    promote(settings, V, actor=..., reason=...)   # an explicit act, audited (model_events)
+    retire(settings, V, actor=..., reason=...)
+    monitor(settings)                     # realized performance of stored scores
+    backfill(settings, D1, D2)            # every snapshot in a range, unchanged slices skipped
+    demo(settings)                        # demo data, train, promote, score two snapshots, monitor
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+
+from credit_batch import demo as demo_module
+from credit_batch import pipeline
+from credit_batch.checks import parse_date
+from credit_batch.config import EXAMPLE_SPECS, Settings
+from credit_batch.errors import ParameterError
+from credit_batch.run import RunOptions
+from credit_batch.steps import monitoring
+from credit_batch.steps.lifecycle import train_candidate
+from credit_batch.stores import registry, results, warehouse
+
+__all__ = [
+    "approve",
+    "backfill",
+    "demo",
+    "events",
+    "monitor",
+    "promote",
+    "retire",
+    "train_candidate",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def promote(settings: Settings, version: str, **audit) -> registry.ModelRecord:
+    """Make ``version`` the champion (see :func:`credit_batch.pipeline.promote`)."""
+    return pipeline.promote(settings, version, **audit)
+
+
+def approve(
+    settings: Settings, version: str, *, approve: bool, actor: str, reason: str | None = None
+) -> dict:
+    """Promote ``version`` if ``approve`` and its gates passed; say what was done and why.
+
+    The training DAG's last task: promotion stays an explicit act (the Param
+    ``approve``), never a side effect of training well.
+    """
+    with results.open_results(settings, read_only=True) as db:
+        record = registry.get_model(db, settings, version)
+    if not approve:
+        return {"model_version": version, "promoted": False, "why": "not approved (Param)"}
+    if record.gate_status != "passed":
+        return {"model_version": version, "promoted": False, "why": record.gate_status}
+    promote(settings, version, actor=actor, reason=reason or "approved at training")
+    return {"model_version": version, "promoted": True, "why": reason or "approved at training"}
+
+
+def retire(settings: Settings, version: str, **audit) -> registry.ModelRecord:
+    """Retire ``version`` with an audit row (``actor``, ``reason``)."""
+    with results.open_results(settings) as db:
+        return registry.retire(db, settings, version, **audit)
+
+
+def events(settings: Settings, version: str | None = None) -> list[dict]:
+    """The ``model_events`` audit trail, oldest first (of one version, or all)."""
+    if not results.exists(settings):
+        return []
+    with results.open_results(settings, read_only=True) as db:
+        return registry.events(db, settings, version)
+
+
+def monitor(settings: Settings, *, snapshot_date=None, only_new: bool = False) -> list[dict]:
+    """Realized performance of every loaded slice with known outcomes (of one snapshot, or
+    all; ``only_new``: only slices not measured yet)."""
+    return monitoring.realized_performance(settings, snapshot_date=snapshot_date, only_new=only_new)
+
+
+def backfill(
+    settings: Settings,
+    date_from,
+    date_to,
+    *,
+    model_version: str | None = None,
+    force: bool = False,
+    workers: int = 1,
+) -> list[pipeline.RunResult]:
+    """Run every warehouse snapshot in ``[date_from, date_to]``, oldest first.
+
+    Each date is its own slice; a slice already loaded from the same
+    extracted features and model is skipped unless ``force``.
+    """
+    first, last = parse_date(date_from, name="from date"), parse_date(date_to, name="to date")
+    if first > last:
+        raise ParameterError("date range", (str(first), str(last)), "must have from <= to")
+    record = registry.resolve(settings, model_version)
+    with warehouse.open_warehouse(settings) as wh:
+        found = warehouse.list_snapshots(wh, record.feature_spec)
+    dates = sorted(d["snapshot_date"] for d in found if first <= d["snapshot_date"] <= last)
+    if not dates:
+        raise ParameterError("date range", (str(first), str(last)), "holds no warehouse snapshot")
+    done = []
+    for date in dates:
+        options = RunOptions(
+            snapshot_date=date, model_version=record.model_version, skip_unchanged=not force
+        )
+        done.append(pipeline.run(settings, options, workers=workers))
+    return done
+
+
+def demo(
+    settings: Settings,
+    *,
+    rows: int = demo_module.DEFAULT_ROWS,
+    example: str = "gmsc",
+    progress: Callable | None = None,
+) -> tuple[registry.ModelRecord, list[pipeline.RunResult], list[dict]]:
+    """The demo: write the warehouse, train and promote, score the two newest snapshots, monitor.
+
+    ``example="lender"`` builds the loan book with categorical features and
+    trains on its spec (``sql/specs/lender/spec.toml``). The older scored
+    snapshot has outcomes, so the demo ends with its realized performance.
+    """
+    written = pipeline.demo_data(settings, example, rows=rows)
+    dates = [w["snapshot_date"] for w in written]
+    on_spec = dataclasses.replace(settings, spec_path=EXAMPLE_SPECS[example])
+    trained = pipeline.train(on_spec, until=dates[-3])
+    record = promote(settings, trained.model_version, reason="the demo's model")
+    options = [RunOptions(snapshot_date=d, model_version=record.model_version) for d in dates[-2:]]
+    done = [pipeline.run(settings, o, progress=progress) for o in options]
+    return record, done, monitor(settings)

@@ -1,0 +1,83 @@
+"""
+### credit_batch_monitor
+
+Realized performance: when outcomes mature for a past snapshot (the Asset
+`credit_batch_outcomes`, which a lender's outcomes load emits) or new scores
+are loaded (`credit_batch_predictions`), measures every stored (snapshot,
+model) slice whose outcomes are known: ROC AUC, Gini, KS, Brier, bad rate by
+risk band and calibration by decile, into `realized_performance` and
+`calibration`. Also daily, in case an event was missed.
+
+Trigger by hand with `snapshot_date` to recompute one snapshot.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+from airflow.sdk import (
+    Asset,
+    AssetOrTimeSchedule,
+    CronTriggerTimetable,
+    Param,
+    dag,
+    get_current_context,
+    task,
+)
+
+from credit_batch.config import ASSETS, retry_delay_seconds
+
+TZ = "Europe/London"
+
+
+@dag(
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 6 * * *", timezone=TZ),
+        assets=Asset(ASSETS["outcomes"]) | Asset(ASSETS["predictions"]),
+    ),
+    start_date=pendulum.datetime(2026, 1, 1, tz=TZ),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["credit-risk", "model-lifecycle"],
+    default_args={
+        "owner": "credit-risk",
+        "retries": 2,
+        "retry_delay": dt.timedelta(seconds=retry_delay_seconds()),
+        "execution_timeout": dt.timedelta(hours=1),
+    },
+    params={
+        "snapshot_date": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Recompute this snapshot only (empty: every new one)",
+        ),
+    },
+)
+def credit_batch_monitor():
+    @task(inlets=[Asset(ASSETS["outcomes"]), Asset(ASSETS["predictions"])])
+    def realized_performance() -> list[dict]:
+        from airflow.sdk import Connection
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from credit_batch import lifecycle
+        from credit_batch.run import call_step
+
+        date = get_current_context()["params"]["snapshot_date"]
+        found = call_step(
+            lifecycle.monitor,
+            snapshot_date=date,
+            only_new=date is None,
+            connection=Connection.get,
+            fail=AirflowFailException,
+        )
+        return [
+            {k: str(r[k]) for k in ("snapshot_date", "model_version", "roc_auc")} for r in found
+        ]
+
+    realized_performance()
+
+
+credit_batch_monitor()

@@ -1,0 +1,1 @@
+SELECT snapshot_date, model_version FROM realized_performance

@@ -1,0 +1,3 @@
+SELECT customer_id, score, risk_band
+FROM predictions
+WHERE snapshot_date = :snapshot_date AND model_version = :model_version

@@ -1,0 +1,52 @@
+"""The training and monitoring DAGs through real Airflow (``airflow dags test``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from tests.conftest import query, run_pipeline
+from tests.e2e.test_airflow_nightly import airflow_dags_test
+
+
+def test_training_dag_registers_a_gated_challenger_and_approval_is_audited(airflow_db, demo):
+    settings, _, champion = demo
+    conf = {"cutoff": "2026-10-31", "approve": True, "reason": "better out of time"}
+    airflow_dags_test(airflow_db, settings, "2026-11-03", conf, dag_id="credit_batch_train")
+    models = query(settings, "SELECT * FROM model_registry ORDER BY created_at")
+    assert len(models) == 2 and models[0]["model_version"] == champion.model_version
+    new = models[1]
+    assert new["validation_date"] == dt.date(2026, 9, 30) and new["gate_status"] == "passed"
+    assert (new["status"], models[0]["status"]) == ("champion", "retired")
+    assert json.loads(new["validation"])["champion_version"] == champion.model_version
+    assert new["model_card"].endswith(f"{new['model_version']}/model_card.html")
+    events = query(
+        settings,
+        "SELECT model_version, event, actor, reason FROM model_events "
+        "WHERE model_version = :v OR event = 'retired' ORDER BY event_at, event_id",
+        {"v": new["model_version"]},
+    )
+    assert [(e["event"], e["model_version"] == new["model_version"]) for e in events] == [
+        ("registered", True),
+        ("gates_passed", True),
+        ("retired", False),
+        ("promoted", True),
+    ]
+    assert events[-1]["reason"] == "better out of time"
+    # Who: the user Airflow says triggered the run (`dags test` names "dag_test"), and where.
+    assert all(e["actor"].startswith("dag_test (airflow:credit_batch_train/") for e in events)
+
+
+def test_monitor_dag_measures_each_scored_snapshot_with_outcomes_once(airflow_db, demo):
+    settings, _, champion = demo
+    for date in ("2026-09-30", "2026-10-31"):  # outcomes known / not yet
+        run_pipeline(settings, snapshot_date=date, sample_rows=500, repeats=1)
+    airflow_dags_test(airflow_db, settings, "2026-11-03", {}, dag_id="credit_batch_monitor")
+    [row] = query(settings, "SELECT * FROM realized_performance")
+    assert (row["snapshot_date"], row["model_version"], row["role"]) == (
+        dt.date(2026, 9, 30),
+        champion.model_version,
+        "champion",
+    )
+    assert 0.75 < row["roc_auc"] < 0.95 and row["rows_known"] == row["rows_scored"]
+    assert len(query(settings, "SELECT * FROM calibration WHERE grouping = 'decile'")) == 10

@@ -1,0 +1,202 @@
+"""The model lifecycle without Airflow: gates, audit, realized performance, backfill."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pytest
+
+from credit_batch import lifecycle
+from credit_batch.config import Gates, Settings
+from credit_batch.errors import DataError, GateError, ParameterError
+from credit_batch.steps import performance
+from credit_batch.stores import registry, results
+from credit_batch.stores.db import connect
+from tests.conftest import query, run_pipeline
+
+VALIDATION = dt.date(2026, 9, 30)  # the demo's newest snapshot with outcomes
+
+
+def _shuffle_training_labels(settings: Settings, before: dt.date, *, seed: int = 3) -> None:
+    """Permute the outcomes of every snapshot before ``before`` within its snapshot."""
+    db = connect(settings.warehouse_url)
+    frame = db.fetch_arrow(
+        "SELECT snapshot_date, customer_id, delinquency FROM outcomes ORDER BY 1, 2"
+    ).to_pandas()
+    rng = np.random.default_rng(seed)
+    for date, rows in frame.groupby("snapshot_date"):
+        if date < before:
+            frame.loc[rows.index, "delinquency"] = rng.permutation(rows["delinquency"].to_numpy())
+    with db.transaction():
+        db.execute("DELETE FROM outcomes")
+        import pyarrow as pa
+
+        db.bulk_insert("outcomes", pa.Table.from_pandas(frame, preserve_index=False))
+    db.close()
+
+
+def test_candidate_trained_on_shuffled_labels_fails_its_auc_gate_and_is_no_challenger(demo):
+    settings, _, champion = demo
+    _shuffle_training_labels(settings, VALIDATION)
+    record = lifecycle.train_candidate(settings, cutoff="2026-10-31")
+    assert record.validation_date == VALIDATION
+    assert record.train_until == dt.date(2026, 8, 31)  # the snapshot before validation
+    assert record.gate_status.startswith("failed: min_auc: ROC AUC 0.")
+    assert record.role == "candidate"
+    found = json.loads(record.validation)
+    # Noise coefficients over strongly predictive features rank anywhere, never well.
+    assert found["roc_auc"] < settings.gates.min_auc
+    with results.open_results(settings, read_only=True) as db:
+        assert registry.challengers(db, settings) == []
+    with pytest.raises(GateError, match="failed its gates"):
+        lifecycle.promote(settings, record.model_version, reason="try")
+    events = [e["event"] for e in lifecycle.events(settings, record.model_version)]
+    assert events == ["registered", "gates_failed"]
+    # Training the same inputs again records nothing new.
+    again = lifecycle.train_candidate(settings, cutoff="2026-10-31")
+    assert again.model_version == record.model_version
+    assert len(lifecycle.events(settings, record.model_version)) == 2
+    assert champion.model_version != record.model_version
+
+
+def test_passing_candidate_becomes_challenger_and_promotion_writes_who_and_why(demo):
+    settings, _, champion = demo
+    record = lifecycle.train_candidate(settings, cutoff="2026-10-31", actor="alice")
+    assert record.gate_status == "passed" and record.role == "challenger"
+    found = json.loads(record.validation)
+    assert found["champion_version"] == champion.model_version
+    assert [r["bucket"] for r in found["calibration"]] == [f"decile {i}" for i in range(1, 11)]
+    card = (settings.models / record.model_version / "model_card.html").read_text()
+    assert record.model_card.endswith("model_card.html") and 'id="gates">passed<' in card
+    lifecycle.promote(settings, record.model_version, actor="bob", reason="better out of time")
+    trail = lifecycle.events(settings)
+    assert [(e["event"], e["actor"], e["reason"]) for e in trail][-2:] == [
+        ("retired", "bob", f"replaced by {record.model_version}"),
+        ("promoted", "bob", "better out of time"),
+    ]
+    assert trail[-2]["model_version"] == champion.model_version
+    rows = query(settings, "SELECT model_version, status FROM model_registry ORDER BY 1")
+    assert {r["model_version"]: r["status"] for r in rows} == {
+        champion.model_version: "retired",
+        record.model_version: "champion",
+    }
+
+
+def test_out_of_time_validation_needs_an_older_labeled_snapshot(demo):
+    settings, _, _ = demo
+    with pytest.raises(DataError, match="needs two snapshots with known outcomes"):
+        lifecycle.train_candidate(settings, cutoff="2026-07-31")
+
+
+def test_gates_are_read_from_the_environment_and_checked():
+    gates = Gates.from_env({"CREDIT_BATCH_GATE_MIN_AUC": "0.9", "CREDIT_BATCH_GATE_MAX_PSI": ""})
+    assert gates == Gates(min_auc=0.9)
+    assert Settings.from_env({"CREDIT_BATCH_GATE_CHAMPION_MARGIN": "0.02"}).gates == Gates(
+        champion_margin=0.02
+    )
+    with pytest.raises(ParameterError, match="CREDIT_BATCH_GATE_MIN_AUC"):
+        Gates.from_env({"CREDIT_BATCH_GATE_MIN_AUC": "high"})
+    with pytest.raises(ParameterError, match="gate max_psi"):
+        Gates(max_psi=-1)
+
+
+def test_realized_performance_equals_sklearn_on_the_joined_rows(demo):
+    from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
+
+    settings, _, champion = demo
+    run_pipeline(settings, snapshot_date=VALIDATION, sample_rows=500, repeats=1)
+    run_pipeline(settings, snapshot_date="2026-10-31", sample_rows=500, repeats=1)
+    [row] = lifecycle.monitor(settings)  # 2026-10-31 has no outcomes yet: skipped
+    joined = _joined(settings, VALIDATION, champion.model_version)
+    y, p = joined["delinquency"].to_numpy(), joined["score"].to_numpy()
+    fpr, tpr, _ = roc_curve(y, p)
+    assert row["rows_known"] == len(joined) == row["rows_scored"]
+    assert abs(row["roc_auc"] - roc_auc_score(y, p)) < 1e-12
+    assert abs(row["gini"] - (2 * roc_auc_score(y, p) - 1)) < 1e-12
+    assert abs(row["ks"] - np.max(tpr - fpr)) < 1e-12
+    assert abs(row["brier"] - brier_score_loss(y, p)) < 1e-12
+    stored = query(
+        settings,
+        "SELECT * FROM calibration WHERE grouping = 'decile' ORDER BY bucket_index",
+    )
+    order = np.argsort(p, kind="stable")
+    for got, part in zip(stored, np.array_split(order, 10), strict=True):
+        assert got["customers"] == part.size
+        assert abs(got["mean_score"] - p[part].mean()) < 1e-12
+        assert abs(got["bad_rate"] - y[part].mean()) < 1e-12
+    bands = query(settings, "SELECT * FROM calibration WHERE grouping = 'band'")
+    assert sum(b["customers"] for b in bands) == len(joined)
+    assert lifecycle.monitor(settings, only_new=True) == []  # measured already
+    assert len(query(settings, "SELECT * FROM realized_performance")) == 1
+
+
+def _joined(settings: Settings, date: dt.date, version: str):
+    """Scores joined to outcomes, read apart from the package (plain SQL on each file)."""
+    scores = query(
+        settings,
+        "SELECT customer_id, score FROM predictions WHERE snapshot_date = :d "
+        "AND model_version = :v",
+        {"d": date, "v": version},
+    )
+    db = connect(settings.warehouse_url, read_only=True)
+    outcomes = db.fetch_arrow(
+        "SELECT customer_id, delinquency FROM outcomes WHERE snapshot_date = $d", {"d": date}
+    ).to_pandas()
+    db.close()
+    import pandas as pd
+
+    return pd.DataFrame(scores).merge(outcomes, on="customer_id").sort_values("customer_id")
+
+
+def test_performance_metrics_need_both_classes_for_auc():
+    found = performance.summary([0, 0, 0], [0.1, 0.2, 0.3])
+    assert found["roc_auc"] is None and found["ks"] is None and found["bads"] == 0
+    with pytest.raises(ValueError, match="0 or 1"):
+        performance.summary([0, 2], [0.1, 0.2])
+
+
+def test_backfill_twice_rescores_nothing_and_force_replaces_every_slice(demo):
+    settings, _, _ = demo
+    first = lifecycle.backfill(settings, "2026-08-01", "2026-10-31")
+    assert [r.run.snapshot_date.isoformat() for r in first] == [
+        "2026-08-31",
+        "2026-09-30",
+        "2026-10-31",
+    ]
+    assert not any(r.loaded.get("skipped") for r in first)
+    runs = query(settings, "SELECT run_id FROM scoring_runs ORDER BY 1")
+    counts = query(settings, "SELECT snapshot_date, count(*) AS n FROM predictions GROUP BY 1")
+    again = lifecycle.backfill(settings, "2026-08-01", "2026-10-31")
+    assert all(r.loaded == {"skipped": True} for r in again)
+    assert query(settings, "SELECT run_id FROM scoring_runs ORDER BY 1") == runs
+    assert (
+        query(settings, "SELECT snapshot_date, count(*) AS n FROM predictions GROUP BY 1") == counts
+    )
+    forced = lifecycle.backfill(settings, "2026-08-01", "2026-10-31", force=True)
+    assert not any(r.loaded.get("skipped") for r in forced)
+    slices = query(settings, "SELECT DISTINCT snapshot_date, run_id FROM predictions")
+    assert {r["run_id"] for r in slices} == {r.run.run_id for r in forced}
+    assert len(slices) == 3
+    with pytest.raises(ParameterError, match="holds no warehouse snapshot"):
+        lifecycle.backfill(settings, "2020-01-01", "2020-02-01")
+
+
+def test_a_changed_snapshot_is_rescored_by_a_backfill(demo):
+    settings, _, _ = demo
+    lifecycle.backfill(settings, "2026-10-31", "2026-10-31")
+    db = connect(settings.warehouse_url)
+    db.execute("UPDATE features SET age = age + 1 WHERE snapshot_date = DATE '2026-10-31'")
+    db.close()
+    [again] = lifecycle.backfill(settings, "2026-10-31", "2026-10-31")
+    assert not again.loaded.get("skipped")
+    assert len(query(settings, "SELECT run_id FROM scoring_runs")) == 2
+
+
+def test_retiring_the_champion_is_refused(demo):
+    settings, _, champion = demo
+    with pytest.raises(GateError, match="is the champion"):
+        lifecycle.retire(settings, champion.model_version, reason="old")
+    # Only the fixture's promotion is on record.
+    assert [e["event"] for e in lifecycle.events(settings)] == ["promoted"]
