@@ -22,6 +22,8 @@ variable                       default
 ``CREDIT_BATCH_GATE_MIN_AUC``  ``0.70`` (a candidate's out-of-time ROC AUC, at least)
 ``CREDIT_BATCH_GATE_MAX_PSI``  ``0.25`` (score PSI, training to validation, at most)
 ``CREDIT_BATCH_GATE_CHAMPION_MARGIN`` ``0.01`` (AUC below the champion's, at most)
+``CREDIT_BATCH_POINTS_BASE``  ``600`` points at ``CREDIT_BATCH_POINTS_ODDS`` ``50`` (good:bad),
+                               ``CREDIT_BATCH_POINTS_PDO`` ``20`` points to double the odds
 ``CREDIT_BATCH_*_CONN_ID``     Airflow connections for the warehouse, the results
                                and the lake (read in a task, never when parsing)
 =============================  =========================================
@@ -81,6 +83,8 @@ __all__ = [
     "CONNECTION_VARIABLES",
     "DEFAULT_RESULTS_SCHEMA",
     "DEFAULT_GATES",
+    "DEFAULT_SCORECARD",
+    "Scorecard",
     "Deployment",
     "Gates",
     "Settings",
@@ -171,6 +175,55 @@ class Gates:
 
 
 DEFAULT_GATES = Gates()
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    """The points scale credit teams read beside the probability.
+
+    ``base_points`` at odds of ``base_odds`` (good:bad) and ``pdo`` points to
+    double the odds: points = offset + factor * ln(odds), factor = pdo / ln 2,
+    offset = base_points - factor * ln(base_odds). Higher points, lower risk.
+    A reason code's log-odds contribution c is worth -factor * c points.
+    """
+
+    base_points: float = 600.0
+    base_odds: float = 50.0
+    pdo: float = 20.0
+
+    def __post_init__(self) -> None:
+        for name in ("base_points", "base_odds", "pdo"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ParameterError(f"scorecard {name}", value, "must be a number")
+        if self.base_odds <= 0 or self.pdo <= 0:
+            raise ParameterError(
+                "scorecard", (self.base_odds, self.pdo), "needs base_odds > 0 and pdo > 0"
+            )
+
+    @property
+    def factor(self) -> float:
+        """Points per unit of log-odds."""
+        import math
+
+        return self.pdo / math.log(2.0)
+
+    @property
+    def offset(self) -> float:
+        """Points at odds 1:1."""
+        import math
+
+        return self.base_points - self.factor * math.log(self.base_odds)
+
+    @classmethod
+    def from_env(cls, env) -> Scorecard:
+        """``CREDIT_BATCH_POINTS_BASE``, ``_ODDS``, ``_PDO``; defaults otherwise."""
+        names = {"base_points": "BASE", "base_odds": "ODDS", "pdo": "PDO"}
+        given = {k: _float_env(env, f"CREDIT_BATCH_POINTS_{v}") for k, v in names.items()}
+        return cls(**{k: v for k, v in given.items() if v is not None})
+
+
+DEFAULT_SCORECARD = Scorecard()
 _PACKAGE_SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 #: The feature spec training uses unless told otherwise ("Give Me Some Credit").
 DEFAULT_SPEC_PATH = _PACKAGE_SQL_DIR / "specs" / "gmsc" / "spec.toml"
@@ -266,6 +319,8 @@ class Settings:
         PostgreSQL schema of the results tables (DuckDB: ignored).
     gates : Gates
         What a trained model must show to become a challenger.
+    scorecard : Scorecard
+        The points scale of the ``points`` column.
     """
 
     home: Path = Path(DEFAULT_HOME)
@@ -282,6 +337,7 @@ class Settings:
     s3: S3Options = field(default_factory=S3Options)
     results_schema: str = DEFAULT_RESULTS_SCHEMA
     gates: Gates = DEFAULT_GATES
+    scorecard: Scorecard = DEFAULT_SCORECARD
 
     def __post_init__(self) -> None:
         home = Path(self.home).expanduser().resolve()
@@ -327,6 +383,7 @@ class Settings:
             score_threads=_int_env(env, "CREDIT_BATCH_SCORE_THREADS", DEFAULT_SCORE_THREADS),
             spec_path=Path(env.get("CREDIT_BATCH_SPEC", str(DEFAULT_SPEC_PATH))),
             gates=Gates.from_env(env),
+            scorecard=Scorecard.from_env(env),
         )
 
     @property

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from credit_batch.config import DEFAULT_RISK_BANDS, Settings
+from credit_batch.config import DEFAULT_RISK_BANDS, DEFAULT_SCORECARD, Scorecard, Settings
 from credit_batch.errors import DataError, SchemaMismatchError
 from credit_batch.faults import fault_point
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
@@ -29,6 +29,7 @@ from credit_batch.stores.lake import atomic_path
 
 __all__ = [
     "quarantine_schema",
+    "points",
     "risk_bands",
     "score_file",
     "score_partition",
@@ -59,6 +60,7 @@ def scores_schema(key=None):
             ("run_id", labels),
             ("score", pa.float64()),
             ("risk_band", labels),
+            ("points", pa.float64()),
             *[
                 field
                 for i in range(1, N_REASONS + 1)
@@ -92,6 +94,15 @@ def risk_bands(scores: np.ndarray, bands=DEFAULT_RISK_BANDS):
     return pa.DictionaryArray.from_arrays(
         pa.array(index.astype(np.int32)), pa.array([label for _, label in bands])
     )
+
+
+def points(scores: np.ndarray, scorecard: Scorecard = DEFAULT_SCORECARD) -> np.ndarray:
+    """Scorecard points of each probability of default (:class:`~credit_batch.config.Scorecard`).
+
+    Probabilities are clipped to [1e-15, 1 - 1e-15], so 0 and 1 give finite points.
+    """
+    p = np.clip(np.asarray(scores, dtype=np.float64), 1e-15, 1.0 - 1e-15)
+    return scorecard.offset + scorecard.factor * (np.log1p(-p) - np.log(p))
 
 
 def _constant(value: str, n: int):
@@ -131,6 +142,7 @@ def score_file(
     background: list[float] | None = None,
     drift_reference: dict | None = None,
     bands=DEFAULT_RISK_BANDS,
+    scorecard: Scorecard = DEFAULT_SCORECARD,
 ) -> dict:
     """Validate and score a feature partition; return ``rows_scored``, ``rows_quarantined``.
 
@@ -187,6 +199,7 @@ def score_file(
         run_id,
         bands,
         background,
+        scorecard,
     )
     with (
         atomic_path(out_path) as tmp,
@@ -221,6 +234,7 @@ def score_file(
         **counts,
         "shap_abs_sum": shap_abs.tolist(),
         "drift_counts": {name: b.tolist() for name, b in bins.items()},
+        "points_scale": [scorecard.base_points, scorecard.base_odds, scorecard.pdo],
     }
 
 
@@ -262,6 +276,7 @@ class _Job:
     run_id: str
     bands: tuple
     background: list[float] | None
+    scorecard: Scorecard = DEFAULT_SCORECARD
 
 
 def _score_batch(job: _Job, batch):
@@ -294,6 +309,7 @@ def _score_batch(job: _Job, batch):
             _constant(job.run_id, n),
             pa.array(scores, pa.float64()),
             risk_bands(scores, job.bands),
+            pa.array(points(scores, job.scorecard), pa.float64()),
             *top_reasons(contributions, job.feature_names),
         ],
         schema=scores_schema(job.spec.key_arrow),
@@ -404,6 +420,7 @@ def _score_local(settings: Settings, run: Run, features: Path, model, out, quara
         background=None if run.explainer_background is None else list(run.explainer_background),
         drift_reference=run.drift_reference,
         bands=settings.risk_bands,
+        scorecard=settings.scorecard,
     )
 
 

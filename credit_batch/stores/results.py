@@ -86,9 +86,9 @@ def apply_schema(db: Database, settings: Settings, *, key_type: str = "integer")
             db.run_script(create.replace("{schema}", check_identifier(settings.results_schema)))
         schema = read_sql(settings.sql_dir, "schema/results.sql")
         db.run_script(schema.replace("{key_type}", key))
-        _add_missing_columns(db, settings)
         predictions = read_sql(settings.sql_dir, f"schema/predictions.{db.dialect}.sql")
         db.run_script(predictions.replace("{key_type}", key))
+        _add_missing_columns(db, settings)
         db.run_script(read_sql(settings.sql_dir, "views/analyst_views.sql"))
 
 
@@ -105,6 +105,10 @@ _ADDED_COLUMNS = (
     ("model_registry", "gate_status", "VARCHAR"),
     ("model_registry", "model_card", "VARCHAR"),
     ("scoring_runs", "input_fingerprint", "VARCHAR"),
+    ("scoring_runs", "points_base", "DOUBLE PRECISION"),
+    ("scoring_runs", "points_odds", "DOUBLE PRECISION"),
+    ("scoring_runs", "points_pdo", "DOUBLE PRECISION"),
+    ("predictions", "points", "DOUBLE PRECISION"),
 )
 
 
@@ -340,6 +344,13 @@ def check_partitions(run: Run, scored: list[dict]) -> None:
             run_id=run.run_id,
             partitions=bad,
         )
+    scales = {tuple(s.get("points_scale") or ()) for s in scored}
+    if len(scales) > 1:
+        raise ReconciliationError(
+            f"run {run.run_id}: partitions were scored on different points scales {sorted(scales)} "
+            "(CREDIT_BATCH_POINTS_* differ between workers); nothing was loaded",
+            run_id=run.run_id,
+        )
     quarantined = sum(s["rows_quarantined"] for s in scored)
     if quarantined > allowed_rows(run.max_quarantine_fraction, run.rows_in):
         raise QuarantineBudgetError(
@@ -383,7 +394,13 @@ def run_record(
         "drift_status": drift_status,
         "report_path": None,
         "input_fingerprint": run.input_fingerprint,
+        **dict(zip(("points_base", "points_odds", "points_pdo"), _scale(scored), strict=True)),
     }
+
+
+def _scale(scored: list[dict]) -> list:
+    found = scored[0].get("points_scale") if scored else None
+    return list(found) if found else [None, None, None]
 
 
 def finish_load(db: Database, settings: Settings, run_id: str, *, seconds: float) -> None:

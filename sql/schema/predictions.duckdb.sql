@@ -11,6 +11,7 @@ CREATE TABLE IF NOT EXISTS predictions (
     run_id         VARCHAR NOT NULL,
     score          DOUBLE NOT NULL,  -- P(serious delinquency in 2 years)
     risk_band      VARCHAR NOT NULL,
+    points         DOUBLE,  -- scorecard points (scoring_runs.points_*: the scale)
     -- reason codes: the features that push the score most towards default, with
     -- their SHAP contributions (log-odds); NULL where fewer features push it up
     reason_1       VARCHAR,

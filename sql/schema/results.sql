@@ -97,6 +97,9 @@ CREATE TABLE IF NOT EXISTS scoring_runs (
     report_path         VARCHAR,            -- the run's HTML report
     rows_other_category BIGINT,             -- scored with an undeclared category as "other"
     input_fingerprint   VARCHAR,            -- sha256 of the extracted features and the spec
+    points_base         DOUBLE PRECISION,   -- the points scale: base points at base odds,
+    points_odds         DOUBLE PRECISION,   -- (good:bad), points to double the odds
+    points_pdo          DOUBLE PRECISION,
     CHECK (rows_in = rows_scored + rows_quarantined)
 );
 

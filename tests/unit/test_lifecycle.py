@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from credit_batch import lifecycle
-from credit_batch.config import Gates, Settings
+from credit_batch.config import Gates, Scorecard, Settings
 from credit_batch.errors import DataError, GateError, ParameterError
 from credit_batch.steps import performance
 from credit_batch.stores import registry, results
@@ -200,3 +201,35 @@ def test_retiring_the_champion_is_refused(demo):
         lifecycle.retire(settings, champion.model_version, reason="old")
     # Only the fixture's promotion is on record.
     assert [e["event"] for e in lifecycle.events(settings)] == ["promoted"]
+
+
+def test_points_follow_the_declared_scale():
+    from credit_batch.config import Scorecard
+    from credit_batch.steps.scoring import points
+
+    got = points(np.array([1 / 51, 1 / 101, 1 / 26, 0.0, 1.0]))
+    assert np.allclose(got[:3], [600.0, 620.0, 580.0], atol=1e-9)  # 50:1, 100:1, 25:1
+    assert np.isfinite(got).all() and got[3] > got[0] > got[4]
+    card = Scorecard.from_env({"CREDIT_BATCH_POINTS_BASE": "500", "CREDIT_BATCH_POINTS_PDO": "40"})
+    assert np.allclose(points(np.array([1 / 51, 1 / 101]), card), [500.0, 540.0])
+    with pytest.raises(ParameterError, match="pdo > 0"):
+        Scorecard(pdo=0)
+
+
+def test_stored_points_and_reason_points_match_the_scores_and_reason_values(demo):
+    settings, _, _ = demo
+    settings = dataclasses.replace(settings, scorecard=Scorecard(base_points=650, pdo=25))
+    run_pipeline(settings, snapshot_date=VALIDATION, sample_rows=500, repeats=1)
+    rows = query(settings, "SELECT * FROM prediction_points ORDER BY customer_id")
+    assert len(rows) == len(query(settings, "SELECT customer_id FROM predictions"))
+    p = np.array([r["score"] for r in rows])
+    odds = (1 - p) / p
+    factor = 25 / np.log(2)
+    want = 650 + factor * (np.log(odds) - np.log(50))
+    assert np.max(np.abs(np.array([r["points"] for r in rows]) - want)) < 1e-9
+    raw = query(settings, "SELECT customer_id, reason_1_value FROM predictions ORDER BY 1")
+    for got, value in zip(rows, raw, strict=True):
+        if value["reason_1_value"] is not None:
+            assert abs(got["reason_1_points"] + value["reason_1_value"] * factor) < 1e-9
+    [run] = query(settings, "SELECT points_base, points_odds, points_pdo FROM scoring_runs")
+    assert run == {"points_base": 650.0, "points_odds": 50.0, "points_pdo": 25.0}
