@@ -13,6 +13,9 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY credit_batch ./credit_batch
 COPY sql ./sql
 COPY dags ./dags
+# libgomp1: LightGBM's OpenMP runtime (the slim image lacks it)
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
 # editable: sql/ stays beside the package, where the settings look for it
 RUN pip install -c constraints.txt -e '.[celery]' \
     && useradd --create-home --uid 50000 airflow \

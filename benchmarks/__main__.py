@@ -27,6 +27,7 @@ FULL = {
     "rows": 2_000_000,
     "big_rows": 20_000_000,
     "night_rows": 5_000_000,
+    "training_rows": 150_000,
     "naive_load_rows": 200_000,
     "reason_rows": 1_000_000,
     "partition_rows": 1_000_000,
@@ -37,6 +38,7 @@ SMOKE = {
     "rows": 20_000,
     "big_rows": 100_000,
     "night_rows": 10_000,
+    "training_rows": 2_000,
     "naive_load_rows": 2_000,
     "reason_rows": 20_000,
     "partition_rows": 5_000,
@@ -54,6 +56,7 @@ FIGURES = (
     "parse",
     "night",
     "categorical",
+    "training",
 )
 
 
@@ -122,6 +125,8 @@ def _run(home: Path, sizes: dict, only: set[str], pg_url: str | None) -> list[Fi
             found += figures.parse(repeats=3)
         if "night" in only:
             found += figures.night(home / "night", sizes["night_rows"], repeats=sizes["repeats"])
+        if "training" in only:
+            found += figures.training(home / "training", sizes["training_rows"])
         if "categorical" in only:
             found += figures.categorical(
                 home / "lender", sizes["reason_rows"], repeats=sizes["repeats"]

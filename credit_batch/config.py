@@ -111,7 +111,7 @@ DEFAULT_SEED = 42
 DEFAULT_DEMO_ROWS = 150_000
 DEFAULT_DEMO_SNAPSHOTS = 6
 #: Training: the algorithms, the default one, labeled rows sampled at most.
-ALGORITHMS = ("logreg", "hgb")
+ALGORITHMS = ("logreg", "hgb", "lgbm")
 DEFAULT_ALGORITHM = "logreg"
 DEFAULT_TRAIN_MAX_ROWS = 300_000
 MAX_CHUNK_ROWS = 5_000_000

@@ -9,7 +9,8 @@ value ``b + w . m`` add up to the model's log-odds. This is what
 same background). Each transformed column comes from one raw feature, so a
 raw feature's contribution is the sum over its columns.
 
-For tree models, shap's ``TreeExplainer`` (path-dependent, log-odds output).
+For LightGBM models, LightGBM's own TreeSHAP (``pred_contrib``: exact,
+path-dependent, log-odds); for scikit-learn's trees, shap's ``TreeExplainer``.
 
 Reason codes are the (at most) three features with the largest positive
 contributions: the ones that push the score towards default.
@@ -68,6 +69,8 @@ def explain(model, frame, *, background: list[float] | None):
     steps = getattr(model, "named_steps", {})
     if hasattr(steps.get("classifier"), "coef_"):
         return _explain_linear(model, frame, background)
+    if hasattr(model, "explain"):  # LightGBM: exact TreeSHAP in its own C++ (stores.trees)
+        return model.explain(frame)
     return _explain_tree(model, frame)
 
 

@@ -4,6 +4,9 @@
 the regular columns; median imputation, scaling and a Yeo-Johnson power
 transform of the skewed ones; logistic regression. ``hgb``: scikit-learn's
 HistGradientBoostingClassifier, which takes missing values as they are.
+``lgbm``: LightGBM's gradient-boosted trees, monotone in each feature the
+spec gives a direction (more late payments never lowers the risk), stored
+in LightGBM's text format, with exact reason codes from its native TreeSHAP.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ def build_model(
     from sklearn.preprocessing import PowerTransformer, StandardScaler
 
     check_algorithm(algorithm)
+    if algorithm == "lgbm":
+        return _lightgbm(spec, seed=seed)
     categorical = _one_hot(spec)
     if algorithm == "hgb":
         clf = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, random_state=seed)
@@ -88,6 +93,54 @@ def build_model(
     )
     clf = LogisticRegression(max_iter=1000, random_state=seed)
     return Pipeline([("columns", columns), ("classifier", clf)])
+
+
+#: LightGBM's settings: stumps (one split per tree), so the model is additive, a
+#: "boosted scorecard": each feature's effect is a step function, monotone where
+#: the spec says, and its exact reason codes cost what a prediction costs
+#: (:mod:`credit_batch.stores.trees`). On the demo's out-of-time snapshot: ROC
+#: AUC 0.855, against 0.856 for trees of depth 3 whose TreeSHAP runs 24x slower
+#: than predicting.
+LGBM_PARAMS = {
+    "n_estimators": 400,
+    "learning_rate": 0.1,
+    "max_depth": 1,
+    "num_leaves": 2,
+    "min_child_samples": 50,
+    "reg_lambda": 1.0,
+}
+_DIRECTION = {"increases": 1, "decreases": -1, "none": 0}
+
+
+def _lightgbm(spec: FeatureSpec, *, seed: int):
+    """A LightGBM classifier on the spec's columns in model order, monotone where declared.
+
+    Categorical features (as level indexes) are LightGBM categories; each
+    numeric feature's ``direction`` becomes its monotone constraint.
+    """
+    import lightgbm
+
+    monotone = [
+        0 if name in spec.categorical else _DIRECTION[spec.feature(name).direction]
+        for name in spec.names
+    ]
+    return lightgbm.LGBMClassifier(
+        **LGBM_PARAMS,
+        monotone_constraints=monotone,
+        monotone_constraints_method="advanced",
+        random_state=seed,
+        deterministic=True,
+        force_row_wise=True,
+        n_jobs=1,
+        verbose=-1,
+    )
+
+
+def _fit_params(spec: FeatureSpec, algorithm: str) -> dict:
+    """What ``fit`` takes beside the rows: LightGBM's categorical columns, by position."""
+    if algorithm != "lgbm" or not spec.categorical:
+        return {}
+    return {"categorical_feature": [spec.names.index(n) for n in spec.categorical]}
 
 
 def _one_hot(spec: FeatureSpec):
@@ -169,7 +222,8 @@ def fit_and_evaluate(
     x_train, x_test, y_train, y_test = train_test_split(
         model_frame(frame, spec), y, test_size=test_size, random_state=seed, stratify=y
     )
-    model = build_model(spec, algorithm=algorithm, seed=seed).fit(x_train, y_train)
+    model = build_model(spec, algorithm=algorithm, seed=seed)
+    model.fit(x_train, y_train, **_fit_params(spec, algorithm))
     metrics = evaluate(y_test, model.predict_proba(x_test)[:, 1])
     logger.info("trained %s on %d rows: %s", algorithm, len(x_train), metrics)
     return model, metrics
@@ -211,6 +265,12 @@ def _fingerprint(frame, spec: FeatureSpec, *, algorithm: str, seed: int) -> str:
     import sklearn
 
     digest = hashlib.sha256(f"{algorithm}|{seed}|{spec.digest}|{sklearn.__version__}".encode())
+    if algorithm == "lgbm":  # its settings and version shape the model too
+        import json
+
+        import lightgbm
+
+        digest.update(f"|{lightgbm.__version__}|{json.dumps(LGBM_PARAMS, sort_keys=True)}".encode())
     columns = ["snapshot_date", "customer_id", *spec.names, spec.target]
     digest.update(pd.util.hash_pandas_object(frame[columns], index=False).to_numpy().tobytes())
     return digest.hexdigest()

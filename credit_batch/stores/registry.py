@@ -155,16 +155,15 @@ def save_model(
     training inputs give the same version. A version already registered is
     returned as it is, and nothing is written (its artifact keeps its sha256).
     """
-    import skops.io
-
     version = f"{fitted.algorithm}-{train_until:%Y%m%d}-{fitted.fingerprint[:10]}"
     known = _fetch(db, settings, "registry/get.sql", {"model_version": version})
     if known:
         logger.info("model %s is already registered; nothing to write", version)
         return known[0]
     folder = settings.models / version
-    with atomic_path(folder / ARTIFACT_NAME) as tmp:
-        tmp.write_bytes(skops.io.dumps(fitted.model))
+    name, data = _artifact_bytes(fitted)
+    with atomic_path(folder / name) as tmp:
+        tmp.write_bytes(data)
     record = ModelRecord(
         model_version=version,
         created_at=utcnow(),
@@ -173,8 +172,8 @@ def save_model(
         training_rows=int(fitted.training_rows),
         train_from=fitted.train_from,
         train_until=train_until,
-        artifact_path=_recorded(settings, folder / ARTIFACT_NAME),
-        sha256=sha256_file(folder / ARTIFACT_NAME),
+        artifact_path=_recorded(settings, folder / name),
+        sha256=sha256_file(folder / name),
         explainer_background=_json_or_none(fitted.background),
         drift_reference=_json_or_none(fitted.drift_reference),
         spec=json.dumps(fitted.spec.to_dict(), sort_keys=True),
@@ -186,6 +185,17 @@ def save_model(
     fault_point("registry.before_register")
     _register(db, settings, record)
     return record
+
+
+def _artifact_bytes(fitted: FittedModel) -> tuple[str, bytes]:
+    """The artifact's file name and bytes: LightGBM's own text, else a skops archive."""
+    if fitted.algorithm == "lgbm":
+        from credit_batch.stores import trees
+
+        return trees.ARTIFACT_NAME, trees.dumps(fitted.model)
+    import skops.io
+
+    return ARTIFACT_NAME, skops.io.dumps(fitted.model)
 
 
 def _json_or_none(value) -> str | None:
@@ -420,8 +430,12 @@ def load_model(settings: Settings, artifact_path: str, sha256: str, *, version: 
             actual=actual,
         )
     try:
+        if path.name.endswith(".lgbm.txt"):
+            from credit_batch.stores import trees
+
+            return trees.loads(data)
         return skops.io.loads(data, trusted=list(TRUSTED_TYPES))
-    except Exception as exc:  # skops raises UntrustedTypesFoundException, zip/json errors
+    except Exception as exc:  # skops: UntrustedTypesFoundException, zip/json; LightGBM: parse
         raise ArtifactIntegrityError(
             f"model {version}: artifact {path} cannot be loaded safely: {exc}",
             version=version,

@@ -40,13 +40,15 @@ def test_promote_killed_between_updates_keeps_the_old_champion(backend, outcome)
 
     settings, record, _ = backend
     second = pipeline.train(settings, until="2026-08-31", algorithm="hgb")
-    killed = cli(settings, "promote", second.model_version, fault="promote.between_updates")
+    killed = cli(
+        settings, "promote", second.model_version, "--reason", "r", fault="promote.between_updates"
+    )
     assert killed.returncode == -signal.SIGKILL
     champions = query(
         settings, "SELECT model_version FROM model_registry WHERE status = 'champion'"
     )
     assert champions == [{"model_version": record.model_version}]
-    assert cli(settings, "promote", second.model_version).returncode == 0
+    assert cli(settings, "promote", second.model_version, "--reason", "r").returncode == 0
     champions = query(
         settings, "SELECT model_version FROM model_registry WHERE status = 'champion'"
     )
