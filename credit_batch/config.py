@@ -274,6 +274,12 @@ RUN_PARAMS: dict[str, dict] = {
         "type": "boolean",
         "description": "Fail the run, loading nothing, when the score PSI is above 0.25",
     },
+    "skip_unchanged": {
+        "default": False,
+        "type": "boolean",
+        "description": "Score nothing if the slice is already loaded from the same extracted "
+        "features and model (backfills)",
+    },
     "importance_sample_rows": {
         "default": DEFAULT_IMPORTANCE_SAMPLE_ROWS,
         "type": "integer",

@@ -32,6 +32,7 @@ NAMES = [
     "postgresql",
     "production",
     "own_data",
+    "lifecycle",
 ]
 
 
@@ -208,3 +209,12 @@ def test_production_block_brings_up_celery_runs_the_demo_and_a_triggered_night_a
     assert "airflow credit_batch_nightly/celery-2026-09-30" in out, out[-3000:]
     left = subprocess.run(["pgrep", "-f", str(clone / ".celery")], capture_output=True, text=True)
     assert left.stdout == "", f"processes of the deployment left running: {left.stdout}"
+
+
+def test_lifecycle_block_trains_gates_promotes_backfills_and_monitors(clone, demo_output):
+    out = run_block(clone, "lifecycle")
+    version = re.search(r"registered (lgbm-\S+) \(challenger\)", out).group(1)
+    assert "gates: passed" in out and f"champion: {version}" in out, out[-3000:]
+    assert re.search(rf"{version} +promoted +by \S+: beats the champion out of time", out)
+    assert out.count("scored in") == 4  # the four snapshots of the range, by the new champion
+    assert re.search(r"2026-09-30 lgbm-\S+ +champion +\d", out), out[-3000:]
