@@ -24,6 +24,7 @@ variable                       default
 ``CREDIT_BATCH_GATE_CHAMPION_MARGIN`` ``0.01`` (AUC below the champion's, at most)
 ``CREDIT_BATCH_POINTS_BASE``  ``600`` points at ``CREDIT_BATCH_POINTS_ODDS`` ``50`` (good:bad),
                                ``CREDIT_BATCH_POINTS_PDO`` ``20`` points to double the odds
+``CREDIT_BATCH_SWAP_CUTOFF``  ``0.10`` (accepted at or below, comparing challengers)
 ``CREDIT_BATCH_*_CONN_ID``     Airflow connections for the warehouse, the results
                                and the lake (read in a task, never when parsing)
 =============================  =========================================
@@ -83,6 +84,7 @@ __all__ = [
     "CONNECTION_VARIABLES",
     "DEFAULT_RESULTS_SCHEMA",
     "DEFAULT_GATES",
+    "DEFAULT_SWAP_CUTOFF",
     "DEFAULT_SCORECARD",
     "Scorecard",
     "Deployment",
@@ -175,6 +177,9 @@ class Gates:
 
 
 DEFAULT_GATES = Gates()
+#: A score at or below it is "accepted" when champion and challenger are compared
+#: (the upper bound of risk band C).
+DEFAULT_SWAP_CUTOFF = 0.10
 
 
 @dataclass(frozen=True)
@@ -274,6 +279,11 @@ RUN_PARAMS: dict[str, dict] = {
         "type": "boolean",
         "description": "Fail the run, loading nothing, when the score PSI is above 0.25",
     },
+    "challengers": {
+        "default": True,
+        "type": "boolean",
+        "description": "Also score every active challenger in shadow (when scoring the champion)",
+    },
     "skip_unchanged": {
         "default": False,
         "type": "boolean",
@@ -327,6 +337,9 @@ class Settings:
         What a trained model must show to become a challenger.
     scorecard : Scorecard
         The points scale of the ``points`` column.
+    swap_cutoff : float
+        Scores at or below it count as accepted when a challenger is compared
+        with the champion (``challenger_comparison``).
     """
 
     home: Path = Path(DEFAULT_HOME)
@@ -344,6 +357,7 @@ class Settings:
     results_schema: str = DEFAULT_RESULTS_SCHEMA
     gates: Gates = DEFAULT_GATES
     scorecard: Scorecard = DEFAULT_SCORECARD
+    swap_cutoff: float = DEFAULT_SWAP_CUTOFF
 
     def __post_init__(self) -> None:
         home = Path(self.home).expanduser().resolve()
@@ -361,6 +375,8 @@ class Settings:
         check_rows("chunk_rows", self.chunk_rows, maximum=MAX_CHUNK_ROWS)
         check_rows("partition_rows", self.partition_rows, maximum=MAX_PARTITION_ROWS)
         check_rows("score_threads", self.score_threads, maximum=MAX_SCORE_THREADS)
+        if not 0 < self.swap_cutoff < 1:
+            raise ParameterError("CREDIT_BATCH_SWAP_CUTOFF", self.swap_cutoff, "must be in (0, 1)")
 
     @classmethod
     def from_env(
@@ -390,6 +406,7 @@ class Settings:
             spec_path=Path(env.get("CREDIT_BATCH_SPEC", str(DEFAULT_SPEC_PATH))),
             gates=Gates.from_env(env),
             scorecard=Scorecard.from_env(env),
+            swap_cutoff=_float_env(env, "CREDIT_BATCH_SWAP_CUTOFF") or DEFAULT_SWAP_CUTOFF,
         )
 
     @property

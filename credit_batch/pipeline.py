@@ -5,18 +5,18 @@ A run scores one snapshot date with one model version::
     plan = extract(settings, RunOptions(...))            # warehouse -> lake/features
     scored = [score_partition(settings, plan.run, p)     # one per partition, in parallel
               for p in plan.partitions]
-    load(settings, plan.run, scored)                     # lake/scores -> predictions
+    load(settings, plan.run, scored, plan.shadows)       # lake/scores -> predictions
     importance(settings, plan.run)                       # -> feature_importance, ...
     report(settings, plan.run)                           # -> lake/reports/.../report.html
 
-or all of it in one process: :func:`run`. This module only sequences: each
+(``plan.shadows``: the challengers scored beside the champion, each its own
+slice), or all of it in one process: :func:`run`. This module only sequences: each
 step's rows are shaped next to the step (``drift``, ``explain``,
 ``importance``, ``results``), paths come from ``lake``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +28,7 @@ from credit_batch.checks import check_rows, parse_date, utcnow
 from credit_batch.config import DEFAULT_SEED, MAX_WORKERS, Settings
 from credit_batch.demo import write_example as demo_data
 from credit_batch.faults import fault_point
-from credit_batch.run import Plan, Run, RunOptions
+from credit_batch.run import Plan, Run, RunOptions, RunResult
 from credit_batch.steps import drift, explain, scoring, spec_check, validation
 from credit_batch.steps import importance as importance_module
 from credit_batch.steps.report import write_report
@@ -102,7 +102,10 @@ def extract(settings: Settings, options: RunOptions | None = None) -> Plan:
     fault_point("extract.before_return")
     if options.skip_unchanged and _loaded_from(settings, run):
         return Plan(run, ())  # nothing to score: the slice holds this input's scores
-    return Plan(run, tuple({"index": i, **p} for i, p in enumerate(parts)))
+    shadows = options.challengers and not options.model_version
+    models = registry.shadow_models(settings, model) if shadows else []
+    partitions = tuple({"index": i, **p} for i, p in enumerate(parts))
+    return Plan(run, partitions, tuple(run.shadow(m) for m in models))
 
 
 def _loaded_from(settings: Settings, run: Run) -> str | None:
@@ -113,13 +116,17 @@ def _loaded_from(settings: Settings, run: Run) -> str | None:
     return done
 
 
-def score_partition(settings: Settings, run: Run, partition: dict) -> dict:
-    """Validate and score one partition (see :func:`credit_batch.steps.scoring.score_partition`)."""
-    return scoring.score_partition(settings, run, partition)
+def score_partition(settings: Settings, run: Run, partition: dict, shadows=()) -> dict:
+    """Validate and score one partition (:func:`credit_batch.steps.scoring.score_partition`),
+    with the model of ``run`` and then with each challenger's (``"shadows"``: their results)."""
+    done = scoring.score_partition(settings, run, partition)
+    if shadows:
+        done["shadows"] = [scoring.score_partition(settings, s, partition) for s in shadows]
+    return done
 
 
 def score_partitions(
-    settings: Settings, run: Run, partitions, *, workers: int = 1
+    settings: Settings, run: Run, partitions, *, workers: int = 1, shadows=()
 ) -> Iterator[dict]:
     """Score every partition, in order: one after another, or in ``workers`` processes.
 
@@ -128,25 +135,37 @@ def score_partitions(
     Yields the results in the order of ``partitions``.
     """
     check_rows("workers", workers, maximum=MAX_WORKERS)
-    return _score_in_order(settings, run, list(partitions), workers)
+    return _score_in_order(settings, run, list(partitions), workers, tuple(shadows))
 
 
-def _score_in_order(settings: Settings, run: Run, partitions: list[dict], workers: int):
+def _score_in_order(settings: Settings, run: Run, partitions: list, workers: int, shadows):
     if workers == 1 or len(partitions) < 2:
-        yield from (score_partition(settings, run, p) for p in partitions)
+        yield from (score_partition(settings, run, p, shadows) for p in partitions)
         return
     processes = min(workers, len(partitions))
     with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
-        yield from pool.map(score_partition, repeat(settings), repeat(run), partitions)
+        args = repeat(settings), repeat(run), partitions, repeat(shadows)
+        yield from pool.map(score_partition, *args)
 
 
-def load(settings: Settings, run: Run, scored: list[dict]) -> dict:
+def load(settings: Settings, run: Run, scored: list[dict], shadows=()) -> dict:
     """Replace the run's (snapshot, model) slices of ``predictions`` and ``quarantine``.
 
     Nothing is written unless every partition reconciles and the error budget
     holds (:func:`credit_batch.stores.results.check_partitions`); the write is one
-    transaction that also checks that every stored customer id is unique.
+    transaction that also checks that every stored customer id is unique. Then
+    each challenger's slice (``shadows``), and its comparison with this one.
     """
+    done = _load_slice(settings, run, scored)
+    for i, shadow in enumerate(shadows):
+        loaded = _load_slice(settings, shadow, [s["shadows"][i] for s in scored])
+        with results.open_results(settings) as db:
+            results.replace_comparison(db, settings, run, shadow)
+        done.setdefault("shadows", []).append({"model_version": shadow.model_version, **loaded})
+    return done
+
+
+def _load_slice(settings: Settings, run: Run, scored: list[dict]) -> dict:
     t0 = time.perf_counter()
     scored = sorted(scored, key=lambda s: s["index"])
     results.check_partitions(run, scored)
@@ -237,18 +256,6 @@ def report_of(settings: Settings, *, snapshot_date, model_version: str | None = 
     return write_report(settings, snapshot_date=snapshot_date, model_version=model_version)
 
 
-@dataclasses.dataclass(frozen=True)
-class RunResult:
-    """A whole run done in one process: the run and what each step returned."""
-
-    run: Run
-    scored: tuple[dict, ...]
-    loaded: dict
-    importance: dict
-    report: dict
-    seconds: float
-
-
 def run(
     settings: Settings,
     options: RunOptions | None = None,
@@ -266,11 +273,13 @@ def run(
     plan = extract(settings, options)
     if not plan.partitions:  # skipped: unchanged (RunOptions.skip_unchanged)
         return RunResult(plan.run, (), {"skipped": True}, {}, {}, time.perf_counter() - t0)
-    scored = score_partitions(settings, plan.run, plan.partitions, workers=workers)
+    scored = score_partitions(
+        settings, plan.run, plan.partitions, workers=workers, shadows=plan.shadows
+    )
     if progress is not None:
         scored = progress(scored, len(plan.partitions))
     scored = tuple(scored)
-    loaded = load(settings, plan.run, list(scored))
+    loaded = load(settings, plan.run, list(scored), plan.shadows)
     explained = importance(settings, plan.run)
     written = report(settings, plan.run)
     return RunResult(plan.run, scored, loaded, explained, written, time.perf_counter() - t0)

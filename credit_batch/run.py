@@ -36,7 +36,7 @@ from credit_batch.config import (
 from credit_batch.errors import CreditBatchError, ParameterError
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
 
-__all__ = ["Plan", "Run", "RunOptions", "call_step", "new_run_id"]
+__all__ = ["Plan", "Run", "RunOptions", "RunResult", "call_step", "new_run_id"]
 
 
 def new_run_id(airflow_dag_id: str | None = None, airflow_run_id: str | None = None) -> str:
@@ -72,6 +72,10 @@ class RunOptions:
     skip_unchanged : bool
         Score nothing when the slice is already loaded from the same
         extracted features (input fingerprint) and model (a backfill's rerun).
+    challengers : bool
+        Also score every active challenger in shadow, each into its own
+        slice, over the same extracted features (only when the model is the
+        champion, i.e. no ``model_version`` is given).
     airflow_dag_id, airflow_run_id : str, optional
         The Airflow DAG run this run belongs to (its run id derives from them).
     """
@@ -87,6 +91,7 @@ class RunOptions:
     importance_repeats: int = DEFAULT_IMPORTANCE_REPEATS
     run_id: str | None = None
     skip_unchanged: bool = False
+    challengers: bool = True
     airflow_dag_id: str | None = None
     airflow_run_id: str | None = None
 
@@ -117,7 +122,7 @@ class RunOptions:
             ),
             "run_id": _maybe(check_run_id, self.run_id),
         }
-        for flag in ("fail_on_drift", "skip_unchanged"):
+        for flag in ("fail_on_drift", "skip_unchanged", "challengers"):
             if not isinstance(getattr(self, flag), bool):
                 raise ParameterError(flag, getattr(self, flag), "must be true or false")
         for name, value in checked.items():
@@ -167,6 +172,7 @@ class Run:
     airflow_dag_id: str | None = None
     airflow_run_id: str | None = None
     input_fingerprint: str | None = None
+    role: str = "champion"
 
     @classmethod
     def start(
@@ -208,6 +214,23 @@ class Run:
             input_fingerprint=input_fingerprint,
         )
 
+    def shadow(self, model) -> Run:
+        """This run's twin for a challenger ``model`` (a registry record): same snapshot,
+        same extracted features, its own slice and a run id derived from this one's."""
+        background = model.background
+        return dataclasses.replace(
+            self,
+            run_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{self.run_id}/{model.model_version}").hex,
+            model_version=model.model_version,
+            artifact_path=model.artifact_path,
+            sha256=model.sha256,
+            features=tuple(model.features),
+            spec=model.feature_spec,
+            explainer_background=None if background is None else tuple(background),
+            drift_reference=model.reference_bins,
+            role="challenger",
+        )
+
     @property
     def key(self) -> dict:
         """The (snapshot, model) slice this run replaces, as SQL parameters."""
@@ -243,15 +266,17 @@ class Plan:
 
     run: Run
     partitions: tuple[dict, ...]
+    shadows: tuple[Run, ...] = ()
 
     def to_xcom(self) -> list[dict]:
-        """One ``{"run", "partition"}`` per partition, as plain JSON.
+        """One ``{"run", "partition"}`` per partition (and ``"shadows"``), as plain JSON.
 
         The shape Airflow's ``expand_kwargs`` maps over: one score task per
-        partition, each given the run it belongs to.
+        partition, each given the run it belongs to and the challengers' runs.
         """
         run = self.run.to_xcom()
-        return [{"run": run, "partition": dict(p)} for p in self.partitions]
+        extra = {"shadows": [s.to_xcom() for s in self.shadows]} if self.shadows else {}
+        return [{"run": run, "partition": dict(p), **extra} for p in self.partitions]
 
     @classmethod
     def from_xcom(cls, value) -> Plan:
@@ -259,7 +284,8 @@ class Plan:
         items = list(value)
         if not items:
             raise ParameterError("plan", items, "must hold at least one partition")
-        return cls(Run.from_xcom(items[0]["run"]), tuple(i["partition"] for i in items))
+        shadows = tuple(Run.from_xcom(r) for r in items[0].get("shadows") or ())
+        return cls(Run.from_xcom(items[0]["run"]), tuple(i["partition"] for i in items), shadows)
 
 
 def call_step(step, *args, connection=None, fail: type[Exception] = RuntimeError, **kwargs):
@@ -275,3 +301,15 @@ def call_step(step, *args, connection=None, fail: type[Exception] = RuntimeError
         if exc.retryable:
             raise
         raise fail(str(exc)) from exc
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A whole run done in one process: the run and what each step returned."""
+
+    run: Run
+    scored: tuple[dict, ...]
+    loaded: dict
+    importance: dict
+    report: dict
+    seconds: float

@@ -5,8 +5,10 @@ Scores every customer of a warehouse snapshot with a pinned model and stores
 the scores and their permutation importance in SQL for later lookup.
 
 * **extract**: the snapshot's features -> `lake/features/snapshot_date=D/part-*.parquet`
-* **score**: one mapped task per partition: validate, score, reason codes, drift counts
-* **load**: one writer, one transaction, replaces the (date, model) slice of `predictions`
+* **score**: one mapped task per partition: validate, score, reason codes, drift counts,
+  with the champion and then with every active challenger (shadow scoring)
+* **load**: one writer, one transaction per slice: replaces the (date, model) slice of
+  `predictions`, then each challenger's, and compares them (`challenger_comparison`)
 * **importance**: permutation importance (with and without labels), partial dependence
 * **report**: one self-contained HTML report of the run in the lake
 
@@ -61,16 +63,19 @@ def credit_batch_nightly():
         return _fail_fast(pipeline.extract, options).to_xcom()  # [{"run", "partition"}, ...]
 
     @task(queue=WHERE.score_queue)
-    def score(run: dict, partition: dict) -> dict:
+    def score(run: dict, partition: dict, shadows: list | None = None) -> dict:
         from credit_batch import pipeline
 
-        return _fail_fast(pipeline.score_partition, Run.from_xcom(run), partition)
+        shadows = [Run.from_xcom(s) for s in shadows or ()]  # challengers, same partition
+        return _fail_fast(pipeline.score_partition, Run.from_xcom(run), partition, shadows)
 
     @task(pool=WHERE.load_pool, outlets=[Asset(ASSETS["predictions"])])
     def load(plan: list[dict], scored: list[dict]) -> dict:
         from credit_batch import pipeline
+        from credit_batch.run import Plan
 
-        return _fail_fast(pipeline.load, Run.from_xcom(plan[0]["run"]), list(scored))
+        whole = Plan.from_xcom(plan)
+        return _fail_fast(pipeline.load, whole.run, list(scored), whole.shadows)
 
     @task(execution_timeout=dt.timedelta(minutes=30))
     def importance(plan: list[dict]) -> dict:

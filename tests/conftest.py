@@ -281,8 +281,12 @@ def run_pipeline(settings: Settings, **kwargs) -> dict:
     workers = kwargs.pop("workers", 1)
     options = RunOptions(**{renamed.get(k, k): v for k, v in kwargs.items()})
     plan = pipeline.extract(settings, options)
-    scored = list(pipeline.score_partitions(settings, plan.run, plan.partitions, workers=workers))
-    loaded = pipeline.load(settings, plan.run, scored)
+    scored = list(
+        pipeline.score_partitions(
+            settings, plan.run, plan.partitions, workers=workers, shadows=plan.shadows
+        )
+    )
+    loaded = pipeline.load(settings, plan.run, scored, plan.shadows)
     explained = pipeline.importance(settings, plan.run)
     return {"plan": plan, "scored": scored, "loaded": loaded, "explained": explained}
 

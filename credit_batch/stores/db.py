@@ -64,6 +64,7 @@ ALLOWED_TABLES = frozenset(
         "partial_dependence",
         "feature_reasons",
         "model_events",
+        "challenger_comparison",
         "realized_performance",
         "calibration",
         "loan_book",  # the second example's warehouse (credit_batch.demo_lender)

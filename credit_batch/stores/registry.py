@@ -56,6 +56,7 @@ __all__ = [
     "retire",
     "save_model",
     "set_validation",
+    "shadow_models",
 ]
 
 logger = logging.getLogger(__name__)
@@ -396,6 +397,19 @@ def set_validation(
 def challengers(db: Database, settings: Settings) -> list[ModelRecord]:
     """The active challengers: candidates whose gates passed, oldest first."""
     return _fetch(db, settings, "registry/challengers.sql", {})
+
+
+def shadow_models(settings: Settings, champion: ModelRecord) -> list[ModelRecord]:
+    """The challengers a night scores beside ``champion``: those that read the same
+    features (the same spec), so that the extracted partitions serve them all."""
+    with results.open_results(settings, read_only=True) as db:
+        found = challengers(db, settings)
+    same = [c for c in found if c.spec_hash == champion.spec_hash]
+    if len(same) < len(found):
+        logger.info(
+            "%d challengers read another spec: not scored in shadow", len(found) - len(same)
+        )
+    return [c for c in same if c.model_version != champion.model_version]
 
 
 def list_models(db: Database, settings: Settings) -> list[dict]:

@@ -42,6 +42,7 @@ __all__ = [
     "lock",
     "measured_slices",
     "open_results",
+    "replace_comparison",
     "replace_importance",
     "replace_performance",
     "scored_slices",
@@ -109,6 +110,7 @@ _ADDED_COLUMNS = (
     ("scoring_runs", "points_odds", "DOUBLE PRECISION"),
     ("scoring_runs", "points_pdo", "DOUBLE PRECISION"),
     ("predictions", "points", "DOUBLE PRECISION"),
+    ("scoring_runs", "role", "VARCHAR"),
 )
 
 
@@ -184,6 +186,27 @@ def loaded_from(db: Database, settings: Settings, run: Run) -> str | None:
     if found and run.input_fingerprint and found[0]["input_fingerprint"] == run.input_fingerprint:
         return found[0]["run_id"]
     return None
+
+
+def replace_comparison(db: Database, settings: Settings, champion: Run, challenger: Run) -> int:
+    """Replace the ``challenger_comparison`` rows of a challenger's slice against the
+    champion's on the same snapshot; return the rows written."""
+    import pyarrow as pa
+
+    key = {
+        "snapshot_date": champion.snapshot_date,
+        "champion_version": champion.model_version,
+        "challenger_version": challenger.model_version,
+    }
+    with db.transaction():
+        lock(db, settings, f"comparison/{'/'.join(map(str, key.values()))}")
+        db.execute(read_sql(settings.sql_dir, "load/delete_comparison.sql"), key)
+        found = db.fetch_arrow(
+            read_sql(settings.sql_dir, "load/compare_challenger.sql"),
+            {**key, "swap_cutoff": settings.swap_cutoff},
+        ).to_pylist()
+        rows = [{**key, **r, "swap_cutoff": settings.swap_cutoff} for r in found]
+        return db.bulk_insert("challenger_comparison", pa.Table.from_pylist(rows))
 
 
 def scored_slices(db: Database, settings: Settings) -> list[dict]:
@@ -389,11 +412,14 @@ def run_record(
         "score_seconds": sum(s["seconds"] for s in scored),
         "load_seconds": None,
         "importance_seconds": None,
-        "importance_status": "pending",
+        "importance_status": (
+            "pending" if run.role != "challenger" else "skipped: a challenger scored in shadow"
+        ),
         "score_psi": score_psi,
         "drift_status": drift_status,
         "report_path": None,
         "input_fingerprint": run.input_fingerprint,
+        "role": run.role,
         **dict(zip(("points_base", "points_odds", "points_pdo"), _scale(scored), strict=True)),
     }
 

@@ -38,6 +38,21 @@ CREATE TABLE IF NOT EXISTS model_events (
     details        VARCHAR             -- JSON
 );
 
+-- A challenger's scores against the champion's on the same snapshot (written by
+-- the night that scored both): score correlation, band migration, swap set.
+CREATE TABLE IF NOT EXISTS challenger_comparison (
+    snapshot_date       DATE NOT NULL,
+    champion_version    VARCHAR NOT NULL,
+    challenger_version  VARCHAR NOT NULL,
+    kind                VARCHAR NOT NULL,  -- correlation | migration | swap
+    bucket              VARCHAR NOT NULL,  -- pearson | "B>C" (champion band > challenger's) |
+                                           -- champion only | challenger only (accepted)
+    customers           BIGINT NOT NULL,
+    value               DOUBLE PRECISION,  -- the correlation
+    swap_cutoff         DOUBLE PRECISION NOT NULL,  -- accepted: score <= it
+    PRIMARY KEY (snapshot_date, champion_version, challenger_version, kind, bucket)
+);
+
 -- Realized performance of stored scores once the outcomes of their snapshot are known.
 CREATE TABLE IF NOT EXISTS realized_performance (
     snapshot_date     DATE NOT NULL,
@@ -100,6 +115,7 @@ CREATE TABLE IF NOT EXISTS scoring_runs (
     points_base         DOUBLE PRECISION,   -- the points scale: base points at base odds,
     points_odds         DOUBLE PRECISION,   -- (good:bad), points to double the odds
     points_pdo          DOUBLE PRECISION,
+    role                VARCHAR,            -- champion | challenger (scored in shadow) | ...
     CHECK (rows_in = rows_scored + rows_quarantined)
 );
 

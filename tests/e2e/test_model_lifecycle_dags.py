@@ -6,20 +6,38 @@ import datetime as dt
 import json
 
 from tests.conftest import query, run_pipeline
-from tests.e2e.test_airflow_nightly import airflow_dags_test
+from tests.e2e.test_airflow_nightly import SMALL, airflow_dags_test
 
 
-def test_training_dag_registers_a_gated_challenger_and_approval_is_audited(airflow_db, demo):
+def test_training_dag_gates_a_challenger_the_night_shadows_it_and_approval_is_audited(
+    airflow_db, demo
+):
     settings, _, champion = demo
-    conf = {"cutoff": "2026-10-31", "approve": True, "reason": "better out of time"}
-    airflow_dags_test(airflow_db, settings, "2026-11-03", conf, dag_id="credit_batch_train")
+    train = {"dag_id": "credit_batch_train"}
+    airflow_dags_test(airflow_db, settings, "2026-11-03", {"cutoff": "2026-10-31"}, **train)
     models = query(settings, "SELECT * FROM model_registry ORDER BY created_at")
     assert len(models) == 2 and models[0]["model_version"] == champion.model_version
     new = models[1]
     assert new["validation_date"] == dt.date(2026, 9, 30) and new["gate_status"] == "passed"
-    assert (new["status"], models[0]["status"]) == ("champion", "retired")
+    assert (new["status"], models[0]["status"]) == ("candidate", "champion")  # a challenger
     assert json.loads(new["validation"])["champion_version"] == champion.model_version
     assert new["model_card"].endswith(f"{new['model_version']}/model_card.html")
+    # The night scores the champion and, in shadow, the challenger: one extract, two slices.
+    airflow_dags_test(airflow_db, settings, "2026-11-04", SMALL)
+    slices = query(
+        settings,
+        "SELECT model_version, role, rows_scored FROM scoring_runs ORDER BY role DESC",
+    )
+    assert [(s["model_version"], s["role"]) for s in slices] == [
+        (champion.model_version, "champion"),
+        (new["model_version"], "challenger"),
+    ]
+    assert slices[0]["rows_scored"] == slices[1]["rows_scored"] > 0
+    [corr] = query(settings, "SELECT * FROM challenger_comparison WHERE kind = 'correlation'")
+    assert corr["customers"] == slices[0]["rows_scored"] and corr["value"] > 0.8
+    # Approval: the same training again (nothing new registered), then the promotion.
+    conf = {"cutoff": "2026-10-31", "approve": True, "reason": "better out of time"}
+    airflow_dags_test(airflow_db, settings, "2026-11-05", conf, **train)
     events = query(
         settings,
         "SELECT model_version, event, actor, reason FROM model_events "
@@ -35,6 +53,11 @@ def test_training_dag_registers_a_gated_challenger_and_approval_is_audited(airfl
     assert events[-1]["reason"] == "better out of time"
     # Who: the user Airflow says triggered the run (`dags test` names "dag_test"), and where.
     assert all(e["actor"].startswith("dag_test (airflow:credit_batch_train/") for e in events)
+    status = query(settings, "SELECT model_version, status FROM model_registry")
+    assert {s["model_version"]: s["status"] for s in status} == {
+        champion.model_version: "retired",
+        new["model_version"]: "champion",
+    }
 
 
 def test_monitor_dag_measures_each_scored_snapshot_with_outcomes_once(airflow_db, demo):

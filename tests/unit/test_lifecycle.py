@@ -233,3 +233,84 @@ def test_stored_points_and_reason_points_match_the_scores_and_reason_values(demo
             assert abs(got["reason_1_points"] + value["reason_1_value"] * factor) < 1e-9
     [run] = query(settings, "SELECT points_base, points_odds, points_pdo FROM scoring_runs")
     assert run == {"points_base": 650.0, "points_odds": 50.0, "points_pdo": 25.0}
+
+
+def _two_challengers(settings: Settings) -> list:
+    """Two challengers on the demo (gates loosened: the small demo's trees trail a little)."""
+    loose = dataclasses.replace(settings, gates=Gates(champion_margin=0.1))
+    found = [
+        lifecycle.train_candidate(loose, cutoff="2026-10-31", algorithm="lgbm"),
+        lifecycle.train_candidate(loose, cutoff="2026-10-31", seed=5),
+    ]
+    assert [r.role for r in found] == ["challenger", "challenger"]
+    return found
+
+
+def test_a_night_scores_the_champion_and_two_challengers_from_one_extract(demo, monkeypatch):
+    from credit_batch import pipeline
+    from credit_batch.run import RunOptions
+    from credit_batch.stores import warehouse
+
+    settings, _, champion = demo
+    challengers = _two_challengers(settings)
+    extracted = []
+    stream = warehouse.stream_features
+    monkeypatch.setattr(
+        warehouse, "stream_features", lambda *a, **k: extracted.append(a[2]) or stream(*a, **k)
+    )
+    done = pipeline.run(
+        settings,
+        RunOptions(snapshot_date="2026-10-31", rows_per_partition=1_000, importance_repeats=1),
+        workers=2,
+    )
+    assert extracted == [dt.date(2026, 10, 31)]  # the features were extracted once
+    scored = done.loaded["rows_loaded"]
+    versions = [champion.model_version, *(c.model_version for c in challengers)]
+    counts = query(
+        settings,
+        "SELECT model_version, count(*) AS n, count(DISTINCT run_id) AS runs "
+        "FROM predictions GROUP BY 1 ORDER BY 1",
+    )
+    assert counts == [{"model_version": v, "n": scored, "runs": 1} for v in sorted(versions)]
+    runs = query(settings, "SELECT model_version, role, run_id FROM scoring_runs ORDER BY 1")
+    assert {r["model_version"]: r["role"] for r in runs} == {
+        champion.model_version: "champion",
+        **{c.model_version: "challenger" for c in challengers},
+    }
+    assert len({r["run_id"] for r in runs}) == 3
+    latest = query(settings, "SELECT DISTINCT model_version FROM latest_predictions")
+    assert latest == [{"model_version": champion.model_version}]
+    _check_comparison(settings, champion.model_version, challengers[0].model_version, scored)
+
+
+def _check_comparison(settings: Settings, champion: str, challenger: str, scored: int) -> None:
+    rows = query(
+        settings,
+        "SELECT * FROM challenger_comparison WHERE challenger_version = :c",
+        {"c": challenger},
+    )
+    pair = query(
+        settings,
+        "SELECT a.score AS a, b.score AS b, a.risk_band AS ab, b.risk_band AS bb "
+        "FROM predictions a JOIN predictions b ON a.customer_id = b.customer_id "
+        "WHERE a.model_version = :a AND b.model_version = :b",
+        {"a": champion, "b": challenger},
+    )
+    a, b = np.array([r["a"] for r in pair]), np.array([r["b"] for r in pair])
+    [corr] = [r for r in rows if r["kind"] == "correlation"]
+    assert corr["customers"] == scored and abs(corr["value"] - np.corrcoef(a, b)[0, 1]) < 1e-9
+    migration = {r["bucket"]: r["customers"] for r in rows if r["kind"] == "migration"}
+    assert sum(migration.values()) == scored
+    assert migration.get("A>A", 0) == sum(r["ab"] == r["bb"] == "A" for r in pair)
+    swaps = {r["bucket"]: r["customers"] for r in rows if r["kind"] == "swap"}
+    assert swaps == {
+        "champion only": int(((a <= 0.1) & (b > 0.1)).sum()),
+        "challenger only": int(((a > 0.1) & (b <= 0.1)).sum()),
+    }
+
+
+def test_a_pinned_model_version_scores_no_challenger(demo):
+    settings, _, champion = demo
+    _two_challengers(settings)
+    run_pipeline(settings, snapshot_date="2026-10-31", model_version=champion.model_version)
+    assert len(query(settings, "SELECT DISTINCT model_version FROM predictions")) == 1
