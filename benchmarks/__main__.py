@@ -57,6 +57,7 @@ FIGURES = (
     "night",
     "categorical",
     "training",
+    "challengers",
 )
 
 
@@ -125,6 +126,13 @@ def _run(home: Path, sizes: dict, only: set[str], pg_url: str | None) -> list[Fi
             found += figures.parse(repeats=3)
         if "night" in only:
             found += figures.night(home / "night", sizes["night_rows"], repeats=sizes["repeats"])
+        if "challengers" in only:
+            found += figures.challengers(
+                home / "challengers",
+                sizes["rows"],
+                partition_rows=sizes["partition_rows"],
+                repeats=sizes["repeats"],
+            )
         if "training" in only:
             found += figures.training(home / "training", sizes["training_rows"])
         if "categorical" in only:

@@ -680,6 +680,45 @@ def training(home: Path, rows: int) -> list[Figure]:
     ]
 
 
+def challengers(home: Path, rows: int, *, partition_rows: int, repeats: int) -> list[Figure]:
+    """A whole run (extract, 2 scoring processes, load, importance, report) of the champion
+    alone vs the champion and two challengers scored in shadow over the same extract."""
+    settings = Settings(home=home, partition_rows=partition_rows)
+    written = pipeline.demo_data(settings, rows=rows, snapshots=1, unlabeled_snapshots=0)
+    date, cap = written[0]["snapshot_date"], min(rows, 200_000)
+    champion = pipeline.train(settings, until=date, max_rows=cap)
+    shadows = [
+        pipeline.train(settings, until=date, max_rows=cap, algorithm="lgbm"),
+        pipeline.train(settings, until=date, max_rows=cap, seed=7),
+    ]
+    with results.open_results(settings) as db:
+        registry.promote(db, settings, champion.model_version)
+        for record in shadows:  # made challengers by hand: one snapshot, no out-of-time data
+            registry.set_validation(
+                db, settings, record.model_version, validation_date=date, validation={},
+                gate_status="passed", model_card=None,
+            )  # fmt: skip
+
+    def night(with_challengers: bool) -> float:
+        options = RunOptions(snapshot_date=date, challengers=with_challengers)
+        return pipeline.run(settings, options, workers=2).seconds
+
+    night(True)  # warm
+    alone = _best(repeats, lambda: night(False))
+    shadowed = _best(repeats, lambda: night(True))
+    return [
+        Figure(
+            "challenger cost: champion + 2 challengers",
+            f"{rows:,} rows, whole run in-process, 2 scoring processes; features extracted once",
+            f"{shadowed:.2f} s with 2 challengers",
+            f"{alone:.2f} s champion alone",
+            shadowed / alone,
+            2.2,
+            "<=",
+        )
+    ]
+
+
 def _airflow_env(airflow_home: Path, home: Path) -> dict:
     return {
         **os.environ,

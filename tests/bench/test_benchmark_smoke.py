@@ -28,6 +28,7 @@ FIGURES = {
     "reason codes (LightGBM stumps, exact)",
     "reason codes (LightGBM depth 3, pred_contrib)",
     "training DAG (airflow dags test)",
+    "challenger cost: champion + 2 challengers",
     "parallel: 2 mapped tasks vs 1",
     "memory: big vs small partition",
     "memory: big partition vs 1 GiB",
