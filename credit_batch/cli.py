@@ -322,17 +322,17 @@ def _load_csv(settings: Settings, args) -> None:
     print(f"loaded {n:,} rows of {args.path} as snapshot {args.snapshot_date}")
 
 
-def _train(settings: Settings, args) -> None:
+def _training(settings: Settings, args) -> tuple[Settings, dict]:
+    """The settings (with ``--spec``) and the options both training commands take."""
     if args.spec:
         settings = dataclasses.replace(settings, spec_path=Path(args.spec))
-    record = pipeline.train(
-        settings,
-        until=args.until,
-        since=args.since,
-        algorithm=args.algorithm,
-        max_rows=args.max_rows,
-        seed=args.seed,
-    )
+    options = {"since": args.since, "algorithm": args.algorithm, "max_rows": args.max_rows}
+    return settings, {**options, "seed": args.seed}
+
+
+def _train(settings: Settings, args) -> None:
+    settings, options = _training(settings, args)
+    record = pipeline.train(settings, until=args.until, **options)
     print(
         f"registered {record.model_version}: ROC AUC {record.roc_auc:.4f}, "
         f"log loss {record.log_loss:.4f}, KS {record.ks:.4f} ({record.training_rows:,} rows)"
@@ -364,16 +364,8 @@ def _spec_check(settings: Settings, args) -> None:
 
 
 def _train_candidate(settings: Settings, args) -> None:
-    if args.spec:
-        settings = dataclasses.replace(settings, spec_path=Path(args.spec))
-    record = lifecycle.train_candidate(
-        settings,
-        cutoff=args.cutoff,
-        since=args.since,
-        algorithm=args.algorithm,
-        max_rows=args.max_rows,
-        seed=args.seed,
-    )
+    settings, options = _training(settings, args)
+    record = lifecycle.train_candidate(settings, cutoff=args.cutoff, **options)
     found = json.loads(record.validation)
     print(
         f"registered {record.model_version} ({record.role}): trained "

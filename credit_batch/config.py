@@ -93,6 +93,7 @@ __all__ = [
     "deployment",
     "retry_delay_seconds",
     "safe_url",
+    "task_defaults",
 ]
 
 DEFAULT_HOME = "./data"
@@ -551,6 +552,19 @@ def deployment(environ: dict[str, str] | None = None) -> Deployment:
             "CREDIT_BATCH_SCORE_QUEUE", env.get("CREDIT_BATCH_SCORE_QUEUE") or DEFAULT_SCORE_QUEUE
         ),
     )
+
+
+def task_defaults(*, timeout_hours: float = 1.0) -> dict:
+    """The ``default_args`` every credit-batch DAG's tasks share: owner, 2 retries
+    after the retry delay (:func:`retry_delay_seconds`), an execution timeout."""
+    import datetime as dt
+
+    return {
+        "owner": "credit-risk",
+        "retries": 2,
+        "retry_delay": dt.timedelta(seconds=retry_delay_seconds()),
+        "execution_timeout": dt.timedelta(hours=timeout_hours),
+    }
 
 
 def retry_delay_seconds(environ: dict[str, str] | None = None) -> int:

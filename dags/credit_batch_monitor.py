@@ -13,8 +13,6 @@ Trigger by hand with `snapshot_date` to recompute one snapshot.
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pendulum
 from airflow.sdk import (
     Asset,
@@ -26,7 +24,7 @@ from airflow.sdk import (
     task,
 )
 
-from credit_batch.config import ASSETS, retry_delay_seconds
+from credit_batch.config import ASSETS, task_defaults
 
 TZ = "Europe/London"
 
@@ -41,12 +39,7 @@ TZ = "Europe/London"
     max_active_runs=1,
     doc_md=__doc__,
     tags=["credit-risk", "model-lifecycle"],
-    default_args={
-        "owner": "credit-risk",
-        "retries": 2,
-        "retry_delay": dt.timedelta(seconds=retry_delay_seconds()),
-        "execution_timeout": dt.timedelta(hours=1),
-    },
+    default_args=task_defaults(),
     params={
         "snapshot_date": Param(
             None,

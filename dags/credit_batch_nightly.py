@@ -24,7 +24,7 @@ import datetime as dt
 import pendulum
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
-from credit_batch.config import ASSETS, RUN_PARAMS, deployment, retry_delay_seconds
+from credit_batch.config import ASSETS, RUN_PARAMS, deployment, task_defaults
 from credit_batch.run import Run, RunOptions
 
 TZ = "Europe/London"
@@ -38,12 +38,7 @@ WHERE = deployment()  # the load's pool, the scoring queue (CREDIT_BATCH_LOAD_PO
     max_active_runs=1,
     doc_md=__doc__,
     tags=["credit-risk", "batch-prediction"],
-    default_args={
-        "owner": "credit-risk",
-        "retries": 2,
-        "retry_delay": dt.timedelta(seconds=retry_delay_seconds()),
-        "execution_timeout": dt.timedelta(hours=1),
-    },
+    default_args=task_defaults(),
     params={name: Param(**schema) for name, schema in RUN_PARAMS.items()},
 )
 def credit_batch_nightly():

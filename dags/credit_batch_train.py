@@ -17,12 +17,10 @@ Monthly; trigger by hand with `cutoff`, `algorithm`, `approve` and `reason`.
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pendulum
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
-from credit_batch.config import ASSETS, DEFAULT_TRAIN_SCHEDULE, TRAIN_PARAMS, retry_delay_seconds
+from credit_batch.config import ASSETS, DEFAULT_TRAIN_SCHEDULE, TRAIN_PARAMS, task_defaults
 
 TZ = "Europe/London"
 
@@ -34,12 +32,7 @@ TZ = "Europe/London"
     max_active_runs=1,
     doc_md=__doc__,
     tags=["credit-risk", "model-lifecycle"],
-    default_args={
-        "owner": "credit-risk",
-        "retries": 2,
-        "retry_delay": dt.timedelta(seconds=retry_delay_seconds()),
-        "execution_timeout": dt.timedelta(hours=2),
-    },
+    default_args=task_defaults(timeout_hours=2),
     params={name: Param(**schema) for name, schema in TRAIN_PARAMS.items()},
 )
 def credit_batch_train():
