@@ -424,6 +424,7 @@ def _events(settings: Settings, args) -> None:
 
 def _monitor(settings: Settings, args) -> None:
     _performance(lifecycle.monitor(settings, snapshot_date=args.date))
+    print(f"monitoring page: {lifecycle.monitoring_page(settings)}")
 
 
 def _performance(rows: list[dict]) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "demo",
     "events",
     "monitor",
+    "monitoring_page",
     "promote",
     "retire",
     "train_candidate",
@@ -79,8 +80,20 @@ def events(settings: Settings, version: str | None = None) -> list[dict]:
 
 def monitor(settings: Settings, *, snapshot_date=None, only_new: bool = False) -> list[dict]:
     """Realized performance of every loaded slice with known outcomes (of one snapshot, or
-    all; ``only_new``: only slices not measured yet)."""
-    return monitoring.realized_performance(settings, snapshot_date=snapshot_date, only_new=only_new)
+    all; ``only_new``: only slices not measured yet); then the monitoring page."""
+    written = monitoring.realized_performance(
+        settings, snapshot_date=snapshot_date, only_new=only_new
+    )
+    if results.exists(settings):
+        logger.info("monitoring page: %s", monitoring.write_page(settings))
+    return written
+
+
+def monitoring_page(settings: Settings) -> str:
+    """Where the monitoring page is (``<lake>/reports/monitoring.html``)."""
+    from credit_batch.stores import lake
+
+    return lake.monitoring_path(settings.lake).uri
 
 
 def backfill(

@@ -15,9 +15,9 @@ from credit_batch.checks import parse_date, utcnow
 from credit_batch.config import Settings
 from credit_batch.steps import performance
 from credit_batch.steps.validation import valid_rows
-from credit_batch.stores import registry, results, warehouse
+from credit_batch.stores import lake, registry, results, warehouse
 
-__all__ = ["realized_performance", "slice_performance"]
+__all__ = ["realized_performance", "render_page", "slice_performance", "write_page"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,3 +83,69 @@ def slice_performance(settings: Settings, key: dict):
 def _known(summary: dict) -> dict:
     """``summary`` with ``rows`` named as the column is: ``rows_known``."""
     return {("rows_known" if k == "rows" else k): v for k, v in summary.items()}
+
+
+def write_page(settings: Settings) -> str:
+    """Write the monitoring page (``<lake>/reports/monitoring.html``); return its URI."""
+    with results.open_results(settings, read_only=True) as db:
+        rows = results.performance_history(db, settings)
+    path = lake.monitoring_path(settings.lake)
+    with lake.atomic_path(path) as tmp:
+        tmp.write_text(render_page(rows), encoding="utf-8")
+    return path.uri
+
+
+def render_page(rows: list[dict]) -> str:
+    """Realized performance over time per model: a chart of ROC AUC and a table (HTML)."""
+    from html import escape
+
+    cells = "".join(
+        f"<tr><td>{r['snapshot_date']}</td><td>{escape(r['model_version'])}</td>"
+        f"<td>{escape(r['role'])}</td><td>{r['rows_known']:,}</td>"
+        + "".join(f"<td>{_fmt(r[k])}</td>" for k in ("bad_rate", "roc_auc", "gini", "ks", "brier"))
+        + "</tr>"
+        for r in rows
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>credit-batch monitoring</title>
+<style>body{{font-family:sans-serif;max-width:64em;margin:2em auto}}
+td,th{{border-bottom:1px solid #ddd;padding:.2em .6em;text-align:right}}</style></head><body>
+<h1>Realized performance</h1>
+<p>Stored scores measured against the outcomes known since, per snapshot and model.</p>
+{_auc_chart(rows)}
+<table><tr><th>snapshot</th><th>model</th><th>role</th><th>rows</th><th>bad rate</th>
+<th>ROC AUC</th><th>Gini</th><th>KS</th><th>Brier</th></tr>{cells}</table>
+</body></html>
+"""
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _auc_chart(rows: list[dict], width: int = 560, height: int = 220) -> str:
+    """ROC AUC by snapshot, one line per model (inline SVG; the AUC axis from 0.5 to 1)."""
+    points = [r for r in rows if r["roc_auc"] is not None]
+    if not points:
+        return "<p>No ROC AUC yet.</p>"
+    dates = sorted({r["snapshot_date"] for r in points})
+    step = (width - 60) / max(len(dates) - 1, 1)
+    lines = []
+    for i, model in enumerate(sorted({r["model_version"] for r in points})):
+        xy = [
+            f"{30 + dates.index(r['snapshot_date']) * step:.1f},"
+            f"{height - 20 - (r['roc_auc'] - 0.5) / 0.5 * (height - 40):.1f}"
+            for r in points
+            if r["model_version"] == model
+        ]
+        colour = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")[i % 4]
+        lines.append(
+            f'<polyline points="{" ".join(xy)}" fill="none" stroke="{colour}" '
+            f'stroke-width="2"><title>{model}</title></polyline>'
+        )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'role="img" aria-label="ROC AUC by snapshot">{"".join(lines)}'
+        f'<text x="2" y="14" font-size="11">ROC AUC (0.5 to 1), {dates[0]} .. {dates[-1]}</text>'
+        "</svg>"
+    )

@@ -44,6 +44,7 @@ __all__ = [
     "features_parts",
     "input_fingerprint",
     "manifest_path",
+    "monitoring_path",
     "part_name",
     "partition_outputs",
     "quarantine_dir",
@@ -282,6 +283,11 @@ def sha256_file(path: Location | Path | str) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def monitoring_path(lake: Location) -> Location:
+    """Where the monitoring page (realized performance over time, per model) is written."""
+    return lake / "reports" / "monitoring.html"
 
 
 def report_path(lake: Location, date: dt.date, model_version: str) -> Location:

@@ -42,6 +42,7 @@ __all__ = [
     "lock",
     "measured_slices",
     "open_results",
+    "performance_history",
     "replace_comparison",
     "replace_importance",
     "replace_performance",
@@ -207,6 +208,11 @@ def replace_comparison(db: Database, settings: Settings, champion: Run, challeng
         ).to_pylist()
         rows = [{**key, **r, "swap_cutoff": settings.swap_cutoff} for r in found]
         return db.bulk_insert("challenger_comparison", pa.Table.from_pylist(rows))
+
+
+def performance_history(db: Database, settings: Settings) -> list[dict]:
+    """Every ``realized_performance`` row, by model and snapshot."""
+    return db.fetch_arrow(read_sql(settings.sql_dir, "monitor/history.sql")).to_pylist()
 
 
 def scored_slices(db: Database, settings: Settings) -> list[dict]:

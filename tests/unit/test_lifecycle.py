@@ -129,6 +129,8 @@ def test_realized_performance_equals_sklearn_on_the_joined_rows(demo):
         assert abs(got["bad_rate"] - y[part].mean()) < 1e-12
     bands = query(settings, "SELECT * FROM calibration WHERE grouping = 'band'")
     assert sum(b["customers"] for b in bands) == len(joined)
+    page = (settings.lake / "reports" / "monitoring.html").read_text()
+    assert page.count("<tr><td>2026-09-30</td>") == 1 and "<polyline" in page
     assert lifecycle.monitor(settings, only_new=True) == []  # measured already
     assert len(query(settings, "SELECT * FROM realized_performance")) == 1
 
