@@ -108,7 +108,8 @@ def backfill(
     """Run every warehouse snapshot in ``[date_from, date_to]``, oldest first.
 
     Each date is its own slice; a slice already loaded from the same
-    extracted features and model is skipped unless ``force``.
+    extracted features and model is skipped unless ``force``. Without a
+    ``model_version``, the champion scores, and the challengers in shadow.
     """
     first, last = parse_date(date_from, name="from date"), parse_date(date_to, name="to date")
     if first > last:
@@ -121,8 +122,8 @@ def backfill(
         raise ParameterError("date range", (str(first), str(last)), "holds no warehouse snapshot")
     done = []
     for date in dates:
-        options = RunOptions(
-            snapshot_date=date, model_version=record.model_version, skip_unchanged=not force
+        options = RunOptions(  # no version given: the champion, and challengers in shadow
+            snapshot_date=date, model_version=model_version, skip_unchanged=not force
         )
         done.append(pipeline.run(settings, options, workers=workers))
     return done
