@@ -373,6 +373,11 @@ def score_partition(settings: Settings, run: Run, partition: dict) -> dict:
         "run_id": run.run_id,
         "chunk_rows": run.chunk_rows,
         "duplicate_ids": list(run.duplicate_ids),
+        "points_scale": [
+            settings.scorecard.base_points,
+            settings.scorecard.base_odds,
+            settings.scorecard.pdo,
+        ],
     }
     counts = lake.reusable_counts(out, quarantine, key)
     if counts is None:

@@ -337,6 +337,7 @@ def reusable_counts(out: Location, quarantine: Location, key: dict) -> dict | No
         "rows_other_category": manifest.get("rows_other_category", 0),
         "shap_abs_sum": manifest["shap_abs_sum"],
         "drift_counts": manifest["drift_counts"],
+        "points_scale": manifest.get("points_scale"),
         "reused": True,
     }
 
