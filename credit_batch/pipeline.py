@@ -105,7 +105,7 @@ def extract(settings: Settings, options: RunOptions | None = None) -> Plan:
     shadows = options.challengers and not options.model_version
     models = registry.shadow_models(settings, model) if shadows else []
     partitions = tuple({"index": i, **p} for i, p in enumerate(parts))
-    return Plan(run, partitions, tuple(run.shadow(m) for m in models))
+    return Plan(run, partitions, tuple(run.twin_for(m) for m in models))
 
 
 def _loaded_from(settings: Settings, run: Run) -> str | None:

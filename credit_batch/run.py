@@ -172,7 +172,8 @@ class Run:
     airflow_dag_id: str | None = None
     airflow_run_id: str | None = None
     input_fingerprint: str | None = None
-    role: str = "champion"
+    role: str = "champion"  # the model's role when the run started
+    shadow: bool = False  # a challenger scored beside the champion (no importance, no report)
 
     @classmethod
     def start(
@@ -212,9 +213,10 @@ class Run:
             airflow_dag_id=options.airflow_dag_id,
             airflow_run_id=options.airflow_run_id,
             input_fingerprint=input_fingerprint,
+            role=getattr(model, "role", "champion"),
         )
 
-    def shadow(self, model) -> Run:
+    def twin_for(self, model) -> Run:
         """This run's twin for a challenger ``model`` (a registry record): same snapshot,
         same extracted features, its own slice and a run id derived from this one's."""
         background = model.background
@@ -229,6 +231,7 @@ class Run:
             explainer_background=None if background is None else tuple(background),
             drift_reference=model.reference_bins,
             role="challenger",
+            shadow=True,
         )
 
     @property

@@ -418,9 +418,7 @@ def run_record(
         "score_seconds": sum(s["seconds"] for s in scored),
         "load_seconds": None,
         "importance_seconds": None,
-        "importance_status": (
-            "pending" if run.role != "challenger" else "skipped: a challenger scored in shadow"
-        ),
+        "importance_status": "skipped: scored in shadow" if run.shadow else "pending",
         "score_psi": score_psi,
         "drift_status": drift_status,
         "report_path": None,

@@ -311,8 +311,13 @@ def _check_comparison(settings: Settings, champion: str, challenger: str, scored
     }
 
 
-def test_a_pinned_model_version_scores_no_challenger(demo):
+def test_a_pinned_model_version_scores_no_challenger_and_records_its_role(demo):
     settings, _, champion = demo
-    _two_challengers(settings)
+    first, _ = _two_challengers(settings)
     run_pipeline(settings, snapshot_date="2026-10-31", model_version=champion.model_version)
-    assert len(query(settings, "SELECT DISTINCT model_version FROM predictions")) == 1
+    run_pipeline(settings, snapshot_date="2026-09-30", model_version=first.model_version)
+    runs = query(settings, "SELECT model_version, role, importance_status FROM scoring_runs")
+    assert sorted((r["model_version"], r["role"]) for r in runs) == sorted(
+        [(champion.model_version, "champion"), (first.model_version, "challenger")]
+    )
+    assert not any(r["importance_status"].endswith("in shadow") for r in runs)
