@@ -35,7 +35,9 @@ _QUERIES = (
     "drift",
     "quarantine",
     "model",
+    "realized",
 )
+_BY_MODEL = ("model", "realized")  # queries bound to the model only, not the snapshot
 _BAND_COLOURS = {"stable": "#d9f2d9", "watch": "#fff2cc", "act": "#f8cbcb"}
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1100px;color:#222}
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ccc}
@@ -69,7 +71,7 @@ def _collect(db: Database, settings: Settings, date: dt.date, version: str) -> d
     data = {
         name: db.fetch_arrow(
             read_sql(settings.sql_dir, f"report/{name}.sql"),
-            {k: v for k, v in params.items() if name != "model" or k == "model_version"},
+            {k: v for k, v in params.items() if name not in _BY_MODEL or k == "model_version"},
         ).to_pylist()
         for name in _QUERIES
     }
@@ -115,6 +117,14 @@ def render(data: dict) -> str:
         )
         if data["quarantine"]
         else "<p>No rows were quarantined.</p>",
+        "<h2>Realized performance of this model</h2>",
+        _table(
+            ["snapshot", "role", "rows with outcome", "bad rate", "ROC AUC", "Gini", "KS", "Brier"],
+            [list(r.values()) for r in data["realized"]],
+        )
+        if data["realized"]
+        else "<p>No outcomes known yet for a snapshot this model scored "
+        "(<code>credit-batch monitor</code> measures them as they mature).</p>",
         "<h2>Model</h2>",
         _table(["field", "value"], [[k, v] for m in data["model"] for k, v in m.items()]),
     ]

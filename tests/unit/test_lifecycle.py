@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from credit_batch import lifecycle
+from credit_batch import lifecycle, pipeline
 from credit_batch.config import Gates, Scorecard, Settings
 from credit_batch.errors import DataError, GateError, ParameterError
 from credit_batch.steps import performance
@@ -51,6 +51,10 @@ def test_candidate_trained_on_shuffled_labels_fails_its_auc_gate_and_is_no_chall
     assert found["roc_auc"] < settings.gates.min_auc
     with results.open_results(settings, read_only=True) as db:
         assert registry.challengers(db, settings) == []
+    run_pipeline(settings, snapshot_date="2026-10-31", sample_rows=500, repeats=1)
+    assert query(settings, "SELECT DISTINCT model_version FROM predictions") == [
+        {"model_version": champion.model_version}
+    ]  # never scored in shadow
     with pytest.raises(GateError, match="failed its gates"):
         lifecycle.promote(settings, record.model_version, reason="try")
     events = [e["event"] for e in lifecycle.events(settings, record.model_version)]
@@ -129,6 +133,9 @@ def test_realized_performance_equals_sklearn_on_the_joined_rows(demo):
         assert abs(got["bad_rate"] - y[part].mean()) < 1e-12
     bands = query(settings, "SELECT * FROM calibration WHERE grouping = 'band'")
     assert sum(b["customers"] for b in bands) == len(joined)
+    report = pipeline.report_of(settings, snapshot_date="2026-10-31").read_text()
+    assert "<h2>Realized performance of this model</h2>" in report
+    assert f"<td>{VALIDATION}</td><td>champion</td>" in report
     page = (settings.lake / "reports" / "monitoring.html").read_text()
     assert page.count("<tr><td>2026-09-30</td>") == 1 and "<polyline" in page
     assert lifecycle.monitor(settings, only_new=True) == []  # measured already
@@ -249,7 +256,6 @@ def _two_challengers(settings: Settings) -> list:
 
 
 def test_a_night_scores_the_champion_and_two_challengers_from_one_extract(demo, monkeypatch):
-    from credit_batch import pipeline
     from credit_batch.run import RunOptions
     from credit_batch.stores import warehouse
 
