@@ -10,13 +10,19 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from credit_batch.checks import check_model_version, check_rows
+from credit_batch.checks import check_model_version, check_rows, parse_date
 from credit_batch.config import Settings, safe_url
-from credit_batch.errors import CreditBatchError, DataError
+from credit_batch.errors import CreditBatchError, DataError, ParameterError
 from credit_batch.stores import results
-from credit_batch.stores.db import first_line, read_sql, relative_path_note
+from credit_batch.stores.db import (
+    first_line,
+    read_sql,
+    relative_path_note,
+    table_columns,
+    type_fits,
+)
 
-__all__ = ["describe_url", "models", "query", "run_summary", "runs"]
+__all__ = ["describe_url", "history", "lookup", "models", "query", "run_summary", "runs"]
 
 #: Rows ``credit-batch runs`` lists at most.
 MAX_RUNS_LISTED = 10_000
@@ -54,6 +60,57 @@ def run_summary(settings: Settings, snapshot_date: dt.date, model_version: str) 
     params = {"snapshot_date": snapshot_date, "model_version": check_model_version(model_version)}
     bands, shap = _rows(settings, ["report/bands.sql", "report/shap_summary.sql"], params)
     return {"bands": bands, "top_features": shap[:3]}
+
+
+#: The latest score at or before this date when no ``as_of`` is given.
+_END_OF_TIME = dt.date(9999, 12, 31)
+#: Longest customer id taken (a string key), before any database is asked.
+MAX_CUSTOMER_ID_LENGTH = 64
+
+
+def lookup(settings: Settings, customer_id, *, as_of=None) -> dict | None:
+    """The champion's newest score of ``customer_id`` at or before ``as_of`` (default: any),
+    with band, points, the three reasons (feature, text, log-odds), model, run and snapshot.
+
+    None where the customer has no such score. ``customer_id`` is checked
+    against the results' key type (an integer or a string) before any query.
+    """
+    date = _END_OF_TIME if as_of is None else parse_date(as_of, name="as-of date")
+    [found] = _keyed_rows(settings, "serve/lookup.sql", customer_id, {"as_of": date})
+    return found[0] if found else None
+
+
+def history(settings: Settings, customer_id) -> list[dict]:
+    """Every stored score of ``customer_id``, newest first (every model, with its role)."""
+    [found] = _keyed_rows(settings, "serve/history.sql", customer_id, {})
+    return found
+
+
+def _keyed_rows(settings: Settings, name: str, customer_id, params: dict) -> list[list[dict]]:
+    if not results.exists(settings):
+        return [[]]
+    with results.open_results(settings, read_only=True) as db:
+        found = table_columns(db, settings.sql_dir, "predictions").get("customer_id", "")
+        key = _customer_key(customer_id, string=type_fits("key:string", found))
+        return [
+            db.fetch_arrow(
+                read_sql(settings.sql_dir, name), {**params, "customer_id": key}
+            ).to_pylist()
+        ]
+
+
+def _customer_key(value, *, string: bool):
+    """``value`` as the results' customer id type; ParameterError where it cannot be one."""
+    text = str(value)
+    if not text or len(text) > MAX_CUSTOMER_ID_LENGTH or not text.isprintable():
+        raise ParameterError(
+            "customer id", value, f"must be 1 to {MAX_CUSTOMER_ID_LENGTH} printable characters"
+        )
+    if string:
+        return text
+    if isinstance(value, bool) or not text.lstrip("-").isdigit() or abs(int(text)) >= 2**63:
+        raise ParameterError("customer id", value, "must be an integer (the results' key type)")
+    return int(text)
 
 
 def query(settings: Settings, sql_or_path: str):

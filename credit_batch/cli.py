@@ -13,7 +13,8 @@ import logging
 import sys
 from pathlib import Path
 
-from credit_batch import catalog, lifecycle, pipeline
+from credit_batch import catalog, lifecycle, pipeline, serve
+from credit_batch.checks import check_rows
 from credit_batch.config import (
     ALGORITHMS,
     DEFAULT_ALGORITHM,
@@ -29,7 +30,7 @@ from credit_batch.config import (
     EXAMPLES,
     Settings,
 )
-from credit_batch.errors import CreditBatchError
+from credit_batch.errors import CreditBatchError, DataError
 from credit_batch.run import RunOptions
 
 __all__ = ["main"]
@@ -109,6 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--model", help="model version (default: the champion)")
     c.set_defaults(func=_report)
     _sql_parser(sub)
+    _lookup_parser(sub)
+    _serve_parsers(sub)
     _spec_parser(sub)
     c = sub.add_parser("demo", help="demo data, train, promote, score two snapshots: all of it")
     _rows_argument(c)
@@ -227,6 +230,57 @@ def _backfill_parser(sub) -> None:
     )
     c.add_argument("--workers", type=int, default=1, help="scoring processes (default 1)")
     c.set_defaults(func=_backfill)
+
+
+def _lookup_parser(sub) -> None:
+    c = sub.add_parser("lookup", help="a customer's latest champion score and reasons (reads only)")
+    c.add_argument("customer_id", help="the customer's id (the key of the results)")
+    c.add_argument("--as-of", help="the newest score at or before this date, YYYY-MM-DD")
+    c.add_argument("--history", action="store_true", help="every stored score, newest first")
+    c.add_argument("--json", action="store_true", help="print JSON")
+    c.set_defaults(func=_lookup)
+
+
+def _serve_parsers(sub) -> None:
+    c = sub.add_parser("serve", help="the HTTP API: lookups and online scoring (uvicorn)")
+    c.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    c.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    c.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    c.set_defaults(func=_serve)
+    c = sub.add_parser("api-key", help="API keys of the HTTP API: create, revoke")
+    actions = c.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="a new key, printed once on the last line")
+    create.add_argument("--name", required=True, help="who or what uses it, e.g. dialer")
+    create.set_defaults(func=_api_key_create)
+    revoke = actions.add_parser("revoke", help="revoke a key by its name")
+    revoke.add_argument("--name", required=True, help="the key's name")
+    revoke.set_defaults(func=_api_key_revoke)
+
+
+def _serve(settings: Settings, args) -> None:
+    import uvicorn
+
+    check_rows("workers", args.workers, maximum=64)
+    check_rows("port", args.port, maximum=65_535)
+    uvicorn.run(
+        "credit_batch.serve:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+    )
+
+
+def _api_key_create(settings: Settings, args) -> None:
+    key = serve.create_api_key(settings, args.name)
+    print(f"API key {args.name!r} (shown once; only its sha256 is kept):")
+    print(key)
+
+
+def _api_key_revoke(settings: Settings, args) -> None:
+    serve.revoke_api_key(settings, args.name)
+    print(f"revoked API key {args.name!r}")
 
 
 def _spec_parser(sub) -> None:
@@ -442,6 +496,49 @@ def _performance(rows: list[dict]) -> None:
             f"{r['rows_known']:>9,} {_f(r['bad_rate']):>8} {_f(r['roc_auc']):>6} "
             f"{_f(r['gini']):>6} {_f(r['ks']):>6} {_f(r['brier']):>6}"
         )
+
+
+def _lookup(settings: Settings, args) -> None:
+    if args.history:
+        found = catalog.history(settings, args.customer_id)
+    else:
+        one = catalog.lookup(settings, args.customer_id, as_of=args.as_of)
+        found = [one] if one else []
+    if not found:
+        when = f" at or before {args.as_of}" if args.as_of else ""
+        raise DataError(
+            f"no score of customer {args.customer_id}{when} in "
+            f"{catalog.describe_url(settings.results_url)}",
+            customer_id=args.customer_id,
+        )
+    if args.json:
+        print(json.dumps(found if args.history else found[0], default=str, indent=1))
+    elif args.history:
+        print(_pretty(_arrow(found)))
+    else:
+        _print_score(found[0])
+
+
+def _print_score(s: dict) -> None:
+    print(
+        f"customer {s['customer_id']}: score {s['score']:.4f}, band {s['risk_band']}, "
+        f"{_points(s['points'])}snapshot {s['snapshot_date']}, model {s['model_version']}, "
+        f"run {s['run_id']}"
+    )
+    for i in (1, 2, 3):
+        if s[f"reason_{i}"]:
+            text = s[f"reason_{i}_text"] or s[f"reason_{i}"]
+            print(f"  reason {i}: {text} ({s[f'reason_{i}']}: {s[f'reason_{i}_value']:+.4f})")
+
+
+def _points(value) -> str:
+    return "" if value is None else f"{value:.0f} points, "
+
+
+def _arrow(rows: list[dict]):
+    import pyarrow as pa
+
+    return pa.Table.from_pylist(rows)
 
 
 def _backfill(settings: Settings, args) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "quarantine_schema",
     "points",
     "risk_bands",
+    "score_batch",
     "score_file",
     "score_partition",
     "scores_schema",
@@ -316,6 +317,37 @@ def _score_batch(job: _Job, batch):
     )
     other = other_category_rows(frame, job.spec) if job.spec.categorical else 0
     return scored, rejected, contributions, batch, other
+
+
+def score_batch(
+    model,
+    batch,
+    *,
+    spec: FeatureSpec,
+    feature_names: list[str],
+    model_version: str,
+    settings: Settings,
+    background=None,
+    run_id: str = "online",
+):
+    """Score one record batch as a scoring task scores each chunk (online scoring).
+
+    Returns the scored rows (the ``predictions`` columns) and the rows that
+    break the spec's rules (a frame, for ``describe_invalid``).
+    """
+    job = _Job(
+        model,
+        feature_names,
+        spec,
+        frozenset(),
+        model_version,
+        run_id,
+        settings.risk_bands,
+        None if background is None else list(background),
+        settings.scorecard,
+    )
+    scored, rejected, _, _, _ = _score_batch(job, batch)
+    return scored, rejected
 
 
 def _quarantined(job: _Job, frames: list, snapshot):

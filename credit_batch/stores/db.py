@@ -64,6 +64,7 @@ ALLOWED_TABLES = frozenset(
         "partial_dependence",
         "feature_reasons",
         "model_events",
+        "api_keys",
         "challenger_comparison",
         "realized_performance",
         "calibration",

@@ -194,3 +194,11 @@ CREATE TABLE IF NOT EXISTS quarantine (
     reason            VARCHAR NOT NULL,     -- "column: check; ..."
     offending_values  VARCHAR NOT NULL      -- JSON: {"column": value, ...}
 );
+
+-- API keys of the HTTP service: only each key's sha256 is kept (the key is shown once).
+CREATE TABLE IF NOT EXISTS api_keys (
+    name        VARCHAR PRIMARY KEY,
+    key_sha256  VARCHAR NOT NULL UNIQUE,
+    created_at  TIMESTAMP NOT NULL,
+    revoked_at  TIMESTAMP
+);

@@ -9,7 +9,7 @@ from tests.conftest import REPO
 
 PACKAGE = REPO / "credit_batch"
 CORE = {"config", "errors", "checks", "features", "run", "faults", "storage"}
-FACES = {"pipeline", "lifecycle", "catalog", "cli"}
+FACES = {"pipeline", "lifecycle", "catalog", "serve", "cli"}
 HEAVY = {"pandas", "pyarrow", "sklearn", "shap", "duckdb", "psycopg", "numpy", "skops", "pandera"}
 
 
@@ -54,7 +54,8 @@ ALLOWED = {
     "catalog": {"core", "stores"},
     "pipeline": {"core", "stores", "steps", "demo"},
     "lifecycle": {"core", "stores", "steps", "pipeline", "demo"},
-    "cli": {"core", "pipeline", "lifecycle", "catalog"},
+    "serve": {"core", "stores", "steps", "catalog"},
+    "cli": {"core", "pipeline", "lifecycle", "catalog", "serve"},
 }
 
 

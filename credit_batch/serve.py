@@ -1,0 +1,269 @@
+"""The HTTP service: lookups of the stored scores, and online scoring of applicants.
+
+``credit-batch serve`` runs :func:`create_app` with uvicorn. Routes:
+
+- ``GET /v1/customers/{customer_id}/score[?as_of=D]``, ``GET
+  /v1/customers/{customer_id}/history``: the stored scores (404: none);
+- ``POST /v1/score``: one applicant's features -> score, band, points and
+  reason codes by the champion, with the batch's rules (422 naming the field,
+  the rule and the value);
+- ``GET /healthz`` (alive), ``GET /readyz`` (results reachable, champion
+  loaded and its sha256 verified), ``GET /metrics`` (Prometheus),
+  ``GET /openapi.json``.
+
+Every ``/v1`` route needs ``Authorization: Bearer KEY`` (``credit-batch
+api-key create``): 401 without a known key, 403 for a revoked one.
+
+Reads only, and never for long: each request opens the results read-only and
+closes them. On PostgreSQL (the production store) MVCC gives every query a
+consistent snapshot, so a lookup sees the old slice or the new one, never
+half. DuckDB lets one process write a file or many read it, not both: a
+request holds the file for milliseconds, the nightly load's connect retries
+past it, and a request that meets the load waits (up to the lock budget) and
+then reads the committed slice; after the budget it gets a 503 with
+``Retry-After``, never a half slice.
+"""
+
+import logging
+import threading
+import time
+
+from credit_batch import catalog
+from credit_batch.config import Settings
+from credit_batch.errors import (
+    CreditBatchError,
+    DataError,
+    ModelError,
+    ParameterError,
+    ServiceUnavailableError,
+)
+from credit_batch.steps import online
+from credit_batch.stores import keys, registry, results
+
+__all__ = ["MAX_BODY_BYTES", "create_api_key", "create_app", "revoke_api_key"]
+
+logger = logging.getLogger(__name__)
+
+#: The largest request body taken (one applicant's features are well under 2 KiB).
+MAX_BODY_BYTES = 16_384
+
+
+class _Champion:
+    """The champion's model, loaded once per version and sha256 (verified on load)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings, self._lock, self._loaded = settings, threading.Lock(), None
+
+    def get(self):
+        record = registry.resolve(self._settings, None)
+        with self._lock:
+            if self._loaded is None or self._loaded[0].sha256 != record.sha256:
+                model = registry.load_model(
+                    self._settings,
+                    record.artifact_path,
+                    record.sha256,
+                    version=record.model_version,
+                )
+                self._loaded = (record, model)
+            return self._loaded
+
+
+def create_app(settings: Settings | None = None):
+    """The FastAPI application over ``settings`` (default: from the environment)."""
+    from fastapi import FastAPI
+
+    settings = settings or Settings.from_env()
+    app = FastAPI(
+        title="credit-batch",
+        summary="Stored credit-risk scores, and online scoring of applicants",
+        version="1",
+    )
+    metrics = _Metrics()
+    champion = _Champion(settings)
+    _errors(app, metrics)
+    _middleware(app, metrics)
+    _health_routes(app, settings, champion, metrics)
+    _score_routes(app, settings, champion)
+    return app
+
+
+def create_api_key(settings: Settings, name: str) -> str:
+    """A new API key named ``name``: returned once, only its sha256 is stored."""
+    with results.open_results(settings) as db:
+        return keys.create_key(db, settings, name)
+
+
+def revoke_api_key(settings: Settings, name: str) -> None:
+    """Revoke the API key ``name``: every request with it gets a 403 from now on."""
+    with results.open_results(settings) as db:
+        keys.revoke_key(db, settings, name)
+
+
+def _authorized(settings: Settings):
+    """A FastAPI dependency: the request's bearer key must be known and not revoked."""
+    from fastapi import Header, HTTPException
+
+    def check(authorization: str | None = Header(default=None)) -> str:
+        scheme, _, key = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not key:
+            raise HTTPException(401, "an API key is needed: Authorization: Bearer KEY")
+        if not results.exists(settings):
+            raise HTTPException(401, "unknown API key")
+        with results.open_results(settings, read_only=True) as db:
+            status = keys.key_status(db, settings, key.strip())
+        if status == "unknown":
+            raise HTTPException(401, "unknown API key")
+        if status == "revoked":
+            raise HTTPException(403, "this API key is revoked")
+        return key
+
+    return check
+
+
+def _score_routes(app, settings: Settings, champion: _Champion) -> None:
+    from typing import Annotated, Any
+
+    from fastapi import Body, Depends, HTTPException, Path, Query
+
+    auth = [Depends(_authorized(settings))]
+    customer = Path(min_length=1, max_length=catalog.MAX_CUSTOMER_ID_LENGTH)
+    as_of_query = Query(description="the newest score at or before, YYYY-MM-DD")
+
+    @app.get("/v1/customers/{customer_id}/score", dependencies=auth, tags=["lookups"])
+    def score(
+        customer_id: Annotated[str, customer], as_of: Annotated[str | None, as_of_query] = None
+    ):
+        """The champion's newest score of a customer (at or before ``as_of``) and its reasons."""
+        found = catalog.lookup(settings, customer_id, as_of=as_of)
+        if found is None:
+            raise HTTPException(404, f"no score of customer {customer_id}")
+        return _plain(found)
+
+    @app.get("/v1/customers/{customer_id}/history", dependencies=auth, tags=["lookups"])
+    def history(customer_id: Annotated[str, customer]):
+        """Every stored score of a customer, newest first, with each model's role."""
+        found = catalog.history(settings, customer_id)
+        if not found:
+            raise HTTPException(404, f"no score of customer {customer_id}")
+        return [_plain(r) for r in found]
+
+    @app.post("/v1/score", dependencies=auth, tags=["online"])
+    def score_applicant(features: Annotated[dict[str, Any], Body()]):
+        """Score one applicant with the champion: the spec's features, null where unknown."""
+        record, model = champion.get()
+        return online.score_applicant(settings, model, record, features)
+
+
+def _plain(row: dict) -> dict:
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+
+
+def _health_routes(app, settings: Settings, champion: _Champion, metrics) -> None:
+    from fastapi.responses import JSONResponse, PlainTextResponse
+
+    @app.get("/healthz", tags=["health"])
+    def healthz():
+        """Alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz():
+        """Ready: the results are reachable and the champion is loaded and verified."""
+        try:
+            record, _ = champion.get()
+        except CreditBatchError as exc:
+            return JSONResponse({"status": "not ready", "reason": str(exc)}, status_code=503)
+        metrics.champion = record.model_version
+        return {"status": "ready", "champion": record.model_version}
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    def prometheus():
+        """Requests, latency and the champion's version, in Prometheus' text format."""
+        return PlainTextResponse(metrics.render(), media_type=metrics.content_type)
+
+
+def _middleware(app, metrics) -> None:
+    from fastapi.responses import JSONResponse
+
+    @app.middleware("http")
+    async def measure_and_limit(request, call_next):
+        t0 = time.perf_counter()
+        length = request.headers.get("content-length", "0")
+        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+            response = JSONResponse(
+                {"detail": f"request body must be at most {MAX_BODY_BYTES} bytes"},
+                status_code=413,
+            )
+        else:
+            body = await request.body()  # a chunked body has no length to check first
+            if len(body) > MAX_BODY_BYTES:
+                response = JSONResponse(
+                    {"detail": f"request body must be at most {MAX_BODY_BYTES} bytes"},
+                    status_code=413,
+                )
+            else:
+                response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.observe(getattr(route, "path", "unmatched"), response.status_code, t0)
+        return response
+
+
+def _errors(app, metrics) -> None:
+    """Bad input is a 4xx naming what was wrong; a store that cannot answer now, a 503."""
+    from fastapi.responses import JSONResponse
+
+    def answer(status: int, exc: CreditBatchError, **headers):
+        context = {k: str(v) for k, v in vars(exc).items() if k != "message"}
+        return JSONResponse({"detail": str(exc), **context}, status_code=status, headers=headers)
+
+    @app.exception_handler(ParameterError)
+    async def bad_parameter(request, exc):
+        return answer(422, exc)
+
+    @app.exception_handler(DataError)
+    async def bad_data(request, exc):
+        return answer(422, exc)
+
+    @app.exception_handler(ModelError)
+    async def no_model(request, exc):
+        return answer(503, exc)
+
+    @app.exception_handler(ServiceUnavailableError)
+    async def unavailable(request, exc):
+        return answer(503, exc, **{"Retry-After": "5"})
+
+
+class _Metrics:
+    """Prometheus metrics of this app (a registry of its own: two apps never share one)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+        self.registry, self.content_type = CollectorRegistry(), CONTENT_TYPE_LATEST
+        self.requests = Counter(
+            "credit_batch_requests", "HTTP requests", ["route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "credit_batch_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
+            registry=self.registry,
+        )
+        self.info = Gauge(
+            "credit_batch_champion", "The champion model (1)", ["version"], registry=self.registry
+        )
+        self.champion: str | None = None
+
+    def observe(self, route: str, status: int, t0: float) -> None:
+        self.requests.labels(route, str(status)).inc()
+        self.latency.labels(route).observe(time.perf_counter() - t0)
+
+    def render(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        if self.champion:
+            self.info.clear()
+            self.info.labels(self.champion).set(1)
+        return generate_latest(self.registry)

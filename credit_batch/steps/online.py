@@ -1,0 +1,110 @@
+"""Score one applicant online, with exactly the batch's rules, model and reason codes.
+
+The applicant's fields become a one-row Arrow batch of the model's spec and go
+through the very function a scoring task runs on each chunk
+(:func:`credit_batch.steps.scoring.score_batch`): the same validation rules,
+the same model input, the same explanation and reason codes, the same points.
+So the same row gets the same score online and in the batch, to the last bit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from credit_batch.config import Settings
+from credit_batch.errors import ParameterError
+from credit_batch.features import FeatureSpec
+from credit_batch.steps import scoring
+from credit_batch.steps.validation import describe_invalid
+
+__all__ = ["ApplicantError", "check_fields", "score_applicant"]
+
+#: Where an applicant has no id of the results' key type yet.
+_APPLICANT = {"integer": 0, "string": "applicant"}
+
+
+class ApplicantError(ParameterError):
+    """An applicant's field breaks a rule of the spec (``field``, ``rule``, ``value``)."""
+
+
+def check_fields(fields: object, spec: FeatureSpec) -> dict:
+    """``fields`` if it is an object of the spec's features with values of the right kind.
+
+    Every feature must be present (``null`` for a missing value); no other
+    field is taken. Numbers must be finite JSON numbers (not strings, not
+    booleans, except for a boolean feature); a categorical feature takes a
+    string. The spec's own rules (ranges, forbidden codes, levels, nulls)
+    are the batch's and are checked when the row is scored.
+    """
+    if not isinstance(fields, dict):
+        raise ApplicantError("body", type(fields).__name__, "must be a JSON object of features")
+    extra = sorted(set(fields) - set(spec.names))
+    missing = [n for n in spec.names if n not in fields]
+    if extra or missing:
+        name, value = ("field", extra[0]) if extra else ("field", missing[0])
+        rule = "is not a feature of the model" if extra else "is required (null if unknown)"
+        raise ApplicantError(name, value, rule)
+    for name in spec.names:
+        _check_kind(name, fields[name], spec)
+    return fields
+
+
+def _check_kind(name: str, value: object, spec: FeatureSpec) -> None:
+    if value is None:
+        return
+    kind = spec.feature(name).type
+    if kind == "categorical":
+        if not isinstance(value, str):
+            raise ApplicantError(name, value, "must be a string (a level) or null")
+        return
+    if kind == "boolean" and isinstance(value, bool):
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ApplicantError(name, value, f"must be a number ({kind}) or null")
+    if not math.isfinite(value):
+        raise ApplicantError(name, value, "must be a finite number")
+
+
+def score_applicant(settings: Settings, model, record, fields: dict) -> dict:
+    """Score, band, points and reason codes of one applicant (a registry ``record``'s model).
+
+    Raises ApplicantError naming the field, the rule and the value where a
+    field breaks the spec (the batch would quarantine the row).
+    """
+    import pyarrow as pa
+
+    spec = record.feature_spec
+    check_fields(fields, spec)
+    row = {"snapshot_date": None, "customer_id": _APPLICANT[spec.key_type], **fields}
+    batch = pa.RecordBatch.from_pylist([row], schema=spec.arrow_schema())
+    scored, rejected = scoring.score_batch(
+        model,
+        batch,
+        spec=spec,
+        feature_names=list(record.features),
+        model_version=record.model_version,
+        settings=settings,
+        background=record.background,
+    )
+    if len(rejected):
+        broken = describe_invalid(rejected.reset_index(drop=True), spec=spec).iloc[0]
+        column, _, rule = broken["reason"].split("; ")[0].partition(": ")
+        value = json.loads(broken["offending_values"]).get(column, fields.get(column))
+        raise ApplicantError(column, value, f"breaks the rule {rule}")
+    return _answer(scored.to_pylist()[0], record)
+
+
+def _answer(row: dict, record) -> dict:
+    reasons = [
+        {"feature": row[f"reason_{i}"], "value": row[f"reason_{i}_value"]}
+        for i in (1, 2, 3)
+        if row[f"reason_{i}"] is not None
+    ]
+    return {
+        "score": row["score"],
+        "risk_band": row["risk_band"],
+        "points": row["points"],
+        "reasons": reasons,
+        "model_version": record.model_version,
+    }

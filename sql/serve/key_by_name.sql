@@ -1,0 +1,1 @@
+SELECT name, created_at, revoked_at FROM api_keys WHERE name = :name
