@@ -12,7 +12,8 @@
   ``GET /openapi.json``.
 
 Every ``/v1`` route needs ``Authorization: Bearer KEY`` (``credit-batch
-api-key create``): 401 without a known key, 403 for a revoked one.
+api-key create``): 401 without a known key, 403 for a revoked one. A key's
+status and the champion are looked up at most every :data:`CACHE_SECONDS`.
 
 Reads only, and never for long: each request opens the results read-only and
 closes them. On PostgreSQL (the production store) MVCC gives every query a
@@ -40,7 +41,7 @@ from credit_batch.errors import (
 from credit_batch.steps import online
 from credit_batch.stores import keys, registry, results
 
-__all__ = ["MAX_BODY_BYTES", "create_api_key", "create_app", "revoke_api_key"]
+__all__ = ["CACHE_SECONDS", "MAX_BODY_BYTES", "create_api_key", "create_app", "revoke_api_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,14 +49,38 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 16_384
 
 
+#: Seconds a champion lookup and an API key's status are reused: a promotion or a
+#: revocation takes effect within them, and a request opens no database for them.
+CACHE_SECONDS = 5.0
+
+
+class _Cached:
+    """``fn(arg)`` remembered for :data:`CACHE_SECONDS` per argument (thread-safe)."""
+
+    def __init__(self, fn) -> None:
+        self._fn, self._lock, self._seen = fn, threading.Lock(), {}
+
+    def __call__(self, arg):
+        now = time.monotonic()
+        with self._lock:
+            hit = self._seen.get(arg)
+            if hit is not None and now - hit[0] < CACHE_SECONDS:
+                return hit[1]
+        value = self._fn(arg)
+        with self._lock:
+            self._seen[arg] = (now, value)
+        return value
+
+
 class _Champion:
     """The champion's model, loaded once per version and sha256 (verified on load)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings, self._lock, self._loaded = settings, threading.Lock(), None
+        self._record = _Cached(lambda _: registry.resolve(settings, None))
 
     def get(self):
-        record = registry.resolve(self._settings, None)
+        record = self._record(None)
         with self._lock:
             if self._loaded is None or self._loaded[0].sha256 != record.sha256:
                 model = registry.load_model(
@@ -103,14 +128,19 @@ def _authorized(settings: Settings):
     """A FastAPI dependency: the request's bearer key must be known and not revoked."""
     from fastapi import Header, HTTPException
 
+    def key_status(key: str) -> str:
+        if not results.exists(settings):
+            return "unknown"
+        with results.open_results(settings, read_only=True) as db:
+            return keys.key_status(db, settings, key)
+
+    cached = _Cached(key_status)
+
     def check(authorization: str | None = Header(default=None)) -> str:
         scheme, _, key = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not key:
             raise HTTPException(401, "an API key is needed: Authorization: Bearer KEY")
-        if not results.exists(settings):
-            raise HTTPException(401, "unknown API key")
-        with results.open_results(settings, read_only=True) as db:
-            status = keys.key_status(db, settings, key.strip())
+        status = cached(key.strip())
         if status == "unknown":
             raise HTTPException(401, "unknown API key")
         if status == "revoked":

@@ -1,0 +1,241 @@
+"""The HTTP API in-process (FastAPI's TestClient): lookups, online = batch, keys, bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from credit_batch import catalog, serve
+from tests.conftest import query, run_pipeline
+
+pytest.importorskip("fastapi", reason="the serve extra (fastapi) is not installed")
+
+NEWEST, OLDER = dt.date(2026, 10, 31), dt.date(2026, 9, 30)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, demo_template):
+    """A demo scored on two snapshots, a key, and a client of the app over it."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from credit_batch.config import Settings
+
+    home = tmp_path_factory.mktemp("served") / "home"
+    shutil.copytree(demo_template[0], home)
+    settings = Settings(home=home)
+    for date in (OLDER, NEWEST):
+        run_pipeline(settings, snapshot_date=date, sample_rows=500, repeats=1)
+    key = serve.create_api_key(settings, "tests")
+    revoked = serve.create_api_key(settings, "old")
+    serve.revoke_api_key(settings, "old")
+    client = TestClient(serve.create_app(settings), raise_server_exceptions=False)
+    client.headers["Authorization"] = f"Bearer {key}"
+    return settings, client, revoked
+
+
+def _stored(settings, customer_id: int, date: dt.date) -> dict:
+    [row] = query(
+        settings,
+        "SELECT * FROM predictions WHERE customer_id = :c AND snapshot_date = :d",
+        {"c": customer_id, "d": date},
+    )
+    return row
+
+
+def test_lookup_gives_exactly_the_stored_newest_champion_score(served):
+    settings, client, _ = served
+    for customer in (1, 17, 2024):
+        got = client.get(f"/v1/customers/{customer}/score")
+        assert got.status_code == 200
+        body, want = got.json(), _stored(settings, customer, NEWEST)
+        for column in ("score", "risk_band", "points", "run_id", "model_version", "reason_1"):
+            assert body[column] == want[column], column
+        assert body["snapshot_date"] == NEWEST.isoformat()
+        older = client.get(f"/v1/customers/{customer}/score", params={"as_of": "2026-10-15"})
+        assert older.json()["score"] == _stored(settings, customer, OLDER)["score"]
+        history = client.get(f"/v1/customers/{customer}/history").json()
+        assert [h["snapshot_date"] for h in history] == [NEWEST.isoformat(), OLDER.isoformat()]
+
+
+def test_unknown_customer_and_a_date_before_any_snapshot_are_404(served):
+    _, client, _ = served
+    assert client.get("/v1/customers/99999999/score").status_code == 404
+    assert client.get("/v1/customers/99999999/history").status_code == 404
+    early = client.get("/v1/customers/1/score", params={"as_of": "2020-01-01"})
+    assert early.status_code == 404 and "no score of customer 1" in early.json()["detail"]
+
+
+def test_online_scores_equal_the_batch_for_a_thousand_rows(served):
+    import pyarrow.parquet as pq
+
+    from credit_batch.stores import lake
+
+    settings, client, _ = served
+    [part, *_] = lake.features_parts(settings.lake, NEWEST)
+    rows = pq.read_table(part.path).slice(0, 1_000).to_pylist()
+    stored = {
+        r["customer_id"]: r
+        for r in query(
+            settings, "SELECT * FROM predictions WHERE snapshot_date = :d", {"d": NEWEST}
+        )
+    }
+    quarantined = {
+        r["customer_id"]
+        for r in query(settings, "SELECT customer_id FROM quarantine WHERE snapshot_date = :d",
+                       {"d": NEWEST})
+    }  # fmt: skip
+    checked = refused = 0
+    for row in rows:
+        customer = row.pop("customer_id")
+        row.pop("snapshot_date")
+        got = client.post("/v1/score", json=row)
+        if customer in quarantined:
+            assert got.status_code == 422, got.text
+            refused += 1
+            continue
+        assert got.status_code == 200, got.text
+        body, want = got.json(), stored[customer]
+        assert abs(body["score"] - want["score"]) <= 1e-12
+        assert body["risk_band"] == want["risk_band"]
+        assert [r["feature"] for r in body["reasons"]] == [
+            want[f"reason_{i}"] for i in (1, 2, 3) if want[f"reason_{i}"]
+        ]
+        checked += 1
+    assert checked + refused == 1_000 and checked > 900
+
+
+def test_keys_missing_unknown_and_revoked_are_refused(served):
+    settings, client, revoked = served
+    path = "/v1/customers/1/score"
+    bare = {"Authorization": ""}
+    assert client.get(path, headers=bare).status_code == 401
+    assert client.get(path, headers={"Authorization": "Bearer cbk_nope"}).status_code == 401
+    assert client.get(path, headers={"Authorization": "Basic abc"}).status_code == 401
+    assert client.get(path, headers={"Authorization": f"Bearer {revoked}"}).status_code == 403
+    assert client.post("/v1/score", json={}, headers=bare).status_code == 401
+
+
+def test_health_readiness_metrics_and_openapi(served):
+    _, client, _ = served
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["champion"].startswith("logreg-")
+    client.get("/v1/customers/1/score")
+    metrics = client.get("/metrics").text
+    assert 'credit_batch_requests_total{route="/v1/customers/{customer_id}/score"' in metrics
+    assert "credit_batch_request_seconds_bucket" in metrics
+    assert f'credit_batch_champion{{version="{ready["champion"]}"}} 1.0' in metrics
+    schema = client.get("/openapi.json").json()
+    assert {"/v1/score", "/v1/customers/{customer_id}/score"} <= set(schema["paths"])
+
+
+def _applicant(settings) -> dict:
+    import pyarrow.parquet as pq
+
+    from credit_batch.stores import lake
+
+    [part, *_] = lake.features_parts(settings.lake, NEWEST)
+    row = pq.read_table(part.path).slice(0, 1).to_pylist()[0]
+    row.pop("customer_id")
+    row.pop("snapshot_date")
+    return row
+
+
+BAD_BODIES = {
+    "age_as_string": {"age": "forty"},
+    "age_as_bool": {"age": True},
+    "age_as_list": {"age": [40]},
+    "age_as_object": {"age": {"v": 40}},
+    "age_too_low": {"age": 12},
+    "age_too_high": {"age": 130},
+    "age_zero": {"age": 0},
+    "late_code_96": {"num_30_59_days_late": 96},
+    "late_code_98": {"num_90_days_late": 98},
+    "late_negative": {"num_60_89_days_late": -1},
+    "utilization_negative": {"revolving_unsecured_line_utilization": -0.5},
+    "income_negative": {"monthly_income": -10},
+    "flag_two": {"high_debt_ratio": 2},
+    "sql_text": {"age": "1; DROP TABLE predictions"},
+    "huge_number": {"age": 1e308},
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_BODIES))
+def test_a_bad_field_is_a_422_naming_it_and_nothing_is_written(served, name):
+    settings, client, _ = served
+    body = {**_applicant(settings), **BAD_BODIES[name]}
+    before = settings.home.joinpath("results.duckdb").read_bytes()
+    got = client.post("/v1/score", json=body)
+    assert got.status_code == 422, got.text
+    [field] = BAD_BODIES[name]
+    assert field in got.json()["detail"]
+    assert settings.home.joinpath("results.duckdb").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status"),
+    [
+        ("post", "/v1/score", {"content": b"{not json"}, 422),
+        ("post", "/v1/score", {"content": b"[1, 2]"}, 422),
+        ("post", "/v1/score", {"content": b"null"}, 422),
+        ("post", "/v1/score", {"content": b'"text"'}, 422),
+        ("post", "/v1/score", {"json": {}}, 422),
+        ("post", "/v1/score", {"json": {"age": 40}}, 422),
+        ("post", "/v1/score", {"content": b"{" + b'"a": 1,' * 5000 + b'"b": 2}'}, 413),
+        ("get", "/v1/customers/abc/score", {}, 422),
+        ("get", "/v1/customers/1%3B%20DROP%20TABLE%20predictions/score", {}, 422),
+        ("get", "/v1/customers/..%2F..%2Fetc%2Fpasswd/score", {}, 404),
+        ("get", "/v1/customers/" + "9" * 80 + "/score", {}, 422),
+        ("get", "/v1/customers/99999999999999999999/score", {}, 422),
+        ("get", "/v1/customers/1/score?as_of=2026-13-01", {}, 422),
+        ("get", "/v1/customers/1/score?as_of=yesterday", {}, 422),
+        ("get", "/v1/customers/1/score?as_of=20261031", {}, 422),
+        ("get", "/v1/customers/1/nothing", {}, 404),
+        ("get", "/v1/customers//score", {}, 404),
+        ("put", "/v1/score", {"json": {}}, 405),
+        ("delete", "/v1/customers/1/score", {}, 405),
+    ],
+)
+def test_malformed_requests_are_4xx_with_a_message_and_write_nothing(
+    served, method, path, kwargs, status
+):
+    settings, client, _ = served
+    before = settings.home.joinpath("results.duckdb").read_bytes()
+    headers = {"content-type": "application/json"} if "content" in kwargs else {}
+    got = client.request(method.upper(), path, headers=headers, **kwargs)
+    assert got.status_code == status, got.text
+    assert got.json().get("detail")
+    assert settings.home.joinpath("results.duckdb").read_bytes() == before
+
+
+def test_missing_and_extra_fields_are_named(served):
+    settings, client, _ = served
+    body = _applicant(settings)
+    missing = dict(body)
+    del missing["age"]
+    got = client.post("/v1/score", json=missing)
+    assert got.status_code == 422 and "age" in got.json()["detail"]
+    got = client.post("/v1/score", json={**body, "favourite_colour": "blue"})
+    assert got.status_code == 422 and "favourite_colour" in got.json()["detail"]
+    nulls = {**body, "monthly_income": None, "missing_monthly_income": 1.0}
+    assert client.post("/v1/score", json=nulls).status_code == 200  # the spec allows it
+
+
+def test_the_cli_lookup_prints_the_stored_row_and_refuses_a_bad_id(served, capsys, monkeypatch):
+    from credit_batch import cli
+
+    settings, _, _ = served
+    monkeypatch.setenv("CREDIT_BATCH_HOME", str(settings.home))
+    assert cli.main(["lookup", "17", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["score"] == _stored(settings, 17, NEWEST)["score"]
+    assert cli.main(["lookup", "17", "--as-of", "2020-01-01"]) == 2
+    assert "no score of customer 17 at or before 2020-01-01" in capsys.readouterr().err
+    assert cli.main(["lookup", "x17"]) == 2
+    assert cli.main(["lookup", "17", "--history"]) == 0
+    assert "(2 rows)" in capsys.readouterr().out
+    assert catalog.lookup(settings, 17, as_of=OLDER)["snapshot_date"] == OLDER
