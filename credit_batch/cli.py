@@ -248,7 +248,9 @@ def _serve_parsers(sub) -> None:
     c.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     c.set_defaults(func=_serve)
     c = sub.add_parser("api-key", help="API keys of the HTTP API: create, revoke")
-    actions = c.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = c.add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="create or revoke"
+    )
     create = actions.add_parser("create", help="a new key, printed once on the last line")
     create.add_argument("--name", required=True, help="who or what uses it, e.g. dialer")
     create.set_defaults(func=_api_key_create)
