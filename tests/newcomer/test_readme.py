@@ -33,6 +33,7 @@ NAMES = [
     "production",
     "own_data",
     "lifecycle",
+    "serving",
 ]
 
 
@@ -218,3 +219,17 @@ def test_lifecycle_block_trains_gates_promotes_backfills_and_monitors(clone, dem
     assert re.search(rf"{version} +promoted +by \S+: beats the champion out of time", out)
     assert out.count("scored in") == 4  # the four snapshots of the range, by the new champion
     assert re.search(r"2026-09-30 lgbm-\S+ +champion +\d", out), out[-3000:]
+
+
+def test_serving_block_looks_up_and_scores_over_http_and_stops_the_server(clone, demo_output):
+    import json
+
+    out = run_block(clone, "serving")
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    stored, online = json.loads(lines[0]), json.loads(lines[1])
+    assert stored["customer_id"] == 1 and stored["reason_1_text"], out[-3000:]
+    assert f"customer 1: score {stored['score']:.4f}, band {stored['risk_band']}" in out
+    assert online["risk_band"] in "ABCDE" and len(online["reasons"]) == 3
+    left = subprocess.run(["pgrep", "-f", f"{clone}/.venv/bin/credit-batch serve"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert left.stdout == "", f"the server was left running: {left.stdout}"

@@ -209,6 +209,8 @@ def test_every_command_and_flag_of_the_readme_runs(tmp_path, monkeypatch, capsys
     assert code == 0 and out.strip().endswith("report.html")
     code, out, _ = run("sql", "SELECT COUNT(*) AS n FROM predictions", "--json")
     assert code == 0 and '"n"' in out
+    code, out, _ = run("lookup", "1", "--as-of", "2026-10-31", "--history")
+    assert code == 0 and "(1 row)" in out  # scored once so far: 2026-09-30
     code, out, _ = run("sql", "SELECT 1 AS one", "--csv")
     assert code == 0 and out.splitlines() == ['"one"', "1"]
     # 2026-09-30 was scored in other partitions: its input fingerprint differs.
