@@ -28,6 +28,7 @@ FULL = {
     "big_rows": 20_000_000,
     "night_rows": 5_000_000,
     "training_rows": 150_000,
+    "serving_seconds": 20,
     "naive_load_rows": 200_000,
     "reason_rows": 1_000_000,
     "partition_rows": 1_000_000,
@@ -39,6 +40,7 @@ SMOKE = {
     "big_rows": 100_000,
     "night_rows": 10_000,
     "training_rows": 2_000,
+    "serving_seconds": 2,
     "naive_load_rows": 2_000,
     "reason_rows": 20_000,
     "partition_rows": 5_000,
@@ -58,6 +60,7 @@ FIGURES = (
     "categorical",
     "training",
     "challengers",
+    "serving",
 )
 
 
@@ -126,6 +129,8 @@ def _run(home: Path, sizes: dict, only: set[str], pg_url: str | None) -> list[Fi
             found += figures.parse(repeats=3)
         if "night" in only:
             found += figures.night(home / "night", sizes["night_rows"], repeats=sizes["repeats"])
+        if "serving" in only:
+            found += figures.serving(bench, seconds=sizes["serving_seconds"])
         if "challengers" in only:
             found += figures.challengers(
                 home / "challengers",

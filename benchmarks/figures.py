@@ -719,6 +719,161 @@ def challengers(home: Path, rows: int, *, partition_rows: int, repeats: int) -> 
     ]
 
 
+def serving(bench: Bench, *, seconds: float) -> list[Figure]:
+    """Latency of the HTTP API (a real uvicorn server, one worker) under a steady load.
+
+    Open loop: requests are sent on a fixed schedule (200 lookups/s, then 100
+    online scores/s) from 8 client threads over loopback (httpx), whatever the
+    answers' latency, so a slow answer cannot slow the load down; then a
+    closed loop of 8 threads as fast as the server answers.
+    """
+    import httpx
+
+    from credit_batch import serve
+
+    key = serve.create_api_key(bench.settings, f"bench-{uuid.uuid4().hex[:8]}")
+    with _server(bench.settings) as url, httpx.Client(base_url=url, timeout=30) as client:
+        client.headers["Authorization"] = f"Bearer {key}"
+        ids = [r["customer_id"] for r in _query(bench.settings, "SELECT customer_id FROM "
+               "predictions ORDER BY customer_id LIMIT 1000")]  # fmt: skip
+        body = _applicant(bench)
+        lookup = _open_loop(
+            client,
+            200,
+            seconds,
+            lambda i: ("GET", f"/v1/customers/{ids[i % len(ids)]}/score", None),
+        )
+        scored = _open_loop(client, 100, seconds, lambda i: ("POST", "/v1/score", body))
+        most = _closed_loop(
+            client, seconds, lambda i: ("GET", f"/v1/customers/{ids[i % len(ids)]}/score", None)
+        )
+    out = []
+    for name, found, bar in (("lookup latency at 200 requests/s", lookup, 10.0),
+                             ("online score latency at 100 requests/s", scored, 20.0)):  # fmt: skip
+        p50, p99 = found["p50"], found["p99"]
+        out.append(
+            Figure(
+                name,
+                f"{found['n']:,} requests over {seconds:.0f} s, {found['errors']} errors, loopback",
+                f"p99 {p99:.1f} ms",
+                f"p50 {p50:.1f} ms",
+                p99 / p50,
+                bar,
+                "<=",
+                detail=found,
+                checked=p99,
+            )
+        )
+    out.append(
+        Figure(
+            "maximum lookups/s",
+            "8 client threads, each sending its next request on the answer (closed loop)",
+            f"{most['rate']:,.0f} lookups/s",
+            "200 lookups/s (the latency figure's load)",
+            most["rate"] / 200,
+            detail=most,
+        )
+    )
+    return out
+
+
+class _server:
+    """``credit-batch serve`` on a free loopback port, for the figure's duration."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __enter__(self) -> str:
+        import socket
+
+        import httpx
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        command = [
+            str(Path(sys.executable).with_name("credit-batch")),
+            "serve",
+            "--port",
+            str(port),
+        ]
+        env = {**os.environ, "CREDIT_BATCH_HOME": str(self.settings.home)}
+        self.process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/readyz").status_code == 200:
+                    return url
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("credit-batch serve did not become ready")
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def _applicant(bench: Bench) -> dict:
+    import pyarrow.parquet as pq
+
+    part = lake.features_parts(bench.settings.lake, bench.date)[0]
+    row = pq.read_table(part.path).slice(0, 1).to_pylist()[0]
+    return {k: v for k, v in row.items() if k not in ("customer_id", "snapshot_date")}
+
+
+def _open_loop(client, rate: float, seconds: float, request) -> dict:
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = int(rate * seconds)
+    start = time.perf_counter() + 0.2
+
+    def one(i: int):
+        time.sleep(max(0.0, start + i / rate - time.perf_counter()))
+        return _timed(client, *request(i))
+
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(one, range(n)))
+    return _latencies(found)
+
+
+def _closed_loop(client, seconds: float, request) -> dict:
+    from concurrent.futures import ThreadPoolExecutor
+
+    stop = time.perf_counter() + seconds
+
+    def worker(k: int) -> list:
+        found, i = [], k
+        while time.perf_counter() < stop:
+            found.append(_timed(client, *request(i)))
+            i += 8
+        return found
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(8) as pool:
+        found = [x for part in pool.map(worker, range(8)) for x in part]
+    return {**_latencies(found), "rate": len(found) / (time.perf_counter() - t0)}
+
+
+def _timed(client, method: str, path: str, body) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    status = client.request(method, path, json=body).status_code
+    return (time.perf_counter() - t0) * 1000, status
+
+
+def _latencies(found: list) -> dict:
+    import numpy as np
+
+    ms = np.array([t for t, _ in found])
+    return {
+        "n": len(found),
+        "errors": sum(1 for _, status in found if status != 200),
+        "p50": float(np.percentile(ms, 50)),
+        "p99": float(np.percentile(ms, 99)),
+        "max": float(ms.max()),
+    }
+
+
 def _airflow_env(airflow_home: Path, home: Path) -> dict:
     return {
         **os.environ,
