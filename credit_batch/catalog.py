@@ -22,7 +22,17 @@ from credit_batch.stores.db import (
     type_fits,
 )
 
-__all__ = ["describe_url", "history", "lookup", "models", "query", "run_summary", "runs"]
+__all__ = [
+    "as_of_date",
+    "customer_key",
+    "describe_url",
+    "history",
+    "lookup",
+    "models",
+    "query",
+    "run_summary",
+    "runs",
+]
 
 #: Rows ``credit-batch runs`` lists at most.
 MAX_RUNS_LISTED = 10_000
@@ -75,9 +85,14 @@ def lookup(settings: Settings, customer_id, *, as_of=None) -> dict | None:
     None where the customer has no such score. ``customer_id`` is checked
     against the results' key type (an integer or a string) before any query.
     """
-    date = _END_OF_TIME if as_of is None else parse_date(as_of, name="as-of date")
+    date = as_of_date(as_of)
     [found] = _keyed_rows(settings, "serve/lookup.sql", customer_id, {"as_of": date})
     return found[0] if found else None
+
+
+def as_of_date(as_of) -> dt.date:
+    """``as_of`` checked as a date; the end of time where none is given."""
+    return _END_OF_TIME if as_of is None else parse_date(as_of, name="as-of date")
 
 
 def history(settings: Settings, customer_id) -> list[dict]:
@@ -91,7 +106,7 @@ def _keyed_rows(settings: Settings, name: str, customer_id, params: dict) -> lis
         return [[]]
     with results.open_results(settings, read_only=True) as db:
         found = table_columns(db, settings.sql_dir, "predictions").get("customer_id", "")
-        key = _customer_key(customer_id, string=type_fits("key:string", found))
+        key = customer_key(customer_id, string=type_fits("key:string", found))
         return [
             db.fetch_arrow(
                 read_sql(settings.sql_dir, name), {**params, "customer_id": key}
@@ -99,7 +114,7 @@ def _keyed_rows(settings: Settings, name: str, customer_id, params: dict) -> lis
         ]
 
 
-def _customer_key(value, *, string: bool):
+def customer_key(value, *, string: bool):
     """``value`` as the results' customer id type; ParameterError where it cannot be one."""
     text = str(value)
     if not text or len(text) > MAX_CUSTOMER_ID_LENGTH or not text.isprintable():

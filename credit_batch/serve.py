@@ -15,14 +15,13 @@ Every ``/v1`` route needs ``Authorization: Bearer KEY`` (``credit-batch
 api-key create``): 401 without a known key, 403 for a revoked one. A key's
 status and the champion are looked up at most every :data:`CACHE_SECONDS`.
 
-Reads only, and never for long: each request opens the results read-only and
-closes them. On PostgreSQL (the production store) MVCC gives every query a
-consistent snapshot, so a lookup sees the old slice or the new one, never
-half. DuckDB lets one process write a file or many read it, not both: a
-request holds the file for milliseconds, the nightly load's connect retries
-past it, and a request that meets the load waits (up to the lock budget) and
-then reads the committed slice; after the budget it gets a 503 with
-``Retry-After``, never a half slice.
+Reads only, and never for long. On PostgreSQL (the production store) each
+lookup is one indexed query, and MVCC gives it a consistent snapshot: the
+old slice or the new one, never half. On DuckDB, which lets one process
+write a file or many read it but not both, lookups are answered from an
+in-memory index of the champion's scores (:class:`_ScoreIndex`), rebuilt
+from one read-only read after each committed load; the nightly load's
+connect retries past the short reads.
 """
 
 import logging
@@ -93,6 +92,91 @@ class _Champion:
             return self._loaded
 
 
+class _ScoreIndex:
+    """DuckDB: every champion score held in memory, sorted by customer and snapshot.
+
+    DuckDB's ``predictions`` has no index (it would make the nightly load 13x
+    slower), so a lookup there scans the table. The service instead reads the
+    champion's scores once per committed load (through one read-only
+    connection: a consistent snapshot) and answers from memory with two
+    binary searches. At most every :data:`CACHE_SECONDS` a short read checks
+    whether a load committed or a model was promoted since; the request that
+    sees it rebuilds the index while the others answer from the old one, so a
+    lookup gets the old slice or the new, never half. PostgreSQL needs none
+    of this: its ``predictions_customer_idx`` answers each lookup.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings, self._lock, self._index = settings, threading.Lock(), None
+        self._version = _Cached(lambda _: self._read(settings, "serve/last_load.sql")[0])
+
+    @staticmethod
+    def _read(settings: Settings, name: str) -> list[dict]:
+        from credit_batch.stores.db import read_sql
+
+        with results.open_results(settings, read_only=True) as db:
+            return db.fetch_arrow(read_sql(settings.sql_dir, name)).to_pylist()
+
+    def lookup(self, customer_id: str, as_of) -> dict | None:
+        import numpy as np
+
+        index = self._current()
+        if index is None:
+            return catalog.lookup(self._settings, customer_id, as_of=as_of)
+        key = catalog.customer_key(customer_id, string=index["string"])
+        date = np.datetime64(catalog.as_of_date(as_of), "D")
+        lo = int(np.searchsorted(index["keys"], key, side="left"))
+        hi = int(np.searchsorted(index["keys"], key, side="right"))
+        at = lo + int(np.searchsorted(index["dates"][lo:hi], date, side="right")) - 1
+        if at < lo:
+            return None
+        row = index["table"].slice(int(at), 1).to_pylist()[0]
+        for i in (1, 2, 3):
+            row[f"reason_{i}_text"] = index["texts"].get(row[f"reason_{i}"])
+        return row
+
+    def _current(self):
+        if self._settings.results_url.startswith("postgresql") or not results.exists(
+            self._settings
+        ):
+            return None
+        version = self._version(None)
+        if self._index is not None and self._index["version"] == version:
+            return self._index
+        if not self._lock.acquire(blocking=self._index is None):
+            return self._index  # another request is rebuilding it: answer from the old one
+        try:
+            if self._index is None or self._index["version"] != version:
+                self._index = self._build(version)
+            return self._index
+        finally:
+            self._lock.release()
+
+    def _build(self, version: dict) -> dict:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from credit_batch.stores.db import read_sql
+
+        with results.open_results(self._settings, read_only=True) as db:
+            table = db.fetch_arrow(read_sql(self._settings.sql_dir, "serve/champion_scores.sql"))
+            texts = db.fetch_arrow(read_sql(self._settings.sql_dir, "serve/reason_texts.sql"))
+        order = pc.sort_indices(
+            table, [("customer_id", "ascending"), ("snapshot_date", "ascending")]
+        )
+        table = table.take(order)
+        string = pa.types.is_string(table.schema.field("customer_id").type)
+        logger.info("score index: %d champion scores", table.num_rows)
+        return {
+            "version": version,
+            "table": table,
+            "keys": table.column("customer_id").to_numpy(zero_copy_only=False),
+            "dates": table.column("snapshot_date").to_numpy(zero_copy_only=False).astype("M8[D]"),
+            "string": string,
+            "texts": dict(zip(*texts.to_pydict().values(), strict=True)),
+        }
+
+
 def create_app(settings: Settings | None = None):
     """The FastAPI application over ``settings`` (default: from the environment)."""
     from fastapi import FastAPI
@@ -155,7 +239,7 @@ def _score_routes(app, settings: Settings, champion: _Champion) -> None:
 
     from fastapi import Body, Depends, HTTPException, Path, Query
 
-    auth = [Depends(_authorized(settings))]
+    auth, index = [Depends(_authorized(settings))], _ScoreIndex(settings)
     customer = Path(min_length=1, max_length=catalog.MAX_CUSTOMER_ID_LENGTH)
     as_of_query = Query(description="the newest score at or before, YYYY-MM-DD")
 
@@ -164,7 +248,7 @@ def _score_routes(app, settings: Settings, champion: _Champion) -> None:
         customer_id: Annotated[str, customer], as_of: Annotated[str | None, as_of_query] = None
     ):
         """The champion's newest score of a customer (at or before ``as_of``) and its reasons."""
-        found = catalog.lookup(settings, customer_id, as_of=as_of)
+        found = index.lookup(customer_id, as_of)
         if found is None:
             raise HTTPException(404, f"no score of customer {customer_id}")
         return _plain(found)

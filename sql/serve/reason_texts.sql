@@ -1,0 +1,1 @@
+SELECT feature, reason_text FROM feature_reasons
