@@ -777,6 +777,10 @@ def serving(bench: Bench, *, seconds: float) -> list[Figure]:
     return out
 
 
+#: uvicorn worker processes of the serving figures (one per core of this machine).
+SERVE_WORKERS = 2
+
+
 class _server:
     """``credit-batch serve`` on a free loopback port, for the figure's duration."""
 
@@ -793,9 +797,7 @@ class _server:
             port = s.getsockname()[1]
         command = [
             str(Path(sys.executable).with_name("credit-batch")),
-            "serve",
-            "--port",
-            str(port),
+            *("serve", "--port", str(port), "--workers", str(SERVE_WORKERS)),
         ]
         env = {**os.environ, "CREDIT_BATCH_HOME": str(self.settings.home)}
         self.process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)

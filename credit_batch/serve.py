@@ -135,6 +135,10 @@ class _ScoreIndex:
             row[f"reason_{i}_text"] = index["texts"].get(row[f"reason_{i}"])
         return row
 
+    def warm(self) -> None:
+        """Build the index now (readiness), rather than on the first lookup."""
+        self._current()
+
     def _current(self):
         if self._settings.results_url.startswith("postgresql") or not results.exists(
             self._settings
@@ -191,8 +195,9 @@ def create_app(settings: Settings | None = None):
     champion = _Champion(settings)
     _errors(app, metrics)
     _middleware(app, metrics)
-    _health_routes(app, settings, champion, metrics)
-    _score_routes(app, settings, champion)
+    index = _ScoreIndex(settings)
+    _health_routes(app, settings, champion, index, metrics)
+    _score_routes(app, settings, champion, index)
     return app
 
 
@@ -234,12 +239,12 @@ def _authorized(settings: Settings):
     return check
 
 
-def _score_routes(app, settings: Settings, champion: _Champion) -> None:
+def _score_routes(app, settings: Settings, champion: _Champion, index) -> None:
     from typing import Annotated, Any
 
     from fastapi import Body, Depends, HTTPException, Path, Query
 
-    auth, index = [Depends(_authorized(settings))], _ScoreIndex(settings)
+    auth = [Depends(_authorized(settings))]
     customer = Path(min_length=1, max_length=catalog.MAX_CUSTOMER_ID_LENGTH)
     as_of_query = Query(description="the newest score at or before, YYYY-MM-DD")
 
@@ -272,7 +277,7 @@ def _plain(row: dict) -> dict:
     return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
 
 
-def _health_routes(app, settings: Settings, champion: _Champion, metrics) -> None:
+def _health_routes(app, settings: Settings, champion: _Champion, index, metrics) -> None:
     from fastapi.responses import JSONResponse, PlainTextResponse
 
     @app.get("/healthz", tags=["health"])
@@ -282,8 +287,10 @@ def _health_routes(app, settings: Settings, champion: _Champion, metrics) -> Non
 
     @app.get("/readyz", tags=["health"])
     def readyz():
-        """Ready: the results are reachable and the champion is loaded and verified."""
+        """Ready: the results are reachable, the champion is loaded and verified, and (on
+        DuckDB) the score index is built."""
         try:
+            index.warm()
             record, _ = champion.get()
         except CreditBatchError as exc:
             return JSONResponse({"status": "not ready", "reason": str(exc)}, status_code=503)
