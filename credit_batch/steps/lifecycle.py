@@ -134,12 +134,13 @@ def validate(settings: Settings, record, frame, *, spec: FeatureSpec) -> dict:
         "psi": psi,
         "calibration": performance.calibration_rows(y, p),
         "validation_date": str(frame["snapshot_date"].iloc[0]),
-        **_champion_on(settings, record, frame["snapshot_date"].iloc[0]),
+        **_champion_on(settings, record, frame),
     }
 
 
-def _champion_on(settings: Settings, record, date) -> dict:
-    """The champion's version and ROC AUC on the snapshot ``date`` (its own spec's rows)."""
+def _champion_on(settings: Settings, record, frame) -> dict:
+    """The champion's version and ROC AUC on the validation snapshot: on ``frame`` when it
+    reads the same spec, else on its own spec's rows of that snapshot."""
     try:
         champion = registry.resolve(settings, None)
     except NoChampionError:
@@ -147,8 +148,10 @@ def _champion_on(settings: Settings, record, date) -> dict:
     if champion.model_version == record.model_version:
         return {"champion_version": None, "champion_roc_auc": None}
     spec = champion.feature_spec
-    with warehouse.open_warehouse(settings) as wh:
-        frame = valid_rows(warehouse.read_labeled(wh, spec, date, date), spec=spec)
+    if champion.spec_hash != record.spec_hash:
+        date = frame["snapshot_date"].iloc[0]
+        with warehouse.open_warehouse(settings) as wh:
+            frame = valid_rows(warehouse.read_labeled(wh, spec, date, date), spec=spec)
     model = registry.load_model(
         settings, champion.artifact_path, champion.sha256, version=champion.model_version
     )

@@ -14,7 +14,6 @@ import logging
 from credit_batch.checks import parse_date, utcnow
 from credit_batch.config import Settings
 from credit_batch.steps import performance
-from credit_batch.steps.validation import valid_rows
 from credit_batch.stores import lake, registry, results, warehouse
 
 __all__ = ["realized_performance", "render_page", "slice_performance", "write_page"]
@@ -62,8 +61,11 @@ def slice_performance(settings: Settings, key: dict):
     spec = record.feature_spec
     with warehouse.open_warehouse(settings) as wh:
         date = key["snapshot_date"]
-        labeled = valid_rows(warehouse.read_labeled(wh, spec, date, date), spec=spec)
-    joined = scores.merge(labeled[["customer_id", spec.target]], on="customer_id", how="inner")
+        labeled = warehouse.read_labeled(wh, spec, date, date)[["customer_id", spec.target]]
+    # Rows that break the rules were quarantined, not scored: the join leaves them out. A
+    # customer with two outcomes has none that can be trusted (as the batch's duplicates).
+    labeled = labeled.drop_duplicates("customer_id", keep=False)
+    joined = scores.merge(labeled, on="customer_id", how="inner")
     if joined.empty:
         return None
     y, p = joined[spec.target].to_numpy(), joined["score"].to_numpy()
