@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 
 import pytest
 
@@ -239,3 +240,21 @@ def test_the_cli_lookup_prints_the_stored_row_and_refuses_a_bad_id(served, capsy
     assert cli.main(["lookup", "17", "--history"]) == 0
     assert "(2 rows)" in capsys.readouterr().out
     assert catalog.lookup(settings, 17, as_of=OLDER)["snapshot_date"] == OLDER
+
+
+@pytest.mark.postgres
+def test_on_postgresql_lookups_and_online_scores_answer_from_the_database(pg_demo):
+    from fastapi.testclient import TestClient
+
+    settings, _, _ = pg_demo
+    run_pipeline(settings, snapshot_date=NEWEST, sample_rows=500, repeats=1)
+    client = TestClient(serve.create_app(settings), raise_server_exceptions=False)
+    client.headers["Authorization"] = f"Bearer {serve.create_api_key(settings, 'pg')}"
+    assert client.get("/readyz").json()["status"] == "ready"
+    got = client.get("/v1/customers/17/score")
+    assert got.status_code == 200 and got.json()["score"] == _stored(settings, 17, NEWEST)["score"]
+    assert client.get("/v1/customers/99999999/score").status_code == 404
+    assert client.post("/v1/score", json=_applicant(settings)).status_code == 200
+    serve.revoke_api_key(settings, "pg")
+    time.sleep(serve.CACHE_SECONDS)  # a revocation takes effect within the cache's life
+    assert client.get("/v1/customers/17/score").status_code == 403
