@@ -30,6 +30,7 @@ __all__ = [
     "lookup",
     "models",
     "query",
+    "rows",
     "run_summary",
     "runs",
 ]
@@ -86,7 +87,7 @@ def lookup(settings: Settings, customer_id, *, as_of=None) -> dict | None:
     against the results' key type (an integer or a string) before any query.
     """
     date = as_of_date(as_of)
-    [found] = _keyed_rows(settings, "serve/lookup.sql", customer_id, {"as_of": date})
+    found = _keyed_rows(settings, "serve/lookup.sql", customer_id, {"as_of": date})
     return found[0] if found else None
 
 
@@ -97,21 +98,18 @@ def as_of_date(as_of) -> dt.date:
 
 def history(settings: Settings, customer_id) -> list[dict]:
     """Every stored score of ``customer_id``, newest first (every model, with its role)."""
-    [found] = _keyed_rows(settings, "serve/history.sql", customer_id, {})
-    return found
+    return _keyed_rows(settings, "serve/history.sql", customer_id, {})
 
 
-def _keyed_rows(settings: Settings, name: str, customer_id, params: dict) -> list[list[dict]]:
+def _keyed_rows(settings: Settings, name: str, customer_id, params: dict) -> list[dict]:
+    """The rows of the query ``name`` bound to ``customer_id`` as the results' key type."""
     if not results.exists(settings):
-        return [[]]
+        return []
     with results.open_results(settings, read_only=True) as db:
         found = table_columns(db, settings.sql_dir, "predictions").get("customer_id", "")
         key = customer_key(customer_id, string=type_fits("key:string", found))
-        return [
-            db.fetch_arrow(
-                read_sql(settings.sql_dir, name), {**params, "customer_id": key}
-            ).to_pylist()
-        ]
+        sql = read_sql(settings.sql_dir, name)
+        return db.fetch_arrow(sql, {**params, "customer_id": key}).to_pylist()
 
 
 def customer_key(value, *, string: bool):
@@ -160,6 +158,11 @@ def _sql_text(sql_or_path: str) -> str:
             raise DataError(f"SQL file {sql_or_path} does not exist", path=sql_or_path)
         return path.read_text(encoding="utf-8")
     return sql_or_path
+
+
+def rows(settings: Settings, name: str, params: dict | None = None) -> list[dict]:
+    """The rows of one ``sql/`` query on the results, read-only (none on a fresh home)."""
+    return _rows(settings, [name], params or {})[0]
 
 
 def _rows(settings: Settings, names: list[str], params: dict) -> list[list[dict]]:

@@ -108,14 +108,7 @@ class _ScoreIndex:
 
     def __init__(self, settings: Settings) -> None:
         self._settings, self._lock, self._index = settings, threading.Lock(), None
-        self._version = _Cached(lambda _: self._read(settings, "serve/last_load.sql")[0])
-
-    @staticmethod
-    def _read(settings: Settings, name: str) -> list[dict]:
-        from credit_batch.stores.db import read_sql
-
-        with results.open_results(settings, read_only=True) as db:
-            return db.fetch_arrow(read_sql(settings.sql_dir, name)).to_pylist()
+        self._version = _Cached(lambda _: catalog.rows(settings, "serve/last_load.sql")[0])
 
     def lookup(self, customer_id: str, as_of) -> dict | None:
         import numpy as np
@@ -310,20 +303,16 @@ def _middleware(app, metrics) -> None:
     async def measure_and_limit(request, call_next):
         t0 = time.perf_counter()
         length = request.headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-            response = JSONResponse(
-                {"detail": f"request body must be at most {MAX_BODY_BYTES} bytes"},
-                status_code=413,
-            )
+        too_big = (
+            not length.isdigit()
+            or int(length) > MAX_BODY_BYTES
+            or len(await request.body()) > MAX_BODY_BYTES  # a chunked body has no length
+        )
+        if too_big:
+            detail = f"request body must be at most {MAX_BODY_BYTES} bytes"
+            response = JSONResponse({"detail": detail}, status_code=413)
         else:
-            body = await request.body()  # a chunked body has no length to check first
-            if len(body) > MAX_BODY_BYTES:
-                response = JSONResponse(
-                    {"detail": f"request body must be at most {MAX_BODY_BYTES} bytes"},
-                    status_code=413,
-                )
-            else:
-                response = await call_next(request)
+            response = await call_next(request)
         route = request.scope.get("route")
         metrics.observe(getattr(route, "path", "unmatched"), response.status_code, t0)
         return response
