@@ -12,8 +12,10 @@
   ``GET /openapi.json``.
 
 Every ``/v1`` route needs ``Authorization: Bearer KEY`` (``credit-batch
-api-key create``): 401 without a known key, 403 for a revoked one. A key's
-status and the champion are looked up at most every :data:`CACHE_SECONDS`.
+api-key create``): 401 without a known key, 403 for a revoked one. The keys'
+statuses, the champion and (on DuckDB) the score index are kept in memory and
+read again every :data:`CACHE_SECONDS` in the background: no request waits
+for the store, except a lookup on PostgreSQL (one indexed query).
 
 Reads only, and never for long. On PostgreSQL (the production store) each
 lookup is one indexed query, and MVCC gives it a consistent snapshot: the
@@ -24,6 +26,8 @@ from one read-only read after each committed load; the nightly load's
 connect retries past the short reads.
 """
 
+import atexit
+import gc
 import logging
 import threading
 import time
@@ -48,48 +52,99 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 16_384
 
 
-#: Seconds a champion lookup and an API key's status are reused: a promotion or a
-#: revocation takes effect within them, and a request opens no database for them.
+#: Seconds between two reads of what the service keeps in memory (the champion,
+#: the API keys' statuses, the newest load): a promotion, a revocation or a load
+#: takes effect within them. No request waits for those reads.
 CACHE_SECONDS = 5.0
 
 
-class _Cached:
-    """``fn(arg)`` remembered for :data:`CACHE_SECONDS` per argument (thread-safe)."""
+_STOPPING, _THREADS = threading.Event(), []
 
-    def __init__(self, fn) -> None:
-        self._fn, self._lock, self._seen = fn, threading.Lock(), {}
 
-    def __call__(self, arg):
-        now = time.monotonic()
+@atexit.register
+def _stop_refreshing() -> None:
+    """End the refresh threads before the interpreter does (not inside a database call)."""
+    _STOPPING.set()
+    for thread in _THREADS:
+        thread.join(timeout=30)
+
+
+class _Kept:
+    """The value of ``read()``, read again every :data:`CACHE_SECONDS` by a daemon thread.
+
+    Only the first :meth:`get` waits for the store. After that a request takes
+    the kept value and a thread re-reads it in the background: a request that
+    waited for a refresh (a database connection, a query, a model load) was
+    the whole tail of the online route's latency. A failed re-read keeps the
+    old value and logs; ``read`` gets the kept value to return it unchanged
+    when nothing changed. ``stamp()`` tells cheaply whether the store may
+    have changed (:func:`credit_batch.stores.db.change_stamp`): while it
+    stays the same, nothing is read.
+    """
+
+    def __init__(self, read, *, name: str, stamp=lambda: None) -> None:
+        self._read, self._name, self._lock = read, name, threading.Lock()
+        self._stamp, self._seen = stamp, None
+        self._value, self._at, self._thread = None, 0.0, None
+
+    def get(self):
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._seen = self._stamp()
+                    self._set(self._read(None))
+                    self._thread = threading.Thread(
+                        target=self._loop, name=f"credit-batch-{self._name}", daemon=True
+                    )
+                    self._thread.start()
+                    _THREADS.append(self._thread)
+        return self._value
+
+    def refresh(self, *, older_than: float = 0.0):
+        """Read now (where the kept value is older than ``older_than`` seconds)."""
         with self._lock:
-            hit = self._seen.get(arg)
-            if hit is not None and now - hit[0] < CACHE_SECONDS:
-                return hit[1]
-        value = self._fn(arg)
-        with self._lock:
-            self._seen[arg] = (now, value)
-        return value
+            if time.monotonic() - self._at >= older_than:
+                self._set(self._read(self._value))
+        return self._value
+
+    def _set(self, value) -> None:
+        self._value, self._at = value, time.monotonic()
+
+    def _loop(self) -> None:
+        while not _STOPPING.wait(CACHE_SECONDS):
+            try:
+                stamp = self._stamp()  # before the read: a commit during it is seen next time
+                if stamp is None or stamp != self._seen:
+                    self.refresh()
+                    self._seen = stamp
+            except Exception:  # the store is away: keep answering from the kept value
+                logger.warning("could not refresh the service's %s", self._name, exc_info=True)
+
+
+def _stamp(settings: Settings):
+    from credit_batch.stores.db import change_stamp
+
+    return lambda: change_stamp(settings.results_url)
 
 
 class _Champion:
     """The champion's model, loaded once per version and sha256 (verified on load)."""
 
     def __init__(self, settings: Settings) -> None:
-        self._settings, self._lock, self._loaded = settings, threading.Lock(), None
-        self._record = _Cached(lambda _: registry.resolve(settings, None))
+        self._settings = settings
+        self._kept = _Kept(self._read, name="champion", stamp=_stamp(settings))
 
     def get(self):
-        record = self._record(None)
-        with self._lock:
-            if self._loaded is None or self._loaded[0].sha256 != record.sha256:
-                model = registry.load_model(
-                    self._settings,
-                    record.artifact_path,
-                    record.sha256,
-                    version=record.model_version,
-                )
-                self._loaded = (record, model)
-            return self._loaded
+        return self._kept.get()
+
+    def _read(self, loaded):
+        record = registry.resolve(self._settings, None)
+        if loaded is not None and loaded[0].sha256 == record.sha256:
+            return loaded
+        model = registry.load_model(
+            self._settings, record.artifact_path, record.sha256, version=record.model_version
+        )
+        return record, model
 
 
 class _ScoreIndex:
@@ -99,16 +154,16 @@ class _ScoreIndex:
     slower), so a lookup there scans the table. The service instead reads the
     champion's scores once per committed load (through one read-only
     connection: a consistent snapshot) and answers from memory with two
-    binary searches. At most every :data:`CACHE_SECONDS` a short read checks
-    whether a load committed or a model was promoted since; the request that
-    sees it rebuilds the index while the others answer from the old one, so a
-    lookup gets the old slice or the new, never half. PostgreSQL needs none
+    binary searches. Every :data:`CACHE_SECONDS` a background thread's short
+    read checks whether a load committed or a model was promoted since, and
+    builds the new index while requests answer from the old one; the new one
+    replaces it whole, so a lookup gets the old slice or the new, never half. PostgreSQL needs none
     of this: its ``predictions_customer_idx`` answers each lookup.
     """
 
     def __init__(self, settings: Settings) -> None:
-        self._settings, self._lock, self._index = settings, threading.Lock(), None
-        self._version = _Cached(lambda _: catalog.rows(settings, "serve/last_load.sql")[0])
+        self._settings = settings
+        self._kept = _Kept(self._read, name="score index", stamp=_stamp(settings))
 
     def lookup(self, customer_id: str, as_of) -> dict | None:
         import numpy as np
@@ -133,21 +188,17 @@ class _ScoreIndex:
         self._current()
 
     def _current(self):
+        return self._kept.get()
+
+    def _read(self, index):
         if self._settings.results_url.startswith("postgresql") or not results.exists(
             self._settings
         ):
             return None
-        version = self._version(None)
-        if self._index is not None and self._index["version"] == version:
-            return self._index
-        if not self._lock.acquire(blocking=self._index is None):
-            return self._index  # another request is rebuilding it: answer from the old one
-        try:
-            if self._index is None or self._index["version"] != version:
-                self._index = self._build(version)
-            return self._index
-        finally:
-            self._lock.release()
+        version = catalog.rows(self._settings, "serve/last_load.sql")[0]
+        if index is not None and index["version"] == version:
+            return index
+        return self._build(version)
 
     def _build(self, version: dict) -> dict:
         import pyarrow as pa
@@ -175,23 +226,52 @@ class _ScoreIndex:
 
 
 def create_app(settings: Settings | None = None):
-    """The FastAPI application over ``settings`` (default: from the environment)."""
+    """The FastAPI application over ``settings`` (default: from the environment).
+
+    On start (each uvicorn worker runs it) the app loads the champion, the
+    API keys and the score index, so no first request pays for them.
+    """
+    from contextlib import asynccontextmanager
+
     from fastapi import FastAPI
 
     settings = settings or Settings.from_env()
+    metrics, champion = _Metrics(), _Champion(settings)
+    index, statuses = _ScoreIndex(settings), _key_statuses(settings)
+
+    @asynccontextmanager
+    async def warm(app):
+        try:
+            statuses.get()
+            index.warm()
+            metrics.champion = champion.get()[0].model_version
+        except CreditBatchError as exc:  # /readyz says so, and says why
+            logger.warning("the service is not ready yet: %s", exc)
+        gc.collect()
+        gc.freeze()  # the loaded model and libraries: no full collection scans them again
+        yield
+
     app = FastAPI(
         title="credit-batch",
         summary="Stored credit-risk scores, and online scoring of applicants",
         version="1",
+        lifespan=warm,
     )
-    metrics = _Metrics()
-    champion = _Champion(settings)
     _errors(app, metrics)
     _middleware(app, metrics)
-    index = _ScoreIndex(settings)
     _health_routes(app, settings, champion, index, metrics)
-    _score_routes(app, settings, champion, index)
+    _score_routes(app, settings, champion, index, statuses)
     return app
+
+
+def _key_statuses(settings: Settings) -> _Kept:
+    def read(_):
+        if not results.exists(settings):
+            return {}
+        with results.open_results(settings, read_only=True) as db:
+            return keys.key_statuses(db, settings)
+
+    return _Kept(read, name="API keys", stamp=_stamp(settings))
 
 
 def create_api_key(settings: Settings, name: str) -> str:
@@ -206,23 +286,22 @@ def revoke_api_key(settings: Settings, name: str) -> None:
         keys.revoke_key(db, settings, name)
 
 
-def _authorized(settings: Settings):
-    """A FastAPI dependency: the request's bearer key must be known and not revoked."""
+def _authorized(kept: _Kept):
+    """A FastAPI dependency: the request's bearer key must be known and not revoked.
+
+    The keys' statuses are kept in memory (:class:`_Kept`); a key not among
+    them reads them again at once (at most once a second), so a key made a
+    moment ago works on its first request.
+    """
     from fastapi import Header, HTTPException
-
-    def key_status(key: str) -> str:
-        if not results.exists(settings):
-            return "unknown"
-        with results.open_results(settings, read_only=True) as db:
-            return keys.key_status(db, settings, key)
-
-    cached = _Cached(key_status)
 
     def check(authorization: str | None = Header(default=None)) -> str:
         scheme, _, key = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not key:
             raise HTTPException(401, "an API key is needed: Authorization: Bearer KEY")
-        status = cached(key.strip())
+        status = keys.status_of(key.strip(), kept.get())
+        if status == "unknown":
+            status = keys.status_of(key.strip(), kept.refresh(older_than=1.0))
         if status == "unknown":
             raise HTTPException(401, "unknown API key")
         if status == "revoked":
@@ -232,12 +311,12 @@ def _authorized(settings: Settings):
     return check
 
 
-def _score_routes(app, settings: Settings, champion: _Champion, index) -> None:
+def _score_routes(app, settings: Settings, champion: _Champion, index, statuses) -> None:
     from typing import Annotated, Any
 
     from fastapi import Body, Depends, HTTPException, Path, Query
 
-    auth = [Depends(_authorized(settings))]
+    auth = [Depends(_authorized(statuses))]
     customer = Path(min_length=1, max_length=catalog.MAX_CUSTOMER_ID_LENGTH)
     as_of_query = Query(description="the newest score at or before, YYYY-MM-DD")
 

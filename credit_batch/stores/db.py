@@ -159,6 +159,27 @@ def database_exists(url: str) -> bool:
     return path is None or path == ":memory:" or Path(path).exists()
 
 
+def change_stamp(url: str) -> tuple | None:
+    """What any commit to a DuckDB file changes (the file's and its WAL's size and mtime).
+
+    None for a server database (PostgreSQL), whose changes only a query tells.
+    A stat costs microseconds where opening a DuckDB file costs about 17 ms
+    of CPU, so a reader that keeps data in memory opens the file only when
+    this changed.
+    """
+    path = _duckdb_path(url)
+    if path is None or path == ":memory:":
+        return None
+    stamp = []
+    for file in (Path(path), Path(f"{path}.wal")):
+        try:
+            found = file.stat()
+            stamp.append((found.st_size, found.st_mtime_ns))
+        except FileNotFoundError:
+            stamp.append(None)
+    return tuple(stamp)
+
+
 def relative_path_note(url: str) -> str | None:
     """For a DuckDB URL whose path is relative, where it resolves from here; else None.
 

@@ -1,1 +1,0 @@
-SELECT name, revoked_at FROM api_keys WHERE key_sha256 = :key_sha256
