@@ -34,6 +34,7 @@ __all__ = [
     "GMSC_FEATURES",
     "GMSC_REASONS",
     "KEY_TYPES",
+    "MAX_MAGNITUDE",
     "UNSEEN_POLICIES",
     "load_spec",
 ]
@@ -41,6 +42,9 @@ __all__ = [
 #: Feature types a spec may declare. Numbers (numeric, integer, boolean) are
 #: read into the lake as float64, categories as strings.
 FEATURE_TYPES = ("numeric", "integer", "boolean", "categorical")
+#: No number beyond ±this is scored, whatever the spec declares: a value of 1e300
+#: or infinity is corruption, and it would overflow the model's transforms.
+MAX_MAGNITUDE = 1e15
 #: What a category not declared in the spec gets at scoring time.
 UNSEEN_POLICIES = ("quarantine", "other")
 #: How risk moves as a feature's value grows.

@@ -27,10 +27,12 @@ connect retries past the short reads.
 """
 
 import atexit
+import functools
 import gc
 import logging
 import threading
 import time
+from types import SimpleNamespace
 
 from credit_batch import catalog
 from credit_batch.config import Settings
@@ -119,6 +121,83 @@ class _Kept:
                     self._seen = stamp
             except Exception:  # the store is away: keep answering from the kept value
                 logger.warning("could not refresh the service's %s", self._name, exc_info=True)
+
+
+@functools.cache
+def _models() -> SimpleNamespace:
+    """The response bodies, as pydantic models (the OpenAPI document's schemas)."""
+    import datetime as dt
+    from typing import Any
+
+    from pydantic import BaseModel, ConfigDict
+
+    class Score(BaseModel):
+        """The champion's score of a customer at a snapshot, with its three reasons."""
+
+        customer_id: int | str
+        snapshot_date: dt.date
+        model_version: str
+        run_id: str
+        score: float
+        risk_band: str
+        points: float | None
+        reason_1: str | None
+        reason_1_text: str | None
+        reason_1_value: float | None
+        reason_2: str | None
+        reason_2_text: str | None
+        reason_2_value: float | None
+        reason_3: str | None
+        reason_3_text: str | None
+        reason_3_value: float | None
+
+    class StoredScore(BaseModel):
+        """One stored score of a customer, by any model, with the model's role now."""
+
+        snapshot_date: dt.date
+        model_version: str
+        role: str | None
+        run_id: str
+        score: float
+        risk_band: str
+        points: float | None
+        reason_1: str | None
+        reason_2: str | None
+        reason_3: str | None
+
+    class Reason(BaseModel):
+        feature: str
+        text: str | None
+        value: float
+
+    class OnlineScore(BaseModel):
+        """An applicant's score by the champion, with the batch's rules and reasons."""
+
+        score: float
+        risk_band: str
+        points: float
+        reasons: list[Reason]
+        model_version: str
+
+    class Problem(BaseModel):
+        """What was wrong: ``detail``, and for a broken field its name, rule and value."""
+
+        model_config = ConfigDict(extra="allow")
+        detail: str | list[Any]
+
+    class Health(BaseModel):
+        status: str
+        champion: str | None = None
+        reason: str | None = None
+
+    return SimpleNamespace(
+        **{m.__name__: m for m in (Score, StoredScore, OnlineScore, Problem, Health)}
+    )
+
+
+def _problems(*statuses: int) -> dict:
+    """The ``responses`` of a route: each status answered with a :class:`Problem`."""
+    return {status: {"model": _models().Problem} for status in statuses}
 
 
 def _stamp(settings: Settings):
@@ -261,6 +340,7 @@ def create_app(settings: Settings | None = None):
     _middleware(app, metrics)
     _health_routes(app, settings, champion, index, metrics)
     _score_routes(app, settings, champion, index, statuses)
+    _applicant_body(app, champion)
     return app
 
 
@@ -293,17 +373,23 @@ def _authorized(kept: _Kept):
     them reads them again at once (at most once a second), so a key made a
     moment ago works on its first request.
     """
-    from fastapi import Header, HTTPException
+    from typing import Annotated
 
-    def check(authorization: str | None = Header(default=None)) -> str:
-        scheme, _, key = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not key:
-            raise HTTPException(401, "an API key is needed: Authorization: Bearer KEY")
-        status = keys.status_of(key.strip(), kept.get())
+    from fastapi import Depends, HTTPException
+    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+    bearer = HTTPBearer(auto_error=False, description="an API key: credit-batch api-key create")
+    challenge = {"WWW-Authenticate": "Bearer"}
+
+    def check(given: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
+        if given is None or not given.credentials:
+            raise HTTPException(401, "an API key is needed: Authorization: Bearer KEY", challenge)
+        key = given.credentials.strip()
+        status = keys.status_of(key, kept.get())
         if status == "unknown":
-            status = keys.status_of(key.strip(), kept.refresh(older_than=1.0))
+            status = keys.status_of(key, kept.refresh(older_than=1.0))
         if status == "unknown":
-            raise HTTPException(401, "unknown API key")
+            raise HTTPException(401, "unknown API key", challenge)
         if status == "revoked":
             raise HTTPException(403, "this API key is revoked")
         return key
@@ -316,11 +402,13 @@ def _score_routes(app, settings: Settings, champion: _Champion, index, statuses)
 
     from fastapi import Body, Depends, HTTPException, Path, Query
 
-    auth = [Depends(_authorized(statuses))]
+    auth, models = [Depends(_authorized(statuses))], _models()
     customer = Path(min_length=1, max_length=catalog.MAX_CUSTOMER_ID_LENGTH)
     as_of_query = Query(description="the newest score at or before, YYYY-MM-DD")
+    problems = _problems(401, 403, 404, 422, 503)
+    lookup = {"dependencies": auth, "tags": ["lookups"], "responses": problems}
 
-    @app.get("/v1/customers/{customer_id}/score", dependencies=auth, tags=["lookups"])
+    @app.get("/v1/customers/{customer_id}/score", response_model=models.Score, **lookup)
     def score(
         customer_id: Annotated[str, customer], as_of: Annotated[str | None, as_of_query] = None
     ):
@@ -328,36 +416,61 @@ def _score_routes(app, settings: Settings, champion: _Champion, index, statuses)
         found = index.lookup(customer_id, as_of)
         if found is None:
             raise HTTPException(404, f"no score of customer {customer_id}")
-        return _plain(found)
+        return found
 
-    @app.get("/v1/customers/{customer_id}/history", dependencies=auth, tags=["lookups"])
+    @app.get(
+        "/v1/customers/{customer_id}/history", response_model=list[models.StoredScore], **lookup
+    )
     def history(customer_id: Annotated[str, customer]):
         """Every stored score of a customer, newest first, with each model's role."""
         found = catalog.history(settings, customer_id)
         if not found:
             raise HTTPException(404, f"no score of customer {customer_id}")
-        return [_plain(r) for r in found]
+        return found
 
-    @app.post("/v1/score", dependencies=auth, tags=["online"])
+    @app.post(
+        "/v1/score",
+        dependencies=auth,
+        tags=["online"],
+        response_model=models.OnlineScore,
+        responses=_problems(400, 401, 403, 413, 422, 503),
+    )
     def score_applicant(features: Annotated[dict[str, Any], Body()]):
         """Score one applicant with the champion: the spec's features, null where unknown."""
         record, model = champion.get()
         return online.score_applicant(settings, model, record, features)
 
 
-def _plain(row: dict) -> dict:
-    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+def _applicant_body(app, champion: _Champion) -> None:
+    """The OpenAPI document's applicant body: the current champion's features and rules."""
+    import copy
+
+    plain = app.openapi
+
+    def openapi() -> dict:
+        document = copy.deepcopy(plain())
+        try:
+            record, _ = champion.get()
+        except CreditBatchError:  # no champion yet: any object (and a 503 on scoring)
+            return document
+        body = document["paths"]["/v1/score"]["post"]["requestBody"]["content"]
+        body["application/json"]["schema"] = online.applicant_schema(record.feature_spec)
+        return document
+
+    app.openapi = openapi
 
 
 def _health_routes(app, settings: Settings, champion: _Champion, index, metrics) -> None:
     from fastapi.responses import JSONResponse, PlainTextResponse
 
-    @app.get("/healthz", tags=["health"])
+    health = _models().Health
+
+    @app.get("/healthz", tags=["health"], response_model=health, response_model_exclude_none=True)
     def healthz():
         """Alive."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], response_model=health, responses={503: {"model": health}})
     def readyz():
         """Ready: the results are reachable, the champion is loaded and verified, and (on
         DuckDB) the score index is built."""

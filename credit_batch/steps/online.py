@@ -14,11 +14,11 @@ import math
 
 from credit_batch.config import Settings
 from credit_batch.errors import ParameterError
-from credit_batch.features import FeatureSpec
+from credit_batch.features import MAX_MAGNITUDE, FeatureSpec
 from credit_batch.steps import scoring
 from credit_batch.steps.validation import describe_invalid
 
-__all__ = ["ApplicantError", "check_fields", "score_applicant"]
+__all__ = ["ApplicantError", "applicant_schema", "check_fields", "score_applicant"]
 
 #: Where an applicant has no id of the results' key type yet.
 _APPLICANT = {"integer": 0, "string": "applicant"}
@@ -29,7 +29,7 @@ class ApplicantError(ParameterError):
 
 
 def check_fields(fields: object, spec: FeatureSpec) -> dict:
-    """``fields`` if it is an object of the spec's features with values of the right kind.
+    """``fields`` as the lake would hold them, if they are the spec's features, each of its kind.
 
     Every feature must be present (``null`` for a missing value); no other
     field is taken. Numbers must be finite JSON numbers (not strings, not
@@ -45,29 +45,66 @@ def check_fields(fields: object, spec: FeatureSpec) -> dict:
         name, value = ("field", extra[0]) if extra else ("field", missing[0])
         rule = "is not a feature of the model" if extra else "is required (null if unknown)"
         raise ApplicantError(name, value, rule)
-    for name in spec.names:
-        _check_kind(name, fields[name], spec)
-    return fields
+    return {name: _check_kind(name, fields[name], spec) for name in spec.names}
 
 
-def _check_kind(name: str, value: object, spec: FeatureSpec) -> None:
+def _check_kind(name: str, value: object, spec: FeatureSpec) -> object:
+    """``value`` as the lake holds it (numbers as floats), or ApplicantError."""
     if value is None:
-        return
+        return None
     kind = spec.feature(name).type
     if kind == "categorical":
         if not isinstance(value, str):
             raise ApplicantError(name, value, "must be a string (a level) or null")
-        return
+        return value
     if kind == "boolean" and isinstance(value, bool):
-        return
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ApplicantError(name, value, f"must be a number ({kind}) or null")
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
         raise ApplicantError(name, value, "must be a finite number")
+    return number
+
+
+def applicant_schema(spec: FeatureSpec) -> dict:
+    """The JSON schema of an applicant's body under ``spec`` (for the OpenAPI document).
+
+    Each feature is required (``null`` where the spec allows a missing value),
+    of its JSON type, within its range, none of its forbidden codes, and a
+    declared level where an undeclared one is quarantined.
+    """
+    return {
+        "type": "object",
+        "properties": {f.name: _feature_schema(f) for f in spec.features},
+        "required": list(spec.names),
+        "additionalProperties": False,
+    }
+
+
+def _feature_schema(feature) -> dict:
+    kind = {"categorical": ["string"], "boolean": ["boolean", "number"]}
+    schema: dict = {"type": list(kind.get(feature.type, ["number"]))}
+    if feature.nullable:
+        schema["type"].append("null")
+    if not feature.categorical:
+        low, high = feature.minimum, feature.maximum
+        schema["minimum"] = -MAX_MAGNITUDE if low is None else max(low, -MAX_MAGNITUDE)
+        schema["maximum"] = MAX_MAGNITUDE if high is None else min(high, MAX_MAGNITUDE)
+    if feature.forbidden:
+        schema["not"] = {"enum": list(feature.forbidden)}
+    if feature.categorical and feature.unseen == "quarantine":
+        schema["enum"] = [*feature.categories, *([None] if feature.nullable else [])]
+    if feature.description:
+        schema["description"] = feature.description
+    return schema
 
 
 def score_applicant(settings: Settings, model, record, fields: dict) -> dict:
-    """Score, band, points and reason codes of one applicant (a registry ``record``'s model).
+    """Score, band, points and reason codes (with texts) of one applicant by ``record``'s model.
 
     Raises ApplicantError naming the field, the rule and the value where a
     field breaks the spec (the batch would quarantine the row).
@@ -75,8 +112,8 @@ def score_applicant(settings: Settings, model, record, fields: dict) -> dict:
     import pyarrow as pa
 
     spec = record.feature_spec
-    check_fields(fields, spec)
-    row = {"snapshot_date": None, "customer_id": _APPLICANT[spec.key_type], **fields}
+    row = {"snapshot_date": None, "customer_id": _APPLICANT[spec.key_type]}
+    row.update(check_fields(fields, spec))
     batch = pa.RecordBatch.from_pylist([row], schema=spec.arrow_schema())
     scored, rejected = scoring.score_batch(
         model,
@@ -92,14 +129,14 @@ def score_applicant(settings: Settings, model, record, fields: dict) -> dict:
         column, _, rule = broken["reason"].split("; ")[0].partition(": ")
         value = json.loads(broken["offending_values"]).get(column, fields.get(column))
         raise ApplicantError(column, value, f"breaks the rule {rule}")
-    return _answer(scored.to_pylist()[0], record)
+    return _answer(scored.to_pylist()[0], record, spec.reasons)
 
 
-def _answer(row: dict, record) -> dict:
+def _answer(row: dict, record, texts: dict[str, str]) -> dict:
     reasons = [
-        {"feature": row[f"reason_{i}"], "value": row[f"reason_{i}_value"]}
+        {"feature": name, "text": texts.get(name), "value": row[f"reason_{i}_value"]}
         for i in (1, 2, 3)
-        if row[f"reason_{i}"] is not None
+        if (name := row[f"reason_{i}"]) is not None
     ]
     return {
         "score": row["score"],

@@ -1,7 +1,8 @@
 """Row validation against the feature spec, with pandera.
 
 The rules (types, nullability, bounds, forbidden codes) are declared once,
-on the :class:`~credit_batch.features.Feature` s of the spec; this module
+on the :class:`~credit_batch.features.Feature` s of the spec (and no number
+beyond ±:data:`~credit_batch.features.MAX_MAGNITUDE` is taken); this module
 turns them into a pandera schema and splits a frame into the rows that may
 be scored and the rows that go to quarantine, each with its reasons and
 offending values. A frame whose *columns* are wrong (missing, wrong type)
@@ -20,7 +21,7 @@ import numpy as np
 from credit_batch.checks import allowed_rows
 from credit_batch.config import MAX_DUPLICATE_IDS
 from credit_batch.errors import DataError, QuarantineBudgetError, SchemaMismatchError
-from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
+from credit_batch.features import DEFAULT_FEATURE_SPEC, MAX_MAGNITUDE, FeatureSpec
 from credit_batch.steps.encoding import level_codes
 
 __all__ = [
@@ -48,6 +49,8 @@ def build_schema(spec: FeatureSpec = DEFAULT_FEATURE_SPEC):
         checks = []
         if f.categorical and f.unseen == "quarantine":
             checks.append(pa.Check.isin(list(f.categories)))
+        if not f.categorical:
+            checks.append(pa.Check.in_range(-MAX_MAGNITUDE, MAX_MAGNITUDE))
         if f.minimum is not None:
             checks.append(pa.Check.ge(f.minimum))
         if f.maximum is not None:
@@ -161,6 +164,7 @@ def _broken_rows(frame, spec: FeatureSpec) -> np.ndarray | None:
         if str(frame[f.name].dtype) != f.dtype:
             return None
         x = frame[f.name].to_numpy()
+        broken |= np.abs(x) > MAX_MAGNITUDE  # infinity too (NaN: the nullable rule)
         if not f.nullable:
             broken |= np.isnan(x)
         if f.minimum is not None:

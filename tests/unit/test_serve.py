@@ -9,6 +9,7 @@ import time
 import pytest
 
 from credit_batch import catalog, serve
+from credit_batch.features import DEFAULT_FEATURE_SPEC
 from tests.conftest import query, run_pipeline
 
 pytest.importorskip("fastapi", reason="the serve extra (fastapi) is not installed")
@@ -132,6 +133,20 @@ def test_health_readiness_metrics_and_openapi(served):
     assert f'credit_batch_champion{{version="{ready["champion"]}"}} 1.0' in metrics
     schema = client.get("/openapi.json").json()
     assert {"/v1/score", "/v1/customers/{customer_id}/score"} <= set(schema["paths"])
+    post = schema["paths"]["/v1/score"]["post"]
+    body = post["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == list(DEFAULT_FEATURE_SPEC.names)  # the champion's features
+    age, income = body["properties"]["age"], body["properties"]["monthly_income"]
+    assert (age["type"], age["minimum"], age["maximum"]) == (["number"], 18, 120)
+    assert income["type"] == ["number", "null"]  # the spec allows it missing
+    assert body["properties"]["num_90_days_late"]["not"] == {"enum": [96.0, 98.0]}
+    assert body["additionalProperties"] is False
+    answers = {
+        code: r["content"]["application/json"]["schema"] for code, r in post["responses"].items()
+    }
+    assert answers["200"] == {"$ref": "#/components/schemas/OnlineScore"}
+    assert answers["422"] == {"$ref": "#/components/schemas/Problem"}
+    assert "reason_1_text" in schema["components"]["schemas"]["Score"]["properties"]
 
 
 def _applicant(settings) -> dict:
@@ -162,6 +177,9 @@ BAD_BODIES = {
     "flag_two": {"high_debt_ratio": 2},
     "sql_text": {"age": "1; DROP TABLE predictions"},
     "huge_number": {"age": 1e308},
+    "huge_unbounded_number": {"num_90_days_late": 6.6e307},  # found by the fuzzing: a 500
+    "integer_beyond_a_double": {"debt_ratio": 10**400},
+    "integer_beyond_int64": {"monthly_income": 2**70},
 }
 
 

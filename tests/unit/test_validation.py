@@ -7,7 +7,7 @@ import pandera.pandas as pa
 import pytest
 
 from credit_batch import errors
-from credit_batch.features import DEFAULT_FEATURE_SPEC
+from credit_batch.features import DEFAULT_FEATURE_SPEC, MAX_MAGNITUDE
 from credit_batch.steps import validation
 from tests.conftest import demo_frame
 
@@ -23,6 +23,7 @@ def dirty():
         bad += [f.minimum - 1] if f.minimum is not None else []
         bad += [f.maximum + 0.5] if f.maximum is not None else []
         bad += list(f.forbidden)
+        bad += [np.inf, -1e300, 2 * MAX_MAGNITUDE]  # beyond any number a model can take
         frame.loc[rows, f.name] = rng.choice(bad, size=rows.size)
     return frame
 
@@ -46,6 +47,16 @@ def test_split_valid_names_every_failure_of_the_flagged_rows(dirty):
     assert len(rejected) == (~valid).sum()
     assert rejected["customer_id"].tolist() == dirty["customer_id"][~valid].tolist()
     assert rejected["reason"].str.len().gt(0).all()
+
+
+def test_a_number_beyond_the_magnitude_bound_is_quarantined_not_a_crash():
+    frame = demo_frame(50, seed=3)[["customer_id", *DEFAULT_FEATURE_SPEC.names]]
+    frame = validation.valid_rows(frame)
+    frame.loc[3, "num_90_days_late"] = 6.6e307  # no maximum declared: it overflowed the scaler
+    frame.loc[5, "debt_ratio"] = np.inf
+    valid, rejected = validation.split_valid(frame)
+    assert np.flatnonzero(~valid).tolist() == [3, 5]
+    assert rejected["reason"].str.contains("in_range").all(), rejected["reason"].tolist()
 
 
 def test_duplicate_ids_are_flagged_and_named(dirty):
