@@ -230,6 +230,7 @@ def test_serving_block_looks_up_and_scores_over_http_and_stops_the_server(clone,
     assert stored["customer_id"] == 1 and stored["reason_1_text"], out[-3000:]
     assert f"customer 1: score {stored['score']:.4f}, band {stored['risk_band']}" in out
     assert online["risk_band"] in "ABCDE" and len(online["reasons"]) == 3
+    assert all(reason["text"] for reason in online["reasons"])  # the README shows them
     left = subprocess.run(["pgrep", "-f", f"{clone}/.venv/bin/credit-batch serve"],
                           capture_output=True, text=True)  # fmt: skip
     assert left.stdout == "", f"the server was left running: {left.stdout}"

@@ -279,3 +279,45 @@ def test_on_postgresql_lookups_and_online_scores_answer_from_the_database(pg_dem
         assert time.monotonic() < deadline, "the revoked key still answers"
         time.sleep(0.2)
     assert client.get("/v1/customers/17/score").status_code == 403
+
+
+@pytest.mark.postgres
+def test_the_service_answers_as_the_read_only_analyst_role(pg_demo, pg_admin):
+    """The service needs only SELECT: it runs as a login role in ``analyst``."""
+    import shutil
+    import subprocess
+    import uuid
+    from dataclasses import replace
+
+    from fastapi.testclient import TestClient
+
+    from tests.conftest import PG_USER, REPO
+
+    settings, _, _ = pg_demo
+    run_pipeline(settings, snapshot_date=NEWEST, sample_rows=500, repeats=1)
+    key = serve.create_api_key(settings, "reader")
+    psql = shutil.which("psql") or pytest.skip("psql is not installed")
+    roles = [psql, settings.results_url, "-q", "-v", "schema=public", "-f"]
+    for _ in range(3):  # roles are the cluster's: another test may be making them right now
+        made = subprocess.run(
+            [*roles, str(REPO / "sql/roles/postgresql.sql")], capture_output=True, check=False
+        )
+        if made.returncode == 0:
+            break
+    assert made.returncode == 0, made.stderr
+    role = f"cb_reader_{uuid.uuid4().hex[:8]}"
+    pg_admin.execute(f'CREATE ROLE "{role}" LOGIN IN ROLE analyst')
+    try:
+        login = settings.results_url.replace(f"//{PG_USER}@", f"//{role}@", 1)
+        client = TestClient(serve.create_app(replace(settings, results_url=login)))
+        client.headers["Authorization"] = f"Bearer {key}"
+        assert client.get("/readyz").json()["status"] == "ready"
+        got = client.get("/v1/customers/17/score")
+        assert got.status_code == 200
+        assert got.json()["score"] == _stored(settings, 17, NEWEST)["score"]
+        assert client.get("/v1/customers/17/history").status_code == 200
+        assert client.post("/v1/score", json=_applicant(settings)).status_code == 200
+        with pytest.raises(Exception, match="permission denied"):  # the role writes nothing
+            serve.create_api_key(replace(settings, results_url=login), "not-allowed")
+    finally:
+        pg_admin.execute(f'DROP ROLE IF EXISTS "{role}"')
