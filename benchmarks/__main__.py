@@ -61,6 +61,8 @@ FIGURES = (
     "training",
     "challengers",
     "serving",
+    "extract",
+    "startup",
 )
 
 
@@ -119,6 +121,11 @@ def _run(home: Path, sizes: dict, only: set[str], pg_url: str | None) -> list[Fi
         if "analyst" in only:
             with _pg_database(pg_url) as url:
                 found += figures.analyst(bench, best["plan"], pg_url=url)
+        if "extract" in only:
+            with _pg_database(pg_url) as url:
+                found += figures.extract_rates(bench, pg_url=url)
+        if "startup" in only:
+            found += figures.startup(home / "startup", repeats=sizes["repeats"])
         if "reasons" in only:
             found += figures.reasons(bench, rows=sizes["reason_rows"])
         if "parallel" in only:

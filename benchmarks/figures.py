@@ -494,6 +494,8 @@ def load(bench: Bench, plan: Plan, *, naive_rows: int, pg_url: str | None) -> li
         slow_rows, slow = _best_of(
             bench.repeats, lambda url=url: _to_sql_load(bench, plan, url, naive_rows)
         )
+        if label == "PostgreSQL":
+            out.append(_pg_load_rate(fast_rows / fast))
         out.append(
             Figure(
                 f"load into {label}",
@@ -505,6 +507,18 @@ def load(bench: Bench, plan: Plan, *, naive_rows: int, pg_url: str | None) -> li
             )
         )
     return out
+
+
+def _pg_load_rate(rate: float) -> Figure:
+    return Figure(
+        "load rate into PostgreSQL",
+        "COPY of the scored Parquet into predictions, one transaction (the load's bulk path)",
+        f"{rate:,.0f} rows/s",
+        "bar 1,000,000 rows/s",
+        rate / 1e6,
+        1.0,
+        ">=",
+    )
 
 
 def _best_of(repeats: int, fn) -> tuple[int, float]:
@@ -580,6 +594,102 @@ def baseline_empty():
 
 baseline_empty()
 '''
+
+
+_STARTUP_DAG = '''"""Start-up probe: one task that runs one trivial credit_batch step."""
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False)
+def startup_probe():
+    @task
+    def settings() -> str:
+        from credit_batch.config import Settings
+
+        return str(Settings.from_env().home)
+
+    settings()
+
+
+startup_probe()
+'''
+
+
+def startup(home: Path, *, repeats: int) -> list[Figure]:
+    """Seconds of one trivial step through Airflow (``airflow dags test`` of a one-task
+    DAG: the CLI, the metadata DB, the parse, the task run) vs the step in-process."""
+    from credit_batch.config import Settings
+
+    folder = home / "dags"
+    folder.mkdir(parents=True)
+    (folder / "startup_probe.py").write_text(_STARTUP_DAG)
+    env = {**_airflow_env(home / "airflow", home), "AIRFLOW__CORE__DAGS_FOLDER": str(folder)}
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    _run([airflow, "db", "migrate"], env)
+
+    def through_airflow() -> float:
+        t0 = time.perf_counter()
+        _run([airflow, "dags", "test", "startup_probe"], env)
+        return time.perf_counter() - t0
+
+    def cli_alone() -> float:
+        t0 = time.perf_counter()
+        _run([airflow, "version"], env)
+        return time.perf_counter() - t0
+
+    wall, cli = _best(repeats, through_airflow), _best(repeats, cli_alone)
+    t0 = time.perf_counter()
+    Settings.from_env({"CREDIT_BATCH_HOME": str(home)})
+    step = time.perf_counter() - t0
+    return [
+        Figure(
+            "task start-up: one trivial step through Airflow",
+            "airflow dags test of a one-task DAG (CLI start, metadata DB, parse, task run); "
+            f"`airflow version` alone {cli:.2f} s",
+            f"{wall:.2f} s",
+            f"the step in-process {step * 1000:.2f} ms",
+            wall / max(step, 1e-6),
+            detail={"seconds": wall, "cli_seconds": cli, "step_seconds": step},
+        )
+    ]
+
+
+def extract_rates(bench: Bench, *, pg_url: str | None) -> list[Figure]:
+    """Rows/s of ``pipeline.extract`` (query -> Parquet parts), DuckDB and PostgreSQL warehouses."""
+    out = [_extract_rate("DuckDB", bench, bench.settings, 5e6)]
+    if pg_url:
+        settings = replace(
+            bench.settings, home=bench.settings.home.parent / "pg-warehouse",
+            warehouse_url=pg_url, results_url=pg_url,
+        )  # fmt: skip
+        pipeline.demo_data(settings, rows=bench.rows, snapshots=1, unlabeled_snapshots=0)
+        _register_champion(bench, settings)
+        out.append(_extract_rate("PostgreSQL", bench, settings, 1e6))
+    return out
+
+
+def _extract_rate(label: str, bench: Bench, settings: Settings, bar: float) -> Figure:
+    options = RunOptions(snapshot_date=bench.date)
+    pipeline.extract(settings, options)  # warm
+    seconds = _best(bench.repeats, lambda: _timed_call(pipeline.extract, settings, options))
+    rate = bench.rows / seconds
+    return Figure(
+        f"extract rate, {label} warehouse",
+        "pipeline.extract: the spec's query, duplicate check, Parquet parts hashed as written",
+        f"{rate:,.0f} rows/s ({seconds:.2f} s)",
+        f"bar {bar:,.0f} rows/s",
+        rate / bar,
+        1.0,
+        ">=",
+        detail={"rows": bench.rows, "seconds": seconds},
+    )
+
+
+def _timed_call(fn, *args) -> float:
+    t0 = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t0
 
 
 def parse(repeats: int) -> list[Figure]:

@@ -478,6 +478,8 @@ def _s3_options(conn) -> S3Options:
 #: pool and queue (an embedded Airflow has no other).
 DEFAULT_LOAD_POOL = "default_pool"
 DEFAULT_SCORE_QUEUE = "default"
+#: The most mapped score tasks a run may cap itself to (0 or unset: no cap).
+MAX_SCORE_CONCURRENCY = 1024
 #: When the nightly DAG runs (cron, in the DAG's time zone, Europe/London).
 DEFAULT_SCHEDULE = "0 2 * * *"
 #: When the training DAG runs: monthly, after month-end outcomes land.
@@ -530,20 +532,31 @@ class Deployment:
     ``load_pool``: the pool of the load task (a deployment makes a one-slot
     pool so that no two loads run at once); ``score_queue``: the Celery queue
     of the scoring tasks; ``schedule``: the nightly cron (None: triggered
-    runs only, ``CREDIT_BATCH_SCHEDULE=none``).
+    runs only, ``CREDIT_BATCH_SCHEDULE=none``); ``score_concurrency``: at most
+    this many mapped score tasks of a run at once (Airflow's
+    ``max_active_tis_per_dagrun``; None: as many as the executor runs). On one
+    machine, its cores: more only share them, each paying its start-up and
+    holding its memory (50 partitions at Airflow's default parallelism of 32
+    would hold 32 tasks' memory at once).
     """
 
     load_pool: str = DEFAULT_LOAD_POOL
     score_queue: str = DEFAULT_SCORE_QUEUE
     schedule: str | None = DEFAULT_SCHEDULE
+    score_concurrency: int | None = None
 
 
 def deployment(environ: dict[str, str] | None = None) -> Deployment:
-    """``CREDIT_BATCH_LOAD_POOL``, ``CREDIT_BATCH_SCORE_QUEUE`` (default: Airflow's own) and
-    ``CREDIT_BATCH_SCHEDULE``."""
+    """``CREDIT_BATCH_LOAD_POOL``, ``CREDIT_BATCH_SCORE_QUEUE`` (default: Airflow's own),
+    ``CREDIT_BATCH_SCHEDULE`` and ``CREDIT_BATCH_SCORE_CONCURRENCY`` (default: no cap)."""
     env = os.environ if environ is None else environ
     schedule = env.get("CREDIT_BATCH_SCHEDULE") or DEFAULT_SCHEDULE
+    concurrency = _int_env(env, "CREDIT_BATCH_SCORE_CONCURRENCY", 0)
     return Deployment(
+        score_concurrency=check_rows(
+            "CREDIT_BATCH_SCORE_CONCURRENCY", concurrency, minimum=0, maximum=MAX_SCORE_CONCURRENCY
+        )
+        or None,
         schedule=None if schedule.lower() == "none" else schedule,
         load_pool=check_identifier_name(
             "CREDIT_BATCH_LOAD_POOL", env.get("CREDIT_BATCH_LOAD_POOL") or DEFAULT_LOAD_POOL

@@ -28,7 +28,7 @@ from credit_batch.config import ASSETS, RUN_PARAMS, deployment, task_defaults
 from credit_batch.run import Run, RunOptions
 
 TZ = "Europe/London"
-WHERE = deployment()  # the load's pool, the scoring queue (CREDIT_BATCH_LOAD_POOL, ...)
+WHERE = deployment()  # the load's pool, the scoring queue and concurrency (CREDIT_BATCH_...)
 
 
 @dag(
@@ -57,7 +57,7 @@ def credit_batch_nightly():
         )
         return _fail_fast(pipeline.extract, options).to_xcom()  # [{"run", "partition"}, ...]
 
-    @task(queue=WHERE.score_queue)
+    @task(queue=WHERE.score_queue, max_active_tis_per_dagrun=WHERE.score_concurrency)
     def score(run: dict, partition: dict, shadows: list | None = None) -> dict:
         from credit_batch import pipeline
 

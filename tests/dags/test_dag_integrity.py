@@ -150,3 +150,20 @@ print(json.dumps(sorted(m for m in heavy if m in sys.modules)))
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
     assert not (tmp_path / "home").exists()
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, None), ("2", 2)])
+def test_score_concurrency_caps_the_mapped_score_task_per_run(tmp_path, setting, expected):
+    probe = f"""
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder={str(REPO / "dags" / f"{DAG_ID}.py")!r})
+print(bag.dags[{DAG_ID!r}].task_dict["score"].max_active_tis_per_dagrun)
+"""
+    env = {"AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    if setting is not None:
+        env["CREDIT_BATCH_SCORE_CONCURRENCY"] = setting
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == str(expected)

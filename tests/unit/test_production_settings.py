@@ -99,6 +99,15 @@ def test_the_deployment_variables_set_the_pool_queue_and_schedule_and_default_to
         deployment({"CREDIT_BATCH_LOAD_POOL": "a pool; DROP"})
 
 
+def test_the_score_concurrency_caps_the_mapped_tasks_only_when_set():
+    assert deployment({}).score_concurrency is None
+    assert deployment({"CREDIT_BATCH_SCORE_CONCURRENCY": "0"}).score_concurrency is None
+    assert deployment({"CREDIT_BATCH_SCORE_CONCURRENCY": "2"}).score_concurrency == 2
+    for bad in ("-1", "two", "5000"):
+        with pytest.raises(ParameterError, match="CREDIT_BATCH_SCORE_CONCURRENCY"):
+            deployment({"CREDIT_BATCH_SCORE_CONCURRENCY": bad})
+
+
 def test_the_demo_on_an_s3_lake_writes_lake_and_models_to_the_bucket_and_nothing_local(
     tmp_path, s3_server
 ):
