@@ -40,6 +40,10 @@ FIGURES = {
     "DAG parse: credit_batch_train.py",
     "whole night (airflow dags test)",
     "categorical features (logistic, one-hot)",
+    "extract rate, DuckDB warehouse",
+    "extract rate, PostgreSQL warehouse",
+    "load rate into PostgreSQL",
+    "task start-up: one trivial step through Airflow",
 }
 
 
