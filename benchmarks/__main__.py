@@ -20,13 +20,14 @@ import time
 import uuid
 from pathlib import Path
 
-from benchmarks import figures
+from benchmarks import figures, local_night
 from benchmarks.output import Figure, write
 
 FULL = {
     "rows": 2_000_000,
     "big_rows": 20_000_000,
     "night_rows": 5_000_000,
+    "local_night_rows": 20_000_000,
     "training_rows": 150_000,
     "serving_seconds": 20,
     "naive_load_rows": 200_000,
@@ -39,6 +40,7 @@ SMOKE = {
     "rows": 20_000,
     "big_rows": 100_000,
     "night_rows": 10_000,
+    "local_night_rows": 20_000,
     "training_rows": 2_000,
     "serving_seconds": 2,
     "naive_load_rows": 2_000,
@@ -63,6 +65,7 @@ FIGURES = (
     "serving",
     "extract",
     "startup",
+    "night_local",
 )
 
 
@@ -124,6 +127,12 @@ def _run(home: Path, sizes: dict, only: set[str], pg_url: str | None) -> list[Fi
         if "extract" in only:
             with _pg_database(pg_url) as url:
                 found += figures.extract_rates(bench, pg_url=url)
+        if "night_local" in only:
+            found += local_night.night_local(
+                home / "local-night",
+                sizes["local_night_rows"],
+                partition_rows=sizes["partition_rows"],
+            )
         if "startup" in only:
             found += figures.startup(home / "startup", repeats=sizes["repeats"])
         if "reasons" in only:

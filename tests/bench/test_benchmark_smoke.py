@@ -44,6 +44,7 @@ FIGURES = {
     "extract rate, PostgreSQL warehouse",
     "load rate into PostgreSQL",
     "task start-up: one trivial step through Airflow",
+    "whole night, real Airflow (LocalExecutor)",
 }
 
 
