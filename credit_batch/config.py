@@ -25,6 +25,8 @@ variable                       default
 ``CREDIT_BATCH_POINTS_BASE``  ``600`` points at ``CREDIT_BATCH_POINTS_ODDS`` ``50`` (good:bad),
                                ``CREDIT_BATCH_POINTS_PDO`` ``20`` points to double the odds
 ``CREDIT_BATCH_SWAP_CUTOFF``  ``0.10`` (accepted at or below, comparing challengers)
+``CREDIT_BATCH_DUCKDB_MEMORY_LIMIT`` ``512MB`` (DuckDB spills beyond it)
+``CREDIT_BATCH_SCORE_CONCURRENCY`` unset: no cap (mapped score tasks of a run at once)
 ``CREDIT_BATCH_*_CONN_ID``     Airflow connections for the warehouse, the results
                                and the lake (read in a task, never when parsing)
 =============================  =========================================
@@ -41,6 +43,7 @@ it is given.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +55,7 @@ from credit_batch.storage import Location, S3Options, is_remote, location
 __all__ = [
     "ALGORITHMS",
     "ASSETS",
+    "DEFAULT_DUCKDB_MEMORY_LIMIT",
     "DEFAULT_TRAIN_SCHEDULE",
     "TRAIN_PARAMS",
     "DEFAULT_ALGORITHM",
@@ -108,6 +112,11 @@ CONNECTION_VARIABLES = {
 DEFAULT_CHUNK_ROWS = 100_000
 DEFAULT_PARTITION_ROWS = 1_000_000
 DEFAULT_IMPORTANCE_SAMPLE_ROWS = 20_000
+#: The most memory a DuckDB file's queries take before they spill to disk (its
+#: ``memory_limit``): a sort of a 20M-row snapshot otherwise held 3.4 GiB in the
+#: extract task, and the load 2 GiB; with it, a task stays under 1 GiB.
+DEFAULT_DUCKDB_MEMORY_LIMIT = "512MB"
+_MEMORY = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 DEFAULT_IMPORTANCE_REPEATS = 5
 DEFAULT_SEED = 42
 #: The demo warehouse: customers per snapshot and monthly snapshots.
@@ -359,6 +368,7 @@ class Settings:
     gates: Gates = DEFAULT_GATES
     scorecard: Scorecard = DEFAULT_SCORECARD
     swap_cutoff: float = DEFAULT_SWAP_CUTOFF
+    duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
 
     def __post_init__(self) -> None:
         home = Path(self.home).expanduser().resolve()
@@ -378,6 +388,12 @@ class Settings:
         check_rows("score_threads", self.score_threads, maximum=MAX_SCORE_THREADS)
         if not 0 < self.swap_cutoff < 1:
             raise ParameterError("CREDIT_BATCH_SWAP_CUTOFF", self.swap_cutoff, "must be in (0, 1)")
+        if not _MEMORY.match(str(self.duckdb_memory_limit)):
+            raise ParameterError(
+                "CREDIT_BATCH_DUCKDB_MEMORY_LIMIT",
+                self.duckdb_memory_limit,
+                "must be an amount of memory such as 512MB or 2GiB",
+            )
 
     @classmethod
     def from_env(
@@ -408,6 +424,8 @@ class Settings:
             gates=Gates.from_env(env),
             scorecard=Scorecard.from_env(env),
             swap_cutoff=_float_env(env, "CREDIT_BATCH_SWAP_CUTOFF") or DEFAULT_SWAP_CUTOFF,
+            duckdb_memory_limit=env.get("CREDIT_BATCH_DUCKDB_MEMORY_LIMIT")
+            or DEFAULT_DUCKDB_MEMORY_LIMIT,
         )
 
     @property

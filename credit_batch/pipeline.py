@@ -219,11 +219,9 @@ def importance(settings: Settings, run: Run, *, seed: int = DEFAULT_SEED) -> dic
     t0, date = time.perf_counter(), run.snapshot_date
     model = registry.load_model(settings, run.artifact_path, run.sha256, version=run.model_version)
     spec = run.spec
-    lake_rows = lake.read_features(settings.lake, date, spec.arrow_schema())
-    valid = validation.valid_rows(lake_rows.to_pandas(), spec=spec)
+    valid = importance_module.lake_sample(settings, run, seed=seed)  # memory: the sample
     tables, dependence = importance_module.unlabeled_rows(model, valid, run, seed=seed)
-    with warehouse.open_warehouse(settings) as wh:
-        labeled = validation.valid_rows(warehouse.read_labeled(wh, spec, date, date), spec=spec)
+    labeled = importance_module.labeled_sample(settings, run, seed=seed)
     labeled_table = importance_module.labeled_rows(
         model, labeled, run, target=spec.target, seed=seed
     )

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from credit_batch.checks import check_identifier_name
+from credit_batch.config import DEFAULT_DUCKDB_MEMORY_LIMIT
 from credit_batch.errors import (
     DataError,
     ParameterError,
@@ -122,7 +123,13 @@ def check_identifier(name: str, *, tables: bool = False) -> str:
     return name
 
 
-def connect(url: str, *, read_only: bool = False, schema: str | None = None) -> Database:
+def connect(
+    url: str,
+    *,
+    read_only: bool = False,
+    schema: str | None = None,
+    memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT,
+) -> Database:
     """Open the database at ``url``.
 
     Parameters
@@ -134,6 +141,9 @@ def connect(url: str, *, read_only: bool = False, schema: str | None = None) -> 
     schema : str, optional
         PostgreSQL: the schema to work in (the connection's ``search_path``;
         ``public`` stays behind it). DuckDB: ignored.
+    memory_limit : str
+        DuckDB: the most memory its queries take before they spill to disk
+        (every connection of a process to a file must give the same).
     """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
@@ -144,7 +154,8 @@ def connect(url: str, *, read_only: bool = False, schema: str | None = None) -> 
         raise UnsupportedDatabaseError("database URL", url, "must be a SQLAlchemy URL") from None
     backend, _, driver = parsed.drivername.partition("+")
     if backend == "duckdb":
-        return DuckDBDatabase(parsed.database or ":memory:", read_only=read_only)
+        path = parsed.database or ":memory:"
+        return DuckDBDatabase(path, read_only=read_only, memory_limit=memory_limit)
     if backend in ("postgresql", "postgres") and driver in ("", "psycopg"):
         return PostgresDatabase(parsed, read_only=read_only, schema=schema)
     shown = parsed.render_as_string(hide_password=True)
@@ -267,7 +278,9 @@ class DuckDBDatabase(Database):
 
     dialect = "duckdb"
 
-    def __init__(self, path: str, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str, *, read_only: bool = False, memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
+    ) -> None:
         import duckdb
 
         self.url = f"duckdb:///{path}"
@@ -280,7 +293,7 @@ class DuckDBDatabase(Database):
                     path=path,
                 )
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._con = _open_duckdb(duckdb, path, read_only)
+        self._con = _open_duckdb(duckdb, path, read_only, memory_limit)
 
     def run_script(self, sql: str) -> None:
         self._con.execute(sql)
@@ -356,11 +369,11 @@ def _on_local_disk(source) -> bool:
     return isinstance(getattr(source, "filesystem", None), pafs.LocalFileSystem)
 
 
-def _open_duckdb(duckdb, path: str, read_only: bool):
+def _open_duckdb(duckdb, path: str, read_only: bool, memory_limit: str):
     wait = _LOCK_FIRST_WAIT_S
     for attempt in range(_LOCK_RETRIES):
         try:
-            return duckdb.connect(path, read_only=read_only)
+            return duckdb.connect(path, read_only=read_only, config={"memory_limit": memory_limit})
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or attempt == _LOCK_RETRIES - 1:
                 error = ServiceUnavailableError if "lock" in str(exc).lower() else DataError

@@ -48,6 +48,7 @@ __all__ = [
     "part_name",
     "partition_outputs",
     "quarantine_dir",
+    "iter_features",
     "read_features",
     "read_manifest",
     "remove_stale_parts",
@@ -348,6 +349,11 @@ def dataset(lake: Location, uris: Iterable[str], schema):
 
     files = [lake.at(u) for u in uris]
     return ds.dataset([f.path for f in files], format="parquet", schema=schema, filesystem=lake.fs)
+
+
+def iter_features(lake: Location, date: dt.date, schema):
+    """A snapshot's extracted feature partitions, batch by batch (memory: one batch)."""
+    return dataset(lake, [p.uri for p in features_parts(lake, date)], schema).to_batches()
 
 
 def read_features(lake: Location, date: dt.date, schema):

@@ -25,6 +25,7 @@ __all__ = [
     "load_gmsc_csv",
     "open_warehouse",
     "read_labeled",
+    "stream_labeled",
     "replace_snapshot",
     "resolve_snapshot",
     "stream_features",
@@ -50,7 +51,9 @@ GMSC_CSV_COLUMNS = {
 
 def open_warehouse(settings: Settings, *, read_only: bool = True) -> Database:
     """Connect to the warehouse of ``settings``."""
-    return connect(settings.warehouse_url, read_only=read_only)
+    return connect(
+        settings.warehouse_url, read_only=read_only, memory_limit=settings.duckdb_memory_limit
+    )
 
 
 def apply_schema(db: Database, settings: Settings) -> None:
@@ -128,17 +131,19 @@ def read_labeled(db: Database, spec: FeatureSpec, date_from: dt.date, date_to: d
     """Return features joined to outcomes for snapshots in the range, as a pandas frame."""
     import pyarrow as pa
 
-    sql = spec.query("labeled")
-    batches = list(
-        db.stream_arrow(
-            sql,
-            {"date_from": date_from, "date_to": date_to},
-            schema=spec.arrow_schema(with_target=True),
-            batch_rows=500_000,
-        )
-    )
+    batches = list(stream_labeled(db, spec, date_from, date_to))
     table = pa.Table.from_batches(batches, schema=spec.arrow_schema(with_target=True))
     return table.to_pandas()
+
+
+def stream_labeled(db: Database, spec: FeatureSpec, date_from: dt.date, date_to: dt.date):
+    """Features joined to outcomes for snapshots in the range, as Arrow record batches."""
+    return db.stream_arrow(
+        spec.query("labeled"),
+        {"date_from": date_from, "date_to": date_to},
+        schema=spec.arrow_schema(with_target=True),
+        batch_rows=500_000,
+    )
 
 
 def load_gmsc_csv(db: Database, settings: Settings, path: str, snapshot_date: object) -> int:

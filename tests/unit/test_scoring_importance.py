@@ -120,3 +120,45 @@ def test_unlabeled_importance_ranks_the_feature_that_moves_the_score_first():
     assert frame.loc["strong", "importance_mean"] > 0.1
     assert frame.loc["noise", "importance_mean"] < 0.01
     assert (frame["baseline_score"] == 0).all()
+
+
+def _id_batches(ids: np.ndarray, size: int):
+    for start in range(0, len(ids), size):
+        chunk = ids[start : start + size]
+        x = pa.array(np.arange(start, start + len(chunk)) * 2.0)
+        yield pa.record_batch({"customer_id": pa.array(chunk), "x": x})
+
+
+@pytest.mark.parametrize("key", ["integer", "string"])
+def test_the_sample_is_the_same_customers_whatever_the_batches_and_uniform(key):
+    ids = np.random.default_rng(4).permutation(60_000).astype(np.int64)
+    ids = ids if key == "integer" else ids.astype(str).astype(object)
+    position = {c: i for i, c in enumerate(ids.tolist())}
+
+    def customers(table) -> list:
+        return table.column("customer_id").to_pylist()
+
+    small = importance.sample_batches(_id_batches(ids, 700), n=1_000, seed=3)
+    whole = importance.sample_batches(_id_batches(ids, 60_000), n=1_000, seed=3)
+    assert small.num_rows == 1_000 and len(set(customers(small))) == 1_000
+    assert customers(small) == customers(whole)  # the batches' sizes change nothing
+    other = importance.sample_batches(_id_batches(ids, 700), n=1_000, seed=4)
+    assert len(set(customers(other)) & set(customers(small))) < 100  # another seed, others
+    assert small.column("x").to_pylist() == [2.0 * position[c] for c in customers(small)]
+    rows = np.array([position[c] for c in customers(small)])  # uniform over the positions
+    assert abs(rows.mean() - 30_000) < 4 * 60_000 / np.sqrt(12 * 1_000)
+
+
+def test_the_sample_never_holds_much_more_than_n_rows(monkeypatch):
+    held, trim = [], importance._smallest
+
+    def watched(batches, keys, n):
+        held.append(sum(map(len, keys)))
+        return trim(batches, keys, n)
+
+    monkeypatch.setattr(importance, "_smallest", watched)
+    ids = np.arange(200_000, dtype=np.int64)
+    table = importance.sample_batches(_id_batches(ids, 5_000), n=500, seed=0)
+    assert table.num_rows == 500
+    assert held and max(held) <= 4 * 500 + 5_000  # never the 200,000 rows
+    assert importance.sample_batches(iter(()), n=10, seed=0) is None
