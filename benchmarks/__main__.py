@@ -28,6 +28,7 @@ FULL = {
     "big_rows": 20_000_000,
     "night_rows": 5_000_000,
     "local_night_rows": 20_000_000,
+    "local_night_partition_rows": 5_000_000,
     "training_rows": 150_000,
     "serving_seconds": 20,
     "naive_load_rows": 200_000,
@@ -41,6 +42,7 @@ SMOKE = {
     "big_rows": 100_000,
     "night_rows": 10_000,
     "local_night_rows": 20_000,
+    "local_night_partition_rows": 5_000,
     "training_rows": 2_000,
     "serving_seconds": 2,
     "naive_load_rows": 2_000,
@@ -131,7 +133,7 @@ def _run(home: Path, sizes: dict, only: set[str], pg_url: str | None) -> list[Fi
             found += local_night.night_local(
                 home / "local-night",
                 sizes["local_night_rows"],
-                partition_rows=sizes["partition_rows"],
+                partition_rows=sizes["local_night_partition_rows"],
             )
         if "startup" in only:
             found += figures.startup(home / "startup", repeats=sizes["repeats"])

@@ -44,7 +44,7 @@ def night_local(home: Path, rows: int, *, partition_rows: int) -> list[Figure]:
         tasks = api.get(f"{_DAG}/dagRuns/{run['dag_run_id']}/taskInstances").json()
     wall = _seconds(run["start_date"], run["end_date"])
     paths = figures._features(bench.settings, bench.date)
-    bare = figures.bare_seconds(replace(bench, repeats=1), paths)
+    bare = figures.bare_seconds(replace(bench, repeats=2), paths)
     steps = _task_seconds(tasks["task_instances"])
     peaks: dict[str, float] = {}  # each task's highest, over its mapped instances
     for ti in tasks["task_instances"]:

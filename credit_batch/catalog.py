@@ -8,6 +8,7 @@ which command makes the first results.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 from credit_batch.checks import check_model_version, check_rows, parse_date
@@ -112,6 +113,10 @@ def _keyed_rows(settings: Settings, name: str, customer_id, params: dict) -> lis
         return db.fetch_arrow(sql, {**params, "customer_id": key}).to_pylist()
 
 
+#: An integer id as ASCII digits ("¹" and "٣" are digits to ``str.isdigit``, not to ``int``).
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
 def customer_key(value, *, string: bool):
     """``value`` as the results' customer id type; ParameterError where it cannot be one."""
     text = str(value)
@@ -121,7 +126,7 @@ def customer_key(value, *, string: bool):
         )
     if string:
         return text
-    if isinstance(value, bool) or not text.lstrip("-").isdigit() or abs(int(text)) >= 2**63:
+    if isinstance(value, bool) or not _INTEGER.fullmatch(text) or abs(int(text)) >= 2**63:
         raise ParameterError("customer id", value, "must be an integer (the results' key type)")
     return int(text)
 

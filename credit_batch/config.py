@@ -25,7 +25,7 @@ variable                       default
 ``CREDIT_BATCH_POINTS_BASE``  ``600`` points at ``CREDIT_BATCH_POINTS_ODDS`` ``50`` (good:bad),
                                ``CREDIT_BATCH_POINTS_PDO`` ``20`` points to double the odds
 ``CREDIT_BATCH_SWAP_CUTOFF``  ``0.10`` (accepted at or below, comparing challengers)
-``CREDIT_BATCH_DUCKDB_MEMORY_LIMIT`` ``512MB`` (DuckDB spills beyond it)
+``CREDIT_BATCH_DUCKDB_MEMORY_LIMIT`` ``512MB`` (a DuckDB warehouse's queries spill beyond it)
 ``CREDIT_BATCH_SCORE_CONCURRENCY`` unset: no cap (mapped score tasks of a run at once)
 ``CREDIT_BATCH_*_CONN_ID``     Airflow connections for the warehouse, the results
                                and the lake (read in a task, never when parsing)
@@ -112,9 +112,10 @@ CONNECTION_VARIABLES = {
 DEFAULT_CHUNK_ROWS = 100_000
 DEFAULT_PARTITION_ROWS = 1_000_000
 DEFAULT_IMPORTANCE_SAMPLE_ROWS = 20_000
-#: The most memory a DuckDB file's queries take before they spill to disk (its
-#: ``memory_limit``): a sort of a 20M-row snapshot otherwise held 3.4 GiB in the
-#: extract task, and the load 2 GiB; with it, a task stays under 1 GiB.
+#: The most memory a DuckDB warehouse's queries take before they spill to disk
+#: (its ``memory_limit``): the extract's sort of a 20M-row snapshot otherwise held
+#: 3.4 GiB. (The results file keeps DuckDB's own limit: a COUNT(DISTINCT) of a
+#: slice, in the load's reconciliation, cannot spill.)
 DEFAULT_DUCKDB_MEMORY_LIMIT = "512MB"
 _MEMORY = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 DEFAULT_IMPORTANCE_REPEATS = 5
@@ -264,18 +265,19 @@ RUN_PARAMS: dict[str, dict] = {
         "description": "Registered model version; empty: the champion",
     },
     "chunk_rows": {
-        "default": DEFAULT_CHUNK_ROWS,
-        "type": "integer",
+        "default": None,  # the deployment's CREDIT_BATCH_CHUNK_ROWS (100,000 unset)
+        "type": ["null", "integer"],
         "minimum": 1,
         "maximum": MAX_CHUNK_ROWS,
-        "description": "Rows per scoring chunk",
+        "description": "Rows per scoring chunk; empty: CREDIT_BATCH_CHUNK_ROWS",
     },
     "rows_per_partition": {
-        "default": DEFAULT_PARTITION_ROWS,
-        "type": "integer",
+        "default": None,  # the deployment's CREDIT_BATCH_PARTITION_ROWS (1,000,000 unset)
+        "type": ["null", "integer"],
         "minimum": 100,
         "maximum": MAX_PARTITION_ROWS,
-        "description": "Rows per Parquet partition (one score task each)",
+        "description": "Rows per Parquet partition (one score task each); "
+        "empty: CREDIT_BATCH_PARTITION_ROWS",
     },
     "max_quarantine_fraction": {
         "default": DEFAULT_MAX_QUARANTINE_FRACTION,

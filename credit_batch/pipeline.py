@@ -221,7 +221,7 @@ def importance(settings: Settings, run: Run, *, seed: int = DEFAULT_SEED) -> dic
     spec = run.spec
     valid = importance_module.lake_sample(settings, run, seed=seed)  # memory: the sample
     tables, dependence = importance_module.unlabeled_rows(model, valid, run, seed=seed)
-    labeled = importance_module.labeled_sample(settings, run, seed=seed)
+    labeled = importance_module.labeled_sample(settings, run, list(valid["customer_id"]), seed=seed)
     labeled_table = importance_module.labeled_rows(
         model, labeled, run, target=spec.target, seed=seed
     )

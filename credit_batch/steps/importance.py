@@ -88,11 +88,11 @@ def lake_sample(settings: Settings, run: Run, *, seed: int):
     return _valid_sample(batches, schema, run, seed)
 
 
-def labeled_sample(settings: Settings, run: Run, *, seed: int):
-    """The valid rows of the same sample of the snapshot's labeled rows in the warehouse."""
+def labeled_sample(settings: Settings, run: Run, customers: list, *, seed: int):
+    """The valid labeled rows of ``customers`` (the lake's sample) in the warehouse."""
     spec, date = run.spec, run.snapshot_date
     with warehouse.open_warehouse(settings) as wh:
-        batches = warehouse.stream_labeled(wh, spec, date, date)
+        batches = warehouse.stream_labeled(wh, spec, date, date, customers=customers)
         return _valid_sample(batches, spec.arrow_schema(with_target=True), run, seed)
 
 

@@ -59,9 +59,7 @@ def slice_performance(settings: Settings, key: dict):
         record = registry.get_model(db, settings, key["model_version"])
         scores = results.slice_scores(db, settings, key).to_pandas()
     spec = record.feature_spec
-    with warehouse.open_warehouse(settings) as wh:
-        date = key["snapshot_date"]
-        labeled = warehouse.read_labeled(wh, spec, date, date)[["customer_id", spec.target]]
+    labeled = _outcomes(settings, spec, key["snapshot_date"])
     # Rows that break the rules were quarantined, not scored: the join leaves them out. A
     # customer with two outcomes has none that can be trusted (as the batch's duplicates).
     labeled = labeled.drop_duplicates("customer_id", keep=False)
@@ -80,6 +78,19 @@ def slice_performance(settings: Settings, key: dict):
         {"grouping": "band", **r} for r in performance.band_rows(y, p, joined["risk_band"])
     ]
     return row, calibration
+
+
+def _outcomes(settings: Settings, spec, date):
+    """``customer_id`` and the outcome of each labeled row of ``date``: the features are
+    dropped batch by batch (a 20M-row snapshot's features would take GiBs)."""
+    import pyarrow as pa
+
+    names = ["customer_id", spec.target]
+    with warehouse.open_warehouse(settings) as wh:
+        batches = [b.select(names) for b in warehouse.stream_labeled(wh, spec, date, date)]
+    schema = spec.arrow_schema(with_target=True)
+    table = pa.Table.from_batches(batches, schema=pa.schema([schema.field(n) for n in names]))
+    return table.to_pandas()
 
 
 def _known(summary: dict) -> dict:

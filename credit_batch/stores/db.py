@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from credit_batch.checks import check_identifier_name
-from credit_batch.config import DEFAULT_DUCKDB_MEMORY_LIMIT
 from credit_batch.errors import (
     DataError,
     ParameterError,
@@ -128,7 +127,7 @@ def connect(
     *,
     read_only: bool = False,
     schema: str | None = None,
-    memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT,
+    memory_limit: str | None = None,
 ) -> Database:
     """Open the database at ``url``.
 
@@ -141,9 +140,10 @@ def connect(
     schema : str, optional
         PostgreSQL: the schema to work in (the connection's ``search_path``;
         ``public`` stays behind it). DuckDB: ignored.
-    memory_limit : str
+    memory_limit : str, optional
         DuckDB: the most memory its queries take before they spill to disk
-        (every connection of a process to a file must give the same).
+        (default: DuckDB's own, 80% of the machine's memory; every connection
+        of a process to one file must give the same).
     """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
@@ -279,7 +279,7 @@ class DuckDBDatabase(Database):
     dialect = "duckdb"
 
     def __init__(
-        self, path: str, *, read_only: bool = False, memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
+        self, path: str, *, read_only: bool = False, memory_limit: str | None = None
     ) -> None:
         import duckdb
 
@@ -369,11 +369,12 @@ def _on_local_disk(source) -> bool:
     return isinstance(getattr(source, "filesystem", None), pafs.LocalFileSystem)
 
 
-def _open_duckdb(duckdb, path: str, read_only: bool, memory_limit: str):
+def _open_duckdb(duckdb, path: str, read_only: bool, memory_limit: str | None):
     wait = _LOCK_FIRST_WAIT_S
     for attempt in range(_LOCK_RETRIES):
         try:
-            return duckdb.connect(path, read_only=read_only, config={"memory_limit": memory_limit})
+            config = {} if memory_limit is None else {"memory_limit": memory_limit}
+            return duckdb.connect(path, read_only=read_only, config=config)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or attempt == _LOCK_RETRIES - 1:
                 error = ServiceUnavailableError if "lock" in str(exc).lower() else DataError

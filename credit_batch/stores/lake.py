@@ -353,7 +353,8 @@ def dataset(lake: Location, uris: Iterable[str], schema):
 
 def iter_features(lake: Location, date: dt.date, schema):
     """A snapshot's extracted feature partitions, batch by batch (memory: one batch)."""
-    return dataset(lake, [p.uri for p in features_parts(lake, date)], schema).to_batches()
+    parts = dataset(lake, [p.uri for p in features_parts(lake, date)], schema)
+    return parts.to_batches(batch_readahead=2, fragment_readahead=1)  # not 4 parts at once
 
 
 def read_features(lake: Location, date: dt.date, schema):

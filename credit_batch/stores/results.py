@@ -68,12 +68,7 @@ def open_results(
     ``key_type`` (a spec's) is the type of ``customer_id`` in tables created now;
     tables that exist keep theirs (see :func:`check_key_type`).
     """
-    db = connect(
-        settings.results_url,
-        read_only=read_only,
-        schema=settings.results_schema,
-        memory_limit=settings.duckdb_memory_limit,
-    )
+    db = connect(settings.results_url, read_only=read_only, schema=settings.results_schema)
     if not read_only:
         apply_schema(db, settings, key_type=key_type)
     return db

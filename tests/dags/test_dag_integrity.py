@@ -90,7 +90,9 @@ def test_every_task_retries_with_a_delay_and_has_a_timeout_and_owner(dagbag, dag
         ("model_version", "logreg-20260831-abc123"),
         ("model_version", None),
         ("chunk_rows", 1_000),
+        ("chunk_rows", None),
         ("rows_per_partition", 5_000),
+        ("rows_per_partition", None),
         ("importance_repeats", 3),
     ],
 )

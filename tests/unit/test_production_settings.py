@@ -212,3 +212,16 @@ def test_a_local_lake_url_is_the_default_layout(tmp_path):
     assert settings.lake.is_local and settings.lake.uri == settings.lake_url
     file_url = Settings(home=tmp_path, lake_url=f"file://{tmp_path}/elsewhere")
     assert file_url.lake.uri == str(Path(tmp_path).resolve() / "elsewhere")
+
+
+def test_a_run_without_partition_or_chunk_params_takes_the_deployments_settings():
+    from credit_batch.config import RUN_PARAMS
+    from credit_batch.run import RunOptions
+
+    defaults = {name: schema["default"] for name, schema in RUN_PARAMS.items()}
+    options = RunOptions.from_params(defaults)
+    env = {"CREDIT_BATCH_PARTITION_ROWS": "5000000", "CREDIT_BATCH_CHUNK_ROWS": "50000"}
+    settings = Settings.from_env(env)
+    assert (options.partition_rows(settings), options.chunk(settings)) == (5_000_000, 50_000)
+    given = RunOptions.from_params({**defaults, "rows_per_partition": 700, "chunk_rows": 300})
+    assert (given.partition_rows(settings), given.chunk(settings)) == (700, 300)

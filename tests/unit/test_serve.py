@@ -210,6 +210,8 @@ def test_a_bad_field_is_a_422_naming_it_and_nothing_is_written(served, name):
         ("get", "/v1/customers/..%2F..%2Fetc%2Fpasswd/score", {}, 404),
         ("get", "/v1/customers/" + "9" * 80 + "/score", {}, 422),
         ("get", "/v1/customers/99999999999999999999/score", {}, 422),
+        ("get", "/v1/customers/%C2%B9/score", {}, 422),  # "¹": a digit to isdigit, not to int
+        ("get", "/v1/customers/%D9%A3/history", {}, 422),  # an Arabic-Indic three
         ("get", "/v1/customers/1/score?as_of=2026-13-01", {}, 422),
         ("get", "/v1/customers/1/score?as_of=yesterday", {}, 422),
         ("get", "/v1/customers/1/score?as_of=20261031", {}, 422),
