@@ -32,6 +32,7 @@ import gc
 import logging
 import threading
 import time
+import weakref
 from types import SimpleNamespace
 
 from credit_batch import catalog
@@ -95,8 +96,11 @@ class _Kept:
                 if self._thread is None:
                     self._seen = self._stamp()
                     self._set(self._read(None))
-                    self._thread = threading.Thread(
-                        target=self._loop, name=f"credit-batch-{self._name}", daemon=True
+                    self._thread = threading.Thread(  # holds no reference to the app
+                        target=_refresh_loop,
+                        args=(weakref.ref(self),),
+                        name=f"credit-batch-{self._name}",
+                        daemon=True,
                     )
                     self._thread.start()
                     _THREADS.append(self._thread)
@@ -112,15 +116,33 @@ class _Kept:
     def _set(self, value) -> None:
         self._value, self._at = value, time.monotonic()
 
-    def _loop(self) -> None:
-        while not _STOPPING.wait(CACHE_SECONDS):
-            try:
-                stamp = self._stamp()  # before the read: a commit during it is seen next time
-                if stamp is None or stamp != self._seen:
-                    self.refresh()
-                    self._seen = stamp
-            except Exception:  # the store is away: keep answering from the kept value
-                logger.warning("could not refresh the service's %s", self._name, exc_info=True)
+    def tick(self) -> None:
+        """Read again if the store may have changed since the last read."""
+        stamp = self._stamp()  # before the read: a commit during it is seen next time
+        if stamp is None or stamp != self._seen:
+            self.refresh()
+            self._seen = stamp
+
+
+def _refresh_loop(ref) -> None:
+    """Every :data:`CACHE_SECONDS`, :meth:`_Kept.tick` while the app that keeps it lives.
+
+    A failure (the store is away) is logged once until a read works again; the
+    requests meanwhile answer from the kept value.
+    """
+    failing = False
+    while not _STOPPING.wait(CACHE_SECONDS):
+        kept = ref()
+        if kept is None:
+            return  # the app is gone
+        try:
+            kept.tick()
+            failing = False
+        except Exception:
+            if not failing:
+                logger.warning("could not refresh the service's %s", kept._name, exc_info=True)
+            failing = True
+        del kept
 
 
 @functools.cache

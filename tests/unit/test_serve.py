@@ -323,3 +323,25 @@ def test_the_service_answers_as_the_read_only_analyst_role(pg_demo, pg_admin):
             serve.create_api_key(replace(settings, results_url=login), "not-allowed")
     finally:
         pg_admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def test_the_refresh_threads_end_with_their_app(served, monkeypatch):
+    import gc
+
+    from fastapi.testclient import TestClient
+
+    settings, client, _ = served
+    monkeypatch.setattr(serve, "CACHE_SECONDS", 0.05)
+    before = set(serve._THREADS)
+    app = serve.create_app(settings)
+    mine = TestClient(app)
+    mine.headers["Authorization"] = client.headers["Authorization"]
+    assert mine.get("/v1/customers/17/score").status_code == 200  # keys, score index
+    assert mine.post("/v1/score", json=_applicant(settings)).status_code == 200  # champion
+    started = [t for t in serve._THREADS if t not in before]
+    assert len(started) == 3 and all(t.is_alive() for t in started)
+    del app, mine
+    gc.collect()
+    for thread in started:
+        thread.join(timeout=5)
+    assert not any(t.is_alive() for t in started), "a refresh thread outlived its app"
