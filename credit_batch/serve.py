@@ -103,7 +103,7 @@ class _Kept:
                         daemon=True,
                     )
                     self._thread.start()
-                    _THREADS.append(self._thread)
+                    _THREADS[:] = [t for t in _THREADS if t.is_alive()] + [self._thread]
         return self._value
 
     def refresh(self, *, older_than: float = 0.0):

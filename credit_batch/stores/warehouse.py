@@ -136,6 +136,11 @@ def read_labeled(db: Database, spec: FeatureSpec, date_from: dt.date, date_to: d
     return table.to_pandas()
 
 
+#: The spec's labeled query, for the customers of one bound list only.
+_LABELED_AMONG = "SELECT * FROM (\n{query}\n) AS labeled WHERE customer_id {among}"
+_AMONG = {"duckdb": "IN (SELECT UNNEST(:customers))", "postgresql": "= ANY(:customers)"}
+
+
 def stream_labeled(
     db: Database,
     spec: FeatureSpec,
@@ -152,11 +157,8 @@ def stream_labeled(
     """
     sql, params = spec.query("labeled"), {"date_from": date_from, "date_to": date_to}
     if customers is not None:
-        among = (
-            "= ANY(:customers)" if db.dialect == "postgresql" else "IN (SELECT UNNEST(:customers))"
-        )
-        inner = sql.strip().rstrip(";")
-        sql = f"SELECT * FROM (\n{inner}\n) AS labeled WHERE customer_id {among}"
+        among = _AMONG[db.dialect]
+        sql = _LABELED_AMONG.format(query=sql.strip().rstrip(";"), among=among)
         params["customers"] = list(customers)
     return db.stream_arrow(
         sql, params, schema=spec.arrow_schema(with_target=True), batch_rows=500_000
