@@ -112,10 +112,11 @@ CONNECTION_VARIABLES = {
 DEFAULT_CHUNK_ROWS = 100_000
 DEFAULT_PARTITION_ROWS = 1_000_000
 DEFAULT_IMPORTANCE_SAMPLE_ROWS = 20_000
-#: The most memory a DuckDB warehouse's queries take before they spill to disk
+#: The most memory a DuckDB warehouse's reads take before they spill to disk
 #: (its ``memory_limit``): the extract's sort of a 20M-row snapshot otherwise held
-#: 3.4 GiB. (The results file keeps DuckDB's own limit: a COUNT(DISTINCT) of a
-#: slice, in the load's reconciliation, cannot spill.)
+#: 3.4 GiB. (Writes keep DuckDB's own limit: inserting a 50M-row snapshot ran
+#: out of 512MB; so does the results file: a COUNT(DISTINCT) of a slice, in the
+#: load's reconciliation, cannot spill.)
 DEFAULT_DUCKDB_MEMORY_LIMIT = "512MB"
 _MEMORY = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 DEFAULT_IMPORTANCE_REPEATS = 5

@@ -51,9 +51,8 @@ GMSC_CSV_COLUMNS = {
 
 def open_warehouse(settings: Settings, *, read_only: bool = True) -> Database:
     """Connect to the warehouse of ``settings``."""
-    return connect(
-        settings.warehouse_url, read_only=read_only, memory_limit=settings.duckdb_memory_limit
-    )
+    limit = settings.duckdb_memory_limit if read_only else None  # reads spill; writes need room
+    return connect(settings.warehouse_url, read_only=read_only, memory_limit=limit)
 
 
 def apply_schema(db: Database, settings: Settings) -> None:
