@@ -891,6 +891,15 @@ def serving(bench: Bench, *, seconds: float) -> list[Figure]:
 SERVE_WORKERS = 2
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class _server:
     """``credit-batch serve`` on a free loopback port, for the figure's duration."""
 
@@ -898,13 +907,10 @@ class _server:
         self.settings = settings
 
     def __enter__(self) -> str:
-        import socket
 
         import httpx
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         command = [
             str(Path(sys.executable).with_name("credit-batch")),
             *("serve", "--port", str(port), "--workers", str(SERVE_WORKERS)),

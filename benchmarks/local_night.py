@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -71,7 +70,7 @@ _DAG = "dags/credit_batch_nightly"
 def _env(home: Path, data: Path) -> dict:
     from benchmarks import figures
 
-    api_port, log_port, trigger_port = (_free_port() for _ in range(3))
+    api_port, log_port, trigger_port = (figures.free_port() for _ in range(3))
     return {
         **figures._airflow_env(home / "airflow", data),
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
@@ -86,12 +85,6 @@ def _env(home: Path, data: Path) -> dict:
         "CREDIT_BATCH_SCORE_CONCURRENCY": str(SLOTS),
         "CREDIT_BATCH_RETRY_DELAY_SECONDS": "5",
     }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class _standalone:

@@ -49,7 +49,6 @@ __all__ = [
     "partition_outputs",
     "quarantine_dir",
     "iter_features",
-    "read_features",
     "read_manifest",
     "remove_stale_parts",
     "remove_superseded_runs",
@@ -355,11 +354,6 @@ def iter_features(lake: Location, date: dt.date, schema):
     """A snapshot's extracted feature partitions, batch by batch (memory: one batch)."""
     parts = dataset(lake, [p.uri for p in features_parts(lake, date)], schema)
     return parts.to_batches(batch_readahead=2, fragment_readahead=1)  # not 4 parts at once
-
-
-def read_features(lake: Location, date: dt.date, schema):
-    """A snapshot's extracted feature partitions (as its manifest names them), one Arrow table."""
-    return dataset(lake, [p.uri for p in features_parts(lake, date)], schema).to_table()
 
 
 def tidy_slice(
