@@ -299,7 +299,10 @@ def train(
     check_rows("max training rows", max_rows, maximum=MAX_PARTITION_ROWS, minimum=50)
     check_algorithm(algorithm)
     with warehouse.open_warehouse(settings) as wh:
-        frame = valid_rows(warehouse.read_labeled(wh, spec, since_date, until_date), spec=spec)
+        labeled = warehouse.read_labeled(
+            wh, spec, since_date, until_date, sample_rows=max_rows + max_rows // 10, seed=seed
+        )
+    frame = valid_rows(labeled, spec=spec)
     if frame.empty:
         raise DataError(
             f"no labeled rows between {since_date} and {until_date} in the warehouse "

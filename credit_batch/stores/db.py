@@ -6,7 +6,8 @@ move as Arrow, not row by row:
 * ``duckdb:///path/to/file.duckdb``: the embedded default (``duckdb``);
   bulk inserts scan Arrow tables, readers or Parquet datasets in place.
 * ``postgresql://user@host:port/db`` (``+psycopg`` allowed): production
-  (``psycopg`` 3); bulk inserts and extracts stream CSV through ``COPY``.
+  (``psycopg`` 3); bulk inserts go as binary ``COPY`` encoded from Arrow (``pgpq``),
+  extracts stream CSV through ``COPY``.
 
 SQL is read from ``sql/`` files with ``:name`` placeholders; values are
 always bound parameters. Table names pass an allow-list.
@@ -387,6 +388,26 @@ def _open_duckdb(duckdb, path: str, read_only: bool, memory_limit: str | None):
     raise AssertionError("unreachable")
 
 
+# The PostgreSQL types (by OID) that binary COPY writes from Arrow, and the Arrow
+# type a column is cast to first.
+def _binary_types() -> dict:
+    import pyarrow as pa
+
+    return {
+        16: pa.bool_,
+        21: pa.int16,
+        23: pa.int32,
+        20: pa.int64,
+        700: pa.float32,
+        701: pa.float64,
+        25: pa.string,
+        1043: pa.string,
+        1082: pa.date32,
+        1114: lambda: pa.timestamp("us"),
+        1184: lambda: pa.timestamp("us", tz="UTC"),
+    }
+
+
 def _cast(batch, schema):
     try:
         return batch.cast(schema)
@@ -485,28 +506,51 @@ class PostgresDatabase(Database):
 
     def bulk_insert(self, table: str, source) -> int:
         import psycopg
-        import pyarrow.csv as pacsv
         from psycopg import sql
 
         check_identifier(table, tables=True)
         names = [check_identifier(n) for n in source.schema.names]
-        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT CSV)").format(
+        columns = sql.SQL("{} ({})").format(
             sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, names))
         )
-        options = pacsv.WriteOptions(include_header=False)
-        rows = 0
+        target = self._binary_schema(table, columns, source.schema)
+        fmt = sql.SQL("CSV" if target is None else "BINARY")
+        statement = sql.SQL("COPY {} FROM STDIN (FORMAT {})").format(columns, fmt)
         try:
             with self._con.cursor() as cur, cur.copy(statement) as cp:
-                for batch in _batches(source):
-                    buf = io.BytesIO()
-                    pacsv.write_csv(batch, buf, options)
-                    cp.write(buf.getbuffer())
-                    rows += batch.num_rows
+                if target is None:
+                    return _copy_csv(cp, source)
+                return _copy_binary(cp, source, target, table)
         except psycopg.errors.IntegrityError as exc:
             raise DataError(
                 f"bulk insert into {table} broke a constraint: {first_line(exc)}", table=table
             ) from exc
-        return rows
+
+    def _binary_schema(self, table: str, columns, schema):
+        """The Arrow schema binary ``COPY`` into ``table`` needs, or None (then CSV).
+
+        Binary ``COPY`` takes each value in its column's exact wire type, so the
+        batches are cast to the table's own types first; a column of a type
+        outside :func:`_binary_types` (or a source that cannot be cast) goes as CSV,
+        which the server parses whatever the type.
+        """
+        import pyarrow as pa
+        from psycopg import sql
+
+        probe = sql.SQL("SELECT * FROM {} WHERE false").format(sql.Identifier(table))
+        with self._con.cursor() as cur:
+            cur.execute(probe)
+            oids = {d.name: d.type_code for d in cur.description}
+        kinds = [_binary_types().get(oids.get(name)) for name in schema.names]
+        if None in kinds:
+            return None
+        fields = zip(schema.names, kinds, strict=True)
+        target = pa.schema([pa.field(name, kind()) for name, kind in fields])
+        try:
+            schema.empty_table().cast(target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+        return target
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -532,6 +576,40 @@ def _column_type_error(exc: BaseException, schema) -> Exception:
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name if it has none)."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _copy_csv(cp, source) -> int:
+    import pyarrow.csv as pacsv
+
+    options, rows = pacsv.WriteOptions(include_header=False), 0
+    for batch in _batches(source):
+        buf = io.BytesIO()
+        pacsv.write_csv(batch, buf, options)
+        cp.write(buf.getbuffer())
+        rows += batch.num_rows
+    return rows
+
+
+def _copy_binary(cp, source, target, table: str) -> int:
+    """Encode Arrow batches as PostgreSQL's binary ``COPY`` (pgpq): no text to parse."""
+    import pgpq
+    import pyarrow as pa
+
+    encoder, rows = pgpq.ArrowToPostgresBinaryEncoder(target), 0
+    cp.write(encoder.write_header())
+    for batch in _batches(source):
+        try:
+            batch = batch.cast(target)
+        except pa.ArrowInvalid as exc:
+            raise DataError(
+                f"bulk insert into {table}: a value does not fit its column's type: "
+                f"{first_line(exc)}; nothing was written",
+                table=table,
+            ) from exc
+        cp.write(encoder.write_batch(batch))
+        rows += batch.num_rows
+    cp.write(encoder.finish())
+    return rows
 
 
 def _batches(source) -> Iterable:

@@ -126,13 +126,49 @@ def stream_features(db: Database, spec: FeatureSpec, date: dt.date, *, batch_row
     )
 
 
-def read_labeled(db: Database, spec: FeatureSpec, date_from: dt.date, date_to: dt.date):
-    """Return features joined to outcomes for snapshots in the range, as a pandas frame."""
+#: Labeled rows :func:`read_labeled` reads whole; beyond, a sample (when asked for one).
+READ_WHOLE_ROWS = 2_000_000
+
+
+def read_labeled(
+    db: Database,
+    spec: FeatureSpec,
+    date_from: dt.date,
+    date_to: dt.date,
+    *,
+    sample_rows: int | None = None,
+    seed: int = 0,
+):
+    """Return features joined to outcomes for snapshots in the range, as a pandas frame.
+
+    ``sample_rows``: where the range holds more than :data:`READ_WHOLE_ROWS`
+    rows, return only a seeded random sample of this many
+    (:func:`credit_batch.sampling.sample_batches`), read as the rows stream,
+    so that memory stays flat whatever the book's size (training on a
+    50M-row snapshot held 23.6 GiB when it was read whole). Smaller ranges are
+    read whole, as without it.
+    """
     import pyarrow as pa
 
-    batches = list(stream_labeled(db, spec, date_from, date_to))
-    table = pa.Table.from_batches(batches, schema=spec.arrow_schema(with_target=True))
-    return table.to_pandas()
+    from credit_batch.sampling import sample_batches
+
+    schema = spec.arrow_schema(with_target=True)
+    batches, head, rows = iter(stream_labeled(db, spec, date_from, date_to)), [], 0
+    for batch in batches:
+        head.append(batch)
+        rows += batch.num_rows
+        if sample_rows is not None and rows > READ_WHOLE_ROWS:
+            logger.info("over %d labeled rows: sampling %d", READ_WHOLE_ROWS, sample_rows)
+            table = sample_batches(_drained(head, batches), n=sample_rows, seed=seed)
+            return table.to_pandas()
+    return pa.Table.from_batches(head, schema=schema).to_pandas()
+
+
+def _drained(head: list, rest: Iterator) -> Iterator:
+    """``head``'s batches, each let go once yielded, then ``rest``'s."""
+    while head:
+        yield head.pop(0)
+    yield from rest
 
 
 #: The spec's labeled query, for the customers of one bound list only.

@@ -181,3 +181,72 @@ def test_two_writers_of_one_importance_slice_wait_in_turn_and_leave_one_copy(
     assert failures == []
     assert len(query(settings, "SELECT * FROM feature_importance" + where, key)) == len(importance)
     assert len(query(settings, "SELECT * FROM partial_dependence" + where, key)) == len(dependence)
+
+
+_TYPED_TABLE = """
+CREATE TABLE features (
+    n_small INTEGER, n_big BIGINT NOT NULL, x DOUBLE PRECISION, label VARCHAR,
+    day DATE, at TIMESTAMP, at_utc TIMESTAMPTZ, flag BOOLEAN
+)
+"""
+
+
+def _typed_rows():
+    import pyarrow as pa
+
+    return pa.table(
+        {
+            "n_small": pa.array([1, None, -(2**31)], pa.int64()),
+            "n_big": pa.array([2**62, 5, -1], pa.int64()),
+            "x": [5e-324, 1.7976931348623157e308, 0.1 + 0.2],
+            "label": pa.array(["a", None, "é,\"\n"]).dictionary_encode(),
+            "day": [dt.date(2026, 9, 30), None, dt.date(1, 1, 1)],
+            "at": [dt.datetime(2026, 9, 30, 1, 2, 3, 456789), None, dt.datetime(2000, 1, 1)],
+            "at_utc": pa.array(
+                [dt.datetime(2026, 9, 30, 23, 59, tzinfo=dt.UTC), None, None],
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "flag": [True, None, False],
+        }
+    )
+
+
+def test_bulk_insert_into_postgresql_keeps_every_value_of_every_type_exactly(pg_url):
+    """Binary COPY casts each column to the table's own type: doubles, dates and text exact."""
+    from credit_batch.stores.db import connect
+
+    rows = _typed_rows()
+    with connect(pg_url) as db:
+        db.run_script(_TYPED_TABLE)
+        assert db.bulk_insert("features", rows) == 3
+        back = db.fetch_arrow("SELECT * FROM features ORDER BY n_big DESC").to_pylist()
+    assert back == rows.to_pylist()
+
+
+def test_bulk_insert_of_a_value_too_big_for_its_column_names_the_table_and_writes_nothing(pg_url):
+    import pyarrow as pa
+
+    from credit_batch.stores.db import connect
+
+    too_big = _typed_rows().set_column(0, "n_small", pa.array([1, 2**40, 3], pa.int64()))
+    with connect(pg_url) as db:
+        db.run_script(_TYPED_TABLE)
+        with pytest.raises(errors.DataError, match=r"features.*does not fit") as caught:
+            with db.transaction():
+                db.bulk_insert("features", too_big)
+        assert caught.value.table == "features"
+        assert db.fetch_arrow("SELECT COUNT(*) AS n FROM features").to_pylist() == [{"n": 0}]
+
+
+def test_bulk_insert_into_a_json_column_goes_as_text_and_keeps_the_rows(pg_url):
+    """A type binary COPY is not given (JSON here) falls back to CSV, which the server parses."""
+    import pyarrow as pa
+
+    from credit_batch.stores.db import connect
+
+    with connect(pg_url) as db:
+        db.run_script("CREATE TABLE outcomes (customer_id BIGINT, details JSON)")
+        rows = pa.table({"customer_id": [1, 2], "details": ['{"a": 1}', None]})
+        assert db.bulk_insert("outcomes", rows) == 2
+        back = db.fetch_arrow("SELECT customer_id, details::text AS d FROM outcomes ORDER BY 1")
+    assert back.to_pylist() == [{"customer_id": 1, "d": '{"a": 1}'}, {"customer_id": 2, "d": None}]

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from credit_batch import sampling
 from credit_batch.features import DEFAULT_FEATURE_SPEC, Feature, FeatureSpec
 from credit_batch.steps import importance, scoring, training
 from credit_batch.steps.explain import linear_background
@@ -138,11 +139,11 @@ def test_the_sample_is_the_same_customers_whatever_the_batches_and_uniform(key):
     def customers(table) -> list:
         return table.column("customer_id").to_pylist()
 
-    small = importance.sample_batches(_id_batches(ids, 700), n=1_000, seed=3)
-    whole = importance.sample_batches(_id_batches(ids, 60_000), n=1_000, seed=3)
+    small = sampling.sample_batches(_id_batches(ids, 700), n=1_000, seed=3)
+    whole = sampling.sample_batches(_id_batches(ids, 60_000), n=1_000, seed=3)
     assert small.num_rows == 1_000 and len(set(customers(small))) == 1_000
     assert customers(small) == customers(whole)  # the batches' sizes change nothing
-    other = importance.sample_batches(_id_batches(ids, 700), n=1_000, seed=4)
+    other = sampling.sample_batches(_id_batches(ids, 700), n=1_000, seed=4)
     assert len(set(customers(other)) & set(customers(small))) < 100  # another seed, others
     assert small.column("x").to_pylist() == [2.0 * position[c] for c in customers(small)]
     rows = np.array([position[c] for c in customers(small)])  # uniform over the positions
@@ -150,15 +151,36 @@ def test_the_sample_is_the_same_customers_whatever_the_batches_and_uniform(key):
 
 
 def test_the_sample_never_holds_much_more_than_n_rows(monkeypatch):
-    held, trim = [], importance._smallest
+    held, trim = [], sampling._smallest
 
     def watched(batches, keys, n):
         held.append(sum(map(len, keys)))
         return trim(batches, keys, n)
 
-    monkeypatch.setattr(importance, "_smallest", watched)
+    monkeypatch.setattr(sampling, "_smallest", watched)
     ids = np.arange(200_000, dtype=np.int64)
-    table = importance.sample_batches(_id_batches(ids, 5_000), n=500, seed=0)
+    table = sampling.sample_batches(_id_batches(ids, 5_000), n=500, seed=0)
     assert table.num_rows == 500
     assert held and max(held) <= 4 * 500 + 5_000  # never the 200,000 rows
-    assert importance.sample_batches(iter(()), n=10, seed=0) is None
+    assert sampling.sample_batches(iter(()), n=10, seed=0) is None
+
+
+def test_a_labeled_range_over_the_whole_read_bound_is_read_as_a_seeded_sample(demo, monkeypatch):
+    """Training and validation on a big book read a sample as the rows stream, not the book."""
+    from credit_batch.stores import warehouse
+
+    settings, written, _ = demo
+    date = written[0]["snapshot_date"]
+    with warehouse.open_warehouse(settings) as wh:
+        whole = warehouse.read_labeled(wh, DEFAULT_FEATURE_SPEC, date, date)
+        monkeypatch.setattr(warehouse, "READ_WHOLE_ROWS", 500)
+        first = warehouse.read_labeled(wh, DEFAULT_FEATURE_SPEC, date, date, sample_rows=700)
+        again = warehouse.read_labeled(wh, DEFAULT_FEATURE_SPEC, date, date, sample_rows=700)
+        asked_whole = warehouse.read_labeled(wh, DEFAULT_FEATURE_SPEC, date, date)
+    assert len(whole) == 3_000 and len(asked_whole) == len(whole)  # no sample asked: all rows
+    assert len(first) == 700 and first["customer_id"].is_unique
+    assert first["customer_id"].tolist() == again["customer_id"].tolist()  # seeded
+    by_id = whole.set_index("customer_id")
+    pd.testing.assert_frame_equal(  # the rows as they are, targets included
+        first.set_index("customer_id"), by_id.loc[first["customer_id"]], check_like=True
+    )
