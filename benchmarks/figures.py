@@ -512,7 +512,8 @@ def load(bench: Bench, plan: Plan, *, naive_rows: int, pg_url: str | None) -> li
 def _pg_load_rate(rate: float) -> Figure:
     return Figure(
         "load rate into PostgreSQL",
-        "binary COPY (pgpq) of the scored Parquet into predictions, one transaction (the load's bulk path)",
+        "binary COPY (pgpq) of the scored Parquet into predictions, one transaction "
+        "(the load's bulk path)",
         f"{rate:,.0f} rows/s",
         "bar 1,000,000 rows/s",
         rate / 1e6,

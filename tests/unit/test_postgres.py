@@ -199,7 +199,7 @@ def _typed_rows():
             "n_small": pa.array([1, None, -(2**31)], pa.int64()),
             "n_big": pa.array([2**62, 5, -1], pa.int64()),
             "x": [5e-324, 1.7976931348623157e308, 0.1 + 0.2],
-            "label": pa.array(["a", None, "é,\"\n"]).dictionary_encode(),
+            "label": pa.array(["a", None, 'é,"\n']).dictionary_encode(),
             "day": [dt.date(2026, 9, 30), None, dt.date(1, 1, 1)],
             "at": [dt.datetime(2026, 9, 30, 1, 2, 3, 456789), None, dt.datetime(2000, 1, 1)],
             "at_utc": pa.array(
@@ -231,9 +231,9 @@ def test_bulk_insert_of_a_value_too_big_for_its_column_names_the_table_and_write
     too_big = _typed_rows().set_column(0, "n_small", pa.array([1, 2**40, 3], pa.int64()))
     with connect(pg_url) as db:
         db.run_script(_TYPED_TABLE)
-        with pytest.raises(errors.DataError, match=r"features.*does not fit") as caught:
-            with db.transaction():
-                db.bulk_insert("features", too_big)
+        fails = pytest.raises(errors.DataError, match=r"features.*does not fit")
+        with fails as caught, db.transaction():
+            db.bulk_insert("features", too_big)
         assert caught.value.table == "features"
         assert db.fetch_arrow("SELECT COUNT(*) AS n FROM features").to_pylist() == [{"n": 0}]
 
