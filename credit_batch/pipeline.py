@@ -171,7 +171,7 @@ def _load_slice(settings: Settings, run: Run, scored: list[dict]) -> dict:
     results.check_partitions(run, scored)
     drift_rows, score_psi, drift_status = drift.slice_rows(run, scored)
     record = results.run_record(run, scored, score_psi=score_psi, drift_status=drift_status)
-    with results.open_results(settings) as db:
+    with results.open_results(settings, bounded=True) as db:
         inserted = results.replace_predictions(
             db,
             settings,
