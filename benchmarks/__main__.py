@@ -77,11 +77,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--only", nargs="+", choices=FIGURES, default=list(FIGURES))
     parser.add_argument("--rows", type=int, help="rows of the main snapshot")
+    parser.add_argument(
+        "--size",
+        action="append",
+        default=[],
+        metavar="NAME=ROWS",
+        help="set one size, e.g. --size local_night_rows=50000000 (repeatable)",
+    )
     parser.add_argument("--pg-url", default=os.environ.get("CREDIT_BATCH_BENCH_PG_URL"))
     args = parser.parse_args(argv)
     sizes = dict(SMOKE if args.smoke else FULL)
     if args.rows:
         sizes["rows"] = args.rows
+    for given in args.size:
+        name, _, value = given.partition("=")
+        if name not in sizes or not value.isdigit():
+            parser.error(f"--size {given}: must be NAME=ROWS with NAME one of {sorted(sizes)}")
+        sizes[name] = int(value)
     logging.basicConfig(level=logging.WARNING)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="credit-batch-bench-") as tmp:

@@ -53,7 +53,15 @@ class Bench:
         )
 
 
-def setup(home: Path, rows: int, *, partition_rows: int, chunk_rows: int, repeats: int) -> Bench:
+def setup(
+    home: Path,
+    rows: int,
+    *,
+    partition_rows: int,
+    chunk_rows: int,
+    repeats: int,
+    warm: bool = True,
+) -> Bench:
     settings = Settings(home=home, partition_rows=partition_rows, chunk_rows=chunk_rows)
     written = pipeline.demo_data(settings, rows=rows, snapshots=1, unlabeled_snapshots=0)
     date = written[0]["snapshot_date"]
@@ -61,7 +69,8 @@ def setup(home: Path, rows: int, *, partition_rows: int, chunk_rows: int, repeat
     with results.open_results(settings) as db:
         registry.promote(db, settings, record.model_version)
     bench = Bench(settings, date, rows, repeats)
-    run_pipeline(bench)  # warm: imports, the lake's folders, the results tables
+    if warm:
+        run_pipeline(bench)  # imports, the lake's folders, the results tables
     return bench
 
 

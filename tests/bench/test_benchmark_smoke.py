@@ -45,6 +45,7 @@ FIGURES = {
     "load rate into PostgreSQL",
     "task start-up: one trivial step through Airflow",
     "whole night, real Airflow (LocalExecutor)",
+    "whole night, peak RSS of every task",
 }
 
 
@@ -77,3 +78,7 @@ def test_benchmark_suite_runs_at_smoke_size_and_writes_every_figure(tmp_path, pg
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     night = next(f for f in found if f["name"] == "whole night (airflow dags test)")
     assert set(night["detail"]["steps_seconds"]) >= {"extract", "score", "load", "importance"}
+    memory = next(f for f in found if f["name"] == "whole night, peak RSS of every task")
+    peaks = memory["detail"]["peak_rss_mib"]  # every task process was sampled
+    assert set(peaks) >= {"extract", "score", "load", "importance"}
+    assert all(v > 50 for v in peaks.values())
