@@ -25,6 +25,7 @@ from benchmarks.output import Figure, write
 
 FULL = {
     "rows": 2_000_000,
+    "limit_big_rows": 10_000_000,
     "big_rows": 20_000_000,
     "night_rows": 5_000_000,
     "local_night_rows": 20_000_000,
@@ -39,6 +40,7 @@ FULL = {
 }
 SMOKE = {
     "rows": 20_000,
+    "limit_big_rows": 40_000,
     "big_rows": 100_000,
     "night_rows": 10_000,
     "local_night_rows": 20_000,
@@ -53,6 +55,8 @@ SMOKE = {
 }
 FIGURES = (
     "limit",
+    "limit_big",
+    "limit_pg",
     "naive",
     "reasons",
     "memory",
@@ -128,6 +132,18 @@ def _run(home: Path, sizes: dict, only: set[str], pg_url: str | None) -> list[Fi
         if only & {"limit", "naive", "load", "analyst"}:
             limit, best = figures.limit(bench)
             found += limit if "limit" in only else []
+        if "limit_big" in only:
+            big = figures.setup(
+                home / "limit-big",
+                sizes["limit_big_rows"],
+                partition_rows=sizes["limit_big_rows"] // 2,
+                chunk_rows=sizes["chunk_rows"],
+                repeats=1,
+            )
+            found += figures.limit(big, label=f"{sizes['limit_big_rows']:,} rows")[0]
+        if "limit_pg" in only:
+            with _pg_database(pg_url) as url:
+                found += figures.limit_postgres(bench, url) if url else []
         if "naive" in only:
             found += figures.naive(bench, best["total"], rows=sizes["rows"])
         if "load" in only:

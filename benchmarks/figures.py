@@ -172,8 +172,14 @@ def _bare_in_pool(bench: Bench, paths: list) -> float:
     return time.perf_counter() - t0
 
 
-def limit(bench: Bench) -> tuple[list[Figure], dict]:
-    """Pipeline (extract + score + load) vs Parquet read + bare ``predict_proba``."""
+def limit(bench: Bench, *, label: str = "") -> tuple[list[Figure], dict]:
+    """Pipeline (extract + score + load) vs Parquet read + bare ``predict_proba``.
+
+    The bar (the issue's): the pipeline with 2 mapped tasks against the bare
+    model in one process, <= 2.0x; also shown against the bare model given
+    the same 2 processes, and for the pipeline in one process. ``label``
+    names a variant (a size, a backend) in the figures' names.
+    """
     runs = [run_pipeline(bench) for _ in range(bench.repeats)]
     best = min(runs, key=_total)
     paths = [p["path"] for p in best["plan"].partitions]
@@ -181,49 +187,77 @@ def limit(bench: Bench) -> tuple[list[Figure], dict]:
     _pool(2)
     two = min((run_pipeline(bench, workers=2) for _ in range(bench.repeats)), key=_total)
     bare2 = _best(bench.repeats, lambda: _bare_in_pool(bench, paths))
-    n = bench.rows
-    steps = {k: round(best[k], 3) for k in ("extract", "score", "load", "total")}
+    n, suffix = bench.rows, f" ({label})" if label else ""
     figures = [
         Figure(
-            "pipeline vs limit",
+            f"pipeline, 2 mapped tasks, vs bare model{suffix}",
+            "extract + validate/score/explain (2 warm worker processes) + load, vs Parquet "
+            "read + predict_proba in one process",
+            f"{two['total']:.2f} s ({n / two['total']:,.0f} rows/s)",
+            f"Parquet read + predict_proba {bare:.2f} s",
+            two["total"] / bare,
+            2.0,
+            "<=",
+            {"steps_seconds": _steps(two), "bare_seconds": bare, "rows": n},
+        ),
+        Figure(
+            f"pipeline, 2 mapped tasks, vs bare model in 2 processes{suffix}",
+            "as above, vs the bare model given the same 2 processes (each reads and "
+            "predicts its partitions)",
+            f"{two['total']:.2f} s",
+            f"Parquet read + predict_proba in 2 processes {bare2:.2f} s",
+            two["total"] / bare2,
+            detail={"bare_2_processes_seconds": bare2},
+        ),
+        Figure(
+            f"pipeline in one process vs bare model{suffix}",
             "extract + validate/score/explain + load, one process",
             f"{best['total']:.2f} s ({n / best['total']:,.0f} rows/s)",
             f"Parquet read + predict_proba {bare:.2f} s",
             best["total"] / bare,
-            1.5,
-            "<=",
-            {"steps_seconds": steps, "bare_seconds": bare},
+            detail={"steps_seconds": _steps(best)},
         ),
         Figure(
-            "pipeline vs limit, 2 mapped tasks",
-            "as above, partitions scored by 2 warm worker processes; the limit given the "
-            "same 2 processes (each reads and predicts its partitions)",
-            f"{two['total']:.2f} s ({n / two['total']:,.0f} rows/s)",
-            f"Parquet read + predict_proba in 2 processes {bare2:.2f} s",
-            two["total"] / bare2,
-            1.5,
-            "<=",
-            {
-                "steps_seconds": {
-                    k: round(two[k], 3) for k in ("extract", "score", "load", "total")
-                },
-                "bare_2_processes_seconds": bare2,
-                "ratio_to_one_process_limit": two["total"] / bare,
-            },
-        ),
-        Figure(
-            "score step vs limit, 2 mapped tasks",
+            f"score step, 2 mapped tasks, vs bare model in 2 processes{suffix}",
             "the score step alone (read Parquet, validate, score, SHAP reasons, drift bins, "
-            "write Parquet) in 2 processes, vs the limit in the same 2 processes",
+            "write Parquet) in 2 processes, vs the bare model in the same 2 processes",
             f"{two['score']:.2f} s",
             f"Parquet read + predict_proba in 2 processes {bare2:.2f} s",
             two["score"] / bare2,
-            1.5,
-            "<=",
-            {"ratio_to_one_process_limit": two["score"] / bare},
+            detail={"ratio_to_one_process_limit": two["score"] / bare},
         ),
     ]
     return figures, best
+
+
+def limit_postgres(bench: Bench, pg_url: str) -> list[Figure]:
+    """The 2-task pipeline with warehouse and results in PostgreSQL, vs the bare model."""
+    settings = replace(bench.settings, warehouse_url=pg_url, results_url=pg_url)
+    pipeline.demo_data(settings, rows=bench.rows, snapshots=1, unlabeled_snapshots=0)
+    record = pipeline.train(settings, until=bench.date, max_rows=min(bench.rows, 200_000))
+    with results.open_results(settings) as db:
+        registry.promote(db, settings, record.model_version)
+    pg = replace(bench, settings=settings)
+    run_pipeline(pg)  # warm: the results tables, the lake's folders
+    two = min((run_pipeline(pg, workers=2) for _ in range(bench.repeats)), key=_total)
+    bare = bare_seconds(bench, [p["path"] for p in two["plan"].partitions])
+    return [
+        Figure(
+            "pipeline on PostgreSQL, 2 mapped tasks, vs bare model",
+            "as 'pipeline, 2 mapped tasks', warehouse and results in PostgreSQL (COPY out "
+            "as CSV, binary COPY in)",
+            f"{two['total']:.2f} s ({bench.rows / two['total']:,.0f} rows/s)",
+            f"Parquet read + predict_proba {bare:.2f} s",
+            two["total"] / bare,
+            3.0,
+            "<=",
+            {"steps_seconds": _steps(two), "bare_seconds": bare},
+        )
+    ]
+
+
+def _steps(run: dict) -> dict:
+    return {k: round(run[k], 3) for k in ("extract", "score", "load", "total")}
 
 
 def _total(run: dict) -> float:

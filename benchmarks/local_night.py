@@ -36,8 +36,8 @@ def night_local(home: Path, rows: int, *, partition_rows: int) -> list[Figure]:
         partition_rows=partition_rows,
         chunk_rows=100_000,
         repeats=1,
-        warm=False,
     )
+    os.sync()  # the setup's writes on disk before the night starts, not during it
     env = _env(home, bench.settings.home)
     airflow = str(Path(sys.executable).with_name("airflow"))
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)

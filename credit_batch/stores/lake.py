@@ -353,7 +353,7 @@ def dataset(lake: Location, uris: Iterable[str], schema):
 def iter_features(lake: Location, date: dt.date, schema):
     """A snapshot's extracted feature partitions, batch by batch (memory: one batch)."""
     parts = dataset(lake, [p.uri for p in features_parts(lake, date)], schema)
-    return parts.to_batches(batch_readahead=2, fragment_readahead=1)  # not 4 parts at once
+    return parts.to_batches(batch_readahead=1, fragment_readahead=1, use_threads=False)
 
 
 def tidy_slice(

@@ -172,8 +172,13 @@ def _drained(head: list, rest: Iterator) -> Iterator:
 
 
 #: The spec's labeled query, for the customers of one bound list only.
-_LABELED_AMONG = "SELECT * FROM (\n{query}\n) AS labeled WHERE customer_id {among}"
-_AMONG = {"duckdb": "IN (SELECT UNNEST(:customers))", "postgresql": "= ANY(:customers)"}
+_LABELED_AMONG = "SELECT * FROM (\n{query}\n) AS labeled WHERE {among}"
+#: DuckDB: a list lookup, not ``IN (SELECT UNNEST(...))`` (a semi join): 0.62 s against
+#: 1.17 s for 24,000 customers of a 20M-row snapshot.
+_AMONG = {
+    "duckdb": "list_contains(:customers, customer_id)",
+    "postgresql": "customer_id = ANY(:customers)",
+}
 
 
 def stream_labeled(

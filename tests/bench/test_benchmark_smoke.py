@@ -15,9 +15,15 @@ import sys
 from tests.conftest import PG_HOST, PG_PORT, PG_USER, REPO
 
 FIGURES = {
-    "pipeline vs limit",
-    "pipeline vs limit, 2 mapped tasks",
-    "score step vs limit, 2 mapped tasks",
+    "pipeline, 2 mapped tasks, vs bare model",
+    "pipeline, 2 mapped tasks, vs bare model in 2 processes",
+    "pipeline in one process vs bare model",
+    "score step, 2 mapped tasks, vs bare model in 2 processes",
+    "pipeline, 2 mapped tasks, vs bare model (40,000 rows)",
+    "pipeline, 2 mapped tasks, vs bare model in 2 processes (40,000 rows)",
+    "pipeline in one process vs bare model (40,000 rows)",
+    "score step, 2 mapped tasks, vs bare model in 2 processes (40,000 rows)",
+    "pipeline on PostgreSQL, 2 mapped tasks, vs bare model",
     "naive (DuckDB) vs pipeline",
     "naive (SQLite) vs pipeline",
     "load into DuckDB",
