@@ -215,7 +215,7 @@ class FeatureSpec:
         if given is not None:
             return given
         columns = ",\n    ".join(_select(f, "f") for f in self.features)
-        # strings in byte order on every database (what the duplicate check compares)
+        # training's rows in one order on every database: strings in byte order
         collate = ' COLLATE "C"' if self.key_type == "string" else ""
         return _QUERIES[name].format(
             key=self.key,
@@ -267,7 +267,7 @@ def _select(feature: Feature, alias: str) -> str:
 _QUERIES = {
     "features": (
         "SELECT f.{snap} AS snapshot_date, f.{key} AS customer_id,\n    {columns}\n"
-        "FROM {table} AS f\nWHERE f.{snap} = :snapshot_date\nORDER BY {order}"
+        "FROM {table} AS f\nWHERE f.{snap} = :snapshot_date"
     ),
     "labeled": (
         "SELECT f.{snap} AS snapshot_date, f.{key} AS customer_id,\n    {columns},\n"

@@ -25,7 +25,7 @@ from itertools import repeat
 from multiprocessing import get_context
 
 from credit_batch.checks import check_rows, parse_date, utcnow
-from credit_batch.config import DEFAULT_SEED, MAX_WORKERS, Settings
+from credit_batch.config import DEFAULT_SEED, MAX_DUPLICATE_IDS, MAX_WORKERS, Settings
 from credit_batch.demo import write_example as demo_data
 from credit_batch.faults import fault_point
 from credit_batch.run import Plan, Run, RunOptions, RunResult
@@ -68,7 +68,6 @@ def extract(settings: Settings, options: RunOptions | None = None) -> Plan:
     options = options or RunOptions()
     started, t0 = utcnow(), time.perf_counter()
     part_rows, chunk = options.partition_rows(settings), options.chunk(settings)
-    tracker = validation.DuplicateTracker()
     model = registry.resolve(settings, options.model_version)
     spec = model.feature_spec  # the model's own spec says what to read and check
     spec.check_provides(model.features, model=model.model_version)
@@ -79,14 +78,15 @@ def extract(settings: Settings, options: RunOptions | None = None) -> Plan:
         )
         batches = warehouse.stream_features(wh, spec, date, batch_rows=min(chunk, part_rows))
         parts = lake.write_parts(
-            map(tracker.observe, batches),
+            batches,
             lake.features_dir(settings.lake, date),
             rows_per_part=part_rows,
             schema=spec.arrow_schema(),
             dictionary_columns=spec.dictionary_columns,
         )
+        repeated = warehouse.repeated_ids(wh, spec, date, at_most=MAX_DUPLICATE_IDS + 1)
     rows_in = sum(p["rows"] for p in parts)
-    validation.check_duplicates(tracker.ids, rows_in, options.max_quarantine_fraction, date)
+    validation.check_duplicates(repeated, rows_in, options.max_quarantine_fraction, date)
     run = Run.start(
         options,
         model,
@@ -95,7 +95,7 @@ def extract(settings: Settings, options: RunOptions | None = None) -> Plan:
         rows_in=rows_in,
         started_at=started,
         extract_seconds=time.perf_counter() - t0,
-        duplicate_ids=tracker.ids,
+        duplicate_ids=repeated,
         input_fingerprint=lake.input_fingerprint(parts, spec.digest),
     )
     logger.info("extracted %d rows of %s into %d partitions", rows_in, date, len(parts))

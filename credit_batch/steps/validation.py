@@ -25,7 +25,6 @@ from credit_batch.features import DEFAULT_FEATURE_SPEC, MAX_MAGNITUDE, FeatureSp
 from credit_batch.steps.encoding import level_codes
 
 __all__ = [
-    "DuplicateTracker",
     "build_schema",
     "check_duplicates",
     "describe_invalid",
@@ -264,39 +263,6 @@ def _plain(value):
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
     return value.item() if hasattr(value, "item") else value
-
-
-class DuplicateTracker:
-    """Watch a stream of batches ordered by ``customer_id``; remember repeated ids.
-
-    The extract query orders rows by ``customer_id``, so a repeated id sits in
-    adjacent rows, possibly across a batch (and partition) boundary. A stream
-    out of order is refused: duplicates could then hide. String ids compare by
-    code point (byte order): the query orders them with ``COLLATE "C"``.
-    """
-
-    def __init__(self) -> None:
-        self.ids: set = set()
-        self._last = None
-
-    def observe(self, batch):
-        """Record the batch's repeated ids and pass the batch through."""
-        ids = batch.column("customer_id").to_numpy(zero_copy_only=False)
-        if ids.size == 0:
-            return batch
-        both = (
-            ids if self._last is None else np.concatenate([np.array([self._last], ids.dtype), ids])
-        )
-        back = both[1:] < both[:-1]
-        if back.any():
-            i = int(np.argmax(back))
-            raise SchemaMismatchError(
-                "the extract query must return rows ordered by customer_id (strings in byte "
-                f'order: ORDER BY ... COLLATE "C"); got {both[i]!r} before {both[i + 1]!r}'
-            )
-        self.ids.update(both[1:][both[1:] == both[:-1]].tolist())
-        self._last = ids[-1]
-        return batch
 
 
 def check_duplicates(ids: set[int], rows_in: int, budget: float, date) -> None:

@@ -50,7 +50,12 @@ def test_error_budget_holds_exactly_at_its_boundary_and_one_more_row_fails(demo)
     assert stored == [{"n": want["scored"]}]  # the earlier slice, untouched
 
 
-def test_a_customer_id_present_twice_quarantines_every_copy_and_scores_neither(demo):
+@pytest.mark.parametrize("rows_per_partition", [None, 1_000])
+def test_a_customer_id_present_twice_quarantines_every_copy_and_scores_neither(
+    demo, rows_per_partition
+):
+    """The copy goes in last: rows come in the table's order (the extract sorts nothing),
+    so with 1,000-row partitions the two copies are scored by different tasks."""
     settings, _, _ = demo
     with _warehouse(settings) as con:
         [(customer,)] = con.execute(_A_VALID_CUSTOMER, [DATE]).fetchall()
@@ -64,7 +69,11 @@ def test_a_customer_id_present_twice_quarantines_every_copy_and_scores_neither(d
             [DATE, customer],
         )
     want = expected_counts(settings, DATE)
-    run_pipeline(settings, snapshot_date=DATE, repeats=1)
+    out = run_pipeline(
+        settings, snapshot_date=DATE, repeats=1, rows_per_partition=rows_per_partition
+    )
+    if rows_per_partition:  # the copies sit in the first and the last partition
+        assert len(out["plan"].partitions) == -(-want["rows_in"] // rows_per_partition) > 1
     copies = query(
         settings,
         "SELECT reason FROM quarantine WHERE snapshot_date = :d AND customer_id = :c",

@@ -270,21 +270,8 @@ def test_a_spec_that_does_not_exist_is_named(tmp_path):
         load_spec(tmp_path / "nope.toml")
 
 
-def test_a_string_key_is_read_as_strings_and_ordered_byte_wise(tmp_path):
+def test_a_string_key_is_read_as_strings_and_labeled_rows_ordered_byte_wise(tmp_path):
     spec = load_spec(_write(tmp_path, VALID.replace('key_type = "integer"', 'key_type = "string"')))
     assert str(spec.arrow_schema().field("customer_id").type) == "string"
-    assert spec.query("features").endswith('ORDER BY f.acct_no COLLATE "C"')
-
-
-def test_string_ids_out_of_byte_order_are_refused_and_repeats_across_batches_found():
-    import pyarrow as pa
-
-    from credit_batch.errors import SchemaMismatchError
-    from credit_batch.steps.validation import DuplicateTracker
-
-    tracker = DuplicateTracker()
-    tracker.observe(pa.record_batch({"customer_id": pa.array(["A1", "A2", "B7"])}))
-    tracker.observe(pa.record_batch({"customer_id": pa.array(["B7", "B8", "B8", "a0"])}))
-    assert tracker.ids == {"B7", "B8"}  # "a0" > "B8": byte order, not a locale's
-    with pytest.raises(SchemaMismatchError, match=r"got 'b1' before 'B9'"):
-        tracker.observe(pa.record_batch({"customer_id": pa.array(["b1", "B9"])}))
+    assert spec.query("labeled").endswith('ORDER BY f.as_of, f.acct_no COLLATE "C"')
+    assert "ORDER BY" not in spec.query("features")  # repeats are found by a query

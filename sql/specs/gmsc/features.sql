@@ -1,6 +1,8 @@
 -- The night's batch features for one snapshot, in the feature spec's order.
 -- Bound parameter: :snapshot_date. Derived flags are computed here, so the
--- model and every consumer of the lake see the same columns.
+-- model and every consumer of the lake see the same columns. No ORDER BY: the
+-- extract finds repeated ids with a query of its own (a sort of 20M rows cost
+-- 3.5 s of a 8.3 s extract).
 SELECT
     snapshot_date,
     customer_id,
@@ -21,4 +23,3 @@ SELECT
         AS missing_num_dependents
 FROM features
 WHERE snapshot_date = :snapshot_date
-ORDER BY customer_id
