@@ -232,7 +232,13 @@ def limit(bench: Bench, *, label: str = "") -> tuple[list[Figure], dict]:
 
 def limit_postgres(bench: Bench, pg_url: str) -> list[Figure]:
     """The 2-task pipeline with warehouse and results in PostgreSQL, vs the bare model."""
-    settings = replace(bench.settings, warehouse_url=pg_url, results_url=pg_url)
+    settings = Settings(  # its own models and lake
+        home=bench.settings.home / "postgresql",
+        partition_rows=bench.settings.partition_rows,
+        chunk_rows=bench.settings.chunk_rows,
+        warehouse_url=pg_url,
+        results_url=pg_url,
+    )
     pipeline.demo_data(settings, rows=bench.rows, snapshots=1, unlabeled_snapshots=0)
     record = pipeline.train(settings, until=bench.date, max_rows=min(bench.rows, 200_000))
     with results.open_results(settings) as db:
@@ -240,7 +246,7 @@ def limit_postgres(bench: Bench, pg_url: str) -> list[Figure]:
     pg = replace(bench, settings=settings)
     run_pipeline(pg)  # warm: the results tables, the lake's folders
     two = min((run_pipeline(pg, workers=2) for _ in range(bench.repeats)), key=_total)
-    bare = bare_seconds(bench, [p["path"] for p in two["plan"].partitions])
+    bare = bare_seconds(pg, [p["path"] for p in two["plan"].partitions])
     return [
         Figure(
             "pipeline on PostgreSQL, 2 mapped tasks, vs bare model",

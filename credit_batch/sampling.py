@@ -7,8 +7,6 @@ same customers), training and out-of-time validation on a big book.
 
 from __future__ import annotations
 
-import numpy as np
-
 __all__ = ["sample_batches"]
 
 
@@ -24,6 +22,7 @@ def sample_batches(batches, *, n: int, seed: int):
 
     Returns a ``pyarrow.Table`` of at most ``n`` rows, by key (None: no batch).
     """
+    import numpy as np
     import pyarrow as pa
 
     kept, keys, schema = [], [], None
@@ -44,7 +43,8 @@ def sample_batches(batches, *, n: int, seed: int):
     return pa.Table.from_batches(kept, schema=schema)
 
 
-def _keys(ids, seed: int) -> np.ndarray:
+def _keys(ids, seed: int):
+    import numpy as np
     import pandas as pd
 
     key = f"credit-batch{seed % 10_000:04d}"  # 16 characters: pandas' hash key (strings)
@@ -53,6 +53,7 @@ def _keys(ids, seed: int) -> np.ndarray:
 
 
 def _smallest(batches: list, keys: list, n: int) -> tuple[list, list]:
+    import numpy as np
     import pyarrow as pa
 
     table, key = pa.Table.from_batches(batches), np.concatenate(keys)

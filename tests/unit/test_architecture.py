@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.conftest import REPO
 
 PACKAGE = REPO / "credit_batch"
-CORE = {"config", "errors", "checks", "features", "run", "faults", "storage"}
+CORE = {"config", "errors", "checks", "features", "run", "faults", "storage", "sampling"}
 FACES = {"pipeline", "lifecycle", "catalog", "serve", "cli"}
 HEAVY = {"pandas", "pyarrow", "sklearn", "shap", "duckdb", "psycopg", "numpy", "skops", "pandera"}
 
