@@ -30,6 +30,7 @@ FULL = {
     "night_rows": 5_000_000,
     "local_night_rows": 20_000_000,
     "local_night_partition_rows": 5_000_000,
+    "generated_rows": 10_000_000,
     "training_rows": 150_000,
     "serving_seconds": 20,
     "naive_load_rows": 200_000,
@@ -45,6 +46,7 @@ SMOKE = {
     "night_rows": 10_000,
     "local_night_rows": 20_000,
     "local_night_partition_rows": 5_000,
+    "generated_rows": 8_000,
     "training_rows": 2_000,
     "serving_seconds": 2,
     "naive_load_rows": 2_000,
@@ -162,6 +164,7 @@ def _run(home: Path, sizes: dict, only: set[str], pg_url: str | None) -> list[Fi
                 home / "local-night",
                 sizes["local_night_rows"],
                 partition_rows=sizes["local_night_partition_rows"],
+                generated_rows=sizes["generated_rows"],
             )
         if "startup" in only:
             found += figures.startup(home / "startup", repeats=sizes["repeats"])

@@ -61,10 +61,16 @@ def setup(
     chunk_rows: int,
     repeats: int,
     warm: bool = True,
+    generated_rows: int | None = None,
 ) -> Bench:
+    """A demo home of ``rows`` customers (beyond ``generated_rows``, tiled copies), its
+    champion trained; ``warm``: one run of the pipeline done (imports, folders, tables)."""
     settings = Settings(home=home, partition_rows=partition_rows, chunk_rows=chunk_rows)
-    written = pipeline.demo_data(settings, rows=rows, snapshots=1, unlabeled_snapshots=0)
+    base = min(rows, generated_rows or GENERATED_ROWS)
+    written = pipeline.demo_data(settings, rows=base, snapshots=1, unlabeled_snapshots=0)
     date = written[0]["snapshot_date"]
+    if rows > base:
+        _tile_warehouse(settings, date, base=base, rows=rows)
     record = pipeline.train(settings, until=date, max_rows=min(rows, 200_000))
     with results.open_results(settings) as db:
         registry.promote(db, settings, record.model_version)
@@ -72,6 +78,30 @@ def setup(
     if warm:
         run_pipeline(bench)  # imports, the lake's folders, the results tables
     return bench
+
+
+#: Rows the demo generator makes at once (it holds a snapshot in memory: 50M rows
+#: took 23.7 GiB); a bigger book is made of copies of it with new ids.
+GENERATED_ROWS = 10_000_000
+
+
+def _tile_warehouse(settings: Settings, date: dt.date, *, base: int, rows: int) -> None:
+    """Grow the snapshot from ``base`` to ``rows`` customers: copies with shifted ids."""
+    import duckdb
+
+    path = settings.warehouse_url.removeprefix("duckdb:///")
+    with duckdb.connect(path) as con:
+        (top,) = con.execute("SELECT MAX(customer_id) + 1 FROM features").fetchone()
+        for k in range(1, -(-rows // base)):
+            take = min(base, rows - k * base)
+            for table in ("features", "outcomes"):
+                con.execute(
+                    f"INSERT INTO {table} SELECT snapshot_date, customer_id + $shift, "
+                    f"* EXCLUDE (snapshot_date, customer_id) FROM {table} "
+                    "WHERE snapshot_date = $d AND customer_id < $top ORDER BY customer_id "
+                    "LIMIT $take",
+                    {"shift": k * top, "d": date, "top": top, "take": take},
+                )
 
 
 def run_pipeline(bench: Bench, *, workers: int = 1) -> dict:

@@ -26,7 +26,9 @@ from benchmarks.output import Figure
 SLOTS = 2
 
 
-def night_local(home: Path, rows: int, *, partition_rows: int) -> list[Figure]:
+def night_local(
+    home: Path, rows: int, *, partition_rows: int, generated_rows: int | None = None
+) -> list[Figure]:
     """``rows`` customers scored by the nightly DAG under a real scheduler and LocalExecutor."""
     from benchmarks import figures
 
@@ -36,6 +38,7 @@ def night_local(home: Path, rows: int, *, partition_rows: int) -> list[Figure]:
         partition_rows=partition_rows,
         chunk_rows=100_000,
         repeats=1,
+        generated_rows=generated_rows,
     )
     os.sync()  # the setup's writes on disk before the night starts, not during it
     env = _env(home, bench.settings.home)
