@@ -275,12 +275,23 @@ def limit_postgres(bench: Bench, pg_url: str) -> list[Figure]:
         results_url=pg_url,
     )
     pipeline.demo_data(settings, rows=bench.rows, snapshots=1, unlabeled_snapshots=0)
+    _vacuumed(pg_url)
     record = pipeline.train(settings, until=bench.date, max_rows=min(bench.rows, 200_000))
     with results.open_results(settings) as db:
         registry.promote(db, settings, record.model_version)
     pg = replace(bench, settings=settings)
     run_pipeline(pg)  # warm: the results tables, the lake's folders
-    two = min((run_pipeline(pg, workers=2) for _ in range(bench.repeats)), key=_total)
+
+    def new_slice() -> dict:
+        """A night's new slice: nothing of the last repeat's to delete or checkpoint."""
+        from credit_batch.stores.db import connect
+
+        with connect(pg_url) as db:
+            db.execute("TRUNCATE predictions, quarantine")
+            db.execute("CHECKPOINT")
+        return run_pipeline(pg, workers=2)
+
+    two = min((new_slice() for _ in range(bench.repeats)), key=_total)
     bare = bare_seconds(pg, [p["path"] for p in two["plan"].partitions])
     return [
         Figure(
@@ -295,6 +306,16 @@ def limit_postgres(bench: Bench, pg_url: str) -> list[Figure]:
             {"steps_seconds": _steps(two), "bare_seconds": bare},
         )
     ]
+
+
+def _vacuumed(pg_url: str) -> None:
+    """The warehouse as autovacuum keeps it: statistics, and a visibility map, so that the
+    repeated-id query reads the primary key's index alone (0.35 s at 2M rows, not 2 s)."""
+    from credit_batch.stores.db import connect
+
+    with connect(pg_url) as db:
+        for table in ("features", "outcomes"):
+            db.run_script(f"VACUUM ANALYZE {table}")
 
 
 def _steps(run: dict) -> dict:
@@ -754,6 +775,7 @@ def extract_rates(bench: Bench, *, pg_url: str | None) -> list[Figure]:
             warehouse_url=pg_url, results_url=pg_url,
         )  # fmt: skip
         pipeline.demo_data(settings, rows=bench.rows, snapshots=1, unlabeled_snapshots=0)
+        _vacuumed(pg_url)
         _register_champion(bench, settings)
         out.append(_extract_rate("PostgreSQL", bench, settings, 1e6))
     return out
