@@ -81,7 +81,7 @@ def setup(
 
 
 #: Rows the demo generator makes at once (it holds a snapshot in memory: 50M rows
-#: took 23.7 GiB); a bigger book is made of copies of it with new ids.
+#: reached 22.7 GiB and was killed); a bigger book is made of copies of it with new ids.
 GENERATED_ROWS = 10_000_000
 
 

@@ -513,7 +513,7 @@ class PostgresDatabase(Database):
         columns = sql.SQL("{} ({})").format(
             sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, names))
         )
-        target = self._binary_schema(table, columns, source.schema)
+        target = self._binary_schema(table, source.schema)
         fmt = sql.SQL("CSV" if target is None else "BINARY")
         statement = sql.SQL("COPY {} FROM STDIN (FORMAT {})").format(columns, fmt)
         try:
@@ -526,7 +526,7 @@ class PostgresDatabase(Database):
                 f"bulk insert into {table} broke a constraint: {first_line(exc)}", table=table
             ) from exc
 
-    def _binary_schema(self, table: str, columns, schema):
+    def _binary_schema(self, table: str, schema):
         """The Arrow schema binary ``COPY`` into ``table`` needs, or None (then CSV).
 
         Binary ``COPY`` takes each value in its column's exact wire type, so the
@@ -541,7 +541,8 @@ class PostgresDatabase(Database):
         with self._con.cursor() as cur:
             cur.execute(probe)
             oids = {d.name: d.type_code for d in cur.description}
-        kinds = [_binary_types().get(oids.get(name)) for name in schema.names]
+        types = _binary_types()
+        kinds = [types.get(oids.get(name)) for name in schema.names]
         if None in kinds or any(getattr(t, "unit", None) == "ns" for t in schema.types):
             return None  # (nanoseconds: PostgreSQL rounds them from text, a cast would refuse)
         fields = zip(schema.names, kinds, strict=True)
