@@ -20,7 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
-from benchmarks import figures, local_night
+from benchmarks import figures, floors, local_night
 from benchmarks.output import Figure, write
 
 FULL = {
@@ -29,7 +29,7 @@ FULL = {
     "big_rows": 20_000_000,
     "night_rows": 5_000_000,
     "local_night_rows": 20_000_000,
-    "local_night_partition_rows": 5_000_000,
+    "local_night_partition_rows": 10_000_000,  # one score task per slot (2)
     "generated_rows": 10_000_000,
     "training_rows": 150_000,
     "serving_seconds": 20,
@@ -72,6 +72,7 @@ FIGURES = (
     "challengers",
     "serving",
     "extract",
+    "floors",
     "startup",
     "night_local",
 )
@@ -159,6 +160,9 @@ def _run(home: Path, sizes: dict, only: set[str], pg_url: str | None) -> list[Fi
         if "extract" in only:
             with _pg_database(pg_url) as url:
                 found += figures.extract_rates(bench, pg_url=url)
+        if "floors" in only:
+            with _pg_database(pg_url) as url:
+                found += floors.floors(bench, pg_url=url)
         if "night_local" in only:
             found += local_night.night_local(
                 home / "local-night",
