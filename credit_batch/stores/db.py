@@ -412,10 +412,43 @@ def _cast(batch, schema):
     try:
         return batch.cast(schema)
     except Exception as exc:  # pyarrow raises ArrowInvalid / ArrowNotImplementedError
-        got = {f.name: str(f.type) for f in batch.schema}
-        raise SchemaMismatchError(
-            f"query columns cannot be read as the spec's types: got {got}: {exc}", got=got
-        ) from exc
+        raise _cast_error(batch, schema, exc) from exc
+
+
+def _cast_error(batch, schema, exc: BaseException) -> Exception:
+    """The error for a batch that cannot be cast to ``schema``, naming the first bad column."""
+    for have, want in zip(batch.schema, schema, strict=True):
+        try:
+            batch.column(have.name).cast(want.type)
+        except Exception as bad:  # noqa: BLE001 - pyarrow's cast errors have no common base
+            return SchemaMismatchError(
+                f"query column {want.name} ({have.type}) cannot be read as the spec's type "
+                f"{want.type}: {first_line(bad)}",
+                column=want.name,
+            )
+    got = {f.name: str(f.type) for f in batch.schema}
+    return SchemaMismatchError(
+        f"query columns cannot be read as the spec's types: got {got}: {first_line(exc)}", got=got
+    )
+
+
+def _adbc_postgresql():
+    """ADBC's PostgreSQL driver (``adbc_driver_postgresql.dbapi``), or None if not installed."""
+    try:
+        import adbc_driver_postgresql.dbapi
+    except ImportError:
+        return None
+    return adbc_driver_postgresql.dbapi
+
+
+def _conninfo(kwargs: dict, *, read_only: bool) -> str:
+    """A libpq connection string of psycopg's connection arguments (read-only if asked)."""
+    from psycopg.conninfo import make_conninfo
+
+    options = [kwargs["options"]] if kwargs.get("options") else []
+    if read_only:
+        options.append("-c default_transaction_read_only=on")
+    return make_conninfo(**{**kwargs, "options": " ".join(options) or None})
 
 
 class PostgresDatabase(Database):
@@ -441,16 +474,16 @@ class PostgresDatabase(Database):
             "dbname": url.database,
             "options": None if schema is None else f"-c search_path={check_identifier(schema)}",
         }
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
         try:
-            self._con = psycopg.connect(
-                **{k: v for k, v in kwargs.items() if v is not None}, autocommit=True
-            )
+            self._con = psycopg.connect(**kwargs, autocommit=True)
         except psycopg.OperationalError as exc:
             first = str(exc).strip().splitlines()[0]
             raise ServiceUnavailableError(
                 f"cannot connect to {self.url}: {first}", url=self.url
             ) from exc
         self._con.read_only = read_only or None
+        self._conninfo = _conninfo(kwargs, read_only=read_only)  # for binary reads (ADBC)
 
     @staticmethod
     def _bind(sql: str) -> str:
@@ -472,12 +505,50 @@ class PostgresDatabase(Database):
         return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
 
     def stream_arrow(self, sql, params, *, schema, batch_rows):
+        """Binary ``COPY`` decoded into Arrow by ADBC's PostgreSQL driver, where installed
+        (1.8x the CSV path: the server formats no double as text, Arrow parses none);
+        else ``COPY ... TO STDOUT`` as CSV, parsed by Arrow."""
         import psycopg
 
-        statement = "COPY (" + sql.strip().rstrip(";") + ") TO STDOUT (FORMAT CSV, HEADER)"
+        query = sql.strip().rstrip(";")
         try:
+            if _adbc_postgresql() is not None:
+                yield from self._binary_out(query, params, schema, batch_rows)
+                return
+            statement = "COPY (" + query + ") TO STDOUT (FORMAT CSV, HEADER)"
             yield from self._copy_out(statement, params, schema)
         except psycopg.Error as exc:
+            raise DataError(f"query on {self.url} failed: {first_line(exc)}") from exc
+
+    def _binary_out(self, query: str, params, schema, batch_rows: int):
+        """The query's rows through ADBC, on a connection of its own.
+
+        The parameters are bound into the text by psycopg on the client, as
+        psycopg binds them for ``COPY``: ADBC sends a statement without
+        parameters as binary ``COPY (query) TO STDOUT`` (with them it would
+        not use ``COPY``, and reads at the CSV path's rate).
+        """
+        import adbc_driver_manager
+        import psycopg
+
+        if params:
+            query = psycopg.ClientCursor(self._con).mogrify(self._bind(query), dict(params))
+        driver = _adbc_postgresql()
+        try:
+            con = driver.connect(self._conninfo, autocommit=True)
+        except adbc_driver_manager.Error as exc:
+            raise ServiceUnavailableError(
+                f"cannot connect to {self.url}: {first_line(exc)}", url=self.url
+            ) from exc
+        try:
+            with con, con.cursor() as cur:
+                cur.execute(query)
+                reader = cur.fetch_record_batch()
+                _check_columns(reader.schema.names, schema, "query")
+                for batch in reader:
+                    for start in range(0, batch.num_rows, batch_rows):
+                        yield _cast(batch.slice(start, batch_rows), schema)
+        except adbc_driver_manager.Error as exc:
             raise DataError(f"query on {self.url} failed: {first_line(exc)}") from exc
 
     def _copy_out(self, statement: str, params, schema):
@@ -497,6 +568,8 @@ class PostgresDatabase(Database):
                         column_types=schema,
                         strings_can_be_null=True,
                         quoted_strings_can_be_null=False,
+                        true_values=["t"],  # PostgreSQL's text form of a boolean
+                        false_values=["f"],
                     ),
                 )
                 for batch in reader:

@@ -11,6 +11,7 @@ import pytest
 
 from credit_batch import errors, pipeline
 from credit_batch.run import RunOptions
+from credit_batch.stores.db import _adbc_postgresql as _REAL_DRIVER
 from tests.conftest import REPO, expected_counts, query, run_pipeline
 
 SLICE = "SELECT * FROM predictions WHERE snapshot_date = :d ORDER BY customer_id"
@@ -250,3 +251,126 @@ def test_bulk_insert_into_a_json_column_goes_as_text_and_keeps_the_rows(pg_url):
         assert db.bulk_insert("outcomes", rows) == 2
         back = db.fetch_arrow("SELECT customer_id, details::text AS d FROM outcomes ORDER BY 1")
     assert back.to_pylist() == [{"customer_id": 1, "d": '{"a": 1}'}, {"customer_id": 2, "d": None}]
+
+
+_READ_TABLE = """
+CREATE TABLE features (
+    snapshot_date DATE, customer_id BIGINT, n INTEGER, x DOUBLE PRECISION,
+    amount NUMERIC(12, 2), label VARCHAR, at TIMESTAMP, flag BOOLEAN
+);
+INSERT INTO features VALUES
+    ('2026-09-30', 1, 7, 5e-324, 12.5, 'a', '2026-09-30 01:02:03.456789', true),
+    ('2026-09-30', 2, NULL, 1.7976931348623157e308, NULL, NULL, NULL, NULL),
+    ('2026-09-30', 3, -2147483648, 0.30000000000000004, -0.01, 'é,"' || chr(10) || '''',
+     NULL, false),
+    ('2026-10-31', 4, 1, 1.0, 1, 'it''s', NULL, true)
+"""
+_READ_QUERY = "SELECT * FROM features WHERE snapshot_date = :d AND customer_id = ANY(:ids)"
+
+
+def _read_schema():
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("snapshot_date", pa.date32()),
+            ("customer_id", pa.int64()),
+            ("n", pa.int64()),
+            ("x", pa.float64()),
+            ("amount", pa.float64()),
+            ("label", pa.dictionary(pa.int32(), pa.string())),
+            ("at", pa.timestamp("us")),
+            ("flag", pa.bool_()),
+        ]
+    )
+
+
+def _read(url, monkeypatch, *, binary: bool, batch_rows: int = 100):
+    import pyarrow as pa
+
+    from credit_batch.stores import db as dbm
+
+    used = []
+
+    def driver():
+        used.append(binary)
+        return _REAL_DRIVER() if binary else None
+
+    monkeypatch.setattr(dbm, "_adbc_postgresql", driver)
+    with dbm.connect(url, read_only=True) as db:
+        params = {"d": dt.date(2026, 9, 30), "ids": [1, 2, 3, 4]}
+        found = db.stream_arrow(_READ_QUERY, params, schema=_read_schema(), batch_rows=batch_rows)
+        batches = list(found)
+    assert used and set(used) == {binary}
+    return pa.Table.from_batches(batches, schema=_read_schema()), batches
+
+
+def test_binary_read_from_postgresql_equals_the_csv_read_value_for_value(pg_url, monkeypatch):
+    """ADBC's binary COPY and the CSV path give the same rows, types and values, NULLs kept."""
+    from credit_batch.stores.db import connect
+
+    with connect(pg_url) as db:
+        db.run_script(_READ_TABLE)
+    binary, _ = _read(pg_url, monkeypatch, binary=True)
+    text, _ = _read(pg_url, monkeypatch, binary=False)
+    assert binary.sort_by("customer_id").equals(text.sort_by("customer_id"))
+    assert binary.sort_by("customer_id").to_pylist()[2]["label"] == "é,\"\n'"
+    assert binary.num_rows == 3  # the bound date kept October's row out
+
+
+def test_binary_read_from_postgresql_yields_batches_of_at_most_batch_rows(pg_url, monkeypatch):
+    from credit_batch.stores.db import connect
+
+    with connect(pg_url) as db:
+        db.run_script(_READ_TABLE)
+    table, batches = _read(pg_url, monkeypatch, binary=True, batch_rows=2)
+    assert [b.num_rows for b in batches] == [2, 1]
+    assert table.num_rows == 3
+
+
+def test_binary_read_of_a_column_of_the_wrong_type_names_the_column(pg_url):
+    from credit_batch.stores.db import connect
+
+    with connect(pg_url) as db:
+        db.run_script("CREATE TABLE features (customer_id BIGINT, x TEXT)")
+        db.run_script("INSERT INTO features VALUES (1, '0.5'), (2, 'forty')")
+        import pyarrow as pa
+
+        schema = pa.schema([("customer_id", pa.int64()), ("x", pa.float64())])
+        with pytest.raises(errors.SchemaMismatchError, match=r"column x \(string\).*double"):
+            list(db.stream_arrow("SELECT * FROM features", None, schema=schema, batch_rows=10))
+
+
+def test_binary_read_through_a_read_only_connection_cannot_write(pg_url):
+    """The reader's own connection is read-only as the warehouse's is: a query that writes fails."""
+    import pyarrow as pa
+
+    from credit_batch.stores.db import connect
+
+    with connect(pg_url) as db:
+        db.run_script("CREATE TABLE features (customer_id BIGINT)")
+    schema = pa.schema([("customer_id", pa.int64())])
+    writes = "WITH w AS (INSERT INTO features VALUES (1) RETURNING *) SELECT * FROM w"
+    with connect(pg_url, read_only=True) as db:
+        with pytest.raises(errors.DataError, match="read-only transaction"):
+            list(db.stream_arrow(writes, None, schema=schema, batch_rows=10))
+        assert db.fetch_arrow("SELECT COUNT(*) AS n FROM features").to_pylist() == [{"n": 0}]
+
+
+def test_a_binary_read_stopped_early_closes_its_connection(pg_url, pg_admin):
+    import pyarrow as pa
+
+    from credit_batch.stores.db import connect
+
+    with connect(pg_url) as db:
+        db.run_script(
+            "CREATE TABLE features AS SELECT g AS customer_id FROM generate_series(1, 200000) g"
+        )
+        schema = pa.schema([("customer_id", pa.int64())])
+        rows = db.stream_arrow("SELECT * FROM features", None, schema=schema, batch_rows=1_000)
+        assert next(rows).num_rows == 1_000
+        rows.close()
+        name = pg_url.rsplit("/", 1)[1]
+        others = "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = %s AND pid <> %s"
+        pid = db.fetch_arrow("SELECT pg_backend_pid() AS p").to_pylist()[0]["p"]
+        assert pg_admin.execute(others, (name, pid)).fetchone()[0] == 0
