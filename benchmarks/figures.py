@@ -296,8 +296,8 @@ def limit_postgres(bench: Bench, pg_url: str) -> list[Figure]:
     return [
         Figure(
             "pipeline on PostgreSQL, 2 mapped tasks, vs bare model",
-            "as 'pipeline, 2 mapped tasks', warehouse and results in PostgreSQL (COPY out "
-            "as CSV, binary COPY in)",
+            "as 'pipeline, 2 mapped tasks', warehouse and results in PostgreSQL (binary COPY "
+            "out through ADBC, binary COPY in through pgpq)",
             f"{two['total']:.2f} s ({bench.rows / two['total']:,.0f} rows/s)",
             f"Parquet read + predict_proba {bare:.2f} s",
             two["total"] / bare,
