@@ -770,15 +770,22 @@ def extract_rates(bench: Bench, *, pg_url: str | None) -> list[Figure]:
     """Rows/s of ``pipeline.extract`` (query -> Parquet parts), DuckDB and PostgreSQL warehouses."""
     out = [_extract_rate("DuckDB", bench, bench.settings, 5e6)]
     if pg_url:
-        settings = replace(
-            bench.settings, home=bench.settings.home.parent / "pg-warehouse",
-            warehouse_url=pg_url, results_url=pg_url,
-        )  # fmt: skip
-        pipeline.demo_data(settings, rows=bench.rows, snapshots=1, unlabeled_snapshots=0)
-        _vacuumed(pg_url)
-        _register_champion(bench, settings)
+        settings = postgres_twin(bench, pg_url, folder="pg-warehouse")
         out.append(_extract_rate("PostgreSQL", bench, settings, 1e6))
     return out
+
+
+def postgres_twin(bench: Bench, pg_url: str, *, folder: str) -> Settings:
+    """Settings whose warehouse and results are ``pg_url``, holding the bench's snapshot
+    (vacuumed, as autovacuum keeps it) and its champion; a lake and models of their own."""
+    settings = replace(
+        bench.settings, home=bench.settings.home.parent / folder,
+        warehouse_url=pg_url, results_url=pg_url,
+    )  # fmt: skip
+    pipeline.demo_data(settings, rows=bench.rows, snapshots=1, unlabeled_snapshots=0)
+    _vacuumed(pg_url)
+    _register_champion(bench, settings)  # and the results tables
+    return settings
 
 
 def _extract_rate(label: str, bench: Bench, settings: Settings, bar: float) -> Figure:

@@ -19,7 +19,6 @@ Then the sum of the three, against the bare model, under the issue's bar.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from benchmarks.figures import (
@@ -27,14 +26,12 @@ from benchmarks.figures import (
     _best,
     _best_of,
     _pool,
-    _register_champion,
     _score_paths,
-    _vacuumed,
     bare_seconds,
+    postgres_twin,
     run_pipeline,
 )
 from benchmarks.output import Figure
-from credit_batch import pipeline
 from credit_batch.config import MAX_DUPLICATE_IDS
 from credit_batch.stores.warehouse import _REPEATED
 
@@ -64,13 +61,7 @@ def floors(bench: Bench, *, pg_url: str | None) -> list[Figure]:
 
 
 def _postgres_floors(bench: Bench, pg_url: str, query: str, paths: list, *, bare, score):
-    settings = replace(
-        bench.settings, home=bench.settings.home.parent / "pg-floors",
-        warehouse_url=pg_url, results_url=pg_url,
-    )  # fmt: skip
-    pipeline.demo_data(settings, rows=bench.rows, snapshots=1, unlabeled_snapshots=0)
-    _vacuumed(pg_url)
-    _register_champion(bench, settings)  # and the results tables
+    postgres_twin(bench, pg_url, folder="pg-floors")
     extract = _best(bench.repeats, lambda: _postgres_copy_out(pg_url, query))
     n, one = _best_of(bench.repeats, lambda: _postgres_copy_in(pg_url, [paths]))
     halves = [paths[0::2], paths[1::2]]
