@@ -506,21 +506,21 @@ class PostgresDatabase(Database):
 
     def stream_arrow(self, sql, params, *, schema, batch_rows):
         """Binary ``COPY`` decoded into Arrow by ADBC's PostgreSQL driver, where installed
-        (1.8x the CSV path: the server formats no double as text, Arrow parses none);
-        else ``COPY ... TO STDOUT`` as CSV, parsed by Arrow."""
+        (1.6x the CSV path on 2M rows: the server formats no double as text, Arrow
+        parses none); else ``COPY ... TO STDOUT`` as CSV, parsed by Arrow."""
         import psycopg
 
-        query = sql.strip().rstrip(";")
+        query, driver = sql.strip().rstrip(";"), _adbc_postgresql()
         try:
-            if _adbc_postgresql() is not None:
-                yield from self._binary_out(query, params, schema, batch_rows)
+            if driver is not None:
+                yield from self._binary_out(driver, query, params, schema, batch_rows)
                 return
             statement = "COPY (" + query + ") TO STDOUT (FORMAT CSV, HEADER)"
             yield from self._copy_out(statement, params, schema)
         except psycopg.Error as exc:
             raise DataError(f"query on {self.url} failed: {first_line(exc)}") from exc
 
-    def _binary_out(self, query: str, params, schema, batch_rows: int):
+    def _binary_out(self, driver, query: str, params, schema, batch_rows: int):
         """The query's rows through ADBC, on a connection of its own.
 
         The parameters are bound into the text by psycopg on the client, as
@@ -533,7 +533,6 @@ class PostgresDatabase(Database):
 
         if params:
             query = psycopg.ClientCursor(self._con).mogrify(self._bind(query), dict(params))
-        driver = _adbc_postgresql()
         try:
             con = driver.connect(self._conninfo, autocommit=True)
         except adbc_driver_manager.Error as exc:
