@@ -7,7 +7,8 @@ move as Arrow, not row by row:
   bulk inserts scan Arrow tables, readers or Parquet datasets in place.
 * ``postgresql://user@host:port/db`` (``+psycopg`` allowed): production
   (``psycopg`` 3); bulk inserts go as binary ``COPY`` encoded from Arrow (``pgpq``),
-  extracts stream CSV through ``COPY``.
+  reads come back as binary ``COPY`` decoded into Arrow (ADBC's PostgreSQL
+  driver; CSV through ``COPY`` where it is not installed).
 
 SQL is read from ``sql/`` files with ``:name`` placeholders; values are
 always bound parameters. Table names pass an allow-list.
