@@ -22,7 +22,7 @@ from pathlib import Path
 
 from benchmarks.output import Figure
 from credit_batch import pipeline
-from credit_batch.config import Settings
+from credit_batch.config import DAGS_FOLDER, Settings
 from credit_batch.features import DEFAULT_FEATURE_SPEC
 from credit_batch.run import Plan, RunOptions
 from credit_batch.storage import location
@@ -817,7 +817,7 @@ def parse(repeats: int) -> list[Figure]:
         folder = Path(tmp) / "dags"
         folder.mkdir()
         (folder / "aaa_baseline_dag.py").write_text(_BASELINE_DAG)
-        ours = sorted((REPO / "dags").glob("*.py"))
+        ours = sorted(DAGS_FOLDER.glob("credit_batch_*.py"))
         for path in ours:
             (folder / path.name).write_text(path.read_text())
         env = {
@@ -1116,7 +1116,7 @@ def _airflow_env(airflow_home: Path, home: Path) -> dict:
         **os.environ,
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
         "CREDIT_BATCH_HOME": str(home),

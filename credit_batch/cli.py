@@ -113,6 +113,10 @@ def _parser() -> argparse.ArgumentParser:
     _lookup_parser(sub)
     _serve_parsers(sub)
     _spec_parser(sub)
+    c = sub.add_parser(
+        "dags-folder", help="print the folder of the DAG files, for Airflow's dags_folder"
+    )
+    c.set_defaults(func=_dags_folder)
     c = sub.add_parser("demo", help="demo data, train, promote, score two snapshots: all of it")
     _rows_argument(c)
     _example_argument(c)
@@ -634,6 +638,12 @@ def _runs(settings: Settings, args) -> None:
 
 def _report(settings: Settings, args) -> None:
     print(pipeline.report_of(settings, snapshot_date=args.date, model_version=args.model))
+
+
+def _dags_folder(settings: Settings, args) -> None:
+    from credit_batch.config import DAGS_FOLDER
+
+    print(DAGS_FOLDER)
 
 
 def _sql(settings: Settings, args) -> None:

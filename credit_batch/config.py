@@ -42,6 +42,7 @@ it is given.
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 import re
 from collections.abc import Callable
@@ -71,6 +72,7 @@ __all__ = [
     "DEFAULT_RISK_BANDS",
     "DEFAULT_SCORE_THREADS",
     "DEFAULT_SEED",
+    "DAGS_FOLDER",
     "DEFAULT_SPEC_PATH",
     "EXAMPLES",
     "EXAMPLE_SPECS",
@@ -242,7 +244,10 @@ class Scorecard:
 
 
 DEFAULT_SCORECARD = Scorecard()
-_PACKAGE_SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+#: The package's SQL files and example specs (package data: a wheel carries them).
+_PACKAGE_SQL_DIR = Path(str(importlib.resources.files("credit_batch").joinpath("sql")))
+#: The folder of the DAG files, to give Airflow as ``dags_folder``.
+DAGS_FOLDER = Path(str(importlib.resources.files("credit_batch").joinpath("dags")))
 #: The feature spec training uses unless told otherwise ("Give Me Some Credit").
 DEFAULT_SPEC_PATH = _PACKAGE_SQL_DIR / "specs" / "gmsc" / "spec.toml"
 #: The second example's spec: a loan book with categorical features.

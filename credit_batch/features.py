@@ -14,6 +14,7 @@ model's own spec, never a module default.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -26,16 +27,14 @@ from credit_batch.config import DEFAULT_SPEC_PATH
 from credit_batch.errors import SchemaMismatchError, SpecError
 
 __all__ = [
-    "DEFAULT_FEATURE_SPEC",
     "DIRECTIONS",
     "FEATURE_TYPES",
     "Feature",
     "FeatureSpec",
-    "GMSC_FEATURES",
-    "GMSC_REASONS",
     "KEY_TYPES",
     "MAX_MAGNITUDE",
     "UNSEEN_POLICIES",
+    "default_spec",
     "load_spec",
 ]
 
@@ -483,8 +482,18 @@ def _unknown(allowed: set[str]) -> str:
     return f"is not a known field (known: {', '.join(sorted(allowed))})"
 
 
-#: The spec used when none is given: the "Give Me Some Credit" feature set.
-DEFAULT_FEATURE_SPEC = load_spec(DEFAULT_SPEC_PATH)
-GMSC_FEATURES = DEFAULT_FEATURE_SPEC
-#: Readable text of each GMSC reason code.
-GMSC_REASONS = DEFAULT_FEATURE_SPEC.reasons
+@functools.cache
+def default_spec() -> FeatureSpec:
+    """The spec used when none is given: the "Give Me Some Credit" feature set.
+
+    Read from the package's data the first time it is asked for, never at
+    import time (a wheel imports without touching a file).
+    """
+    return load_spec(DEFAULT_SPEC_PATH)
+
+
+def __getattr__(name: str):
+    # DEFAULT_FEATURE_SPEC (older code's name for default_spec()) loads lazily.
+    if name == "DEFAULT_FEATURE_SPEC":
+        return default_spec()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

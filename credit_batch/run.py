@@ -34,7 +34,7 @@ from credit_batch.config import (
     Settings,
 )
 from credit_batch.errors import CreditBatchError, ParameterError
-from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
+from credit_batch.features import FeatureSpec, default_spec
 
 __all__ = ["Plan", "Run", "RunOptions", "RunResult", "call_step", "new_run_id"]
 
@@ -166,7 +166,7 @@ class Run:
     started_at: dt.datetime
     extract_seconds: float
     duplicate_ids: tuple[int, ...] = ()
-    spec: FeatureSpec = DEFAULT_FEATURE_SPEC
+    spec: FeatureSpec = field(default_factory=default_spec)
     explainer_background: tuple[float, ...] | None = None
     drift_reference: Mapping | None = field(default=None, hash=False)
     airflow_dag_id: str | None = None

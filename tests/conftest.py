@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from credit_batch import pipeline
-from credit_batch.config import Settings
+from credit_batch.config import DAGS_FOLDER, Settings
 from credit_batch.run import RunOptions
 
 REPO = Path(__file__).resolve().parent.parent
@@ -303,7 +303,7 @@ def airflow_env(tmp_path_factory) -> dict[str, str]:
     env = {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
     }
@@ -330,6 +330,40 @@ def airflow_db(airflow_env) -> dict[str, str]:
     return airflow_env
 
 
+class LaneError(AssertionError):
+    """A test of the unit lane reached for a subprocess or the network."""
+
+
+@pytest.fixture(autouse=True)
+def _unit_lane_guard(request, monkeypatch):
+    """In the unit lane, starting a subprocess or opening a TCP or PostgreSQL connection fails."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+    import socket
+    import subprocess
+
+    def refuse(what):
+        def _refused(*args, **kwargs):
+            raise LaneError(f"{request.node.nodeid} is in the unit lane but {what}")
+
+        return _refused
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse("starts a subprocess"))
+    real_connect = socket.socket.connect
+
+    def connect(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            refuse(f"opens a TCP connection to {address}")()
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    try:
+        import psycopg
+    except ImportError:
+        return
+    monkeypatch.setattr(psycopg, "connect", refuse("connects to PostgreSQL"))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """With ``CREDIT_BATCH_REQUIRE_SERVICES=1`` (CI), a skipped test fails: nothing skips silently.
@@ -343,6 +377,19 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped, but CREDIT_BATCH_REQUIRE_SERVICES=1 forbids skips: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """The same rule at collection: a module-level ``importorskip`` or skip fails in CI."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and services_required():
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped at collection, but CREDIT_BATCH_REQUIRE_SERVICES=1 forbids skips: {reason}"
+        )
 
 
 #: The reliability suite's lines (kind, case, expected, seen), gathered from the reports.
@@ -391,7 +438,40 @@ SLOW_FIRST = (
 )
 
 
+#: The lanes: every test carries exactly one of these markers.
+LANES = ("unit", "services", "airflow", "e2e")
+#: Fixtures that reach a service, Airflow or a subprocess: never in the unit lane.
+SERVICE_FIXTURES = {
+    "pg_admin",
+    "pg_url",
+    "pg_demo",
+    "s3_server",
+    "s3_demo",
+    "airflow_env",
+    "airflow_db",
+    "backend",
+}
+
+
+def lane_problems(items) -> list[str]:
+    """Each collected test without exactly one lane, or in ``unit`` with a service fixture."""
+    problems = []
+    for item in items:
+        lanes = sorted({m.name for m in item.iter_markers() if m.name in LANES})
+        if len(lanes) != 1:
+            problems.append(f"{item.nodeid}: lanes {lanes or 'none'} (exactly one of {LANES})")
+        elif lanes == ["unit"]:
+            used = SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+            if used or item.get_closest_marker("postgres"):
+                problems.append(f"{item.nodeid}: in the unit lane but uses {sorted(used)}")
+    return problems
+
+
 def pytest_collection_modifyitems(items):
+    problems = lane_problems(items)
+    if problems and os.environ.get("CREDIT_BATCH_LANE_AUDIT") != "1":
+        raise pytest.UsageError("tests without a proper lane marker:\n" + "\n".join(problems))
+
     def rank(item) -> int:
         path = item.nodeid.split("::")[0]
         return SLOW_FIRST.index(path) if path in SLOW_FIRST else len(SLOW_FIRST)

@@ -17,7 +17,7 @@ import numpy as np
 from credit_batch.config import DEFAULT_RISK_BANDS, DEFAULT_SCORECARD, Scorecard, Settings
 from credit_batch.errors import DataError, SchemaMismatchError
 from credit_batch.faults import fault_point
-from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
+from credit_batch.features import FeatureSpec, default_spec
 from credit_batch.run import Run
 from credit_batch.steps.drift import SCORE, counts_of
 from credit_batch.steps.encoding import model_frame
@@ -138,7 +138,7 @@ def score_file(
     run_id: str,
     chunk_rows: int,
     quarantine_path: Location | Path | None = None,
-    spec: FeatureSpec = DEFAULT_FEATURE_SPEC,
+    spec: FeatureSpec | None = None,
     duplicate_ids=(),
     background: list[float] | None = None,
     drift_reference: dict | None = None,
@@ -177,6 +177,7 @@ def score_file(
         absolute SHAP values per feature over the scored rows) and
         ``drift_counts`` (per reference bin).
     """
+    spec = default_spec() if spec is None else spec
     import pyarrow.parquet as pq
 
     features_path, out_path = _located(features_path), _located(out_path)

@@ -27,7 +27,7 @@ from credit_batch.config import (
     safe_url,
 )
 from credit_batch.errors import DataError, ParameterError
-from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec, load_spec
+from credit_batch.features import FeatureSpec, default_spec, load_spec
 from credit_batch.steps import drift
 from credit_batch.steps.encoding import model_frame
 from credit_batch.steps.explain import linear_background
@@ -52,9 +52,10 @@ __all__ = [
 
 
 def build_model(
-    spec: FeatureSpec = DEFAULT_FEATURE_SPEC, *, algorithm: str = DEFAULT_ALGORITHM, seed: int = 0
+    spec: FeatureSpec | None = None, *, algorithm: str = DEFAULT_ALGORITHM, seed: int = 0
 ):
     """Return an unfitted scikit-learn ``Pipeline`` for ``spec``'s columns."""
+    spec = default_spec() if spec is None else spec
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.impute import SimpleImputer
@@ -189,7 +190,7 @@ def evaluate(y_true, proba) -> dict[str, float]:
 def fit_and_evaluate(
     frame,
     *,
-    spec: FeatureSpec = DEFAULT_FEATURE_SPEC,
+    spec: FeatureSpec | None = None,
     algorithm: str = DEFAULT_ALGORITHM,
     test_size: float = DEFAULT_TEST_SIZE,
     seed: int = 0,
@@ -208,6 +209,7 @@ def fit_and_evaluate(
     metrics : dict
         ``roc_auc``, ``log_loss``, ``ks`` on the held-out part.
     """
+    spec = default_spec() if spec is None else spec
     from sklearn.model_selection import train_test_split
 
     if not 0 < test_size < 1:
@@ -234,9 +236,10 @@ def fit_model(
     *,
     algorithm: str = DEFAULT_ALGORITHM,
     seed: int = 0,
-    spec: FeatureSpec = DEFAULT_FEATURE_SPEC,
+    spec: FeatureSpec | None = None,
 ) -> FittedModel:
     """Fit and evaluate on ``frame``; add the explainer background and drift reference bins."""
+    spec = default_spec() if spec is None else spec
     model, metrics = fit_and_evaluate(frame, spec=spec, algorithm=algorithm, seed=seed)
     x = model_frame(frame, spec)
     return FittedModel(

@@ -20,7 +20,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from credit_batch.checks import check_model_version, utcnow
@@ -32,7 +32,7 @@ from credit_batch.errors import (
     NoChampionError,
 )
 from credit_batch.faults import fault_point
-from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec
+from credit_batch.features import FeatureSpec, default_spec
 from credit_batch.storage import Location, is_remote, location
 from credit_batch.stores import results
 from credit_batch.stores.db import Database, read_sql
@@ -87,7 +87,7 @@ class FittedModel:
     fingerprint: str
     background: list[float] | None = None
     drift_reference: dict | None = None
-    spec: FeatureSpec = DEFAULT_FEATURE_SPEC
+    spec: FeatureSpec = field(default_factory=default_spec)
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ class ModelRecord:
     def feature_spec(self) -> FeatureSpec:
         """The spec the model was trained on (GMSC for versions registered before specs)."""
         if self.spec is None:
-            return DEFAULT_FEATURE_SPEC
+            return default_spec()
         return FeatureSpec.from_dict(json.loads(self.spec))
 
     @property

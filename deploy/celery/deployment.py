@@ -34,6 +34,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from credit_batch.config import DAGS_FOLDER
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 BUCKET = "credit-batch-lake"
@@ -176,7 +178,7 @@ def airflow_env(folder: Path, state: dict) -> dict[str, str]:
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + meta,
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
         "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__PARALLELISM": "8",
         "AIRFLOW__CORE__FERNET_KEY": state["fernet_key"],

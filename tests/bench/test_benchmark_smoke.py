@@ -12,7 +12,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import PG_HOST, PG_PORT, PG_USER, REPO
+
+pytestmark = pytest.mark.services
 
 FIGURES = {
     "pipeline, 2 mapped tasks, vs bare model",

@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from credit_batch.config import DAGS_FOLDER
+
+pytestmark = pytest.mark.airflow
 
 DAG_ID = "credit_batch_nightly"
 DAG_IDS = ["credit_batch_monitor", "credit_batch_nightly", "credit_batch_train"]
@@ -19,7 +21,7 @@ DAG_IDS = ["credit_batch_monitor", "credit_batch_nightly", "credit_batch_train"]
 def dagbag(airflow_env):
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(REPO / "dags"))
+    return DagBag(dag_folder=str(DAGS_FOLDER))
 
 
 def test_dags_folder_imports_without_errors(dagbag):
@@ -124,7 +126,7 @@ def test_params_refuse_bad_manual_trigger_values(dagbag, name, value):
 
 @pytest.mark.parametrize("dag_id", DAG_IDS)
 def test_parsing_imports_no_heavy_library_and_touches_no_database(tmp_path, dag_id):
-    dag_file = REPO / "dags" / f"{dag_id}.py"
+    dag_file = DAGS_FOLDER / f"{dag_id}.py"
     probe = f"""
 import importlib.util, json, sys
 spec = importlib.util.spec_from_file_location("dagfile", {str(dag_file)!r})
@@ -158,7 +160,7 @@ print(json.dumps(sorted(m for m in heavy if m in sys.modules)))
 def test_score_concurrency_caps_the_mapped_score_task_per_run(tmp_path, setting, expected):
     probe = f"""
 from airflow.dag_processing.dagbag import DagBag
-bag = DagBag(dag_folder={str(REPO / "dags" / f"{DAG_ID}.py")!r})
+bag = DagBag(dag_folder={str(DAGS_FOLDER / f"{DAG_ID}.py")!r})
 print(bag.dags[{DAG_ID!r}].task_dict["score"].max_active_tis_per_dagrun)
 """
     env = {"AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}

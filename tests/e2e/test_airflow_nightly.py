@@ -18,6 +18,8 @@ import pytest
 
 from tests.conftest import DEMO_ROWS, expected_counts, query
 
+pytestmark = pytest.mark.airflow
+
 DAG_ID = "credit_batch_nightly"
 SMALL = {
     "rows_per_partition": 1_000,
@@ -118,13 +120,11 @@ def _nightly_rerun_and_backfill(env, settings, record) -> None:
     ]
 
 
-@pytest.mark.airflow
 def test_nightly_dag_on_duckdb_scores_once_reruns_identically_and_backfills(airflow_db, demo):
     settings, _, record = demo
     _nightly_rerun_and_backfill(airflow_db, settings, record)
 
 
-@pytest.mark.airflow
 @pytest.mark.postgres
 def test_nightly_dag_on_postgresql_scores_once_reruns_identically_and_backfills(
     airflow_db, pg_demo
@@ -133,7 +133,6 @@ def test_nightly_dag_on_postgresql_scores_once_reruns_identically_and_backfills(
     _nightly_rerun_and_backfill(airflow_db, settings, record)
 
 
-@pytest.mark.airflow
 def test_manual_trigger_for_a_missing_snapshot_fails_the_run_and_writes_nothing(airflow_db, demo):
     settings, _, _ = demo
     done = dags_test(airflow_db, settings, "2026-11-05", {**SMALL, "snapshot_date": "2026-10-15"})

@@ -21,6 +21,8 @@ from credit_batch.stores.db import connect
 from tests.conftest import query
 from tests.e2e.test_airflow_nightly import SMALL, airflow_dags_test
 
+pytestmark = pytest.mark.e2e
+
 NEWEST = dt.date(2026, 10, 31)
 # The spec's rules, written again as SQL: the rows the night must quarantine
 # (COALESCE: a NULL where NULL is allowed, e.g. housing, breaks no rule).

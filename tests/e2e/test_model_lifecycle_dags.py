@@ -5,8 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pytest
+
 from tests.conftest import query, run_pipeline
 from tests.e2e.test_airflow_nightly import SMALL, airflow_dags_test
+
+pytestmark = pytest.mark.airflow
 
 
 def test_training_dag_gates_a_challenger_the_night_shadows_it_and_approval_is_audited(

@@ -14,6 +14,8 @@ import pytest
 from credit_batch import serve
 from tests.conftest import free_port, query, run_pipeline
 
+pytestmark = pytest.mark.e2e
+
 pytest.importorskip("fastapi", reason="the serve extra (fastapi) is not installed")
 
 

@@ -21,6 +21,8 @@ import pytest
 
 from tests.conftest import query, run_pipeline
 
+pytestmark = pytest.mark.e2e
+
 HERE = Path(__file__).resolve().parent
 REASONS = [f"reason_{i}" for i in (1, 2, 3)]
 VALUES = [f"{r}_value" for r in REASONS]

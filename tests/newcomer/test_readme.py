@@ -21,6 +21,8 @@ import pytest
 
 from tests.conftest import REPO, services_required
 
+pytestmark = pytest.mark.e2e
+
 BLOCK = re.compile(r"^```bash\n(.*?)^```", re.S | re.M)
 #: The README's bash blocks, in order, by what they do.
 NAMES = [
@@ -53,10 +55,12 @@ def clone(tmp_path_factory) -> Path:
         check=True,
     ).stdout.split(b"\0")
     for name in filter(None, files):
-        source = REPO / name.decode()
-        if source.is_file():
-            (root / name.decode()).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, root / name.decode())
+        source, target = REPO / name.decode(), root / name.decode()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():  # sql/ and dags/ point into the package
+            target.symlink_to(source.readlink())
+        elif source.is_file():
+            shutil.copy2(source, target)
     return root
 
 
@@ -128,7 +132,6 @@ def test_demo_run_twice_registers_one_model_and_the_band_query_lists_each_band_o
     assert {r[2] for r in rows} == set("ABCDE") and len({r[1] for r in rows}) == 1
 
 
-@pytest.mark.airflow
 def test_airflow_dags_test_block_runs_the_nightly_dag(airflow_installed):
     out = subprocess.run(
         [str(airflow_installed / ".venv" / "bin" / "credit-batch"), "runs"],
@@ -141,7 +144,6 @@ def test_airflow_dags_test_block_runs_the_nightly_dag(airflow_installed):
     assert "airflow credit_batch_nightly/" in out
 
 
-@pytest.mark.airflow
 def test_airflow_standalone_block_starts_triggers_waits_for_success_and_stops(
     airflow_installed,
 ):
@@ -183,7 +185,6 @@ def test_own_data_block_checks_trains_and_scores_the_lender_spec(clone, demo_out
     )
 
 
-@pytest.mark.airflow
 @pytest.mark.postgres
 def test_production_block_brings_up_celery_runs_the_demo_and_a_triggered_night_and_stops(
     airflow_installed, pg_admin

@@ -22,6 +22,8 @@ from credit_batch.stores import db, registry, results, warehouse
 from tests.conftest import PG_HOST, PG_PORT, PG_USER, REPO, build_demo, query, run_pipeline
 from tests.reliability.conftest import DATE, assert_whole_slice
 
+pytestmark = pytest.mark.services
+
 OLD_RUN = "old-run"
 PG_ADMIN = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}"
 

@@ -22,6 +22,8 @@ from tests.reliability.conftest import (
     slice_state,
 )
 
+pytestmark = pytest.mark.services
+
 
 def test_training_killed_before_registration_registers_nothing(backend, outcome):
     settings, record, _ = backend

@@ -16,6 +16,8 @@ import pytest
 from tests.conftest import query
 from tests.reliability.conftest import RUN_ARGS, assert_whole_slice, cli
 
+pytestmark = pytest.mark.e2e
+
 RUN_POINTS = [
     ("extract.after_first_part", "old"),
     ("extract.before_return", "old"),

@@ -10,6 +10,8 @@ import pytest
 from credit_batch import cli
 from tests.conftest import REPO, expected_counts, query, run_pipeline
 
+pytestmark = pytest.mark.unit
+
 
 def test_analyst_queries_run_as_they_are_on_duckdb_and_find_rows(demo):
     settings, _, _ = demo

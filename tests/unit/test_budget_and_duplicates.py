@@ -11,6 +11,8 @@ import pytest
 from credit_batch import errors, pipeline
 from tests.conftest import expected_counts, query, run_pipeline
 
+pytestmark = pytest.mark.unit
+
 DATE = dt.date(2026, 9, 30)
 
 

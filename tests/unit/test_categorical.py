@@ -14,6 +14,8 @@ from credit_batch.steps import drift, explain, importance, training, validation
 from credit_batch.steps.encoding import level_codes, model_frame
 from tests.conftest import demo_frame
 
+pytestmark = pytest.mark.unit
+
 REGIONS = ("north", "south", "east", "west")
 RISKY = "south"
 SPEC = dataclasses.replace(

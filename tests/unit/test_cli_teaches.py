@@ -12,6 +12,8 @@ import pytest
 from credit_batch import cli
 from tests.conftest import REPO, expected_counts, query, run_pipeline
 
+pytestmark = pytest.mark.unit
+
 
 def _main(monkeypatch, capsys, home, *args: str) -> tuple[int, str, str]:
     monkeypatch.setenv("CREDIT_BATCH_HOME", str(home))

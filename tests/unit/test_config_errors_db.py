@@ -10,6 +10,8 @@ from credit_batch import errors
 from credit_batch.config import Settings
 from credit_batch.stores.db import check_identifier, connect, read_sql
 
+pytestmark = pytest.mark.unit
+
 
 def test_settings_default_to_duckdb_files_under_home(tmp_path):
     s = Settings.from_env({"CREDIT_BATCH_HOME": str(tmp_path)})

@@ -12,6 +12,8 @@ from credit_batch.features import DEFAULT_FEATURE_SPEC
 from credit_batch.steps import training
 from tests.conftest import demo_frame
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def snapshots():

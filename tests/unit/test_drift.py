@@ -12,6 +12,8 @@ from credit_batch import errors, pipeline
 from credit_batch.steps import drift
 from tests.conftest import make_settings, query, run_pipeline
 
+pytestmark = pytest.mark.unit
+
 NEWEST = dt.date(2026, 10, 31)
 
 

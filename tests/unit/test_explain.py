@@ -10,6 +10,8 @@ from credit_batch.features import DEFAULT_FEATURE_SPEC
 from credit_batch.steps import explain, training
 from tests.conftest import demo_frame
 
+pytestmark = pytest.mark.unit
+
 NAMES = DEFAULT_FEATURE_SPEC.names
 
 

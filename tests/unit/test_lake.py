@@ -13,8 +13,15 @@ from credit_batch.errors import DataError, ParameterError
 from credit_batch.storage import location
 from credit_batch.stores import lake
 
+# Lanes per test: this file holds unit tests and tests that need a service.
 
-@pytest.fixture(params=["local", "s3"])
+
+@pytest.fixture(
+    params=[
+        pytest.param("local", marks=pytest.mark.unit),
+        pytest.param("s3", marks=pytest.mark.services),
+    ]
+)
 def root(request, tmp_path):
     """An empty lake folder: on the local disk, or a fresh prefix on the S3 API server."""
     if request.param == "local":
@@ -95,12 +102,14 @@ def test_atomic_write_puts_the_whole_new_file_in_place(root):
     assert _names(root / "reports") == ["report.html"]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("version", ["../etc", "a/b", "x'; DROP TABLE predictions;--", "", None])
 def test_model_versions_that_could_escape_a_folder_or_a_query_are_refused(version):
     with pytest.raises(ParameterError, match="model version"):
         checks.check_model_version(version)
 
 
+@pytest.mark.unit
 def test_load_of_a_slice_removes_only_old_folders_of_other_runs(tmp_path):
     import os
     import time
@@ -129,6 +138,7 @@ def test_superseded_runs_on_s3_are_removed_and_the_running_ones_kept(root):
     assert mine.exists() and not old.exists()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("run_id", ["../x", "a/b", "", "x" * 65])
 def test_run_folder_refuses_a_run_id_that_is_not_a_plain_name(tmp_path, run_id):
     with pytest.raises(ParameterError, match="run id"):

@@ -17,6 +17,8 @@ from credit_batch.stores import registry, results
 from credit_batch.stores.db import connect
 from tests.conftest import query, run_pipeline
 
+pytestmark = pytest.mark.unit
+
 VALIDATION = dt.date(2026, 9, 30)  # the demo's newest snapshot with outcomes
 
 

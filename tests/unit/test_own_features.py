@@ -19,6 +19,8 @@ from credit_batch.stores.db import connect
 from tests.conftest import query, run_pipeline
 from tests.unit.test_spec import VALID
 
+# Lanes per test: this file holds unit tests and tests that need a service.
+
 DATE = dt.date(2026, 9, 30)
 _TABLES = """
 CREATE TABLE accounts AS
@@ -51,7 +53,12 @@ SELECT COUNT(*) AS n FROM accounts WHERE as_of = :d AND region = 'mars'
 """
 
 
-@pytest.fixture(params=["duckdb", "postgresql"])
+@pytest.fixture(
+    params=[
+        pytest.param("duckdb", marks=pytest.mark.unit),
+        pytest.param("postgresql", marks=pytest.mark.services),
+    ]
+)
 def own(request, tmp_path):
     """A demo home whose warehouse also holds ``accounts``; a model trained on its spec."""
     fixture = "demo" if request.param == "duckdb" else "pg_demo"
@@ -171,7 +178,13 @@ def test_spec_check_reports_what_the_warehouse_holds(own, capsys, monkeypatch):
     assert "snapshot 2026-09-15 has no rows" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("fixture", ["demo", "pg_demo"])
+@pytest.mark.parametrize(
+    "fixture",
+    [
+        pytest.param("demo", marks=pytest.mark.unit),
+        pytest.param("pg_demo", marks=pytest.mark.services),
+    ],
+)
 def test_a_results_database_of_an_older_version_gets_the_new_columns_and_reads_as_gmsc(
     fixture, request
 ):
@@ -200,6 +213,7 @@ def test_a_results_database_of_an_older_version_gets_the_new_columns_and_reads_a
     assert run["rows_other_category"] == 0
 
 
+@pytest.mark.unit
 def test_a_string_keyed_model_is_refused_by_an_integer_keyed_results_database(demo):
     """A results database holds one type of key: the loan book's string ids cannot go
     where GMSC's integers are; training says so and registers nothing."""

@@ -11,6 +11,8 @@ from credit_batch import errors, pipeline
 from credit_batch.run import RunOptions
 from tests.conftest import DEMO_ROWS, expected_counts, query, run_pipeline
 
+pytestmark = pytest.mark.unit
+
 SLICE = "SELECT * FROM predictions WHERE snapshot_date = :d ORDER BY customer_id"
 
 

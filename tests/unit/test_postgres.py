@@ -14,6 +14,8 @@ from credit_batch.run import RunOptions
 from credit_batch.stores.db import _adbc_postgresql as _REAL_DRIVER
 from tests.conftest import REPO, expected_counts, query, run_pipeline
 
+pytestmark = pytest.mark.services
+
 SLICE = "SELECT * FROM predictions WHERE snapshot_date = :d ORDER BY customer_id"
 
 

@@ -18,6 +18,8 @@ from credit_batch.errors import ParameterError
 from credit_batch.storage import S3Options, location
 from tests.conftest import REPO, build_demo, query, run_pipeline, s3_settings, storage_env
 
+# Lanes per test: this file holds unit tests and tests that need a service.
+
 
 def _connection(conn_type: str, **fields):
     base = {"host": None, "port": None, "login": None, "password": None, "schema": None}
@@ -26,6 +28,7 @@ def _connection(conn_type: str, **fields):
     })  # fmt: skip
 
 
+@pytest.mark.unit
 def test_connections_give_the_database_urls_and_the_lake_credentials():
     conns = {
         "wh": _connection(
@@ -55,11 +58,13 @@ def test_connections_give_the_database_urls_and_the_lake_credentials():
     assert pickle.loads(pickle.dumps(settings)) == settings  # settings travel to worker processes
 
 
+@pytest.mark.unit
 def test_a_connection_id_outside_airflow_is_refused_by_name():
     with pytest.raises(ParameterError, match="CREDIT_BATCH_RESULTS_CONN_ID.*only a task run by"):
         Settings.from_env({"CREDIT_BATCH_RESULTS_CONN_ID": "results"})
 
 
+@pytest.mark.unit
 def test_a_connection_of_another_type_is_refused_by_name():
     def mysql(_):
         return _connection("mysql", host="h")
@@ -68,6 +73,7 @@ def test_a_connection_of_another_type_is_refused_by_name():
         Settings.from_env({"CREDIT_BATCH_WAREHOUSE_CONN_ID": "wh"}, connection=mysql)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("url", "rule"),
     [
@@ -80,6 +86,7 @@ def test_a_storage_url_of_an_unknown_kind_is_refused_by_name(url, rule):
         location(url)
 
 
+@pytest.mark.unit
 def test_the_deployment_variables_set_the_pool_queue_and_schedule_and_default_to_airflows_own():
     assert deployment({}) == deployment({"CREDIT_BATCH_SCHEDULE": "0 2 * * *"})
     assert (deployment({}).load_pool, deployment({}).score_queue) == ("default_pool", "default")
@@ -99,6 +106,7 @@ def test_the_deployment_variables_set_the_pool_queue_and_schedule_and_default_to
         deployment({"CREDIT_BATCH_LOAD_POOL": "a pool; DROP"})
 
 
+@pytest.mark.unit
 def test_the_score_concurrency_caps_the_mapped_tasks_only_when_set():
     assert deployment({}).score_concurrency is None
     assert deployment({"CREDIT_BATCH_SCORE_CONCURRENCY": "0"}).score_concurrency is None
@@ -108,6 +116,7 @@ def test_the_score_concurrency_caps_the_mapped_tasks_only_when_set():
             deployment({"CREDIT_BATCH_SCORE_CONCURRENCY": bad})
 
 
+@pytest.mark.services
 def test_the_demo_on_an_s3_lake_writes_lake_and_models_to_the_bucket_and_nothing_local(
     tmp_path, s3_server
 ):
@@ -138,6 +147,7 @@ def test_the_demo_on_an_s3_lake_writes_lake_and_models_to_the_bucket_and_nothing
     assert not any(n.endswith(".tmp") for n in names)  # no temporary object left behind
 
 
+@pytest.mark.services
 def test_results_in_a_named_schema_leave_public_empty(tmp_path, pg_url):
     settings = Settings(
         home=tmp_path / "home",
@@ -162,6 +172,7 @@ def test_results_in_a_named_schema_leave_public_empty(tmp_path, pg_url):
     assert query(replace(settings), "SELECT 1 AS one") == [{"one": 1}]
 
 
+@pytest.mark.services
 def test_the_analyst_role_reads_latest_predictions_and_can_change_nothing(tmp_path, pg_url):
     psql = shutil.which("psql")
     if psql is None:
@@ -200,11 +211,13 @@ def test_the_analyst_role_reads_latest_predictions_and_can_change_nothing(tmp_pa
     assert refused == ["INSERT", "UPDATE", "DELETE", "CREATE", "CREATE", "CREATE"]
 
 
+@pytest.mark.unit
 def test_a_results_schema_that_is_not_an_identifier_is_refused():
     with pytest.raises(ParameterError, match="CREDIT_BATCH_RESULTS_SCHEMA"):
         Settings.from_env({"CREDIT_BATCH_RESULTS_SCHEMA": "x; DROP TABLE y"})
 
 
+@pytest.mark.unit
 def test_a_local_lake_url_is_the_default_layout(tmp_path):
     settings = Settings(home=tmp_path)
     assert settings.lake_url == str(tmp_path.resolve() / "lake")
@@ -214,6 +227,7 @@ def test_a_local_lake_url_is_the_default_layout(tmp_path):
     assert file_url.lake.uri == str(Path(tmp_path).resolve() / "elsewhere")
 
 
+@pytest.mark.unit
 def test_a_run_without_partition_or_chunk_params_takes_the_deployments_settings():
     from credit_batch.config import RUN_PARAMS
     from credit_batch.run import RunOptions

@@ -12,6 +12,8 @@ import pytest
 from credit_batch.steps.report import write_report
 from tests.conftest import REPO, query, run_pipeline, services_required
 
+# Lanes per test: the browser test starts Chromium.
+
 
 @pytest.fixture
 def reported(demo):
@@ -21,6 +23,7 @@ def reported(demo):
     return settings, record, path
 
 
+@pytest.mark.unit
 def test_report_is_self_contained_and_its_numbers_match_the_tables(reported):
     settings, record, path = reported
     text = path.read_text()
@@ -38,6 +41,7 @@ def test_report_is_self_contained_and_its_numbers_match_the_tables(reported):
     assert record.model_version in text
 
 
+@pytest.mark.services
 def test_report_opens_in_headless_chromium_without_errors(reported, tmp_path):
     _, _, path = reported
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -14,6 +14,8 @@ from credit_batch.steps import importance, scoring, training
 from credit_batch.steps.explain import linear_background
 from tests.conftest import demo_frame
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):

@@ -12,6 +12,8 @@ from credit_batch import catalog, serve
 from credit_batch.features import DEFAULT_FEATURE_SPEC
 from tests.conftest import query, run_pipeline
 
+# Lanes per test: this file holds unit tests and tests that need a service.
+
 pytest.importorskip("fastapi", reason="the serve extra (fastapi) is not installed")
 
 NEWEST, OLDER = dt.date(2026, 10, 31), dt.date(2026, 9, 30)
@@ -48,6 +50,7 @@ def _stored(settings, customer_id: int, date: dt.date) -> dict:
     return row
 
 
+@pytest.mark.unit
 def test_lookup_gives_exactly_the_stored_newest_champion_score(served):
     settings, client, _ = served
     for customer in (1, 17, 2024):
@@ -63,6 +66,7 @@ def test_lookup_gives_exactly_the_stored_newest_champion_score(served):
         assert [h["snapshot_date"] for h in history] == [NEWEST.isoformat(), OLDER.isoformat()]
 
 
+@pytest.mark.unit
 def test_unknown_customer_and_a_date_before_any_snapshot_are_404(served):
     _, client, _ = served
     assert client.get("/v1/customers/99999999/score").status_code == 404
@@ -71,6 +75,7 @@ def test_unknown_customer_and_a_date_before_any_snapshot_are_404(served):
     assert early.status_code == 404 and "no score of customer 1" in early.json()["detail"]
 
 
+@pytest.mark.unit
 def test_online_scores_equal_the_batch_for_a_thousand_rows(served):
     import pyarrow.parquet as pq
 
@@ -110,6 +115,7 @@ def test_online_scores_equal_the_batch_for_a_thousand_rows(served):
     assert checked + refused == 1_000 and checked > 900
 
 
+@pytest.mark.unit
 def test_keys_missing_unknown_and_revoked_are_refused(served):
     settings, client, revoked = served
     path = "/v1/customers/1/score"
@@ -121,6 +127,7 @@ def test_keys_missing_unknown_and_revoked_are_refused(served):
     assert client.post("/v1/score", json={}, headers=bare).status_code == 401
 
 
+@pytest.mark.unit
 def test_health_readiness_metrics_and_openapi(served):
     _, client, _ = served
     assert client.get("/healthz").json() == {"status": "ok"}
@@ -183,6 +190,7 @@ BAD_BODIES = {
 }
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", sorted(BAD_BODIES))
 def test_a_bad_field_is_a_422_naming_it_and_nothing_is_written(served, name):
     settings, client, _ = served
@@ -195,6 +203,7 @@ def test_a_bad_field_is_a_422_naming_it_and_nothing_is_written(served, name):
     assert settings.home.joinpath("results.duckdb").read_bytes() == before
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("method", "path", "kwargs", "status"),
     [
@@ -233,6 +242,7 @@ def test_malformed_requests_are_4xx_with_a_message_and_write_nothing(
     assert settings.home.joinpath("results.duckdb").read_bytes() == before
 
 
+@pytest.mark.unit
 def test_missing_and_extra_fields_are_named(served):
     settings, client, _ = served
     body = _applicant(settings)
@@ -246,6 +256,7 @@ def test_missing_and_extra_fields_are_named(served):
     assert client.post("/v1/score", json=nulls).status_code == 200  # the spec allows it
 
 
+@pytest.mark.unit
 def test_the_cli_lookup_prints_the_stored_row_and_refuses_a_bad_id(served, capsys, monkeypatch):
     from credit_batch import cli
 
@@ -262,6 +273,7 @@ def test_the_cli_lookup_prints_the_stored_row_and_refuses_a_bad_id(served, capsy
     assert catalog.lookup(settings, 17, as_of=OLDER)["snapshot_date"] == OLDER
 
 
+@pytest.mark.services
 @pytest.mark.postgres
 def test_on_postgresql_lookups_and_online_scores_answer_from_the_database(pg_demo):
     from fastapi.testclient import TestClient
@@ -283,6 +295,7 @@ def test_on_postgresql_lookups_and_online_scores_answer_from_the_database(pg_dem
     assert client.get("/v1/customers/17/score").status_code == 403
 
 
+@pytest.mark.services
 @pytest.mark.postgres
 def test_the_service_answers_as_the_read_only_analyst_role(pg_demo, pg_admin):
     """The service needs only SELECT: it runs as a login role in ``analyst``."""
@@ -325,6 +338,7 @@ def test_the_service_answers_as_the_read_only_analyst_role(pg_demo, pg_admin):
         pg_admin.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
+@pytest.mark.unit
 def test_the_refresh_threads_end_with_their_app(served, monkeypatch):
     import gc
 

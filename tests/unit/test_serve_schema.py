@@ -18,6 +18,8 @@ import pytest
 from credit_batch import serve
 from tests.conftest import query, run_pipeline
 
+pytestmark = pytest.mark.unit
+
 pytest.importorskip("fastapi", reason="the serve extra (fastapi) is not installed")
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is not installed")
 

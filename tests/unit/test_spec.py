@@ -9,6 +9,8 @@ import pytest
 from credit_batch.errors import SpecError
 from credit_batch.features import DEFAULT_FEATURE_SPEC, FeatureSpec, load_spec
 
+pytestmark = pytest.mark.unit
+
 VALID = """
 name = "accounts"
 description = "a lender's own table"

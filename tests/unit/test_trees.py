@@ -13,6 +13,8 @@ from credit_batch.steps.encoding import model_frame
 from credit_batch.stores import registry, results, trees
 from tests.conftest import demo_frame, query, run_pipeline
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def gmsc_rows():

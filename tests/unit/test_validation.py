@@ -11,6 +11,8 @@ from credit_batch.features import DEFAULT_FEATURE_SPEC, MAX_MAGNITUDE
 from credit_batch.steps import validation
 from tests.conftest import demo_frame
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def dirty():
