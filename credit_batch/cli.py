@@ -1,7 +1,8 @@
 """The ``credit-batch`` command: every pipeline step without Airflow.
 
 Dates are YYYY-MM-DD; fractions are numbers from 0 to 1. Where the files
-live: CREDIT_BATCH_HOME (default ./data) and the variables in the README.
+live: CREDIT_BATCH_HOME (default ./data) and the variables of the
+configuration reference (docs/reference/configuration.md).
 """
 
 from __future__ import annotations

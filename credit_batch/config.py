@@ -3,33 +3,8 @@
 Read :func:`Settings.from_env` inside a task or a command, never at import
 time, so that a DAG file parses without touching the environment's services.
 
-=============================  =========================================
-variable                       default
-=============================  =========================================
-``CREDIT_BATCH_HOME``          ``./data`` (lake, model store, DuckDB files)
-``CREDIT_BATCH_WAREHOUSE_URL`` ``duckdb:///<home>/warehouse.duckdb``
-``CREDIT_BATCH_RESULTS_URL``   ``duckdb:///<home>/results.duckdb``
-``CREDIT_BATCH_SQL_DIR``       the ``sql/`` folder beside the package
-``CREDIT_BATCH_CHUNK_ROWS``    ``100000``
-``CREDIT_BATCH_PARTITION_ROWS`` ``1000000``
-``CREDIT_BATCH_SCORE_THREADS`` ``1`` (threads of one scoring task)
-``CREDIT_BATCH_RETRY_DELAY_SECONDS`` ``120`` (between a DAG task's retries)
-``CREDIT_BATCH_SPEC``          ``sql/specs/gmsc/spec.toml`` (the spec training reads)
-``CREDIT_BATCH_LAKE_URL``      ``<home>/lake``; or ``s3://bucket/prefix``
-``CREDIT_BATCH_MODELS_URL``    ``<home>/models``; ``<lake URL>/models`` for an S3 lake
-``CREDIT_BATCH_RESULTS_SCHEMA`` ``public`` (PostgreSQL schema of the results tables)
-``AWS_ENDPOINT_URL``, ...      how to reach an S3 API (see :class:`S3Options`)
-``CREDIT_BATCH_GATE_MIN_AUC``  ``0.70`` (a candidate's out-of-time ROC AUC, at least)
-``CREDIT_BATCH_GATE_MAX_PSI``  ``0.25`` (score PSI, training to validation, at most)
-``CREDIT_BATCH_GATE_CHAMPION_MARGIN`` ``0.01`` (AUC below the champion's, at most)
-``CREDIT_BATCH_POINTS_BASE``  ``600`` points at ``CREDIT_BATCH_POINTS_ODDS`` ``50`` (good:bad),
-                               ``CREDIT_BATCH_POINTS_PDO`` ``20`` points to double the odds
-``CREDIT_BATCH_SWAP_CUTOFF``  ``0.10`` (accepted at or below, comparing challengers)
-``CREDIT_BATCH_DUCKDB_MEMORY_LIMIT`` ``256MB`` (DuckDB's reads and the load spill beyond it)
-``CREDIT_BATCH_SCORE_CONCURRENCY`` unset: no cap (mapped score tasks of a run at once)
-``CREDIT_BATCH_*_CONN_ID``     Airflow connections for the warehouse, the results
-                               and the lake (read in a task, never when parsing)
-=============================  =========================================
+Every variable, its default and meaning is in :data:`ENVIRONMENT` (the
+documentation's configuration reference is generated from it).
 
 A connection, where one is named, wins over the URL variable of the same
 store: ``CREDIT_BATCH_WAREHOUSE_CONN_ID`` and ``CREDIT_BATCH_RESULTS_CONN_ID``
@@ -73,6 +48,7 @@ __all__ = [
     "DEFAULT_SCORE_THREADS",
     "DEFAULT_SEED",
     "DAGS_FOLDER",
+    "ENVIRONMENT",
     "DEFAULT_SPEC_PATH",
     "EXAMPLES",
     "EXAMPLE_SPECS",
@@ -255,6 +231,130 @@ LENDER_SPEC_PATH = _PACKAGE_SQL_DIR / "specs" / "lender" / "spec.toml"
 #: The generated examples ``credit-batch demo --example`` builds, and their specs.
 EXAMPLE_SPECS = {"gmsc": DEFAULT_SPEC_PATH, "lender": LENDER_SPEC_PATH}
 EXAMPLES = tuple(EXAMPLE_SPECS)
+
+#: Every environment variable the package reads: (name, default, meaning).
+#: The configuration reference of the documentation is generated from this.
+ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
+    (
+        "CREDIT_BATCH_HOME",
+        "./data",
+        "root of the lake (lake/), the model store (models/) and the default DuckDB files",
+    ),
+    (
+        "CREDIT_BATCH_WAREHOUSE_URL",
+        "duckdb:///<home>/warehouse.duckdb",
+        "where features and outcomes are read (a SQLAlchemy URL: duckdb or postgresql)",
+    ),
+    (
+        "CREDIT_BATCH_RESULTS_URL",
+        "duckdb:///<home>/results.duckdb",
+        "where scores, runs, importance and the registry live",
+    ),
+    ("CREDIT_BATCH_SQL_DIR", "the package's sql/ folder", "the SQL files"),
+    (
+        "CREDIT_BATCH_CHUNK_ROWS",
+        "100000",
+        "rows per scoring chunk (the memory bound of a score task); the run option chunk_rows",
+    ),
+    (
+        "CREDIT_BATCH_PARTITION_ROWS",
+        "1000000",
+        "rows per Parquet partition (one score task each); the run option rows_per_partition",
+    ),
+    (
+        "CREDIT_BATCH_SCORE_THREADS",
+        "1",
+        "threads one score task may use (Arrow, BLAS); parallelism comes from the mapped tasks",
+    ),
+    (
+        "CREDIT_BATCH_SCORE_CONCURRENCY",
+        "unset: no cap",
+        "mapped score tasks of one run at once (read when the DAG file is parsed)",
+    ),
+    (
+        "CREDIT_BATCH_RETRY_DELAY_SECONDS",
+        "120",
+        "seconds between a DAG task's retries (read when the DAG file is parsed)",
+    ),
+    (
+        "CREDIT_BATCH_SPEC",
+        "sql/specs/gmsc/spec.toml",
+        "the feature spec train reads (scoring uses the model's own)",
+    ),
+    (
+        "CREDIT_BATCH_LAKE_URL",
+        "<home>/lake",
+        "the Parquet lake: a folder or s3://bucket/prefix"
+        " (S3 from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)",
+    ),
+    (
+        "CREDIT_BATCH_MODELS_URL",
+        "<home>/models; <lake>/models for an S3 lake",
+        "the model artifacts",
+    ),
+    ("CREDIT_BATCH_RESULTS_SCHEMA", "public", "PostgreSQL schema of the results tables and views"),
+    (
+        "CREDIT_BATCH_DUCKDB_MEMORY_LIMIT",
+        "256MB",
+        "DuckDB's reads and the load spill to disk beyond it",
+    ),
+    (
+        "CREDIT_BATCH_WAREHOUSE_CONN_ID",
+        "unset",
+        "an Airflow connection (type postgres) that gives the warehouse URL inside a task",
+    ),
+    (
+        "CREDIT_BATCH_RESULTS_CONN_ID",
+        "unset",
+        "an Airflow connection (type postgres) that gives the results URL inside a task",
+    ),
+    (
+        "CREDIT_BATCH_LAKE_CONN_ID",
+        "unset",
+        "an Airflow connection (type aws) that gives the lake's credentials inside a task",
+    ),
+    (
+        "CREDIT_BATCH_GATE_MIN_AUC",
+        "0.70",
+        "a candidate's out-of-time ROC AUC, at least, to become a challenger",
+    ),
+    ("CREDIT_BATCH_GATE_MAX_PSI", "0.25", "the score's PSI from training to validation, at most"),
+    (
+        "CREDIT_BATCH_GATE_CHAMPION_MARGIN",
+        "0.01",
+        "ROC AUC below the champion's on the same snapshot, at most",
+    ),
+    ("CREDIT_BATCH_POINTS_BASE", "600", "points at the base odds"),
+    ("CREDIT_BATCH_POINTS_ODDS", "50", "the base odds (good:bad)"),
+    ("CREDIT_BATCH_POINTS_PDO", "20", "points to double the odds"),
+    (
+        "CREDIT_BATCH_SWAP_CUTOFF",
+        "0.10",
+        "a score at or below it is accepted when a challenger is compared with the champion",
+    ),
+    (
+        "CREDIT_BATCH_LOAD_POOL",
+        "default_pool",
+        "the Airflow pool of the load task (read when the DAG file is parsed)",
+    ),
+    (
+        "CREDIT_BATCH_SCORE_QUEUE",
+        "default",
+        "the Celery queue of the score tasks (read when the DAG file is parsed)",
+    ),
+    (
+        "CREDIT_BATCH_SCHEDULE",
+        "0 2 * * *",
+        "when the nightly DAG runs; none: only when triggered (read when parsed)",
+    ),
+    (
+        "CREDIT_BATCH_FAULT",
+        "unset",
+        "tests only: a fault point and its kind, point[:kill|unavailable|error|pause]",
+    ),
+    ("CREDIT_BATCH_FAULT_ONCE", "unset", "tests only: the fault fires once, recorded in this file"),
+    ("CREDIT_BATCH_FAULT_DIR", "unset", "tests only: where a paused fault waits for its release"),
+)
 
 #: JSON Schema of each parameter a manual run takes (the DAG's ``Param`` s);
 #: the limits are the ones the package itself enforces.

@@ -53,6 +53,9 @@ __all__ = [
 class CreditBatchError(Exception):
     """Base class of every error credit-batch raises on purpose."""
 
+    #: What to do about it (the troubleshooting page is generated from these).
+    remedy = "Read the one-line message: it names the input, the rule and the value."
+
     #: Whether a retry of the same call may succeed.
     retryable = False
 
@@ -78,6 +81,12 @@ def _restore(cls: type[CreditBatchError], message: str, state: dict) -> CreditBa
 class ServiceUnavailableError(CreditBatchError):
     """A database cannot be reached, or its file is locked by another process."""
 
+    remedy = (
+        "Nothing to change: Airflow retries the task. If it persists, check the database "
+        "server is up, or which process holds the DuckDB file (the message names its "
+        "PID)."
+    )
+
     retryable = True
 
 
@@ -94,6 +103,11 @@ class ParameterError(CreditBatchError, ValueError):
         What the value must be.
     """
 
+    remedy = (
+        "Correct the named option or variable to satisfy the rule; `credit-batch COMMAND "
+        "--help` shows each option's default."
+    )
+
     def __init__(self, name: str, value: object, rule: str) -> None:
         super().__init__(f"{name} {rule}; got {value!r}", name=name, value=value, rule=rule)
 
@@ -101,9 +115,16 @@ class ParameterError(CreditBatchError, ValueError):
 class UnsupportedDatabaseError(ParameterError):
     """A database URL names a backend other than DuckDB or PostgreSQL."""
 
+    remedy = (
+        "Use a `duckdb:///...` or `postgresql://...` URL (install the `postgres` extra "
+        "for PostgreSQL)."
+    )
+
 
 class SpecError(ParameterError):
     """A feature spec file breaks a rule: names the file, the field, the rule, the value."""
+
+    remedy = "Fix the named field of the spec file, then `credit-batch spec check FILE`."
 
     def __init__(self, path: object, field: str, value: object, rule: str) -> None:
         super().__init__(f"spec {path}: {field}", value, rule)
@@ -113,42 +134,89 @@ class SpecError(ParameterError):
 class DataError(CreditBatchError):
     """The data cannot be used as it is."""
 
+    remedy = "Look at the data the message names; nothing was written."
+
 
 class SnapshotNotFoundError(DataError):
     """The warehouse holds no rows for the snapshot date."""
+
+    remedy = (
+        "Pick a date the message lists as existing, or load that snapshot into the warehouse first."
+    )
 
 
 class SchemaMismatchError(DataError):
     """A column is missing or has a type the model cannot take."""
 
+    remedy = (
+        "Make the warehouse table match the model's spec (`credit-batch spec check FILE` "
+        "lists every column), or train a model on the new spec."
+    )
+
 
 class QuarantineBudgetError(DataError):
     """More rows were quarantined than the run's error budget allows."""
+
+    remedy = (
+        "Query `quarantine` for the run's reasons and fix the source; or raise "
+        "`max_quarantine_fraction` for one run if the rows are known bad."
+    )
 
 
 class DriftError(DataError):
     """The score's PSI is in the act band and the run was asked to fail on drift."""
 
+    remedy = (
+        "Read the run report's drift table; rerun without `fail_on_drift` to load anyway,"
+        " or train a new candidate."
+    )
+
 
 class ReconciliationError(DataError):
     """Counts do not add up: rows in != rows scored + rows quarantined."""
+
+    remedy = (
+        "A bug or a concurrent writer: rerun the date (the slice is replaced whole) and "
+        "report it if it repeats."
+    )
 
 
 class ModelError(CreditBatchError):
     """The model cannot be used."""
 
+    remedy = "See `credit-batch models` for the registered versions and their roles."
+
 
 class ModelNotFoundError(ModelError):
     """No model of that version is registered."""
+
+    remedy = (
+        "Use a version `credit-batch models` lists, or train one (`credit-batch train` or `demo`)."
+    )
 
 
 class NoChampionError(ModelError):
     """No model version is promoted to champion."""
 
+    remedy = (
+        "Promote a version: `credit-batch promote VERSION --reason WHY` (or run `credit-"
+        "batch demo` on a fresh home)."
+    )
+
 
 class ArtifactIntegrityError(ModelError):
     """The artifact on disk is not the one that was registered."""
 
+    remedy = (
+        "The model file was changed after registration: restore it from backup, or train "
+        "and register a new version."
+    )
+
 
 class GateError(ModelError):
     """A lifecycle act the model's gates or role forbid (promoting a failed candidate)."""
+
+    remedy = (
+        "Train a better candidate, or promote with `--override-gates` and a reason "
+        "(recorded in `model_events`)."
+    )

@@ -634,10 +634,10 @@ def test_broken_input_stops_with_a_clear_error_and_loses_nothing(
     outcome(f"{error.__name__}, old slice intact", message[:70])
 
 
-def test_the_readme_counts_these_cases():
+def test_the_concepts_page_counts_these_cases():
     names = [c[0] for c in PARAMETER_CASES + BROKEN_CASES]
     once = sum(n in NO_DATABASE for n in names)
-    text = " ".join((REPO / "README.md").read_text().split())
+    text = " ".join((REPO / "docs" / "concepts.md").read_text().split())
     assert len(set(names)) == len(names) and set(names) >= NO_DATABASE
     assert (
         f"{len(names)} bad inputs: the {len(names) - once} that touch a database on DuckDB "

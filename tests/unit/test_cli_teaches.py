@@ -1,5 +1,5 @@
 """The command line as a newcomer meets it: errors that teach, help on every option,
-read-only commands that write nothing, and every command and flag the README shows."""
+read-only commands that write nothing, and every command and flag the CLI reference's summary shows."""
 
 from __future__ import annotations
 
@@ -154,15 +154,15 @@ def test_sql_refuses_a_write_and_the_results_stay(demo, monkeypatch, capsys):
 
 
 def _readme_flags() -> set[str]:
-    text = (REPO / "README.md").read_text()
-    block = text[text.index("## Command line") :].split("```text\n", 1)[1].split("```", 1)[0]
+    text = (REPO / "docs" / "reference" / "cli.md").read_text()
+    block = text[text.index("# Command line") :].split("```text\n", 1)[1].split("```", 1)[0]
     return set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", block)) | {
         f"credit-batch {c}" for c in re.findall(r"^credit-batch ([a-z][a-z-]*)", block, re.M)
     }
 
 
-def test_every_command_and_flag_of_the_readme_runs(tmp_path, monkeypatch, capsys):
-    """The README's command-line block, command by command, on a small drifted home."""
+def test_every_command_and_flag_of_the_cli_summary_runs(tmp_path, monkeypatch, capsys):
+    """The CLI reference's summary block, command by command, on a small drifted home."""
     home = tmp_path / "home"
     seen: set[str] = set()
 

@@ -47,7 +47,7 @@ def test_run_stores_exactly_one_score_per_customer_with_lineage(demo):
     ]
     rows = query(settings, SLICE, {"d": dt.date(2026, 9, 30)})
     assert {r["run_id"] for r in rows} == {out["plan"].run.run_id}
-    assert all(0 < r["score"] < 1 and r["risk_band"] in "ABCDE" for r in rows)
+    assert all(0 < r["score"] < 1 and r["risk_band"] in {"A", "B", "C", "D", "E"} for r in rows)
     [run] = query(settings, "SELECT * FROM scoring_runs")
     assert (run["rows_in"], run["rows_scored"], run["rows_quarantined"]) == (
         DEMO_ROWS,
