@@ -1,5 +1,5 @@
 """The command line as a newcomer meets it: errors that teach, help on every option,
-read-only commands that write nothing, and every command and flag the CLI reference's summary shows."""
+read-only commands that write nothing, and every command and flag the CLI summary shows."""
 
 from __future__ import annotations
 
