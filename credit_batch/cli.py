@@ -19,13 +19,8 @@ from credit_batch.checks import check_rows
 from credit_batch.config import (
     ALGORITHMS,
     DEFAULT_ALGORITHM,
-    DEFAULT_CHUNK_ROWS,
     DEFAULT_DEMO_ROWS,
     DEFAULT_DEMO_SNAPSHOTS,
-    DEFAULT_IMPORTANCE_REPEATS,
-    DEFAULT_IMPORTANCE_SAMPLE_ROWS,
-    DEFAULT_MAX_QUARANTINE_FRACTION,
-    DEFAULT_PARTITION_ROWS,
     DEFAULT_SEED,
     DEFAULT_TRAIN_MAX_ROWS,
     EXAMPLES,
@@ -312,54 +307,58 @@ def _sql_parser(sub) -> None:
     c.set_defaults(func=_sql)
 
 
+class _OldFlag(argparse.Action):
+    """Stores the value; an old flag name also prints a one-line deprecation notice."""
+
+    def __init__(self, *args, new_flag: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.new_flag = new_flag
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        if option_string != self.new_flag:
+            print(
+                f"credit-batch: {option_string} is deprecated; use {self.new_flag}", file=sys.stderr
+            )
+        setattr(namespace, self.dest, values)
+
+
+def _option_argument(c, option) -> None:
+    """The flag of one :data:`~credit_batch.config.RUN_OPTIONS` entry (its name, hyphenated)."""
+    kinds = option.schema["type"]
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    default = option.schema["default"]
+    help_text = f"{option.help[0].lower()}{option.help[1:]} (default: {default})"
+    if "boolean" in kinds:
+        action = argparse.BooleanOptionalAction
+        c.add_argument(
+            option.flag, dest=option.name, action=action, default=default, help=help_text
+        )
+        return
+    kind = {"integer": int, "number": float}.get(next(k for k in kinds if k != "null"), str)
+    metavar = {int: "N", float: "F"}.get(kind, "D" if "format" in option.schema else "V")
+    common = {"dest": option.name, "type": kind, "metavar": metavar, "action": _OldFlag}
+    c.add_argument(option.flag, default=default, help=help_text, new_flag=option.flag, **common)
+    for old in option.old_flags:  # accepted, not shown
+        c.add_argument(
+            old, default=argparse.SUPPRESS, help=argparse.SUPPRESS, new_flag=option.flag, **common
+        )
+
+
 def _run_arguments(c: argparse.ArgumentParser) -> None:
+    from credit_batch.config import RUN_OPTIONS
+
     when = c.add_mutually_exclusive_group()
-    when.add_argument("--date", help="snapshot to score, YYYY-MM-DD (must exist)")
+    for option in RUN_OPTIONS:
+        _option_argument(when if option.name == "snapshot_date" else c, option)
     when.add_argument(
         "--as-of", help="score the newest snapshot at or before this date, YYYY-MM-DD"
     )
-    c.add_argument("--model", help="model version (default: the champion)")
     c.add_argument("--run-id", help="resume this run: reuse its complete scored partitions")
-    c.add_argument(
-        "--fail-on-drift",
-        action="store_true",
-        help="fail, loading nothing, when the score's PSI is above 0.25",
-    )
-    c.add_argument(
-        "--max-quarantine",
-        type=float,
-        default=DEFAULT_MAX_QUARANTINE_FRACTION,
-        help="error budget: fraction 0..1 of rows that may break the rules "
-        f"(default {DEFAULT_MAX_QUARANTINE_FRACTION})",
-    )
-    c.add_argument(
-        "--chunk-rows",
-        type=int,
-        help=f"rows per scoring chunk (default {DEFAULT_CHUNK_ROWS:,}, or CREDIT_BATCH_CHUNK_ROWS)",
-    )
-    c.add_argument(
-        "--partition-rows",
-        type=int,
-        help=f"rows per Parquet partition (default {DEFAULT_PARTITION_ROWS:,}, "
-        "or CREDIT_BATCH_PARTITION_ROWS)",
-    )
     c.add_argument(
         "--workers",
         type=int,
         default=1,
         help="score partitions in this many processes, as Airflow's mapped tasks (default 1)",
-    )
-    c.add_argument(
-        "--sample-rows",
-        type=int,
-        default=DEFAULT_IMPORTANCE_SAMPLE_ROWS,
-        help=f"rows sampled for importance (default {DEFAULT_IMPORTANCE_SAMPLE_ROWS:,})",
-    )
-    c.add_argument(
-        "--repeats",
-        type=int,
-        default=DEFAULT_IMPORTANCE_REPEATS,
-        help=f"shuffles per feature for importance (default {DEFAULT_IMPORTANCE_REPEATS})",
     )
 
 
@@ -568,18 +567,10 @@ def _backfill(settings: Settings, args) -> None:
 
 
 def _run(settings: Settings, args) -> None:
-    options = RunOptions(
-        snapshot_date=args.date,
-        as_of=args.as_of,
-        model_version=args.model,
-        chunk_rows=args.chunk_rows,
-        rows_per_partition=args.partition_rows,
-        max_quarantine_fraction=args.max_quarantine,
-        fail_on_drift=args.fail_on_drift,
-        importance_sample_rows=args.sample_rows,
-        importance_repeats=args.repeats,
-        run_id=args.run_id,
-    )
+    from credit_batch.config import RUN_OPTIONS
+
+    given = {option.name: getattr(args, option.name) for option in RUN_OPTIONS}
+    options = RunOptions(**given, as_of=args.as_of, run_id=args.run_id)
     _summary(settings, pipeline.run(settings, options, workers=args.workers, progress=_progress))
 
 

@@ -18,6 +18,7 @@ it is given.
 from __future__ import annotations
 
 import importlib.resources
+import logging
 import os
 import re
 from collections.abc import Callable
@@ -62,7 +63,9 @@ __all__ = [
     "MAX_RETRY_DELAY_SECONDS",
     "MAX_SCORE_THREADS",
     "MAX_WORKERS",
+    "RUN_OPTIONS",
     "RUN_PARAMS",
+    "RunOption",
     "CONNECTION_VARIABLES",
     "DEFAULT_RESULTS_SCHEMA",
     "DEFAULT_GATES",
@@ -133,6 +136,8 @@ DEFAULT_RISK_BANDS: tuple[tuple[float, str], ...] = (
     (0.20, "D"),
     (1.00, "E"),
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -257,9 +262,10 @@ ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
         "rows per scoring chunk (the memory bound of a score task); the run option chunk_rows",
     ),
     (
-        "CREDIT_BATCH_PARTITION_ROWS",
+        "CREDIT_BATCH_ROWS_PER_PARTITION",
         "1000000",
-        "rows per Parquet partition (one score task each); the run option rows_per_partition",
+        "rows per Parquet partition (one score task each); the run option rows_per_partition"
+        " (CREDIT_BATCH_PARTITION_ROWS, its old name, is still read)",
     ),
     (
         "CREDIT_BATCH_SCORE_THREADS",
@@ -356,74 +362,136 @@ ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
     ("CREDIT_BATCH_FAULT_DIR", "unset", "tests only: where a paused fault waits for its release"),
 )
 
-#: JSON Schema of each parameter a manual run takes (the DAG's ``Param`` s);
-#: the limits are the ones the package itself enforces.
-RUN_PARAMS: dict[str, dict] = {
-    "snapshot_date": {
-        "default": None,
-        "type": ["null", "string"],
-        "format": "date",
-        "description": "Snapshot to score (YYYY-MM-DD); empty: the newest at the run's date",
-    },
-    "model_version": {
-        "default": None,
-        "type": ["null", "string"],
-        "pattern": MODEL_VERSION_PATTERN,
-        "description": "Registered model version; empty: the champion",
-    },
-    "chunk_rows": {
-        "default": None,  # the deployment's CREDIT_BATCH_CHUNK_ROWS (100,000 unset)
-        "type": ["null", "integer"],
-        "minimum": 1,
-        "maximum": MAX_CHUNK_ROWS,
-        "description": "Rows per scoring chunk; empty: CREDIT_BATCH_CHUNK_ROWS",
-    },
-    "rows_per_partition": {
-        "default": None,  # the deployment's CREDIT_BATCH_PARTITION_ROWS (1,000,000 unset)
-        "type": ["null", "integer"],
-        "minimum": 100,
-        "maximum": MAX_PARTITION_ROWS,
-        "description": "Rows per Parquet partition (one score task each); "
-        "empty: CREDIT_BATCH_PARTITION_ROWS",
-    },
-    "max_quarantine_fraction": {
-        "default": DEFAULT_MAX_QUARANTINE_FRACTION,
-        "type": "number",
-        "minimum": 0,
-        "maximum": 1,
-        "description": "Error budget: share of rows that may break the rules before the run fails",
-    },
-    "fail_on_drift": {
-        "default": False,
-        "type": "boolean",
-        "description": "Fail the run, loading nothing, when the score PSI is above 0.25",
-    },
-    "challengers": {
-        "default": True,
-        "type": "boolean",
-        "description": "Also score every active challenger in shadow (when scoring the champion)",
-    },
-    "skip_unchanged": {
-        "default": False,
-        "type": "boolean",
-        "description": "Score nothing if the slice is already loaded from the same extracted "
+
+@dataclass(frozen=True)
+class RunOption:
+    """One option of a run, with one name on every face.
+
+    The DAG Param is :attr:`name`, the ``credit-batch run`` flag is
+    :attr:`flag` (``--`` and the name with hyphens), the environment variable
+    that sets a deployment's default (where there is one) is :attr:`variable`,
+    and the :class:`~credit_batch.run.RunOptions` field is :attr:`name`.
+
+    Attributes
+    ----------
+    name : str
+        The option's one name, in snake case.
+    schema : dict
+        JSON Schema of its value (``default`` included), as Airflow's ``Param`` takes it.
+    help : str
+        One line of help, shown by the Param form, ``--help`` and the reference.
+    variable_default : bool
+        Whether ``CREDIT_BATCH_<NAME>`` sets the default of a deployment.
+    old_flags : tuple of str
+        Earlier flag names, still accepted with a one-line deprecation notice.
+    old_variable : str, optional
+        An earlier variable name, still read with a deprecation notice.
+    """
+
+    name: str
+    schema: dict
+    help: str
+    variable_default: bool = False
+    old_flags: tuple[str, ...] = ()
+    old_variable: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def variable(self) -> str | None:
+        return f"CREDIT_BATCH_{self.name.upper()}" if self.variable_default else None
+
+    @property
+    def param(self) -> dict:
+        """The JSON Schema of the DAG's ``Param``."""
+        return {**self.schema, "description": self.help}
+
+
+#: Every option of a scoring run (the nightly DAG's Params, ``credit-batch run``'s
+#: flags, :class:`~credit_batch.run.RunOptions`); the limits are the package's own.
+RUN_OPTIONS: tuple[RunOption, ...] = (
+    RunOption(
+        "snapshot_date",
+        {"default": None, "type": ["null", "string"], "format": "date"},
+        "Snapshot to score (YYYY-MM-DD, must exist); empty: the newest at the run's date",
+        old_flags=("--date",),
+    ),
+    RunOption(
+        "model_version",
+        {"default": None, "type": ["null", "string"], "pattern": MODEL_VERSION_PATTERN},
+        "Registered model version; empty: the champion",
+        old_flags=("--model",),
+    ),
+    RunOption(
+        "chunk_rows",
+        {"default": None, "type": ["null", "integer"], "minimum": 1, "maximum": MAX_CHUNK_ROWS},
+        "Rows per scoring chunk; empty: CREDIT_BATCH_CHUNK_ROWS (100,000 unset)",
+        variable_default=True,
+    ),
+    RunOption(
+        "rows_per_partition",
+        {
+            "default": None,
+            "type": ["null", "integer"],
+            "minimum": 100,
+            "maximum": MAX_PARTITION_ROWS,
+        },
+        "Rows per Parquet partition (one score task each); "
+        "empty: CREDIT_BATCH_ROWS_PER_PARTITION (1,000,000 unset)",
+        variable_default=True,
+        old_flags=("--partition-rows",),
+        old_variable="CREDIT_BATCH_PARTITION_ROWS",
+    ),
+    RunOption(
+        "max_quarantine_fraction",
+        {"default": DEFAULT_MAX_QUARANTINE_FRACTION, "type": "number", "minimum": 0, "maximum": 1},
+        "Error budget: share of rows that may break the rules before the run fails",
+        old_flags=("--max-quarantine",),
+    ),
+    RunOption(
+        "fail_on_drift",
+        {"default": False, "type": "boolean"},
+        "Fail the run, loading nothing, when the score PSI is above 0.25",
+    ),
+    RunOption(
+        "challengers",
+        {"default": True, "type": "boolean"},
+        "Also score every active challenger in shadow (when scoring the champion)",
+    ),
+    RunOption(
+        "skip_unchanged",
+        {"default": False, "type": "boolean"},
+        "Score nothing if the slice is already loaded from the same extracted "
         "features and model (backfills)",
-    },
-    "importance_sample_rows": {
-        "default": DEFAULT_IMPORTANCE_SAMPLE_ROWS,
-        "type": "integer",
-        "minimum": 100,
-        "maximum": MAX_IMPORTANCE_SAMPLE_ROWS,
-        "description": "Labeled rows sampled for permutation importance",
-    },
-    "importance_repeats": {
-        "default": DEFAULT_IMPORTANCE_REPEATS,
-        "type": "integer",
-        "minimum": 1,
-        "maximum": MAX_IMPORTANCE_REPEATS,
-        "description": "Shuffles per feature",
-    },
-}
+    ),
+    RunOption(
+        "importance_sample_rows",
+        {
+            "default": DEFAULT_IMPORTANCE_SAMPLE_ROWS,
+            "type": "integer",
+            "minimum": 100,
+            "maximum": MAX_IMPORTANCE_SAMPLE_ROWS,
+        },
+        "Labeled rows sampled for permutation importance",
+        old_flags=("--sample-rows",),
+    ),
+    RunOption(
+        "importance_repeats",
+        {
+            "default": DEFAULT_IMPORTANCE_REPEATS,
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_IMPORTANCE_REPEATS,
+        },
+        "Shuffles per feature for permutation importance",
+        old_flags=("--repeats",),
+    ),
+)
+
+#: JSON Schema of each parameter a manual run takes (the DAG's ``Param`` s).
+RUN_PARAMS: dict[str, dict] = {option.name: option.param for option in RUN_OPTIONS}
 
 
 @dataclass(frozen=True)
@@ -527,7 +595,9 @@ class Settings:
             results_url=given.get("results_url") or env.get("CREDIT_BATCH_RESULTS_URL", ""),
             sql_dir=Path(env.get("CREDIT_BATCH_SQL_DIR", str(_PACKAGE_SQL_DIR))),
             chunk_rows=_int_env(env, "CREDIT_BATCH_CHUNK_ROWS", DEFAULT_CHUNK_ROWS),
-            partition_rows=_int_env(env, "CREDIT_BATCH_PARTITION_ROWS", DEFAULT_PARTITION_ROWS),
+            partition_rows=_int_env(
+                env, _variable(env, "rows_per_partition"), DEFAULT_PARTITION_ROWS
+            ),
             score_threads=_int_env(env, "CREDIT_BATCH_SCORE_THREADS", DEFAULT_SCORE_THREADS),
             spec_path=Path(env.get("CREDIT_BATCH_SPEC", str(DEFAULT_SPEC_PATH))),
             gates=Gates.from_env(env),
@@ -718,6 +788,15 @@ def retry_delay_seconds(environ: dict[str, str] | None = None) -> int:
     env = os.environ if environ is None else environ
     value = _int_env(env, "CREDIT_BATCH_RETRY_DELAY_SECONDS", DEFAULT_RETRY_DELAY_SECONDS)
     return check_rows("CREDIT_BATCH_RETRY_DELAY_SECONDS", value, maximum=MAX_RETRY_DELAY_SECONDS)
+
+
+def _variable(env, option: str) -> str:
+    """The variable of a run option, or its old name (with a notice) where only that is set."""
+    (found,) = [o for o in RUN_OPTIONS if o.name == option]
+    if found.variable not in env and found.old_variable and found.old_variable in env:
+        logger.warning("%s is deprecated; use %s", found.old_variable, found.variable)
+        return found.old_variable
+    return found.variable
 
 
 def _int_env(env: object, name: str, default: int) -> int:

@@ -20,15 +20,15 @@ DATE = dt.date(2026, 9, 30)
 #: ``credit-batch run`` of ``DATE`` in small partitions and chunks (the fault tests' run).
 RUN_ARGS = [
     "run",
-    "--date",
+    "--snapshot-date",
     DATE.isoformat(),
-    "--partition-rows",
+    "--rows-per-partition",
     "1000",
     "--chunk-rows",
     "400",
-    "--sample-rows",
+    "--importance-sample-rows",
     "500",
-    "--repeats",
+    "--importance-repeats",
     "1",
 ]
 

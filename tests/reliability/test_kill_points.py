@@ -86,7 +86,7 @@ def test_changed_input_partition_is_rescored_not_reused(any_lake, outcome):
         cli(settings, *RUN_ARGS, "--run-id", "reuse-2", fault="load.after_insert").returncode
         == -signal.SIGKILL
     )
-    retried = cli(settings, "-v", *RUN_ARGS, "--run-id", "reuse-2", "--partition-rows", "700")
+    retried = cli(settings, "-v", *RUN_ARGS, "--run-id", "reuse-2", "--rows-per-partition", "700")
     assert retried.returncode == 0, retried.stderr[-2000:]
     assert "reusing scored partition" not in retried.stderr
     assert_whole_slice(settings, "reuse-2")

@@ -30,7 +30,20 @@ def _cli(settings, *args):
 def test_cli_run_scores_and_prints_a_summary(demo, monkeypatch, capsys):
     settings, _, record = demo
     monkeypatch.setenv("CREDIT_BATCH_HOME", str(settings.home))
-    assert cli.main(["run", "--date", "2026-09-30", "--sample-rows", "500", "--repeats", "1"]) == 0
+    assert (
+        cli.main(
+            [
+                "run",
+                "--snapshot-date",
+                "2026-09-30",
+                "--importance-sample-rows",
+                "500",
+                "--importance-repeats",
+                "1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     want = expected_counts(settings, dt.date(2026, 9, 30))
     assert f"{want['scored']:,} customers scored, {want['quarantined']:,} quarantined" in out
@@ -41,9 +54,12 @@ def test_cli_run_scores_and_prints_a_summary(demo, monkeypatch, capsys):
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["run", "--date", "2026-13-01"], "snapshot date must be a date in YYYY-MM-DD form"),
-        (["run", "--date", "2026-10-15"], "snapshot 2026-10-15 has no rows"),
-        (["run", "--model", "../../etc/passwd"], "model version must match"),
+        (
+            ["run", "--snapshot-date", "2026-13-01"],
+            "snapshot date must be a date in YYYY-MM-DD form",
+        ),
+        (["run", "--snapshot-date", "2026-10-15"], "snapshot 2026-10-15 has no rows"),
+        (["run", "--model-version", "../../etc/passwd"], "model version must match"),
         (["run", "--chunk-rows", "-5"], "chunk_rows must be between"),
         (["promote", "nope-1", "--reason", "r"], "model version 'nope-1' is not registered"),
     ],

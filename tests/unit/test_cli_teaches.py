@@ -60,20 +60,20 @@ def test_run_on_a_fresh_home_points_to_the_demo_not_to_train(tmp_path, monkeypat
 
 def test_a_date_that_is_not_on_the_calendar_is_called_so(demo, monkeypatch, capsys):
     settings, _, _ = demo
-    code, _, err = _main(monkeypatch, capsys, settings.home, "run", "--date", "2026-09-31")
+    code, _, err = _main(monkeypatch, capsys, settings.home, "run", "--snapshot-date", "2026-09-31")
     assert code == 2 and "is on the calendar (day is out of range for month)" in err
 
 
 def test_a_missing_snapshot_names_the_nearest_existing_ones(demo, monkeypatch, capsys):
     settings, _, _ = demo
-    code, _, err = _main(monkeypatch, capsys, settings.home, "run", "--date", "2026-10-15")
+    code, _, err = _main(monkeypatch, capsys, settings.home, "run", "--snapshot-date", "2026-10-15")
     assert code == 2
     assert "nearest: 2026-09-30, 2026-10-31 (4 snapshots, 2026-07-31 .. 2026-10-31)" in err
 
 
 def test_an_unknown_model_version_names_the_command_that_lists_them(demo, monkeypatch, capsys):
     settings, _, _ = demo
-    code, _, err = _main(monkeypatch, capsys, settings.home, "run", "--model", "logreg-1-x")
+    code, _, err = _main(monkeypatch, capsys, settings.home, "run", "--model-version", "logreg-1-x")
     assert code == 2 and "`credit-batch models` lists the registered ones" in err
 
 
@@ -82,7 +82,14 @@ def test_run_ends_with_the_band_table_top_features_and_the_command_to_look_furth
 ):
     settings, _, _ = demo
     code, out, _ = _main(
-        monkeypatch, capsys, settings.home, "run", "--as-of", "2026-10-01", "--repeats", "1"
+        monkeypatch,
+        capsys,
+        settings.home,
+        "run",
+        "--as-of",
+        "2026-10-01",
+        "--importance-repeats",
+        "1",
     )
     assert code == 0 and "snapshot 2026-09-30" in out
     bands = re.findall(r"^  ([A-E]) +([\d,]+) +0\.\d{4}$", out, re.M)
@@ -105,7 +112,14 @@ def test_a_relative_duckdb_url_is_said_to_be_relative_in_the_summary(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CREDIT_BATCH_RESULTS_URL", "duckdb:///scores/results.duckdb")
     code, out, _ = _main(
-        monkeypatch, capsys, settings.home, "run", "--date", "2026-09-30", "--repeats", "1"
+        monkeypatch,
+        capsys,
+        settings.home,
+        "run",
+        "--snapshot-date",
+        "2026-09-30",
+        "--importance-repeats",
+        "1",
     )
     assert code == 0
     where = tmp_path.resolve() / "scores" / "results.duckdb"
@@ -197,12 +211,12 @@ def test_every_command_and_flag_of_the_cli_summary_runs(tmp_path, monkeypatch, c
     assert code == 0 and out == f"retired: {candidate}\n"
     code, out, _ = run("events", version)
     assert code == 0 and "promoted      by newcomer: the README's model" in out
-    code, _, err = run("run", "--date", "2026-10-31", "--workers", "2", "--fail-on-drift")
+    code, _, err = run("run", "--snapshot-date", "2026-10-31", "--workers", "2", "--fail-on-drift")
     assert code == 2 and "act band" in err  # the planted drift
     code, out, _ = run(
-        "run", "--as-of", "2026-10-01", "--model", version, "--chunk-rows", "500",
-        "--partition-rows", "700", "--max-quarantine", "0.05", "--run-id", "by-hand",
-        "--sample-rows", "500", "--repeats", "1", "--workers", "2",
+        "run", "--as-of", "2026-10-01", "--model-version", version, "--chunk-rows", "500",
+        "--rows-per-partition", "700", "--max-quarantine-fraction", "0.05", "--run-id", "by-hand",
+        "--importance-sample-rows", "500", "--importance-repeats", "1", "--workers", "2",
     )  # fmt: skip
     assert code == 0 and "run by-hand: snapshot 2026-09-30" in out
     code, out, _ = run("runs", "--limit", "5")

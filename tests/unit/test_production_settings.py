@@ -234,7 +234,7 @@ def test_a_run_without_partition_or_chunk_params_takes_the_deployments_settings(
 
     defaults = {name: schema["default"] for name, schema in RUN_PARAMS.items()}
     options = RunOptions.from_params(defaults)
-    env = {"CREDIT_BATCH_PARTITION_ROWS": "5000000", "CREDIT_BATCH_CHUNK_ROWS": "50000"}
+    env = {"CREDIT_BATCH_ROWS_PER_PARTITION": "5000000", "CREDIT_BATCH_CHUNK_ROWS": "50000"}
     settings = Settings.from_env(env)
     assert (options.partition_rows(settings), options.chunk(settings)) == (5_000_000, 50_000)
     given = RunOptions.from_params({**defaults, "rows_per_partition": 700, "chunk_rows": 300})
