@@ -8,6 +8,7 @@ which command makes the first results.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import re
 from pathlib import Path
 
@@ -139,19 +140,49 @@ def query(settings: Settings, sql_or_path: str):
     that makes the first results.
     """
     text = _sql_text(sql_or_path)
-    if not results.exists(settings):
-        raise DataError(
-            f"no results yet at {safe_url(settings.results_url)}: `credit-batch demo` (or "
-            "`credit-batch run`) makes the first",
-            url=safe_url(settings.results_url),
-        )
+    require_results(settings)
     with results.open_results(settings, read_only=True) as db:
         try:
             return db.fetch_arrow(text)
         except CreditBatchError:
             raise
         except Exception as exc:  # the driver's own error (syntax, unknown table, a write)
-            raise DataError(f"query on {db.url} failed: {first_line(exc)}", url=db.url) from exc
+            hint = _did_you_mean(db, str(exc))
+            raise DataError(
+                f"query on {db.url} failed: {first_line(exc)}{hint}", url=db.url
+            ) from exc
+
+
+def require_results(settings: Settings) -> None:
+    """Refuse, naming the command that makes them, where no results exist yet (a fresh home)."""
+    if not results.exists(settings):
+        raise DataError(
+            f"no results yet at {safe_url(settings.results_url)}: `credit-batch demo` (or "
+            "`credit-batch run`) makes the first",
+            url=safe_url(settings.results_url),
+        )
+
+
+_MISSING = re.compile(r'(?:Table with name |relation ")(\w+)"? does not exist', re.I)
+
+
+def _did_you_mean(db, message: str) -> str:
+    """``; tables and views like it: ...`` for a query naming a table that does not exist."""
+    missing = _MISSING.search(message)
+    if not missing:
+        return ""
+    names = (
+        db.fetch_arrow(
+            "SELECT DISTINCT table_name FROM information_schema.tables"
+            " WHERE table_schema NOT IN ('information_schema', 'pg_catalog')"
+        )
+        .column(0)
+        .to_pylist()
+    )
+    close = difflib.get_close_matches(missing.group(1).lower(), names, n=3, cutoff=0.6)
+    return (
+        f"; did you mean {', '.join(close)}?" if close else f"; tables: {', '.join(sorted(names))}"
+    )
 
 
 def _sql_text(sql_or_path: str) -> str:

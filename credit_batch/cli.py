@@ -33,9 +33,22 @@ __all__ = ["main"]
 
 logger = logging.getLogger(__name__)
 
-_LOOK_FURTHER = (
-    'credit-batch sql "SELECT risk_band, count(*) FROM latest_predictions GROUP BY 1 ORDER BY 1"'
-)
+_LOOK_FURTHER = 'sql "SELECT risk_band, count(*) FROM latest_predictions GROUP BY 1 ORDER BY 1"'
+
+
+def _prog() -> str:
+    """The command as the user can type it: ``.venv/bin/credit-batch`` where not on PATH."""
+    import os
+    import shutil
+
+    argv0 = sys.argv[0] if sys.argv else ""
+    if Path(argv0).name != "credit-batch":
+        return "credit-batch"
+    on_path = shutil.which("credit-batch")
+    if on_path and Path(on_path).resolve() == Path(argv0).resolve():
+        return "credit-batch"
+    relative = os.path.relpath(argv0)
+    return relative if not relative.startswith("..") else str(Path(argv0).resolve())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -463,12 +476,15 @@ def _models(settings: Settings, args) -> None:
     found = catalog.models(settings)
     if not found:
         print("no models registered yet: `credit-batch demo` trains one on demo data")
+        return
     for m in found:
         print(
             f"{m['model_version']:<36} {m['role']:<10} {m['algorithm']:<7} "
-            f"until {m['train_until']}  AUC {m['roc_auc']:.4f}  KS {m['ks']:.4f}  "
+            f"until {m['train_until']}  held-out AUC {m['roc_auc']:.4f}  KS {m['ks']:.4f}  "
             f"gates {m['gate_status'] or '-'}"
         )
+    print("(held-out AUC and KS: rows of the training window kept out of training;")
+    print(" out-of-time figures: `credit-batch train-candidate` and the model card)")
 
 
 def _events(settings: Settings, args) -> None:
@@ -505,6 +521,7 @@ def _performance(rows: list[dict]) -> None:
 
 
 def _lookup(settings: Settings, args) -> None:
+    catalog.require_results(settings)
     if args.history:
         found = catalog.history(settings, args.customer_id)
     else:
@@ -599,7 +616,7 @@ def _summary(settings: Settings, done: pipeline.RunResult) -> None:
     print(f"  importance: {done.importance['importance_status']}")
     print(f"  report: {done.report['report_path']}")
     print(f"  results: {catalog.describe_url(loaded['results'])}")
-    print(f"  look further: {_LOOK_FURTHER}")
+    print(f"  look further: {_prog()} {_LOOK_FURTHER}")
 
 
 def _runs(settings: Settings, args) -> None:
@@ -629,6 +646,7 @@ def _runs(settings: Settings, args) -> None:
 
 
 def _report(settings: Settings, args) -> None:
+    catalog.require_results(settings)  # a read: never creates a database
     print(pipeline.report_of(settings, snapshot_date=args.date, model_version=args.model))
 
 

@@ -146,7 +146,9 @@ def demo(
     dates = [w["snapshot_date"] for w in written]
     on_spec = dataclasses.replace(settings, spec_path=EXAMPLE_SPECS[example])
     trained = pipeline.train(on_spec, until=dates[-3])
-    record = promote(settings, trained.model_version, reason="the demo's model")
+    record = trained
+    if trained.status != "champion":  # a second demo trains the same version: no second act
+        record = promote(settings, trained.model_version, reason="the demo's model")
     options = [RunOptions(snapshot_date=d, model_version=record.model_version) for d in dates[-2:]]
     done = [pipeline.run(settings, o, progress=progress) for o in options]
     return record, done, monitor(settings)

@@ -405,13 +405,22 @@ def _authorized(kept: _Kept):
 
     def check(given: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
         if given is None or not given.credentials:
-            raise HTTPException(401, "an API key is needed: Authorization: Bearer KEY", challenge)
+            raise HTTPException(
+                401,
+                "an API key is needed: Authorization: Bearer KEY"
+                " (`credit-batch api-key create --name NAME` makes one)",
+                challenge,
+            )
         key = given.credentials.strip()
         status = keys.status_of(key, kept.get())
         if status == "unknown":
             status = keys.status_of(key, kept.refresh(older_than=1.0))
         if status == "unknown":
-            raise HTTPException(401, "unknown API key", challenge)
+            raise HTTPException(
+                401,
+                "unknown API key (`credit-batch api-key create --name NAME` makes one)",
+                challenge,
+            )
         if status == "revoked":
             raise HTTPException(403, "this API key is revoked")
         return key

@@ -76,8 +76,19 @@ def _collect(db: Database, settings: Settings, date: dt.date, version: str) -> d
         for name in _QUERIES
     }
     if not data["run"]:
+        scored = (
+            db.fetch_arrow(
+                "SELECT DISTINCT snapshot_date FROM scoring_runs"
+                " WHERE model_version = :model_version AND status = 'loaded' ORDER BY 1",
+                {"model_version": version},
+            )
+            .column(0)
+            .to_pylist()
+        )
+        listed = ", ".join(str(d) for d in scored[-6:]) or "none yet (`credit-batch run`)"
         raise DataError(
-            f"no scoring run of snapshot {date} with model {version} to report",
+            f"no scoring run of snapshot {date} with model {version} to report; "
+            f"its scored snapshots: {listed}",
             snapshot_date=date,
             model_version=version,
         )

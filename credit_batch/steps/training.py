@@ -307,10 +307,11 @@ def train(
         )
     frame = valid_rows(labeled, spec=spec)
     if frame.empty:
+        window = f"between {since_date} and" if since else "up to"
         raise DataError(
-            f"no labeled rows between {since_date} and {until_date} in the warehouse "
-            f"{safe_url(settings.warehouse_url)}; outcomes come with `credit-batch demo-data` or "
-            "`credit-batch load-csv`",
+            f"no labeled rows {window} {until_date} in the warehouse "
+            f"{safe_url(settings.warehouse_url)} ({_holds(settings, spec)}); outcomes come with "
+            "`credit-batch demo-data` or `credit-batch load-csv`",
             since=since_date,
             until=until_date,
         )
@@ -320,3 +321,12 @@ def train(
     with results.open_results(settings, key_type=spec.key_type) as db:
         results.check_key_type(db, settings, spec, what=f"the spec {spec.name}")
         return registry.save_model(db, settings, fitted, train_until=until_date)
+
+
+def _holds(settings: Settings, spec: FeatureSpec) -> str:
+    """What the warehouse holds: its snapshots' range, for an error message."""
+    with warehouse.open_warehouse(settings) as wh:
+        dates = [r["snapshot_date"] for r in warehouse.list_snapshots(wh, spec)]
+    if not dates:
+        return "it holds no snapshots"
+    return f"its snapshots: {min(dates)} .. {max(dates)}"

@@ -217,6 +217,7 @@ def test_every_command_and_flag_of_the_cli_summary_runs(tmp_path, monkeypatch, c
         "run", "--as-of", "2026-10-01", "--model-version", version, "--chunk-rows", "500",
         "--rows-per-partition", "700", "--max-quarantine-fraction", "0.05", "--run-id", "by-hand",
         "--importance-sample-rows", "500", "--importance-repeats", "1", "--workers", "2",
+        "--no-challengers", "--skip-unchanged",
     )  # fmt: skip
     assert code == 0 and "run by-hand: snapshot 2026-09-30" in out
     code, out, _ = run("runs", "--limit", "5")

@@ -122,6 +122,9 @@ def test_keys_missing_unknown_and_revoked_are_refused(served):
     bare = {"Authorization": ""}
     assert client.get(path, headers=bare).status_code == 401
     assert client.get(path, headers={"Authorization": "Bearer cbk_nope"}).status_code == 401
+    for headers in (bare, {"Authorization": "Bearer cbk_nope"}):  # the 401 says how to get a key
+        body = client.get(path, headers=headers).text
+        assert "credit-batch api-key create --name NAME" in body, body
     assert client.get(path, headers={"Authorization": "Basic abc"}).status_code == 401
     assert client.get(path, headers={"Authorization": f"Bearer {revoked}"}).status_code == 403
     assert client.post("/v1/score", json={}, headers=bare).status_code == 401
