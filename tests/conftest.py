@@ -423,18 +423,27 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"{kind:<10} {name:<{width}}  {expected:<40} {seen}")
 
 
-#: The longest test files, started first so that two workers end together
-#: (pytest-xdist hands out whole files in collection order: a long file
-#: started last would keep one worker busy while the other sits idle).
+#: The longest indivisible pieces, started first so that two workers end together:
+#: a file whose tests share a module's fixture (a deployment, a clone) runs
+#: whole on one worker, longest first.
 SLOW_FIRST = (
-    "tests/reliability/test_kill_points.py",
     "tests/newcomer/test_readme.py",
     "tests/e2e/test_celery_deployment.py",
-    "tests/reliability/test_faults.py",
-    "tests/reliability/test_bad_inputs.py",
-    "tests/e2e/test_airflow_nightly.py",
-    "tests/e2e/test_airflow_semantics.py",
     "tests/bench/test_benchmark_smoke.py",
+    "tests/e2e/test_wheel.py",
+    "tests/golden/test_expected_run.py",
+    "tests/reliability/test_bad_inputs.py",
+)
+#: Files whose tests share no fixture wider than a function: their tests are
+#: spread over the workers one by one (``--dist loadgroup``); every other file
+#: is one ``xdist_group``, so that its module fixtures are built once.
+SPREAD = (
+    "tests/reliability/test_kill_points.py",
+    "tests/reliability/test_faults.py",
+    "tests/e2e/test_airflow_semantics.py",
+    "tests/e2e/test_airflow_nightly.py",
+    "tests/e2e/test_model_lifecycle_dags.py",
+    "tests/e2e/test_lender_example.py",
 )
 
 
@@ -467,6 +476,7 @@ def lane_problems(items) -> list[str]:
     return problems
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
 def pytest_collection_modifyitems(items):
     problems = lane_problems(items)
     if problems and os.environ.get("CREDIT_BATCH_LANE_AUDIT") != "1":
@@ -477,3 +487,7 @@ def pytest_collection_modifyitems(items):
         return SLOW_FIRST.index(path) if path in SLOW_FIRST else len(SLOW_FIRST)
 
     items.sort(key=rank)  # stable: the order within a file is kept
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        if path not in SPREAD:
+            item.add_marker(pytest.mark.xdist_group(path))
