@@ -36,6 +36,8 @@ _QUERIES = (
     "quarantine",
     "model",
     "realized",
+    "previous",
+    "reasons",
 )
 _BY_MODEL = ("model", "realized")  # queries bound to the model only, not the snapshot
 _BAND_COLOURS = {"stable": "#d9f2d9", "watch": "#fff2cc", "act": "#f8cbcb"}
@@ -71,7 +73,7 @@ def _collect(db: Database, settings: Settings, date: dt.date, version: str) -> d
     data = {
         name: db.fetch_arrow(
             read_sql(settings.sql_dir, f"report/{name}.sql"),
-            {k: v for k, v in params.items() if name not in _BY_MODEL or k == "model_version"},
+            {k: v for k, v in params.items() if f":{k}" in _sql(settings, name)},
         ).to_pylist()
         for name in _QUERIES
     }
@@ -95,12 +97,42 @@ def _collect(db: Database, settings: Settings, date: dt.date, version: str) -> d
     return data
 
 
+def _sql(settings: Settings, name: str) -> str:
+    return read_sql(settings.sql_dir, f"report/{name}.sql")
+
+
+#: One line on each method the report shows, for a reader who is not a modeller.
+METHODS = {
+    "score": "the model's probability that the customer becomes 90 or more days late "
+    "within two years",
+    "log-odds": "the score on the scale the model adds on: log(p / (1 - p)); "
+    "+0.7 roughly doubles the odds",
+    "SHAP": "how much each feature pushed each customer's score up or down, in log-odds; "
+    "the summary averages its size over every scored customer",
+    "permutation": "how much the ROC AUC drops when one feature's values are shuffled, "
+    "on customers whose outcome is known",
+    "permutation_unlabeled": "how much the scores change when one feature's values are "
+    "shuffled: needs no outcomes, so it is computed every night",
+    "partial dependence": "the average score as one feature is set to each value of a grid, "
+    "everything else as it is",
+    "ICE": "the same curve for each customer of a sample; the shaded band holds the middle "
+    "80 % of them",
+    "PSI": "population stability index: how far a distribution moved from the training data",
+}
+#: The risk bands' upper bounds of the score, and the PSI bands.
+BANDS = (("A", "2 %"), ("B", "5 %"), ("C", "10 %"), ("D", "20 %"), ("E", "above 20 %"))
+PSI_BANDS = "stable below 0.10; watch from 0.10 to 0.25; act above 0.25"
+
+
 def render(data: dict) -> str:
     """The report's HTML for the data :func:`_collect` gathers."""
     run = data["run"][0]
+    texts = {r["feature"]: r["reason_text"] for r in data.get("reasons", [])}
     parts = [
         f"<h1>credit-batch run report: snapshot {_e(run['snapshot_date'])}, "
         f"model {_e(run['model_version'])}</h1>",
+        summary(data),
+        _legend(),
         _counts(run),
         "<h2>Scores and risk bands</h2>",
         _figure(_histogram_plot(data["score_histogram"])),
@@ -109,11 +141,11 @@ def render(data: dict) -> str:
             [[b["risk_band"], b["customers"], b["mean_score"]] for b in data["bands"]],
         ),
         "<h2>Feature importance</h2>",
-        _importance(data["importance"]),
+        _importance(data["importance"], texts),
         "<h2>SHAP summary (mean |SHAP|, log-odds)</h2>",
         _figure(
             _bar_plot(
-                [s["feature"] for s in data["shap_summary"]],
+                [_label(s["feature"], texts) for s in data["shap_summary"]],
                 [s["mean_abs_shap"] for s in data["shap_summary"]],
                 "mean |SHAP|",
             )
@@ -121,10 +153,14 @@ def render(data: dict) -> str:
         "<h2>Partial dependence</h2>",
         _figure(_pdp_plot(data["partial_dependence"])),
         "<h2>Drift against the training data (PSI)</h2>",
-        _drift(data["drift"]),
+        _drift(data["drift"], texts),
         "<h2>Quarantine</h2>",
         _table(
-            ["reason", "rows"], [[q["reason"], q["rows_quarantined"]] for q in data["quarantine"]]
+            ["reason", "rule", "rows"],
+            [
+                [rule_in_words(q["reason"]), q["reason"], q["rows_quarantined"]]
+                for q in data["quarantine"]
+            ],
         )
         if data["quarantine"]
         else "<p>No rows were quarantined.</p>",
@@ -173,17 +209,113 @@ def _counts(run: dict) -> str:
     return f"<p>rows in = rows scored + rows quarantined: {check}</p>" + _table(["", "value"], rows)
 
 
-def _importance(rows: list[dict]) -> str:
+def summary(data: dict) -> str:
+    """A paragraph in words: what ran, what was scored, what moved since the previous snapshot."""
+    run, bands, previous = data["run"][0], data["bands"], data.get("previous", [])
+    share = run["rows_quarantined"] / run["rows_in"] if run["rows_in"] else 0.0
+    words = [
+        f"Model {_e(run['model_version'])} scored snapshot {_e(run['snapshot_date'])}: "
+        f"{run['rows_scored']:,} customers scored and {run['rows_quarantined']:,} set aside "
+        f"in quarantine ({share:.2%} of {run['rows_in']:,}) for breaking a rule of the data."
+    ]
+    mean = _mean(bands)
+    if previous:
+        before = _mean(previous)
+        words.append(
+            f"The mean score is {mean:.2%}, against {before:.2%} on "
+            f"{_e(previous[0]['snapshot_date'])} ({(mean - before) * 100:+.2f} points)."
+        )
+        words.append("Share per risk band now (before): " + _band_shift(bands, previous) + ".")
+    else:
+        words.append(f"The mean score is {mean:.2%}; this model scored no earlier snapshot.")
+    texts = {r["feature"]: r["reason_text"] for r in data.get("reasons", [])}
+    words.append(_top_drift(data["drift"], run, texts))
+    return "<p class='summary'>" + " ".join(words) + "</p>"
+
+
+def _mean(bands: list[dict]) -> float:
+    total = sum(b["customers"] for b in bands)
+    return sum(b["customers"] * b["mean_score"] for b in bands) / total if total else 0.0
+
+
+def _band_shift(bands: list[dict], previous: list[dict]) -> str:
+    def shares(rows):
+        total = sum(r["customers"] for r in rows) or 1
+        return {r["risk_band"]: r["customers"] / total for r in rows}
+
+    now, before = shares(bands), shares(previous)
+    return ", ".join(
+        f"{b} {now.get(b, 0):.1%} ({before.get(b, 0):.1%})" for b in sorted(now | before)
+    )
+
+
+def _top_drift(drift: list[dict], run: dict, texts: dict) -> str:
+    status = run["drift_status"] or "not measured"
+    score = f"The score's PSI against training is {run['score_psi'] or 0:.3f} ({status})"
+    features = [d for d in drift if d["feature"] != "score"]
+    if not features:
+        return score + "."
+    top = max(features, key=lambda d: d["psi"])
+    moved = f"{_e(_label(top['feature'], texts))} (PSI {top['psi']:.3f}, {top['band']})"
+    return f"{score}; the feature that moved most is {moved}."
+
+
+def _legend() -> str:
+    bands = "; ".join(f"{b}: {bound}" if b == "E" else f"{b}: up to {bound}" for b, bound in BANDS)
+    methods = "".join(f"<li><b>{_e(k)}</b>: {_e(v)}</li>" for k, v in METHODS.items())
+    return (
+        "<details open><summary>How to read this report</summary>"
+        f"<p>Risk bands by score: {bands}. PSI bands: {PSI_BANDS}.</p><ul>{methods}</ul></details>"
+    )
+
+
+_RULES = (
+    (r"greater_than_or_equal_to\((.*)\)", "below the minimum of {0}"),
+    (r"less_than_or_equal_to\((.*)\)", "above the maximum of {0}"),
+    (r"greater_than\((.*)\)", "not above {0}"),
+    (r"less_than\((.*)\)", "not below {0}"),
+    (r"notin\((.*)\)", "a code the spec forbids (one of {0})"),
+    (r"isin\((.*)\)", "not one of the spec's levels"),
+    (r"not_nullable", "missing, and the spec requires a value"),
+    (r"duplicate within snapshot", "the customer appears more than once in the snapshot"),
+    (r"finite.*|.*1e\+?15.*", "not a finite number within ±1e15"),
+)
+
+
+def rule_in_words(reason: str) -> str:
+    """``age: greater_than_or_equal_to(18)`` as ``age: below the minimum of 18`` (each part)."""
+    import re
+
+    out = []
+    for part in str(reason).split("; "):
+        column, _, rule = part.partition(": ")
+        for pattern, words in _RULES:
+            found = re.fullmatch(pattern, rule.strip())
+            if found:
+                rule = words.format(*found.groups())
+                break
+        out.append(f"{column}: {rule}" if _ else part)
+    return "; ".join(out)
+
+
+def _label(feature: str, texts: dict) -> str:
+    """A feature by its reason text, the column name beside it."""
+    text = texts.get(feature)
+    return f"{text} ({feature})" if text and text != feature else feature
+
+
+def _importance(rows: list[dict], texts: dict | None = None) -> str:
     out = []
     for method in sorted({r["method"] for r in rows}):
         chosen = [r for r in rows if r["method"] == method]
         out.append(
             f"<h3>{_e(method)} ({_e(chosen[0]['metric'])}, {chosen[0]['sample_rows']:,} rows)</h3>"
+            f"<p>{_e(METHODS.get(method, ''))}</p>"
         )
         out.append(
             _figure(
                 _bar_plot(
-                    [r["feature"] for r in chosen],
+                    [_label(r["feature"], texts or {}) for r in chosen],
                     [r["importance_mean"] for r in chosen],
                     chosen[0]["metric"],
                 )
@@ -192,9 +324,10 @@ def _importance(rows: list[dict]) -> str:
     return "".join(out) or "<p>No importance computed.</p>"
 
 
-def _drift(rows: list[dict]) -> str:
+def _drift(rows: list[dict], texts: dict | None = None) -> str:
     body = "".join(
-        f"<tr style='background:{_BAND_COLOURS[r['band']]}'><td>{_e(r['feature'])}</td>"
+        f"<tr style='background:{_BAND_COLOURS[r['band']]}'>"
+        f"<td>{_e(_label(r['feature'], texts or {}))}</td>"
         f"<td>{r['psi']:.4f}</td><td>{_e(r['band'])}</td><td>{r['rows_compared']:,}</td></tr>"
         for r in rows
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import subprocess
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from credit_batch.steps.report import write_report
+from credit_batch.steps.report import rule_in_words, write_report
 from tests.conftest import REPO, query, run_pipeline, services_required
 
 # Lanes per test: the browser test starts Chromium.
@@ -33,12 +34,51 @@ def test_report_is_self_contained_and_its_numbers_match_the_tables(reported):
     assert run["report_path"] == str(path)
     assert f"<td>{run['rows_scored']:,}</td>" in text
     assert f"<td>{run['rows_quarantined']:,}</td>" in text and "reconciled" in text
+    texts = {
+        r["feature"]: r["reason_text"] for r in query(settings, "SELECT * FROM feature_reasons")
+    }
     for d in query(settings, "SELECT feature, psi FROM drift"):
-        assert f"<td>{d['feature']}</td><td>{d['psi']:.4f}</td>" in text
+        label = f"{texts[d['feature']]} ({d['feature']})" if d["feature"] in texts else "score"
+        assert f"<td>{html.escape(label)}</td><td>{d['psi']:.4f}</td>" in text
     for b in query(settings, "SELECT risk_band, COUNT(*) AS n FROM predictions GROUP BY 1"):
         assert f"<td>{b['risk_band']}</td><td>{b['n']:,}</td>" in text
     assert text.count("<svg") == 5  # histogram, two importances, SHAP summary, dependence
     assert record.model_version in text
+
+
+@pytest.mark.unit
+def test_report_opens_with_a_paragraph_in_words_and_a_legend(reported):
+    settings, record, path = reported
+    text = path.read_text()
+    [run] = query(settings, "SELECT * FROM scoring_runs")
+    summary = re.search(r"<p class='summary'>(.*?)</p>", text).group(1)
+    assert summary.startswith(f"Model {record.model_version} scored snapshot 2026-09-30: ")
+    assert (
+        f"{run['rows_scored']:,} customers scored and {run['rows_quarantined']:,} set aside"
+        in summary
+    )
+    mean = query(settings, "SELECT AVG(score) AS m FROM predictions")[0]["m"]
+    assert f"The mean score is {mean:.2%}; this model scored no earlier snapshot." in summary
+    assert "the feature that moved most is " in summary
+    assert "A: up to 2 %" in text and "stable below 0.10" in text
+    for method in ("permutation_unlabeled", "log-odds", "ICE", "SHAP"):
+        assert f"<b>{method}</b>: " in text
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("rule", "words"),
+    [
+        ("age: greater_than_or_equal_to(18)", "age: below the minimum of 18"),
+        ("age: less_than_or_equal_to(120)", "age: above the maximum of 120"),
+        ("num_90_days_late: notin([96.0, 98.0])", "num_90_days_late: a code the spec forbids (one of [96.0, 98.0])"),  # noqa: E501
+        ("age: not_nullable; debt_ratio: greater_than_or_equal_to(0)", "age: missing, and the spec requires a value; debt_ratio: below the minimum of 0"),  # noqa: E501
+        ("customer_id: duplicate within snapshot", "customer_id: the customer appears more than once in the snapshot"),  # noqa: E501
+        ("region: a rule nobody wrote", "region: a rule nobody wrote"),
+    ],
+)  # fmt: skip
+def test_quarantine_rules_are_put_in_words_beside_the_rule(rule, words):
+    assert rule_in_words(rule) == words
 
 
 @pytest.mark.services
