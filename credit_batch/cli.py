@@ -26,7 +26,7 @@ from credit_batch.config import (
     EXAMPLES,
     Settings,
 )
-from credit_batch.errors import CreditBatchError, DataError
+from credit_batch.errors import CreditBatchError, DataError, ParameterError
 from credit_batch.run import RunOptions
 
 __all__ = ["main"]
@@ -277,6 +277,7 @@ def _serve(settings: Settings, args) -> None:
 
     check_rows("workers", args.workers, maximum=64)
     check_rows("port", args.port, maximum=65_535)
+    _check_port_free(args.host, args.port)
     uvicorn.run(
         "credit_batch.serve:create_app",
         factory=True,
@@ -285,6 +286,20 @@ def _serve(settings: Settings, args) -> None:
         workers=args.workers,
         log_level="warning",
     )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on, before uvicorn prints its own traceback."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ParameterError(
+                "--port", port, f"is not free on {host} ({exc.strerror}): pick another with --port"
+            ) from exc
 
 
 def _api_key_create(settings: Settings, args) -> None:

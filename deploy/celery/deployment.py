@@ -454,7 +454,22 @@ def down(folder: Path) -> int:
     for path in (folder / "pids").glob("*.pid"):
         path.unlink()
     log("down")
+    _say_what_is_kept(folder)
     return 0
+
+
+def _say_what_is_kept(folder: Path) -> None:
+    """``down`` stops processes only: name the data it keeps, and how to remove it."""
+    path = folder / "deployment.json"
+    if not path.is_file():
+        return
+    state = json.loads(path.read_text())
+    log(
+        f"kept (data, not processes): PostgreSQL databases {state['data_db']} and "
+        f"{state['airflow_db']}, the Redis database {state['redis']} and the files "
+        f"under {folder}; remove them with: dropdb {state['data_db']}; "
+        f"dropdb {state['airflow_db']}; redis-cli -u {state['redis']} flushdb; rm -r {folder}"
+    )
 
 
 def session_members(sid: int) -> list[int]:

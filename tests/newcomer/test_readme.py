@@ -235,6 +235,7 @@ def test_production_block_brings_up_celery_runs_the_demo_and_a_triggered_night_a
                 pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     assert re.search(r'"state": *"success"', out), out[-3000:]
     assert "airflow credit_batch_nightly/celery-2026-09-30" in out, out[-3000:]
+    assert "kept (data, not processes): PostgreSQL databases" in out, out[-3000:]  # down says so
     left = subprocess.run(["pgrep", "-f", str(clone / ".celery")], capture_output=True, text=True)
     assert left.stdout == "", f"processes of the deployment left running: {left.stdout}"
 

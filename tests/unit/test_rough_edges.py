@@ -77,3 +77,16 @@ def test_the_look_further_hint_runs_as_printed_where_credit_batch_is_not_on_path
     assert printed == str(script.relative_to(REPO)) and (REPO / printed).is_file()
     monkeypatch.setenv("PATH", str(script.parent))
     assert cli._prog() == "credit-batch"
+
+
+def test_serve_on_a_busy_port_is_refused_by_name_not_by_a_traceback(tmp_path, monkeypatch, capsys):
+    import socket
+
+    pytest.importorskip("uvicorn", reason="the serve extra is not installed")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, _, err = _main(monkeypatch, capsys, tmp_path, "serve", "--port", str(port))
+    assert code == 2 and err.count("\n") == 1, err
+    assert "--port is not free on 127.0.0.1" in err and "pick another with --port" in err
