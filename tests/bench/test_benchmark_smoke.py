@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import PG_HOST, PG_PORT, PG_USER, REPO
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.services, pytest.mark.timeout(900)]  # the whole suite, small
 
 FIGURES = {
     "pipeline, 2 mapped tasks, vs bare model",

@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import DEMO_ROWS, expected_counts, query
 
-pytestmark = pytest.mark.airflow
+pytestmark = [pytest.mark.airflow, pytest.mark.timeout(600)]
 
 DAG_ID = "credit_batch_nightly"
 SMALL = {

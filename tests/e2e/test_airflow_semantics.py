@@ -20,7 +20,7 @@ from credit_batch.stores import registry, results
 from tests.conftest import build_demo, expected_counts, make_settings, query
 from tests.e2e.test_airflow_nightly import DAG_ID, SMALL, dags_test
 
-pytestmark = pytest.mark.airflow
+pytestmark = [pytest.mark.airflow, pytest.mark.timeout(600)]
 NEWEST = "2026-10-31"
 
 

@@ -30,7 +30,7 @@ import pytest
 
 from tests.conftest import REPO, expected_counts, services_required
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(900)]
 
 DAG = "credit_batch_nightly"
 DATE = "2026-09-30"

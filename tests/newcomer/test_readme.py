@@ -21,7 +21,8 @@ import pytest
 
 from tests.conftest import REPO, services_required
 
-pytestmark = pytest.mark.e2e
+# A block runs for minutes (standalone, the Celery deployment): a timeout above its own.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 BLOCK = re.compile(r"^```bash\n(.*?)^```", re.S | re.M)
 #: The bash blocks of each page, in order, by what they do. A block whose text
