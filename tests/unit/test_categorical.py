@@ -80,10 +80,13 @@ def test_a_risky_level_makes_its_feature_a_reason_and_an_undeclared_level_scores
     reasons = explain.top_reasons(phi, NAMES)
     named = {r for col in reasons[0::2] for r in col.to_pylist()}
     assert "region" in named and not any(n.startswith("region_") for n in named - {None})
+    risky, _, _ = explain.explain(model, model_frame(rows, SPEC), background=background)
     rows["region"] = "mars"  # no level: every one-hot column 0, the model's "other"
     assert np.isnan(model_frame(rows, SPEC)["region"]).all()
-    scores, _, _ = explain.explain(model, model_frame(rows, SPEC), background=background)
-    assert np.isfinite(scores).all()
+    other, _, _ = explain.explain(model, model_frame(rows, SPEC), background=background)
+    rows["region"] = None  # what "no level" means to the model: as if not given
+    missing, _, _ = explain.explain(model, model_frame(rows, SPEC), background=background)
+    assert np.array_equal(other, missing) and not np.allclose(other, risky)
 
 
 def test_tree_contributions_with_one_hot_columns_add_up_per_original_feature(data):

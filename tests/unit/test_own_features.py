@@ -205,9 +205,10 @@ def test_a_results_database_of_an_older_version_gets_the_new_columns_and_reads_a
         record = registry.champion(db, settings)
     assert record.model_version == champion.model_version and record.spec is None
     assert record.feature_spec == DEFAULT_FEATURE_SPEC
-    for table, column in old:
+    for table, column in old:  # the column is back (the query would fail without it)
         got = query(settings, f"SELECT {column} FROM {table}")
         assert all(r[column] is None for r in got)
+    assert len(query(settings, "SELECT spec FROM model_registry")) >= 1  # not vacuous there
     run_pipeline(settings, snapshot_date="2026-09-30", repeats=1)
     [run] = query(settings, "SELECT rows_other_category FROM scoring_runs")
     assert run["rows_other_category"] == 0
