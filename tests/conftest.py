@@ -434,6 +434,13 @@ SLOW_FIRST = (
     "tests/golden/test_expected_run.py",
     "tests/reliability/test_bad_inputs.py",
 )
+#: Files that must not run at the same time as each other: both bring up a whole
+#: Celery deployment (scheduler, API server, workers) and wait on it; side by side
+#: on two cores each took four times as long. One group: one worker, in turn.
+SAME_WORKER = {
+    "tests/newcomer/test_readme.py": "deployments",
+    "tests/e2e/test_celery_deployment.py": "deployments",
+}
 #: Files whose tests share no fixture wider than a function: their tests are
 #: spread over the workers one by one (``--dist loadgroup``); every other file
 #: is one ``xdist_group``, so that its module fixtures are built once.
@@ -490,4 +497,4 @@ def pytest_collection_modifyitems(items):
     for item in items:
         path = item.nodeid.split("::")[0]
         if path not in SPREAD:
-            item.add_marker(pytest.mark.xdist_group(path))
+            item.add_marker(pytest.mark.xdist_group(SAME_WORKER.get(path, path)))

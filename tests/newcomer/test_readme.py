@@ -139,7 +139,7 @@ def test_first_command_installs_and_runs_the_demo_in_a_fresh_clone(clone, demo_o
     assert demo_output.count("customers scored") == 2
     assert demo_output.count("risk band  customers  mean score") == 2
     assert "top features (mean |SHAP|):" in demo_output
-    assert "look further: credit-batch sql" in demo_output
+    assert "look further: .venv/bin/credit-batch sql" in demo_output  # runnable as printed
     assert (clone / "data" / "results.duckdb").is_file()
 
 
