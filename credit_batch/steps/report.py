@@ -70,13 +70,12 @@ def write_report(settings: Settings, *, snapshot_date, model_version: str | None
 
 def _collect(db: Database, settings: Settings, date: dt.date, version: str) -> dict:
     params = {"snapshot_date": date, "model_version": version}
-    data = {
-        name: db.fetch_arrow(
-            read_sql(settings.sql_dir, f"report/{name}.sql"),
-            {k: v for k, v in params.items() if f":{k}" in _sql(settings, name)},
+    data = {}
+    for name in _QUERIES:
+        sql = read_sql(settings.sql_dir, f"report/{name}.sql")  # once: run, and its binds
+        data[name] = db.fetch_arrow(
+            sql, {k: v for k, v in params.items() if f":{k}" in sql}
         ).to_pylist()
-        for name in _QUERIES
-    }
     if not data["run"]:
         scored = (
             db.fetch_arrow(
@@ -95,10 +94,6 @@ def _collect(db: Database, settings: Settings, date: dt.date, version: str) -> d
             model_version=version,
         )
     return data
-
-
-def _sql(settings: Settings, name: str) -> str:
-    return read_sql(settings.sql_dir, f"report/{name}.sql")
 
 
 #: One line on each method the report shows, for a reader who is not a modeller.
@@ -131,7 +126,7 @@ def render(data: dict) -> str:
     parts = [
         f"<h1>credit-batch run report: snapshot {_e(run['snapshot_date'])}, "
         f"model {_e(run['model_version'])}</h1>",
-        summary(data),
+        summary(data, texts),
         _legend(),
         _counts(run),
         "<h2>Scores and risk bands</h2>",
@@ -209,7 +204,7 @@ def _counts(run: dict) -> str:
     return f"<p>rows in = rows scored + rows quarantined: {check}</p>" + _table(["", "value"], rows)
 
 
-def summary(data: dict) -> str:
+def summary(data: dict, texts: dict | None = None) -> str:
     """A paragraph in words: what ran, what was scored, what moved since the previous snapshot."""
     run, bands, previous = data["run"][0], data["bands"], data.get("previous", [])
     share = run["rows_quarantined"] / run["rows_in"] if run["rows_in"] else 0.0
@@ -228,8 +223,7 @@ def summary(data: dict) -> str:
         words.append("Share per risk band now (before): " + _band_shift(bands, previous) + ".")
     else:
         words.append(f"The mean score is {mean:.2%}; this model scored no earlier snapshot.")
-    texts = {r["feature"]: r["reason_text"] for r in data.get("reasons", [])}
-    words.append(_top_drift(data["drift"], run, texts))
+    words.append(_top_drift(data["drift"], run, texts or {}))
     return "<p class='summary'>" + " ".join(words) + "</p>"
 
 

@@ -9,15 +9,9 @@ import pytest
 
 from credit_batch import cli, lifecycle
 from tests.conftest import REPO, query, run_pipeline
+from tests.unit.test_cli_teaches import _main
 
 pytestmark = pytest.mark.unit
-
-
-def _main(monkeypatch, capsys, home, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setenv("CREDIT_BATCH_HOME", str(home))
-    code = cli.main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.mark.parametrize("command", [["lookup", "1"], ["report", "--date", "2026-09-30"]])
