@@ -524,12 +524,13 @@ def _performance(rows: list[dict]) -> None:
         return
     print("realized performance (scores against the outcomes known since):")
     print(
-        f"  {'snapshot':<10} {'model':<36} {'role':<10} {'rows':>9} {'bad rate':>8} "
+        f"  {'snapshot':<10} {'model':<36} {'role':<10} {'sample':<11} {'rows':>9} {'bad rate':>8} "
         f"{'AUC':>6} {'Gini':>6} {'KS':>6} {'Brier':>6}"
     )
     for r in rows:
         print(
             f"  {r['snapshot_date']!s:<10} {r['model_version']:<36} {r['role']:<10} "
+            f"{lifecycle.sample_in_words(r.get('in_sample')):<11} "
             f"{r['rows_known']:>9,} {_f(r['bad_rate']):>8} {_f(r['roc_auc']):>6} "
             f"{_f(r['gini']):>6} {_f(r['ks']):>6} {_f(r['brier']):>6}"
         )

@@ -24,6 +24,7 @@ from credit_batch.errors import ParameterError
 from credit_batch.run import RunOptions
 from credit_batch.steps import monitoring
 from credit_batch.steps.lifecycle import train_candidate
+from credit_batch.steps.monitoring import sample_in_words
 from credit_batch.stores import registry, results, warehouse
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "events",
     "monitor",
     "monitoring_page",
+    "sample_in_words",
     "promote",
     "retire",
     "train_candidate",

@@ -334,8 +334,15 @@ class LaneError(AssertionError):
     """A test of the unit lane reached for a subprocess or the network."""
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _font_cache():
+    """Build matplotlib's font cache before any guard: on a machine without one, its first
+    import runs ``fc-list`` (a subprocess the unit lane's guard would blame on a test)."""
+    import matplotlib.font_manager  # noqa: F401
+
+
 @pytest.fixture(autouse=True)
-def _unit_lane_guard(request, monkeypatch):
+def _unit_lane_guard(request, monkeypatch, _font_cache):
     """In the unit lane, starting a subprocess or opening a TCP or PostgreSQL connection fails."""
     if request.node.get_closest_marker("unit") is None:
         return

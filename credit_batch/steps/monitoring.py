@@ -16,7 +16,14 @@ from credit_batch.config import Settings
 from credit_batch.steps import performance
 from credit_batch.stores import lake, registry, results, warehouse
 
-__all__ = ["realized_performance", "render_page", "slice_performance", "write_page"]
+__all__ = [
+    "in_training_window",
+    "realized_performance",
+    "sample_in_words",
+    "render_page",
+    "slice_performance",
+    "write_page",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +77,7 @@ def slice_performance(settings: Settings, key: dict):
     row = {
         **key,
         "role": record.role,
+        "in_sample": in_training_window(record, key["snapshot_date"]),
         "rows_scored": len(scores),
         **_known(performance.summary(y, p)),
         "computed_at": utcnow(),
@@ -78,6 +86,16 @@ def slice_performance(settings: Settings, key: dict):
         {"grouping": "band", **r} for r in performance.band_rows(y, p, joined["risk_band"])
     ]
     return row, calibration
+
+
+def in_training_window(record, snapshot_date) -> bool:
+    """Whether ``snapshot_date`` lies in the window ``record`` was trained on.
+
+    Performance measured there is in-sample: the model has seen those outcomes,
+    so its AUC there overstates what it does on new customers.
+    """
+    start = record.train_from or snapshot_date
+    return start <= snapshot_date <= record.train_until
 
 
 def _outcomes(settings: Settings, spec, date):
@@ -114,7 +132,8 @@ def render_page(rows: list[dict]) -> str:
 
     cells = "".join(
         f"<tr><td>{r['snapshot_date']}</td><td>{escape(r['model_version'])}</td>"
-        f"<td>{escape(r['role'])}</td><td>{r['rows_known']:,}</td>"
+        f"<td>{escape(r['role'])}</td><td>{sample_in_words(r.get('in_sample'))}</td>"
+        f"<td>{r['rows_known']:,}</td>"
         + "".join(f"<td>{_fmt(r[k])}</td>" for k in ("bad_rate", "roc_auc", "gini", "ks", "brier"))
         + "</tr>"
         for r in rows
@@ -124,12 +143,19 @@ def render_page(rows: list[dict]) -> str:
 <style>body{{font-family:sans-serif;max-width:64em;margin:2em auto}}
 td,th{{border-bottom:1px solid #ddd;padding:.2em .6em;text-align:right}}</style></head><body>
 <h1>Realized performance</h1>
-<p>Stored scores measured against the outcomes known since, per snapshot and model.</p>
+<p>Stored scores measured against the outcomes known since, per snapshot and model.
+A snapshot <em>in sample</em> lies in the model's own training window: the model has seen
+those outcomes, so its figures there overstate what it does on new customers.</p>
 {_auc_chart(rows)}
-<table><tr><th>snapshot</th><th>model</th><th>role</th><th>rows</th><th>bad rate</th>
+<table><tr><th>snapshot</th><th>model</th><th>role</th><th>sample</th><th>rows</th><th>bad rate</th>
 <th>ROC AUC</th><th>Gini</th><th>KS</th><th>Brier</th></tr>{cells}</table>
 </body></html>
 """
+
+
+def sample_in_words(in_sample) -> str:
+    """``in sample`` / ``out of time`` (unknown for rows measured before the flag)."""
+    return {True: "in sample", False: "out of time"}.get(in_sample, "unknown")
 
 
 def _fmt(value) -> str:

@@ -161,8 +161,18 @@ def render(data: dict) -> str:
         else "<p>No rows were quarantined.</p>",
         "<h2>Realized performance of this model</h2>",
         _table(
-            ["snapshot", "role", "rows with outcome", "bad rate", "ROC AUC", "Gini", "KS", "Brier"],
-            [list(r.values()) for r in data["realized"]],
+            [
+                "snapshot",
+                "role",
+                "sample",
+                "rows with outcome",
+                "bad rate",
+                "ROC AUC",
+                "Gini",
+                "KS",
+                "Brier",
+            ],
+            [_realized_cells(r) for r in data["realized"]],
         )
         if data["realized"]
         else "<p>No outcomes known yet for a snapshot this model scored "
@@ -330,6 +340,13 @@ def _drift(rows: list[dict], texts: dict | None = None) -> str:
         if rows
         else "<p>No drift reference for this model.</p>"
     )
+
+
+def _realized_cells(row: dict) -> list:
+    """A realized-performance row's cells, the in-sample flag in words."""
+    from credit_batch.steps.monitoring import sample_in_words
+
+    return [sample_in_words(v) if k == "in_sample" else v for k, v in row.items()]
 
 
 def _table(header: list[str], rows: list[list]) -> str:

@@ -124,6 +124,7 @@ _ADDED_COLUMNS = (
     ("scoring_runs", "points_pdo", "DOUBLE PRECISION"),
     ("predictions", "points", "DOUBLE PRECISION"),
     ("scoring_runs", "role", "VARCHAR"),
+    ("realized_performance", "in_sample", "BOOLEAN"),
 )
 
 

@@ -10,7 +10,7 @@ pytest_plugins = ["pytester"]
 
 _CONFTEST = (
     "from tests.conftest import (  # noqa: F401\n"
-    "    _unit_lane_guard, pytest_collection_modifyitems, SLOW_FIRST, SPREAD)\n"
+    "    _font_cache, _unit_lane_guard, pytest_collection_modifyitems, SLOW_FIRST, SPREAD)\n"
 )
 _INI = """[pytest]
 markers =

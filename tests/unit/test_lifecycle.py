@@ -120,6 +120,7 @@ def test_realized_performance_equals_sklearn_on_the_joined_rows(demo):
     y, p = joined["delinquency"].to_numpy(), joined["score"].to_numpy()
     fpr, tpr, _ = roc_curve(y, p)
     assert row["rows_known"] == len(joined) == row["rows_scored"]
+    assert row["in_sample"] is False  # the validation snapshot lies after the training window
     assert abs(row["roc_auc"] - roc_auc_score(y, p)) < 1e-12
     assert abs(row["gini"] - (2 * roc_auc_score(y, p) - 1)) < 1e-12
     assert abs(row["ks"] - np.max(tpr - fpr)) < 1e-12
@@ -137,11 +138,41 @@ def test_realized_performance_equals_sklearn_on_the_joined_rows(demo):
     assert sum(b["customers"] for b in bands) == len(joined)
     report = pipeline.report_of(settings, snapshot_date="2026-10-31").read_text()
     assert "<h2>Realized performance of this model</h2>" in report
-    assert f"<td>{VALIDATION}</td><td>champion</td>" in report
+    assert f"<td>{VALIDATION}</td><td>champion</td><td>out of time</td>" in report
     page = (settings.lake / "reports" / "monitoring.html").read_text()
     assert page.count("<tr><td>2026-09-30</td>") == 1 and "<polyline" in page
     assert lifecycle.monitor(settings, only_new=True) == []  # measured already
     assert len(query(settings, "SELECT * FROM realized_performance")) == 1
+
+
+def test_a_snapshot_inside_the_training_window_is_flagged_in_sample():
+    from credit_batch.steps import monitoring
+
+    record = dataclasses.make_dataclass("R", ["train_from", "train_until"])
+    window = record(dt.date(2026, 1, 31), dt.date(2026, 8, 31))
+    flags = [
+        monitoring.in_training_window(window, dt.date(2026, m, d))
+        for m, d in ((1, 30), (1, 31), (5, 31), (8, 31), (9, 1))
+    ]
+    assert flags == [False, True, True, True, False]
+    assert monitoring.in_training_window(record(None, dt.date(2026, 8, 31)), dt.date(2020, 1, 1))
+    rows = [
+        {
+            "snapshot_date": dt.date(2026, 8, 31),
+            "model_version": "m",
+            "role": "champion",
+            "in_sample": True,
+            "rows_known": 10,
+            "bad_rate": 0.1,
+            "roc_auc": 0.9,
+            "gini": 0.8,
+            "ks": 0.5,
+            "brier": 0.05,
+        },
+    ]
+    page = monitoring.render_page(rows)
+    assert "<td>champion</td><td>in sample</td>" in page
+    assert "<td>in sample</td>" not in monitoring.render_page([{**rows[0], "in_sample": False}])
 
 
 def _joined(settings: Settings, date: dt.date, version: str):

@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS realized_performance (
     log_loss          DOUBLE PRECISION,
     brier             DOUBLE PRECISION,
     computed_at       TIMESTAMP NOT NULL,
+    in_sample         BOOLEAN,            -- the snapshot lies in the model's training window
     PRIMARY KEY (snapshot_date, model_version)
 );
 
