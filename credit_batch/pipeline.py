@@ -25,7 +25,7 @@ from itertools import repeat
 from multiprocessing import get_context
 
 from credit_batch.checks import check_rows, parse_date, utcnow
-from credit_batch.config import DEFAULT_SEED, MAX_DUPLICATE_IDS, MAX_WORKERS, Settings
+from credit_batch.config import DEFAULT_SEED, MAX_DUPLICATE_IDS, MAX_WORKERS, Settings, safe_url
 from credit_batch.demo import write_example as demo_data
 from credit_batch.faults import fault_point
 from credit_batch.run import Plan, Run, RunOptions, RunResult
@@ -246,6 +246,14 @@ def importance(settings: Settings, run: Run, *, seed: int = DEFAULT_SEED) -> dic
 def report(settings: Settings, run: Run) -> dict:
     """Write the run's HTML report (see :mod:`credit_batch.steps.report`); return its path."""
     path = report_of(settings, snapshot_date=run.snapshot_date, model_version=run.model_version)
+    logger.info(
+        "done: %s / %s is in %s (table predictions); report: %s; "
+        "look a customer up with: credit-batch lookup ID",
+        run.snapshot_date,
+        run.model_version,
+        safe_url(settings.results_url),
+        path,
+    )
     return {"run_id": run.run_id, "report_path": str(path)}
 
 

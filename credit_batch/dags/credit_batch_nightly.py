@@ -70,7 +70,8 @@ def credit_batch_nightly():
         from credit_batch.run import Plan
 
         whole = Plan.from_xcom(plan)
-        return _fail_fast(pipeline.load, whole.run, list(scored), whole.shadows)
+        # One slice request: iterating a lazy sequence asks past its end (an "XCom not found").
+        return _fail_fast(pipeline.load, whole.run, scored[:], whole.shadows)
 
     @task(execution_timeout=dt.timedelta(minutes=30))
     def importance(plan: list[dict]) -> dict:

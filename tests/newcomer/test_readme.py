@@ -129,9 +129,14 @@ def demo_output(clone) -> str:
 
 
 @pytest.fixture(scope="module")
-def airflow_installed(clone, demo_output) -> Path:
-    """The clone after the README's in-process Airflow block (installs the airflow extra)."""
-    run_block(clone, "dags_test")
+def dags_test_output(clone, demo_output) -> str:
+    """The output of the in-process Airflow block (installs the airflow extra)."""
+    return run_block(clone, "dags_test")
+
+
+@pytest.fixture(scope="module")
+def airflow_installed(clone, dags_test_output) -> Path:
+    """The clone after the README's in-process Airflow block."""
     return clone
 
 
@@ -153,7 +158,11 @@ def test_demo_run_twice_registers_one_model_and_the_band_query_lists_each_band_o
     assert {r[2] for r in rows} == set("ABCDE") and len({r[1] for r in rows}) == 1
 
 
-def test_airflow_dags_test_block_runs_the_nightly_dag(airflow_installed):
+def test_airflow_dags_test_block_runs_the_nightly_dag(airflow_installed, dags_test_output):
+    errors = [line for line in dags_test_output.splitlines() if "[error" in line]
+    assert errors == []  # a successful run logs no error (iterating the mapped scores did)
+    [done] = [line for line in dags_test_output.splitlines() if "done: 2026-09-30 / " in line]
+    assert "results.duckdb (table predictions); report: " in done, done
     out = subprocess.run(
         [str(airflow_installed / ".venv" / "bin" / "credit-batch"), "runs"],
         cwd=airflow_installed,
