@@ -69,6 +69,10 @@ def extract(settings: Settings, options: RunOptions | None = None) -> Plan:
     started, t0 = utcnow(), time.perf_counter()
     part_rows, chunk = options.partition_rows(settings), options.chunk(settings)
     model = registry.resolve(settings, options.model_version)
+    # A changed artifact fails here, before the night's features are read, not in every score.
+    registry.verified_artifact(
+        settings, model.artifact_path, model.sha256, version=model.model_version
+    )
     spec = model.feature_spec  # the model's own spec says what to read and check
     spec.check_provides(model.features, model=model.model_version)
     with warehouse.open_warehouse(settings) as wh:

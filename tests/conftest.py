@@ -263,12 +263,54 @@ def pg_demo(tmp_path, pg_url):
     return settings, written, record
 
 
+def advisory_waits(pg_admin, url: str) -> list[tuple[str, list[str]]]:
+    """Backends of ``url``'s database waiting on an advisory lock: each waiter's
+    ``application_name`` and those of the backends blocking it (in that database only).
+
+    Scoped to one test's own database, so another test's lock (under xdist)
+    never satisfies a probe; the names say *whose* backend waits on *whom*.
+    """
+    from sqlalchemy.engine import make_url
+
+    rows = pg_admin.execute(
+        "SELECT w.application_name, array_remove(array_agg(b.application_name), NULL) "
+        "FROM pg_locks AS l JOIN pg_stat_activity AS w ON w.pid = l.pid "
+        "LEFT JOIN pg_stat_activity AS b ON b.pid = ANY(pg_blocking_pids(w.pid)) "
+        "AND b.datname = w.datname "
+        "WHERE l.locktype = 'advisory' AND NOT l.granted AND w.datname = %s "
+        "GROUP BY w.pid, w.application_name",
+        (make_url(url).database,),
+    ).fetchall()
+    return [(waiter, list(blockers)) for waiter, blockers in rows]
+
+
 def query(settings: Settings, sql: str, params: dict | None = None) -> list[dict]:
     """Rows of a query on the results database, opened read-only."""
     from credit_batch.stores.db import connect
 
     with connect(settings.results_url, read_only=True) as db:
         return db.fetch_arrow(sql, params).to_pylist()
+
+
+def stored_state(settings: Settings) -> dict:
+    """What a "nothing written" check compares: the row count of every table of the
+    results database, and (DuckDB) the size of its write-ahead log, where a write
+    lands before a checkpoint copies it into the file."""
+    from credit_batch.stores.db import connect
+
+    with connect(settings.results_url, read_only=True) as db:
+        tables = db.fetch_arrow(
+            "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+            "AND table_schema NOT IN ('information_schema', 'pg_catalog') ORDER BY 1"
+        ).column(0)
+        counts = " UNION ALL ".join(
+            f"SELECT '{t}' AS t, COUNT(*) AS n FROM \"{t}\"" for t in tables.to_pylist()
+        )
+        state = dict(db.fetch_arrow(counts).to_pandas().itertuples(index=False, name=None))
+    if settings.results_url.startswith("duckdb:///"):
+        wal = Path(settings.results_url.removeprefix("duckdb:///") + ".wal")
+        state["(wal bytes)"] = wal.stat().st_size if wal.exists() else 0
+    return state
 
 
 def run_pipeline(settings: Settings, **kwargs) -> dict:

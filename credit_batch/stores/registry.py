@@ -50,6 +50,7 @@ __all__ = [
     "get_model",
     "list_models",
     "load_model",
+    "verified_artifact",
     "promote",
     "record_event",
     "resolve",
@@ -417,15 +418,16 @@ def list_models(db: Database, settings: Settings) -> list[dict]:
     return db.fetch_arrow(read_sql(settings.sql_dir, "registry/list.sql")).to_pylist()
 
 
-def load_model(settings: Settings, artifact_path: str, sha256: str, *, version: str):
-    """Load an artifact after checking its sha256 against the registered one.
+def verified_artifact(
+    settings: Settings, artifact_path: str, sha256: str, *, version: str
+) -> tuple[Location, bytes]:
+    """The artifact's location and bytes, refused unless its sha256 is the registered one.
 
-    ``artifact_path``: the URI the registry recorded (a local path or
-    ``s3://...``); a relative path (models registered before the model store
-    had a URL) is relative to the settings' home.
+    Raises
+    ------
+    ArtifactIntegrityError
+        The file is missing, or its bytes changed since it was registered.
     """
-    import skops.io
-
     path = _artifact(settings, artifact_path)
     try:
         data = path.read_bytes()
@@ -443,6 +445,19 @@ def load_model(settings: Settings, artifact_path: str, sha256: str, *, version: 
             expected=sha256,
             actual=actual,
         )
+    return path, data
+
+
+def load_model(settings: Settings, artifact_path: str, sha256: str, *, version: str):
+    """Load an artifact after checking its sha256 against the registered one.
+
+    ``artifact_path``: the URI the registry recorded (a local path or
+    ``s3://...``); a relative path (models registered before the model store
+    had a URL) is relative to the settings' home.
+    """
+    import skops.io
+
+    path, data = verified_artifact(settings, artifact_path, sha256, version=version)
     try:
         if path.name.endswith(".lgbm.txt"):
             from credit_batch.stores import trees

@@ -131,12 +131,3 @@ def test_nightly_dag_on_postgresql_scores_once_reruns_identically_and_backfills(
 ):
     settings, _, record = pg_demo
     _nightly_rerun_and_backfill(airflow_db, settings, record)
-
-
-def test_manual_trigger_for_a_missing_snapshot_fails_the_run_and_writes_nothing(airflow_db, demo):
-    settings, _, _ = demo
-    done = dags_test(airflow_db, settings, "2026-11-05", {**SMALL, "snapshot_date": "2026-10-15"})
-    output = done.stdout + done.stderr
-    assert done.returncode != 0 and "DagRun failed" in output, output[-4000:]
-    assert "snapshot 2026-10-15 has no rows in the warehouse" in output
-    assert query(settings, "SELECT * FROM predictions") == []

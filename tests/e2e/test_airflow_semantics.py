@@ -109,6 +109,39 @@ def test_permanent_error_fails_the_task_at_once_with_one_try_and_loads_nothing(a
     assert query(settings, "SELECT COUNT(*) AS n FROM predictions") == [{"n": 0}]
 
 
+def _tamper(settings, record) -> None:
+    artifact = settings.home / record.artifact_path
+    artifact.write_bytes(artifact.read_bytes() + b"\x00")
+
+
+PERMANENT = {  # what a retry cannot fix: conf, a change to the home, the error's words
+    "missing snapshot": ({"snapshot_date": "2026-10-15"}, None, "has no rows in the warehouse"),
+    "unknown model": (
+        {"model_version": "logreg-19990101-deadbeef00"},
+        None,
+        "is not registered",
+    ),
+    "changed artifact": ({}, _tamper, "refusing to load a changed artifact"),
+}
+
+
+@pytest.mark.parametrize("case", list(PERMANENT))
+def test_what_a_retry_cannot_fix_fails_extract_with_exactly_one_try(airflow_db, demo, case):
+    settings, _, record = demo
+    conf, change, words = PERMANENT[case]
+    if change is not None:
+        change(settings, record)
+    done = _run(airflow_db, settings, "2026-11-05", conf)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0 and "DagRun failed" in output, output[-4000:]
+    assert words in output
+    tries = _tries(airflow_db, _newest_run(airflow_db))
+    assert tries[("extract", -1)] == (1, "failed")  # not up_for_retry: no second try
+    assert {task for task, _ in tries} == {"extract", "score", "load", "importance", "report"}
+    assert query(settings, "SELECT * FROM predictions") == []
+    assert not (settings.lake / "features").exists()
+
+
 def test_param_max_quarantine_fraction_zero_fails_a_snapshot_with_broken_rows(airflow_db, demo):
     settings, _, _ = demo
     assert expected_counts(settings, NEWEST)["quarantined"] > 0

@@ -12,14 +12,13 @@ import signal
 
 import pytest
 
-from tests.conftest import query
+from tests.conftest import advisory_waits, query
 from tests.reliability.conftest import (
     DATE,
     RUN_ARGS,
     assert_whole_slice,
     cli,
     cli_command,
-    slice_state,
 )
 
 pytestmark = pytest.mark.services
@@ -58,27 +57,6 @@ def test_promote_killed_between_updates_keeps_the_old_champion(backend, outcome)
     outcome(
         "one champion, the old one", f"champion {champions[0]['model_version'][:6]} after retry"
     )
-
-
-def test_two_runs_of_the_same_date_at_once_end_with_one_slice(backend, outcome):
-    import subprocess
-
-    settings, _, _ = backend
-    procs = []
-    for i in range(2):
-        argv, env = cli_command(settings, *RUN_ARGS, "--run-id", f"twin-{i}")
-        procs.append(
-            subprocess.Popen(
-                argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-            )
-        )
-    errs = [p.communicate(timeout=300)[1] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], [e[-1500:] for e in errs]
-    state = slice_state(settings)
-    assert state["duplicates"] == 0 and len(state["run_ids"]) == 1
-    assert state["run_ids"] <= {"twin-0", "twin-1"}
-    assert_whole_slice(settings, next(iter(state["run_ids"])))
-    outcome("two concurrent runs: one whole slice", f"{state['rows']} rows by {state['run_ids']}")
 
 
 def test_duckdb_file_locked_by_another_process_fails_after_bounded_retries_naming_holder(
@@ -128,17 +106,18 @@ def _wait_for(condition, what: str, timeout: float = 120.0) -> None:
         time.sleep(0.1)
 
 
-def _waiting_for_advisory_lock(pg_admin) -> bool:
-    row = pg_admin.execute(
-        "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-    ).fetchone()
-    return row[0] > 0
+def _b_waits_on_a(pg_admin, settings) -> bool:
+    """Run B's own backend (its application name) waits on run A's advisory lock."""
+    return ("run-b", ["run-a"]) in advisory_waits(pg_admin, settings.results_url)
 
 
 def test_two_runs_forced_to_overlap_wait_for_the_lock_and_leave_one_whole_run(
     backend, outcome, tmp_path, request
 ):
     """Run A pauses inside its load transaction; run B starts and must wait for A's lock.
+
+    (Two runs merely started together need not overlap at all: this is the
+    test of two runs of one date at once, forced to overlap.)
 
     PostgreSQL: B blocks on the slice's advisory lock (seen in ``pg_locks``).
     DuckDB: B cannot open the file A writes and retries with backoff (seen in
@@ -151,18 +130,19 @@ def test_two_runs_forced_to_overlap_wait_for_the_lock_and_leave_one_whole_run(
     argv, env = cli_command(
         settings, *RUN_ARGS, "--run-id", "first", fault="load.after_delete:pause"
     )
-    first = subprocess.Popen(
-        argv, env={**env, "CREDIT_BATCH_FAULT_DIR": str(tmp_path)}, stderr=subprocess.PIPE
-    )
+    env = {**env, "CREDIT_BATCH_FAULT_DIR": str(tmp_path), "PGAPPNAME": "run-a"}
+    first = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE)
     _wait_for((tmp_path / "load.after_delete.reached").exists, "run A to pause in its load")
     argv, env = cli_command(settings, *RUN_ARGS, "--run-id", "second")
     log = tmp_path / "second.log"
     with open(log, "w") as err:
-        second = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        second = subprocess.Popen(
+            argv, env={**env, "PGAPPNAME": "run-b"}, stdout=subprocess.DEVNULL, stderr=err
+        )
     if settings.results_url.startswith("postgresql"):
         pg_admin = request.getfixturevalue("pg_admin")
-        _wait_for(lambda: _waiting_for_advisory_lock(pg_admin), "run B to wait for the lock")
-        seen = "B waited on the advisory lock"
+        _wait_for(lambda: _b_waits_on_a(pg_admin, settings), "run B to wait on A's lock")
+        seen = "B's backend waited on A's advisory lock"
     else:
         _wait_for(lambda: "is locked; retrying" in log.read_text(), "run B to find the file locked")
         seen = "B retried the locked file"

@@ -12,6 +12,7 @@ import pytest
 from credit_batch import lifecycle, pipeline
 from credit_batch.config import Gates, Scorecard, Settings
 from credit_batch.errors import DataError, GateError, ParameterError
+from credit_batch.run import RunOptions
 from credit_batch.steps import performance
 from credit_batch.stores import registry, results
 from credit_batch.stores.db import connect
@@ -66,6 +67,42 @@ def test_candidate_trained_on_shuffled_labels_fails_its_auc_gate_and_is_no_chall
     assert again.model_version == record.model_version
     assert len(lifecycle.events(settings, record.model_version)) == 2
     assert champion.model_version != record.model_version
+
+
+#: Each gate forced to fail alone: the gates, whether training labels are shuffled, and the
+#: value the gate names (a key of the validation JSON).
+ONE_GATE = {
+    # no real model reaches an AUC of 1; the other gates cannot fail
+    "min_auc": (Gates(min_auc=1.0, max_psi=1e9, champion_margin=1.0), False, "roc_auc"),
+    # scores of a new snapshot never fall in the training bins exactly
+    "max_psi": (Gates(min_auc=0.0, max_psi=0.0, champion_margin=1.0), False, "psi"),
+    # trained on shuffled labels (AUC about 0.5) against a champion of about 0.88
+    "champion_margin": (Gates(min_auc=0.0, max_psi=1e9, champion_margin=0.0), True, "roc_auc"),
+}
+
+
+@pytest.mark.parametrize("gate", list(ONE_GATE))
+def test_each_gate_failing_alone_is_named_keeps_a_candidate_and_takes_an_override(demo, gate):
+    settings, _, champion = demo
+    gates, shuffle, value_key = ONE_GATE[gate]
+    settings = dataclasses.replace(settings, gates=gates)
+    if shuffle:
+        _shuffle_training_labels(settings, VALIDATION)
+    record = lifecycle.train_candidate(settings, cutoff="2026-10-31")
+    found = json.loads(record.validation)
+    assert record.gate_status.startswith(f"failed: {gate}: ") and ";" not in record.gate_status
+    assert f"{found[value_key]:.4f}" in record.gate_status  # the value that failed it
+    assert record.role == "candidate"
+    plan = pipeline.extract(settings, RunOptions(snapshot_date="2026-10-31"))
+    assert plan.run.model_version == champion.model_version and plan.shadows == ()
+    with pytest.raises(GateError, match=f"failed its gates \\(failed: {gate}: "):
+        lifecycle.promote(settings, record.model_version, reason="try")
+    assert lifecycle.events(settings, record.model_version)[-1]["event"] == "gates_failed"
+    lifecycle.promote(settings, record.model_version, reason="risk accepted", override_gates=True)
+    promoted = lifecycle.events(settings, record.model_version)[-1]
+    assert (promoted["event"], promoted["reason"]) == ("promoted", "risk accepted")
+    details = json.loads(promoted["details"])
+    assert details == {"gate_status": record.gate_status, "override_gates": True}
 
 
 def test_passing_candidate_becomes_challenger_and_promotion_writes_who_and_why(demo):

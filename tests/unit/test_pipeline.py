@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import pytest
@@ -188,11 +189,15 @@ def test_unknown_model_version_stops_with_one_line_error_and_writes_nothing(demo
 def test_tampered_artifact_is_refused_before_loading_and_nothing_is_stored(demo):
     settings, _, record = demo
     artifact = settings.home / record.artifact_path
-    artifact.write_bytes(artifact.read_bytes() + b"\x00")
     plan = pipeline.extract(settings, RunOptions(snapshot_date="2026-09-30"))
+    artifact.write_bytes(artifact.read_bytes() + b"\x00")
     with pytest.raises(errors.ArtifactIntegrityError, match="sha256") as info:
         pipeline.score_partition(settings, plan.run, plan.partitions[0])
     assert record.model_version in str(info.value) and "\n" not in str(info.value)
+    shutil.rmtree(Path(settings.lake_url) / "features")
+    with pytest.raises(errors.ArtifactIntegrityError, match="refusing to load a changed"):
+        pipeline.extract(settings, RunOptions(snapshot_date="2026-09-30"))
+    assert not (Path(settings.lake_url) / "features").exists()  # refused before reading
     assert _nothing_written(settings)
 
 

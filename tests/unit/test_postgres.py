@@ -12,7 +12,7 @@ import pytest
 from credit_batch import errors, pipeline
 from credit_batch.run import RunOptions
 from credit_batch.stores.db import _adbc_postgresql as _REAL_DRIVER
-from tests.conftest import REPO, expected_counts, query, run_pipeline
+from tests.conftest import REPO, advisory_waits, expected_counts, query, run_pipeline
 
 pytestmark = pytest.mark.services
 
@@ -174,8 +174,9 @@ def test_two_writers_of_one_importance_slice_wait_in_turn_and_leave_one_copy(
         time.sleep(0.05)
     second = threading.Thread(target=write)
     second.start()
-    waiting = "SELECT COUNT(*) FROM pg_locks WHERE NOT granted AND locktype = 'advisory'"
-    while pg_admin.execute(waiting).fetchone()[0] == 0:
+    # B's backend, in this test's own database, blocked by A's backend in it: not any
+    # ungranted advisory lock of the cluster (another test's, under xdist).
+    while not any(blockers for _, blockers in advisory_waits(pg_admin, settings.results_url)):
         assert time.monotonic() < deadline, "writer B did not wait for A's lock"
         time.sleep(0.05)
     (tmp_path / "importance.before_commit.go").touch()
