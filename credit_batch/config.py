@@ -123,6 +123,10 @@ MAX_IMPORTANCE_REPEATS = 50
 #: as one; two tasks of two threads each fight for the cores (1.0x).
 DEFAULT_SCORE_THREADS = 1
 MAX_SCORE_THREADS = 256
+#: Invalid rows a score task collects before they are described (the rule each
+#: breaks) and written to the quarantine: the quarantine's memory bound.
+DEFAULT_DESCRIBE_ROWS = 5_000
+MAX_DESCRIBE_ROWS = 1_000_000
 #: Processes the command line may score partitions in (``credit-batch run --workers``).
 MAX_WORKERS = 64
 #: Seconds between the retries of a DAG task (``CREDIT_BATCH_RETRY_DELAY_SECONDS``).
@@ -271,6 +275,12 @@ ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
         "CREDIT_BATCH_SCORE_THREADS",
         "1",
         "threads one score task may use (Arrow, BLAS); parallelism comes from the mapped tasks",
+    ),
+    (
+        "CREDIT_BATCH_QUARANTINE_DESCRIBE_ROWS",
+        "5000",
+        "invalid rows a score task collects before it describes them into the quarantine "
+        "(the quarantine's memory bound)",
     ),
     (
         "CREDIT_BATCH_SCORE_CONCURRENCY",
@@ -511,6 +521,9 @@ class Settings:
         Rows per scoring chunk and per extracted Parquet partition.
     score_threads : int
         Threads one scoring task may use.
+    describe_rows : int
+        Invalid rows a scoring task collects before describing them into the
+        quarantine (its memory bound).
     spec_path : Path
         The feature spec file training reads (scoring uses the model's own).
     lake_url, models_url : str
@@ -536,6 +549,7 @@ class Settings:
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     partition_rows: int = DEFAULT_PARTITION_ROWS
     score_threads: int = DEFAULT_SCORE_THREADS
+    describe_rows: int = DEFAULT_DESCRIBE_ROWS
     risk_bands: tuple[tuple[float, str], ...] = field(default=DEFAULT_RISK_BANDS)
     spec_path: Path = DEFAULT_SPEC_PATH
     lake_url: str = ""
@@ -563,6 +577,7 @@ class Settings:
         check_rows("chunk_rows", self.chunk_rows, maximum=MAX_CHUNK_ROWS)
         check_rows("partition_rows", self.partition_rows, maximum=MAX_PARTITION_ROWS)
         check_rows("score_threads", self.score_threads, maximum=MAX_SCORE_THREADS)
+        check_rows("describe_rows", self.describe_rows, maximum=MAX_DESCRIBE_ROWS)
         if not 0 < self.swap_cutoff < 1:
             raise ParameterError("CREDIT_BATCH_SWAP_CUTOFF", self.swap_cutoff, "must be in (0, 1)")
         if not _MEMORY.match(str(self.duckdb_memory_limit)):
@@ -599,6 +614,9 @@ class Settings:
                 env, _variable(env, "rows_per_partition"), DEFAULT_PARTITION_ROWS
             ),
             score_threads=_int_env(env, "CREDIT_BATCH_SCORE_THREADS", DEFAULT_SCORE_THREADS),
+            describe_rows=_int_env(
+                env, "CREDIT_BATCH_QUARANTINE_DESCRIBE_ROWS", DEFAULT_DESCRIBE_ROWS
+            ),
             spec_path=Path(env.get("CREDIT_BATCH_SPEC", str(DEFAULT_SPEC_PATH))),
             gates=Gates.from_env(env),
             scorecard=Scorecard.from_env(env),

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from credit_batch.config import DEFAULT_RISK_BANDS, DEFAULT_SCORECARD, Scorecard, Settings
+from credit_batch.config import (
+    DEFAULT_DESCRIBE_ROWS,
+    DEFAULT_RISK_BANDS,
+    DEFAULT_SCORECARD,
+    Scorecard,
+    Settings,
+)
 from credit_batch.errors import DataError, SchemaMismatchError
 from credit_batch.faults import fault_point
 from credit_batch.features import FeatureSpec, default_spec
@@ -39,10 +45,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Invalid rows collected before pandera describes them (one call per partition
-#: as a rule; more only when a partition holds this many invalid rows).
-_DESCRIBE_ROWS = 5_000
 
 
 def scores_schema(key=None):
@@ -144,6 +146,7 @@ def score_file(
     drift_reference: dict | None = None,
     bands=DEFAULT_RISK_BANDS,
     scorecard: Scorecard = DEFAULT_SCORECARD,
+    describe_rows: int = DEFAULT_DESCRIBE_ROWS,
 ) -> dict:
     """Validate and score a feature partition; return ``rows_scored``, ``rows_quarantined``.
 
@@ -169,6 +172,9 @@ def score_file(
     drift_reference : dict, optional
         Training-time bins (see :mod:`credit_batch.steps.drift`); the scored rows are
         counted into them, for PSI.
+    describe_rows : int
+        Invalid rows collected before they are described into the quarantine
+        (one description per partition as a rule: the quarantine's memory bound).
 
     Returns
     -------
@@ -225,7 +231,7 @@ def score_file(
                 snapshot = snapshot or batch.column("snapshot_date")[0]
             counts["rows_scored"] += scored.num_rows
             counts["rows_quarantined"] += len(invalid)
-            if sum(map(len, rejected)) >= _DESCRIBE_ROWS:  # memory stays bounded
+            if sum(map(len, rejected)) >= describe_rows:  # memory stays bounded
                 qwriter.write_batch(_quarantined(job, rejected, snapshot))
                 rejected = []
             fault_point("score.after_first_chunk")
@@ -459,6 +465,7 @@ def _score_local(settings: Settings, run: Run, features: Path, model, out, quara
         drift_reference=run.drift_reference,
         bands=settings.risk_bands,
         scorecard=settings.scorecard,
+        describe_rows=settings.describe_rows,
     )
 
 

@@ -12,13 +12,13 @@ partitions scored by two worker processes (``credit-batch run --workers 2``).
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from credit_batch.config import Settings
 from tests.conftest import query, run_pipeline
 
 pytestmark = pytest.mark.e2e
@@ -34,13 +34,19 @@ def expected():
     return frame, json.loads((HERE / "expected_counts.json").read_text())
 
 
-@pytest.fixture(params=[1, 2], ids=["one-process", "two-workers"])
-def stored(demo, expected, monkeypatch, request):
-    from credit_batch.steps import scoring
+@pytest.fixture(scope="module", params=[1, 2], ids=["one-process", "two-workers"])
+def stored(demo_template, expected, tmp_path_factory, request):
+    """One run per module and way of scoring (the tests only read it): settings, the
+    run, the stored predictions and quarantine, the champion record.
 
-    monkeypatch.setattr(scoring, "_DESCRIBE_ROWS", 2)  # quarantine described in several calls
-    settings, _, _ = demo
-    settings = replace(settings, partition_rows=1_100, chunk_rows=257)
+    ``describe_rows=2`` is a setting, so it reaches the spawned workers too (the
+    quarantine is described in several calls there as well).
+    """
+    import shutil
+
+    home = tmp_path_factory.mktemp(f"golden-{request.param}") / "home"
+    shutil.copytree(demo_template[0], home)
+    settings = Settings(home=home, partition_rows=1_100, chunk_rows=257, describe_rows=2)
     date = expected[1]["snapshot_date"]
     done = run_pipeline(
         settings, snapshot_date=date, repeats=1, sample_rows=500, workers=request.param
@@ -51,11 +57,11 @@ def stored(demo, expected, monkeypatch, request):
     quarantine = pd.DataFrame(
         query(settings, "SELECT * FROM quarantine WHERE snapshot_date = :d", {"d": date})
     )
-    return done, predictions, quarantine
+    return done, predictions, quarantine, settings, demo_template[2]
 
 
 def test_run_counts_equal_the_stored_expected_counts(stored, expected):
-    done, predictions, quarantine = stored
+    done, predictions, quarantine, _, _ = stored
     counts = expected[1]
     assert done["plan"].run.rows_in == counts["rows_in"]
     assert done["loaded"]["rows_loaded"] == len(predictions) == counts["rows_scored"]
@@ -63,7 +69,7 @@ def test_run_counts_equal_the_stored_expected_counts(stored, expected):
 
 
 def test_scores_and_reason_values_equal_the_straightforward_path(stored, expected):
-    _, predictions, _ = stored
+    _, predictions, _, _, _ = stored
     want = expected[0].dropna(subset=["score"]).set_index("customer_id")
     got = predictions.set_index("customer_id").loc[want.index]
     # The stored expectation was computed on another machine: the same model trained on
@@ -76,7 +82,7 @@ def test_scores_and_reason_values_equal_the_straightforward_path(stored, expecte
 
 
 def test_reason_codes_equal_the_straightforward_path(stored, expected):
-    _, predictions, _ = stored
+    _, predictions, _, _, _ = stored
     want = expected[0].dropna(subset=["score"]).set_index("customer_id")
     got = predictions.set_index("customer_id").loc[want.index]
     for column in REASONS:
@@ -85,18 +91,17 @@ def test_reason_codes_equal_the_straightforward_path(stored, expected):
 
 
 def test_quarantined_ids_and_reasons_equal_the_straightforward_path(stored, expected):
-    _, _, quarantine = stored
+    _, _, quarantine, _, _ = stored
     want = expected[0][expected[0]["score"].isna()].set_index("customer_id")
     got = quarantine.set_index("customer_id").sort_index()
     assert got.index.tolist() == want.index.tolist()
     assert got["reason"].tolist() == want["quarantine_reason"].tolist()
 
 
-def test_shap_summary_equals_the_straightforward_mean_absolute_shap(stored, expected, demo):
-    settings, _, _ = demo
-    done, _, _ = stored
+def test_shap_summary_equals_the_straightforward_mean_absolute_shap(stored, expected):
+    done, _, _, settings, _ = stored
     rows = query(
-        replace(settings, partition_rows=1_100, chunk_rows=257),
+        settings,
         "SELECT feature, mean_abs_shap, rows_explained FROM shap_summary WHERE run_id = :r",
         {"r": done["plan"].run.run_id},
     )
@@ -112,13 +117,12 @@ _BANDS = [(0.02, "A"), (0.05, "B"), (0.10, "C"), (0.20, "D"), (1.0, "E")]
 
 
 def test_quarantined_rows_are_exactly_the_sql_oracles_broken_rows_with_their_values(
-    stored, expected, demo
+    stored, expected
 ):
     """Not the package's own schema: the broken rows come from plain SQL over the warehouse."""
     from tests.conftest import broken_rows
 
-    settings, _, _ = demo
-    _, _, quarantine = stored
+    _, _, quarantine, settings, _ = stored
     oracle = broken_rows(settings, expected[1]["snapshot_date"])
     assert sorted(quarantine["customer_id"]) == sorted(oracle)
     for row in quarantine.itertuples():
@@ -130,9 +134,8 @@ def test_quarantined_rows_are_exactly_the_sql_oracles_broken_rows_with_their_val
             assert value == raw or (value is None and raw is None), (row.customer_id, column)
 
 
-def test_every_score_has_its_band_and_the_runs_lineage(stored, demo):
-    done, predictions, _ = stored
-    settings, _, record = demo
+def test_every_score_has_its_band_and_the_runs_lineage(stored):
+    done, predictions, _, settings, record = stored
     run = done["plan"].run
     want = [next(b for bound, b in _BANDS if s <= bound) for s in predictions["score"]]
     assert predictions["risk_band"].tolist() == want

@@ -339,7 +339,6 @@ NO_DATABASE = {
     "results_url_mysql",
     "results_url_sqlite",
     "warehouse_url_garbage",
-    "warehouse_url_unreachable",
     "env_chunk_word",
     "train_until_word",
     "train_algorithm_unknown",
@@ -348,25 +347,41 @@ NO_DATABASE = {
 }
 
 
+#: Cases that try to reach a database the case itself names (not the backend's): once.
+OWN_DATABASE = {"warehouse_url_unreachable"}
+
+
 def _on_backends(cases: list) -> list:
-    """Each case on DuckDB, and on PostgreSQL too where it touches a database."""
+    """Each case on DuckDB, and on PostgreSQL too where it touches the backend's database."""
     params = []
     for case in cases:
-        backends = ["duckdb"] if case[0] in NO_DATABASE else ["duckdb", "postgresql"]
+        once = case[0] in NO_DATABASE | OWN_DATABASE
+        backends = ["duckdb"] if once else ["duckdb", "postgresql"]
         params += [pytest.param(b, *case, id=f"{case[0]}-{b}") for b in backends]
     return params
 
 
 def _guard_databases(monkeypatch, case: str) -> None:
-    """For a NO_DATABASE case: opening the warehouse or the results fails the test."""
+    """For a NO_DATABASE case: opening any database fails the test, at the lowest layer
+    (the package's two connection classes and the drivers under them), whichever
+    function of the package reaches for one."""
     if case not in NO_DATABASE:
         return
+    import duckdb
+    import psycopg
+
+    from credit_batch.stores import db
 
     def refuse(*args, **kwargs):
         raise AssertionError(f"case {case} opened a database")
 
-    monkeypatch.setattr(warehouse, "open_warehouse", refuse)
-    monkeypatch.setattr(results, "open_results", refuse)
+    for owner, name in (
+        (db.DuckDBDatabase, "__init__"),
+        (db.PostgresDatabase, "__init__"),
+        (duckdb, "connect"),
+        (psycopg, "connect"),
+    ):
+        monkeypatch.setattr(owner, name, refuse)
 
 
 @pytest.mark.parametrize(
