@@ -23,7 +23,7 @@ from pathlib import Path
 from benchmarks.output import Figure
 from credit_batch import pipeline
 from credit_batch.config import DAGS_FOLDER, Settings
-from credit_batch.features import DEFAULT_FEATURE_SPEC
+from credit_batch.features import DEFAULT_FEATURE_SPEC, default_spec
 from credit_batch.run import Plan, RunOptions
 from credit_batch.storage import location
 from credit_batch.stores import lake, registry, results
@@ -1054,7 +1054,9 @@ class _server:
 def _applicant(bench: Bench) -> dict:
     import pyarrow.parquet as pq
 
-    part = lake.features_parts(bench.settings.lake, bench.date)[0]
+    part = lake.features_parts(
+        bench.settings.lake, bench.date, feature_set=default_spec().feature_set
+    )[0]
     row = pq.read_table(part.path).slice(0, 1).to_pylist()[0]
     return {k: v for k, v in row.items() if k not in ("customer_id", "snapshot_date")}
 
@@ -1147,7 +1149,10 @@ def _query(settings: Settings, sql: str) -> list[dict]:
 
 
 def _features(settings: Settings, date) -> list[Path]:
-    return [Path(p.path) for p in lake.features_parts(settings.lake, date)]
+    return [
+        Path(p.path)
+        for p in lake.features_parts(settings.lake, date, feature_set=default_spec().feature_set)
+    ]
 
 
 ANALYST_BAR_SECONDS = 1.0

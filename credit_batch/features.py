@@ -251,6 +251,15 @@ class FeatureSpec:
         text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
+    @property
+    def feature_set(self) -> str:
+        """The feature set's key in the lake: ``<name>-<digest[:12]>``.
+
+        Two models whose specs are equal share one extract; a changed spec (a
+        query, a rule, a feature) is another feature set, in a folder of its own.
+        """
+        return f"{self.name}-{self.digest[:12]}"
+
 
 def _select(feature: Feature, alias: str) -> str:
     """The select-list item of ``feature``: as strings, or as float64 like the lake's."""

@@ -83,7 +83,7 @@ def extract(settings: Settings, options: RunOptions | None = None) -> Plan:
         batches = warehouse.stream_features(wh, spec, date, batch_rows=min(chunk, part_rows))
         parts = lake.write_parts(
             batches,
-            lake.features_dir(settings.lake, date),
+            lake.features_dir(settings.lake, date, feature_set=spec.feature_set),
             rows_per_part=part_rows,
             schema=spec.arrow_schema(),
             dictionary_columns=spec.dictionary_columns,

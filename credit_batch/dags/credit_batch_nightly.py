@@ -4,7 +4,8 @@
 Scores every customer of a warehouse snapshot with a pinned model and stores
 the scores and their permutation importance in SQL for later lookup.
 
-* **extract**: the snapshot's features -> `lake/features/snapshot_date=D/part-*.parquet`
+* **extract**: the snapshot's features, keyed by feature set (the spec) and date ->
+  `lake/features/feature_set=F/snapshot_date=D/part-*.parquet`
 * **score**: one mapped task per partition: validate, score, reason codes, drift counts,
   with the champion and then with every active challenger (shadow scoring)
 * **load**: one writer, one transaction per slice: replaces the (date, model) slice of

@@ -55,7 +55,9 @@ def lake_sample(settings: Settings, run: Run, *, seed: int):
     import pyarrow as pa
 
     schema = run.spec.arrow_schema()
-    batches = lake.iter_features(settings.lake, run.snapshot_date, schema)
+    batches = lake.iter_features(
+        settings.lake, run.snapshot_date, schema, feature_set=run.spec.feature_set
+    )
     sample = _valid_sample(batches, schema, run, seed)
     # The scan's decoded pages go back to the OS before the warehouse query runs:
     # Arrow's allocator keeps freed memory for reuse (300 MB at 20M rows).

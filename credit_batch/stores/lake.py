@@ -68,9 +68,11 @@ _PART = re.compile(r"^part-\d{5}\.(parquet|manifest\.json)$")
 FEATURES_MANIFEST = "_manifest.json"
 
 
-def features_dir(lake: Location, date: dt.date) -> Location:
-    """Folder of one snapshot's extracted feature partitions."""
-    return lake / "features" / f"snapshot_date={date.isoformat()}"
+def features_dir(lake: Location, date: dt.date, *, feature_set: str) -> Location:
+    """Folder of one snapshot's extracted partitions of one feature set
+    (:attr:`credit_batch.features.FeatureSpec.feature_set`): models with
+    different specs extract the same night without touching each other's."""
+    return lake / "features" / f"feature_set={feature_set}" / f"snapshot_date={date.isoformat()}"
 
 
 def scores_dir(lake: Location, date: dt.date, model_version: str, run_id: str) -> Location:
@@ -214,11 +216,11 @@ def write_parts(
     return parts
 
 
-def features_parts(lake: Location, date: dt.date) -> list[Location]:
-    """The feature parts a snapshot's ``_manifest.json`` names (written by :func:`write_parts`)."""
+def features_parts(lake: Location, date: dt.date, *, feature_set: str) -> list[Location]:
+    """The parts a snapshot's ``_manifest.json`` names (written by :func:`write_parts`)."""
     import json
 
-    manifest = features_dir(lake, date) / FEATURES_MANIFEST
+    manifest = features_dir(lake, date, feature_set=feature_set) / FEATURES_MANIFEST
     try:
         parts = json.loads(manifest.read_text())["parts"]
     except (OSError, ValueError, KeyError) as exc:
@@ -350,9 +352,10 @@ def dataset(lake: Location, uris: Iterable[str], schema):
     return ds.dataset([f.path for f in files], format="parquet", schema=schema, filesystem=lake.fs)
 
 
-def iter_features(lake: Location, date: dt.date, schema):
+def iter_features(lake: Location, date: dt.date, schema, *, feature_set: str):
     """A snapshot's extracted feature partitions, batch by batch (memory: one batch)."""
-    parts = dataset(lake, [p.uri for p in features_parts(lake, date)], schema)
+    parts = features_parts(lake, date, feature_set=feature_set)
+    parts = dataset(lake, [p.uri for p in parts], schema)
     return parts.to_batches(batch_readahead=1, fragment_readahead=1, use_threads=False)
 
 

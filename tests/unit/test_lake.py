@@ -65,22 +65,53 @@ def test_rewrite_with_fewer_parts_removes_stale_ones_and_the_manifest_names_the_
 def test_readers_read_only_the_parts_the_manifest_names(root):
     schema = pa.schema([("x", pa.int64())])
     date = dt.date(2026, 9, 30)
-    folder = lake.features_dir(root, date)
+    folder = lake.features_dir(root, date, feature_set="fs-a")
     lake.write_parts(_batches([12]), folder, rows_per_part=5, schema=schema)
     (folder / "part-00007.parquet").write_bytes(b"not parquet: a stray object")
     (folder / ".part-00000.parquet.99.tmp").write_bytes(b"a dead writer's temporary")
-    table = pa.Table.from_batches(lake.iter_features(root, date, schema), schema=schema)
+    batches = lake.iter_features(root, date, schema, feature_set="fs-a")
+    table = pa.Table.from_batches(batches, schema=schema)
     assert table.column("x").to_pylist() == list(range(12))
+
+
+def test_two_feature_sets_of_one_night_keep_their_own_partitions(root):
+    """Two models with different specs extract the same date: neither overwrites the other."""
+    import dataclasses
+
+    from credit_batch.features import default_spec
+
+    spec = default_spec()
+    other = dataclasses.replace(spec, name="thin_file")
+    changed = dataclasses.replace(spec, description="a changed spec is another feature set")
+    keys = {spec.feature_set, other.feature_set, changed.feature_set}
+    assert len(keys) == 3 and all(k.startswith(("gmsc-", "thin_file-")) for k in keys)
+    assert spec.feature_set == dataclasses.replace(spec).feature_set  # equal specs share one
+    schema = pa.schema([("x", pa.int64())])
+    date = dt.date(2026, 9, 30)
+    for key, rows in ((spec.feature_set, 7), (other.feature_set, 3)):
+        lake.write_parts(
+            _batches([rows]),
+            lake.features_dir(root, date, feature_set=key),
+            rows_per_part=5,
+            schema=schema,
+        )
+    read = {
+        key: pa.Table.from_batches(
+            lake.iter_features(root, date, schema, feature_set=key), schema=schema
+        ).num_rows
+        for key in (spec.feature_set, other.feature_set)
+    }
+    assert read == {spec.feature_set: 7, other.feature_set: 3}
 
 
 def test_a_snapshot_without_its_manifest_is_refused_by_name(root):
     schema = pa.schema([("x", pa.int64())])
     date = dt.date(2026, 9, 30)
-    folder = lake.features_dir(root, date)
+    folder = lake.features_dir(root, date, feature_set="fs-a")
     lake.write_parts(_batches([3]), folder, rows_per_part=5, schema=schema)
     (folder / lake.FEATURES_MANIFEST).unlink()
     with pytest.raises(DataError, match="no readable feature manifest .*_manifest.json"):
-        lake.iter_features(root, date, schema)
+        lake.iter_features(root, date, schema, feature_set="fs-a")
 
 
 def test_failed_write_leaves_the_old_file_and_no_temporary(root):

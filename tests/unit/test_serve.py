@@ -8,7 +8,7 @@ import json
 import pytest
 
 from credit_batch import catalog, serve
-from credit_batch.features import DEFAULT_FEATURE_SPEC
+from credit_batch.features import DEFAULT_FEATURE_SPEC, default_spec
 from tests.conftest import query, run_pipeline, stored_state
 from tests.e2e.test_serving_under_load import revoked_within
 
@@ -82,7 +82,7 @@ def test_online_scores_equal_the_batch_for_a_thousand_rows(served):
     from credit_batch.stores import lake
 
     settings, client, _ = served
-    [part, *_] = lake.features_parts(settings.lake, NEWEST)
+    [part, *_] = lake.features_parts(settings.lake, NEWEST, feature_set=default_spec().feature_set)
     rows = pq.read_table(part.path).slice(0, 1_000).to_pylist()
     stored = {
         r["customer_id"]: r
@@ -164,7 +164,7 @@ def _applicant(settings) -> dict:
 
     from credit_batch.stores import lake
 
-    [part, *_] = lake.features_parts(settings.lake, NEWEST)
+    [part, *_] = lake.features_parts(settings.lake, NEWEST, feature_set=default_spec().feature_set)
     row = pq.read_table(part.path).slice(0, 1).to_pylist()[0]
     row.pop("customer_id")
     row.pop("snapshot_date")
