@@ -1211,6 +1211,9 @@ def _register_champion(bench: Bench, settings: Settings) -> None:
     import pyarrow as pa
 
     record, _ = bench.model()
+    artifact = record.artifact_path  # relative to the bench's home, not this one's
+    if "://" not in artifact and not Path(artifact).is_absolute():
+        record = replace(record, artifact_path=str(bench.settings.home / artifact))
     with results.open_results(settings) as db:
         db.bulk_insert("model_registry", pa.Table.from_pylist([record.row()]))
         registry.promote(db, settings, record.model_version)

@@ -17,11 +17,12 @@ it is given.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from credit_batch.storage import Location, S3Options, is_remote, location
 
 __all__ = [
     "ALGORITHMS",
+    "Policy",
     "ASSETS",
     "DEFAULT_DUCKDB_MEMORY_LIMIT",
     "DEFAULT_TRAIN_SCHEDULE",
@@ -229,6 +231,59 @@ class Scorecard:
 
 
 DEFAULT_SCORECARD = Scorecard()
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What a model version decides with its scores, registered with the version.
+
+    ``risk_bands``: ``(upper score bound, band)`` pairs, ascending, the last
+    bound 1; ``scorecard``: the points scale; ``gates``: what a candidate must
+    show to become a challenger; ``swap_cutoff``: a score at or below it is
+    "accepted" when a challenger is compared with the champion. Scoring uses
+    the version's policy, never the scoring worker's environment.
+    """
+
+    risk_bands: tuple[tuple[float, str], ...] = DEFAULT_RISK_BANDS
+    scorecard: Scorecard = DEFAULT_SCORECARD
+    gates: Gates = DEFAULT_GATES
+    swap_cutoff: float = DEFAULT_SWAP_CUTOFF
+
+    def __post_init__(self) -> None:
+        bands = tuple((float(bound), str(label)) for bound, label in self.risk_bands)
+        bounds = [bound for bound, _ in bands]
+        if not bands or bounds != sorted(set(bounds)) or bounds[-1] != 1.0 or bounds[0] <= 0:
+            raise ParameterError(
+                "policy risk_bands",
+                self.risk_bands,
+                "must be ascending bounds in (0, 1], the last 1",
+            )
+        if len({label for _, label in bands}) != len(bands):
+            raise ParameterError("policy risk_bands", self.risk_bands, "must name each band once")
+        if not 0 < self.swap_cutoff < 1:
+            raise ParameterError("policy swap_cutoff", self.swap_cutoff, "must be in (0, 1)")
+        object.__setattr__(self, "risk_bands", bands)
+
+    def to_dict(self) -> dict:
+        """Plain JSON: what the registry stores (``model_registry.policy``)."""
+        return {
+            "risk_bands": [list(b) for b in self.risk_bands],
+            "scorecard": dataclasses.asdict(self.scorecard),
+            "gates": dataclasses.asdict(self.gates),
+            "swap_cutoff": self.swap_cutoff,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Policy:
+        """The policy :meth:`to_dict` wrote (checked again)."""
+        return cls(
+            risk_bands=tuple((b, label) for b, label in data["risk_bands"]),
+            scorecard=Scorecard(**data["scorecard"]),
+            gates=Gates(**data["gates"]),
+            swap_cutoff=data["swap_cutoff"],
+        )
+
+
 #: The package's SQL files and example specs (package data: a wheel carries them).
 _PACKAGE_SQL_DIR = Path(str(importlib.resources.files("credit_batch").joinpath("sql")))
 #: The folder of the DAG files, to give Airflow as ``dags_folder``.
@@ -624,6 +679,12 @@ class Settings:
             duckdb_memory_limit=env.get("CREDIT_BATCH_DUCKDB_MEMORY_LIMIT")
             or DEFAULT_DUCKDB_MEMORY_LIMIT,
         )
+
+    @property
+    def policy(self) -> Policy:
+        """This deployment's policy: what a version trained here is registered with
+        (and what a version registered before policies were recorded scores with)."""
+        return Policy(self.risk_bands, self.scorecard, self.gates, self.swap_cutoff)
 
     @property
     def lake(self) -> Location:

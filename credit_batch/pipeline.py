@@ -101,6 +101,7 @@ def extract(settings: Settings, options: RunOptions | None = None) -> Plan:
         extract_seconds=time.perf_counter() - t0,
         duplicate_ids=repeated,
         input_fingerprint=lake.input_fingerprint(parts, spec.digest),
+        policy=model.policy_or(settings.policy),
     )
     logger.info("extracted %d rows of %s into %d partitions", rows_in, date, len(parts))
     fault_point("extract.before_return")
@@ -109,7 +110,8 @@ def extract(settings: Settings, options: RunOptions | None = None) -> Plan:
     shadows = options.challengers and not options.model_version
     models = registry.shadow_models(settings, model) if shadows else []
     partitions = tuple({"index": i, **p} for i, p in enumerate(parts))
-    return Plan(run, partitions, tuple(run.twin_for(m) for m in models))
+    twins = tuple(run.twin_for(m, policy=m.policy_or(settings.policy)) for m in models)
+    return Plan(run, partitions, twins)
 
 
 def _loaded_from(settings: Settings, run: Run) -> str | None:
@@ -298,8 +300,10 @@ def run(
 def load_csv(settings: Settings, path: str, *, snapshot_date) -> int:
     """Load a real ``cs-training.csv`` as one snapshot of the warehouse; return its rows."""
     date = parse_date(snapshot_date)
+    features, outcomes = warehouse.read_gmsc_csv(path, date)  # before the warehouse opens
     with warehouse.open_warehouse(settings, read_only=False) as wh:
-        return warehouse.load_gmsc_csv(wh, settings, path, date)
+        warehouse.apply_schema(wh, settings)
+        return warehouse.replace_snapshot(wh, settings, date, features, outcomes)
 
 
 def promote(settings: Settings, version: str, **audit) -> registry.ModelRecord:

@@ -31,6 +31,7 @@ from credit_batch.config import (
     MAX_IMPORTANCE_REPEATS,
     MAX_IMPORTANCE_SAMPLE_ROWS,
     MAX_PARTITION_ROWS,
+    Policy,
     Settings,
 )
 from credit_batch.errors import CreditBatchError, ParameterError
@@ -174,6 +175,7 @@ class Run:
     input_fingerprint: str | None = None
     role: str = "champion"  # the model's role when the run started
     shadow: bool = False  # a challenger scored beside the champion (no importance, no report)
+    policy: Policy = field(default_factory=Policy)  # the version's: bands, points, gates
 
     @classmethod
     def start(
@@ -188,8 +190,12 @@ class Run:
         extract_seconds: float,
         duplicate_ids: Iterable[int] = (),
         input_fingerprint: str | None = None,
+        policy: Policy | None = None,
     ) -> Run:
-        """The run of ``options`` with ``model`` (a registry record) and what extract resolved."""
+        """The run of ``options`` with ``model`` (a registry record) and what extract resolved.
+
+        ``policy``: the version's (``ModelRecord.policy_or``).
+        """
         background = model.background
         return cls(
             run_id=options.run_id or new_run_id(options.airflow_dag_id, options.airflow_run_id),
@@ -214,11 +220,13 @@ class Run:
             airflow_run_id=options.airflow_run_id,
             input_fingerprint=input_fingerprint,
             role=getattr(model, "role", "champion"),
+            policy=policy or Policy(),
         )
 
-    def twin_for(self, model) -> Run:
+    def twin_for(self, model, *, policy: Policy) -> Run:
         """This run's twin for a challenger ``model`` (a registry record): same snapshot,
-        same extracted features, its own slice and a run id derived from this one's."""
+        same extracted features, its own slice, its own ``policy`` and a run id derived
+        from this one's."""
         background = model.background
         return dataclasses.replace(
             self,
@@ -232,6 +240,7 @@ class Run:
             drift_reference=model.reference_bins,
             role="challenger",
             shadow=True,
+            policy=policy,
         )
 
     @property
@@ -244,6 +253,7 @@ class Run:
         out = dataclasses.asdict(self)
         out["snapshot_date"] = self.snapshot_date.isoformat()
         out["started_at"] = self.started_at.isoformat()
+        out["policy"] = self.policy.to_dict()
         return out
 
     @classmethod
@@ -260,6 +270,8 @@ class Run:
             data["spec"] = FeatureSpec.from_dict(data["spec"])
         if data.get("explainer_background") is not None:
             data["explainer_background"] = tuple(data["explainer_background"])
+        if isinstance(data.get("policy"), Mapping):
+            data["policy"] = Policy.from_dict(data["policy"])
         return cls(**data)
 
 

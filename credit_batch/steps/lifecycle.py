@@ -67,7 +67,7 @@ def train_candidate(
     if record.validation_date == valid_date and record.gate_status:
         return record
     found = validate(settings, record, valid, spec=spec)
-    failures = check_gates(found, settings.gates)
+    failures = check_gates(found, record.policy_or(settings.policy).gates)  # its own gates
     gate_status = "passed" if not failures else "failed: " + "; ".join(failures)
     card = write_model_card(settings, record, found, gate_status=gate_status, spec=spec)
     with results.open_results(settings) as db, db.transaction():

@@ -121,7 +121,7 @@ def score_applicant(settings: Settings, model, record, fields: dict) -> dict:
         spec=spec,
         feature_names=list(record.features),
         model_version=record.model_version,
-        settings=settings,
+        policy=record.policy_or(settings.policy),  # the batch's bands and points
         background=record.background,
     )
     if len(rejected):

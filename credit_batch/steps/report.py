@@ -114,8 +114,7 @@ METHODS = {
     "80 % of them",
     "PSI": "population stability index: how far a distribution moved from the training data",
 }
-#: The risk bands' upper bounds of the score, and the PSI bands.
-BANDS = (("A", "2 %"), ("B", "5 %"), ("C", "10 %"), ("D", "20 %"), ("E", "above 20 %"))
+#: The PSI bands (the risk bands are the model version's own policy's).
 PSI_BANDS = "stable below 0.10; watch from 0.10 to 0.25; act above 0.25"
 
 
@@ -123,11 +122,12 @@ def render(data: dict) -> str:
     """The report's HTML for the data :func:`_collect` gathers."""
     run = data["run"][0]
     texts = {r["feature"]: r["reason_text"] for r in data.get("reasons", [])}
+    policy = _policy(data["model"])
     parts = [
         f"<h1>credit-batch run report: snapshot {_e(run['snapshot_date'])}, "
         f"model {_e(run['model_version'])}</h1>",
         summary(data, texts),
-        _legend(),
+        _legend(policy),
         _counts(run),
         "<h2>Scores and risk bands</h2>",
         _figure(_histogram_plot(data["score_histogram"])),
@@ -264,8 +264,28 @@ def _top_drift(drift: list[dict], run: dict, texts: dict) -> str:
     return f"{score}; the feature that moved most is {moved}."
 
 
-def _legend() -> str:
-    bands = "; ".join(f"{b}: {bound}" if b == "E" else f"{b}: up to {bound}" for b, bound in BANDS)
+def _policy(models: list[dict]):
+    """The version's policy (popped from its model rows: shown in the legend, not as JSON);
+    a version registered before policies were recorded: the defaults it scored with."""
+    import json
+
+    from credit_batch.config import Policy
+
+    found = [m.pop("policy", None) for m in models]
+    return Policy.from_dict(json.loads(found[0])) if found and found[0] else Policy()
+
+
+def band_words(policy) -> str:
+    """``A: up to 2 %; ...; E: above 20 %`` from a policy's risk bands."""
+    bands = policy.risk_bands
+    words = [f"{label}: up to {bound:.4g} %" for bound, label in ((b * 100, n) for b, n in bands)]
+    if len(bands) > 1:
+        words[-1] = f"{bands[-1][1]}: above {bands[-2][0] * 100:.4g} %"
+    return "; ".join(words)
+
+
+def _legend(policy) -> str:
+    bands = band_words(policy)
     methods = "".join(f"<li><b>{_e(k)}</b>: {_e(v)}</li>" for k, v in METHODS.items())
     return (
         "<details open><summary>How to read this report</summary>"

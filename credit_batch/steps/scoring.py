@@ -18,6 +18,7 @@ from credit_batch.config import (
     DEFAULT_DESCRIBE_ROWS,
     DEFAULT_RISK_BANDS,
     DEFAULT_SCORECARD,
+    Policy,
     Scorecard,
     Settings,
 )
@@ -333,7 +334,7 @@ def score_batch(
     spec: FeatureSpec,
     feature_names: list[str],
     model_version: str,
-    settings: Settings,
+    policy: Policy,
     background=None,
     run_id: str = "online",
 ):
@@ -349,9 +350,9 @@ def score_batch(
         frozenset(),
         model_version,
         run_id,
-        settings.risk_bands,
+        policy.risk_bands,
         None if background is None else list(background),
-        settings.scorecard,
+        policy.scorecard,
     )
     scored, rejected, _, _, _ = _score_batch(job, batch)
     return scored, rejected
@@ -413,9 +414,9 @@ def score_partition(settings: Settings, run: Run, partition: dict) -> dict:
         "chunk_rows": run.chunk_rows,
         "duplicate_ids": list(run.duplicate_ids),
         "points_scale": [
-            settings.scorecard.base_points,
-            settings.scorecard.base_odds,
-            settings.scorecard.pdo,
+            run.policy.scorecard.base_points,
+            run.policy.scorecard.base_odds,
+            run.policy.scorecard.pdo,
         ],
     }
     counts = lake.reusable_counts(out, quarantine, key)
@@ -463,8 +464,8 @@ def _score_local(settings: Settings, run: Run, features: Path, model, out, quara
         duplicate_ids=frozenset(run.duplicate_ids),
         background=None if run.explainer_background is None else list(run.explainer_background),
         drift_reference=run.drift_reference,
-        bands=settings.risk_bands,
-        scorecard=settings.scorecard,
+        bands=run.policy.risk_bands,  # the version's policy, not this worker's environment
+        scorecard=run.policy.scorecard,
         describe_rows=settings.describe_rows,
     )
 

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from credit_batch.checks import check_model_version, utcnow
-from credit_batch.config import Settings, safe_url
+from credit_batch.config import Policy, Settings, safe_url
 from credit_batch.errors import (
     ArtifactIntegrityError,
     GateError,
@@ -117,6 +117,12 @@ class ModelRecord:
     validation: str | None = None
     gate_status: str | None = None
     model_card: str | None = None
+    policy: str | None = None  # JSON (Policy.to_dict); None: registered before policies
+
+    def policy_or(self, fallback: Policy) -> Policy:
+        """The policy registered with this version; ``fallback`` for a version registered
+        before policies were recorded (it scored with its deployment's then)."""
+        return fallback if self.policy is None else Policy.from_dict(json.loads(self.policy))
 
     @property
     def role(self) -> str:
@@ -180,6 +186,7 @@ def save_model(
         drift_reference=_json_or_none(fitted.drift_reference),
         spec=json.dumps(fitted.spec.to_dict(), sort_keys=True),
         spec_hash=fitted.spec.digest,
+        policy=json.dumps(settings.policy.to_dict(), sort_keys=True),
         **{k: float(fitted.metrics[k]) for k in ("roc_auc", "log_loss", "ks")},
     )
     with atomic_path(folder / "metadata.json") as tmp:

@@ -125,6 +125,7 @@ _ADDED_COLUMNS = (
     ("predictions", "points", "DOUBLE PRECISION"),
     ("scoring_runs", "role", "VARCHAR"),
     ("realized_performance", "in_sample", "BOOLEAN"),
+    ("model_registry", "policy", "VARCHAR"),
 )
 
 
@@ -204,9 +205,11 @@ def loaded_from(db: Database, settings: Settings, run: Run) -> str | None:
 
 def replace_comparison(db: Database, settings: Settings, champion: Run, challenger: Run) -> int:
     """Replace the ``challenger_comparison`` rows of a challenger's slice against the
-    champion's on the same snapshot; return the rows written."""
+    champion's on the same snapshot; return the rows written. "Accepted" is a score at
+    or below the champion's own policy's swap cutoff."""
     import pyarrow as pa
 
+    cutoff = champion.policy.swap_cutoff
     key = {
         "snapshot_date": champion.snapshot_date,
         "champion_version": champion.model_version,
@@ -217,9 +220,9 @@ def replace_comparison(db: Database, settings: Settings, champion: Run, challeng
         db.execute(read_sql(settings.sql_dir, "load/delete_comparison.sql"), key)
         found = db.fetch_arrow(
             read_sql(settings.sql_dir, "load/compare_challenger.sql"),
-            {**key, "swap_cutoff": settings.swap_cutoff},
+            {**key, "swap_cutoff": cutoff},
         ).to_pylist()
-        rows = [{**key, **r, "swap_cutoff": settings.swap_cutoff} for r in found]
+        rows = [{**key, **r, "swap_cutoff": cutoff} for r in found]
         return db.bulk_insert("challenger_comparison", pa.Table.from_pylist(rows))
 
 

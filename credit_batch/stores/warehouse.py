@@ -23,6 +23,7 @@ __all__ = [
     "apply_schema",
     "list_snapshots",
     "load_gmsc_csv",
+    "read_gmsc_csv",
     "open_warehouse",
     "read_labeled",
     "repeated_ids",
@@ -234,6 +235,15 @@ def load_gmsc_csv(db: Database, settings: Settings, path: str, snapshot_date: ob
     The unnamed first column (a row number) becomes ``customer_id``;
     ``NA`` is null; ``SeriousDlqin2yrs`` goes to ``outcomes``.
     """
+    date = parse_date(snapshot_date)
+    features, outcomes = read_gmsc_csv(path, date)
+    apply_schema(db, settings)
+    return replace_snapshot(db, settings, date, features, outcomes)
+
+
+def read_gmsc_csv(path: str, snapshot_date: object):
+    """``(features, outcomes)`` Arrow tables of a ``cs-training.csv``, checked before any
+    database is opened (a missing file or column is refused by name)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -258,5 +268,4 @@ def load_gmsc_csv(db: Database, settings: Settings, path: str, snapshot_date: ob
             "delinquency": table.column("SeriousDlqin2yrs").cast(pa.int16()),
         }
     )
-    apply_schema(db, settings)
-    return replace_snapshot(db, settings, date, pa.table(features), outcomes)
+    return pa.table(features), outcomes

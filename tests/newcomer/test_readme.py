@@ -257,7 +257,7 @@ def test_lifecycle_block_trains_gates_promotes_backfills_and_monitors(clone, dem
     assert "gates: passed" in out and f"champion: {version}" in out, out[-3000:]
     assert re.search(rf"{version} +promoted +by \S+: beats the champion out of time", out)
     assert out.count("scored in") == 4  # the four snapshots of the range, by the new champion
-    assert re.search(r"2026-09-30 lgbm-\S+ +champion +\d", out), out[-3000:]
+    assert re.search(r"2026-09-30 lgbm-\S+ +champion +out of time +\d", out), out[-3000:]
 
 
 def test_serving_block_looks_up_and_scores_over_http_and_stops_the_server(clone, demo_output):

@@ -295,23 +295,55 @@ def test_points_follow_the_declared_scale():
         Scorecard(pdo=0)
 
 
-def test_stored_points_and_reason_points_match_the_scores_and_reason_values(demo):
-    settings, _, _ = demo
-    settings = dataclasses.replace(settings, scorecard=Scorecard(base_points=650, pdo=25))
-    run_pipeline(settings, snapshot_date=VALIDATION, sample_rows=500, repeats=1)
-    rows = query(settings, "SELECT * FROM prediction_points ORDER BY customer_id")
-    assert len(rows) == len(query(settings, "SELECT customer_id FROM predictions"))
-    p = np.array([r["score"] for r in rows])
-    odds = (1 - p) / p
-    factor = 25 / np.log(2)
-    want = 650 + factor * (np.log(odds) - np.log(50))
-    assert np.max(np.abs(np.array([r["points"] for r in rows]) - want)) < 1e-9
-    raw = query(settings, "SELECT customer_id, reason_1_value FROM predictions ORDER BY 1")
-    for got, value in zip(rows, raw, strict=True):
-        if value["reason_1_value"] is not None:
-            assert abs(got["reason_1_points"] + value["reason_1_value"] * factor) < 1e-9
-    [run] = query(settings, "SELECT points_base, points_odds, points_pdo FROM scoring_runs")
-    assert run == {"points_base": 650.0, "points_odds": 50.0, "points_pdo": 25.0}
+def test_each_version_scores_with_its_registered_policy_not_the_workers_environment(demo):
+    """Two versions with different bands and points scales in one night, on a worker whose
+    environment holds a third: each slice follows its own version's registered policy."""
+    from credit_batch.config import Policy
+
+    settings, _, champion = demo
+    own = Policy(
+        risk_bands=((0.05, "low"), (0.3, "mid"), (1.0, "high")),
+        scorecard=Scorecard(base_points=650, pdo=25),
+        gates=Gates(champion_margin=0.1),
+    )
+    trainer = dataclasses.replace(
+        settings, risk_bands=own.risk_bands, scorecard=own.scorecard, gates=own.gates
+    )
+    challenger = lifecycle.train_candidate(trainer, cutoff="2026-10-31", seed=5)
+    assert challenger.role == "challenger" and challenger.policy_or(Policy()) == own
+    worker = dataclasses.replace(
+        settings, scorecard=Scorecard(base_points=500, pdo=40), risk_bands=((0.5, "X"), (1, "Y"))
+    )
+    run_pipeline(worker, snapshot_date=VALIDATION, sample_rows=500, repeats=1)
+    for version, policy in ((champion.model_version, Policy()), (challenger.model_version, own)):
+        rows = query(
+            settings,
+            "SELECT * FROM prediction_points WHERE model_version = :v ORDER BY customer_id",
+            {"v": version},
+        )
+        assert len(rows) > 1_000, version
+        p = np.array([r["score"] for r in rows])
+        card = policy.scorecard
+        factor = card.pdo / np.log(2)
+        want = card.base_points + factor * (np.log((1 - p) / p) - np.log(card.base_odds))
+        assert np.max(np.abs(np.array([r["points"] for r in rows]) - want)) < 1e-9, version
+        bands = [next(label for bound, label in policy.risk_bands if s <= bound) for s in p]
+        assert [r["risk_band"] for r in rows] == bands, version
+        raw = query(
+            settings,
+            "SELECT reason_1_value FROM predictions WHERE model_version = :v ORDER BY customer_id",
+            {"v": version},
+        )
+        for r, value in zip(rows, raw, strict=True):
+            if value["reason_1_value"] is not None:
+                assert abs(r["reason_1_points"] + value["reason_1_value"] * factor) < 1e-9
+        [run] = query(
+            settings,
+            "SELECT points_base, points_odds, points_pdo FROM scoring_runs "
+            "WHERE model_version = :v",
+            {"v": version},
+        )
+        assert run == {"points_base": card.base_points, "points_odds": 50.0, "points_pdo": card.pdo}
 
 
 def _two_challengers(settings: Settings) -> list:

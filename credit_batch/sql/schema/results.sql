@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS model_registry (
     validation_date DATE,                      -- the newest matured snapshot, not trained on
     validation     VARCHAR,                    -- JSON: metrics, calibration, PSI, champion's AUC
     gate_status    VARCHAR,                    -- passed | failed: <gate>; ... | NULL: not gated
-    model_card     VARCHAR                     -- the model card's URI (HTML)
+    model_card     VARCHAR,                    -- the model card's URI (HTML)
+    policy         VARCHAR                     -- JSON: risk bands, points scale, gates, swap cutoff
 );
 
 -- The audit trail of the model lifecycle: who did what to which version, when and why.
