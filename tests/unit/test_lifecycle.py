@@ -429,3 +429,16 @@ def test_a_pinned_model_version_scores_no_challenger_and_records_its_role(demo):
         [(champion.model_version, "champion"), (first.model_version, "challenger")]
     )
     assert not any(r["importance_status"].endswith("in shadow") for r in runs)
+
+
+def test_band_rows_measure_each_band_on_its_own_rows_only():
+    """Kills mutmut's survivor in band_rows: every figure of a band from that band's rows."""
+    y = np.array([0, 1, 0, 0, 1, 1])
+    p = np.array([0.01, 0.04, 0.30, 0.40, 0.50, 0.90])
+    rows = performance.band_rows(y, p, ["A", "A", "E", "E", "E", "E"])
+    assert [r["bucket"] for r in rows] == ["A", "E"]
+    a, e = rows
+    assert (a["customers"], a["bads"], a["bad_rate"]) == (2, 1, 0.5)
+    assert abs(a["mean_score"] - 0.025) < 1e-15 and (a["min_score"], a["max_score"]) == (0.01, 0.04)
+    assert (e["customers"], e["bads"], e["bad_rate"]) == (4, 2, 0.5)
+    assert abs(e["mean_score"] - 0.525) < 1e-15 and (e["min_score"], e["max_score"]) == (0.3, 0.9)
