@@ -482,6 +482,13 @@ SLOW_FIRST = (
     "tests/e2e/test_wheel.py",
     "tests/golden/test_expected_run.py",
     "tests/reliability/test_bad_inputs.py",
+    # the unit lane's (pytest -m unit):
+    "tests/unit/test_serve_schema.py",
+    "tests/unit/test_lifecycle.py",
+    "tests/unit/test_cli_teaches.py",
+    "tests/unit/test_pipeline.py",
+    "tests/unit/test_budget_and_duplicates.py",
+    "tests/unit/test_serve.py",
 )
 #: Files that must not run at the same time as each other: both bring up a whole
 #: Celery deployment (scheduler, API server, workers) and wait on it; side by side
@@ -491,8 +498,8 @@ SAME_WORKER = {
     "tests/e2e/test_celery_deployment.py": "deployments",
 }
 #: Files whose tests share no fixture wider than a function: their tests are
-#: spread over the workers one by one (``--dist loadgroup``); every other file
-#: is one ``xdist_group``, so that its module fixtures are built once.
+#: spread over the workers one by one; every other file runs whole on one
+#: worker, so that its module fixtures are built once (``scope_of``).
 SPREAD = (
     "tests/reliability/test_kill_points.py",
     "tests/reliability/test_faults.py",
@@ -500,7 +507,39 @@ SPREAD = (
     "tests/e2e/test_airflow_nightly.py",
     "tests/e2e/test_model_lifecycle_dags.py",
     "tests/e2e/test_lender_example.py",
+    "tests/unit/test_lifecycle.py",
+    "tests/unit/test_cli_teaches.py",
+    "tests/unit/test_pipeline.py",
+    "tests/unit/test_budget_and_duplicates.py",
+    "tests/unit/test_rough_edges.py",
+    "tests/unit/test_analyst_and_cli.py",
 )
+
+
+def scope_of(nodeid: str) -> str:
+    """The unit of work a test is scheduled in: its file, its ``SAME_WORKER`` group, or itself."""
+    path = nodeid.split("::")[0]
+    if path in SPREAD:
+        return nodeid
+    return SAME_WORKER.get(path, path)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own choice from --dist
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's scope scheduling with ``scope_of`` as the scope, in collection order.
+
+    xdist's ``--dist loadgroup`` marks a group by appending it to the node id,
+    which pytest 9 no longer lets a plugin do: every test became its own unit,
+    module fixtures were built on both workers and two Celery deployments ran
+    at once on one Redis database. The scope comes from the node id alone here.
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class _FileScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return scope_of(nodeid)
+
+    return _FileScheduling(config, log)
 
 
 #: The lanes: every test carries exactly one of these markers.
@@ -532,7 +571,6 @@ def lane_problems(items) -> list[str]:
     return problems
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
 def pytest_collection_modifyitems(items):
     problems = lane_problems(items)
     if problems and os.environ.get("CREDIT_BATCH_LANE_AUDIT") != "1":
@@ -542,8 +580,4 @@ def pytest_collection_modifyitems(items):
         path = item.nodeid.split("::")[0]
         return SLOW_FIRST.index(path) if path in SLOW_FIRST else len(SLOW_FIRST)
 
-    items.sort(key=rank)  # stable: the order within a file is kept
-    for item in items:
-        path = item.nodeid.split("::")[0]
-        if path not in SPREAD:
-            item.add_marker(pytest.mark.xdist_group(SAME_WORKER.get(path, path)))
+    items.sort(key=rank)  # stable: the order within a file is kept (and scheduled so)

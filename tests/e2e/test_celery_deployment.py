@@ -37,7 +37,8 @@ DATE = "2026-09-30"
 DEMO_ROWS = 20_000
 PARTITION_ROWS = 5_000  # four scoring tasks
 POINT = "score.after_first_chunk"
-REDIS = "127.0.0.1:6379/14"  # a broker database of this test's own
+#: A broker database of this test's own (14 or 15: one per xdist worker, never a user's 1-13).
+REDIS = f"127.0.0.1:6379/{14 + int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0')[2:]) % 2}"
 
 
 def _deploy_module():

@@ -76,3 +76,15 @@ def test_a_hanging_test_fails_at_its_timeout(suite):
     result = suite.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*Timeout*"])
+
+
+def test_scheduling_keeps_a_file_on_one_worker_and_both_deployments_in_one_unit():
+    from tests.conftest import scope_of
+
+    celery = "tests/e2e/test_celery_deployment.py::test_a"
+    readme = "tests/newcomer/test_readme.py::test_b"
+    assert scope_of(celery) == scope_of(readme) == "deployments"
+    dags = "tests/dags/test_dag_integrity.py"
+    assert scope_of(f"{dags}::test_x") == scope_of(f"{dags}::test_y[p]") == dags
+    kill = "tests/reliability/test_kill_points.py::test_k[duckdb-a]"
+    assert scope_of(kill) == kill  # spread one by one
