@@ -7,6 +7,7 @@ when ``CREDIT_BATCH_REQUIRE_SERVICES=1`` (as in ``.ci/run``).
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -167,7 +168,6 @@ def s3_server(tmp_path_factory):
     """
     import subprocess
     import sys
-    import time
 
     from credit_batch.storage import S3Options
 
@@ -203,7 +203,6 @@ def s3_server(tmp_path_factory):
 
 
 def _create_bucket(options, bucket: str, *, deadline: float) -> None:
-    import time
 
     import pyarrow.fs as pafs
 
@@ -581,3 +580,21 @@ def pytest_collection_modifyitems(items):
         return SLOW_FIRST.index(path) if path in SLOW_FIRST else len(SLOW_FIRST)
 
     items.sort(key=rank)  # stable: the order within a file is kept (and scheduled so)
+
+
+def revoked_within(client, key: str, revoke) -> float:
+    """Seconds from ``revoke()`` to the first 403 of ``key`` (which answers 200 first)."""
+    from credit_batch import serve
+
+    path, headers = "/v1/customers/1/score", {"Authorization": f"Bearer {key}"}
+    deadline = time.monotonic() + 3 * serve.CACHE_SECONDS
+    while client.get(path, headers=headers).status_code != 200:  # a new key: once refreshed
+        assert time.monotonic() < deadline, "the new key is never accepted"
+        time.sleep(0.1)
+    t0 = time.monotonic()
+    revoke()
+    while (status := client.get(path, headers=headers).status_code) == 200:
+        assert time.monotonic() < t0 + 3 * serve.CACHE_SECONDS, "the revoked key still answers"
+        time.sleep(0.05)
+    assert status == 403
+    return time.monotonic() - t0

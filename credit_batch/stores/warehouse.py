@@ -22,7 +22,6 @@ __all__ = [
     "GMSC_CSV_COLUMNS",
     "apply_schema",
     "list_snapshots",
-    "load_gmsc_csv",
     "read_gmsc_csv",
     "open_warehouse",
     "read_labeled",
@@ -229,21 +228,13 @@ def stream_labeled(
     )
 
 
-def load_gmsc_csv(db: Database, settings: Settings, path: str, snapshot_date: object) -> int:
-    """Load a real ``cs-training.csv`` as one snapshot; return the rows loaded.
-
-    The unnamed first column (a row number) becomes ``customer_id``;
-    ``NA`` is null; ``SeriousDlqin2yrs`` goes to ``outcomes``.
-    """
-    date = parse_date(snapshot_date)
-    features, outcomes = read_gmsc_csv(path, date)
-    apply_schema(db, settings)
-    return replace_snapshot(db, settings, date, features, outcomes)
-
-
 def read_gmsc_csv(path: str, snapshot_date: object):
     """``(features, outcomes)`` Arrow tables of a ``cs-training.csv``, checked before any
-    database is opened (a missing file or column is refused by name)."""
+    database is opened (a missing file or column is refused by name).
+
+    The unnamed first column (a row number) becomes ``customer_id``; ``NA`` is
+    null; ``SeriousDlqin2yrs`` goes to ``outcomes``.
+    """
     import pyarrow as pa
     import pyarrow.csv as pacsv
 

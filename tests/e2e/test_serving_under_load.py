@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from credit_batch import serve
-from tests.conftest import free_port, query, run_pipeline
+from tests.conftest import free_port, query, revoked_within, run_pipeline
 
 pytestmark = pytest.mark.e2e
 
@@ -101,22 +101,6 @@ def test_lookups_during_a_load_see_the_old_or_the_new_slice_and_never_fail(serve
         assert {a[1] for a in theirs[first:]} == {new["run_id"]}  # never back to the old
     assert load_seconds < 60  # the load's lock budget is never exhausted by the readers
     assert len(answers) > 20
-
-
-def revoked_within(client, key: str, revoke) -> float:
-    """Seconds from ``revoke()`` to the first 403 of ``key`` (which answers 200 first)."""
-    path, headers = "/v1/customers/1/score", {"Authorization": f"Bearer {key}"}
-    deadline = time.monotonic() + 3 * serve.CACHE_SECONDS
-    while client.get(path, headers=headers).status_code != 200:  # a new key: once refreshed
-        assert time.monotonic() < deadline, "the new key is never accepted"
-        time.sleep(0.1)
-    t0 = time.monotonic()
-    revoke()
-    while (status := client.get(path, headers=headers).status_code) == 200:
-        assert time.monotonic() < t0 + 3 * serve.CACHE_SECONDS, "the revoked key still answers"
-        time.sleep(0.05)
-    assert status == 403
-    return time.monotonic() - t0
 
 
 def test_a_revoked_key_is_refused_within_the_refresh_period_on_duckdb(server):

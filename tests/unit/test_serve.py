@@ -9,8 +9,7 @@ import pytest
 
 from credit_batch import catalog, serve
 from credit_batch.features import DEFAULT_FEATURE_SPEC, default_spec
-from tests.conftest import query, run_pipeline, stored_state
-from tests.e2e.test_serving_under_load import revoked_within
+from tests.conftest import query, revoked_within, run_pipeline, stored_state
 
 # Lanes per test: this file holds unit tests and tests that need a service.
 
