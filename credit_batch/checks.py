@@ -15,11 +15,13 @@ from credit_batch.errors import ParameterError
 
 __all__ = [
     "IDENTIFIER",
+    "MODEL_NAME_PATTERN",
     "MODEL_VERSION_PATTERN",
     "RUN_ID_PATTERN",
     "allowed_rows",
     "check_fraction",
     "check_identifier_name",
+    "check_model_name",
     "check_model_version",
     "check_rows",
     "check_run_id",
@@ -32,9 +34,12 @@ __all__ = [
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 #: A model version: safe as a folder name and as a SQL value.
 MODEL_VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+#: A model's name (``pd_cards``): safe as a folder name, a SQL value and a URL segment.
+MODEL_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 #: A run id: safe as a folder name and as a SQL value.
 RUN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _VERSION = re.compile(MODEL_VERSION_PATTERN)
+_MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
 _RUN_ID = re.compile(RUN_ID_PATTERN)
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -95,6 +100,13 @@ def check_model_version(version: object) -> str:
     if not isinstance(version, str) or not _VERSION.match(version) or ".." in version:
         raise ParameterError("model version", version, "must match " + MODEL_VERSION_PATTERN)
     return version
+
+
+def check_model_name(name: object) -> str:
+    """Return ``name`` if it is a model's name (``pd_cards``): letters, digits, ``_``, ``-``."""
+    if not isinstance(name, str) or not _MODEL_NAME.match(name):
+        raise ParameterError("model name", name, "must match " + MODEL_NAME_PATTERN)
+    return name
 
 
 def check_run_id(run_id: object) -> str:

@@ -101,6 +101,10 @@ def _parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_retire)
     c = sub.add_parser("models", help="list registered model versions and roles (reads only)")
     c.set_defaults(func=_models)
+    c = sub.add_parser(
+        "upgrade", help="migrate the results database in place to this release's schema version"
+    )
+    c.set_defaults(func=_upgrade)
     c = sub.add_parser("events", help="the model lifecycle's audit trail (reads only)")
     c.add_argument("version", nargs="?", help="only this version's events")
     c.set_defaults(func=_events)
@@ -196,6 +200,7 @@ def _train_parser(sub) -> None:
     )
     c.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"default {DEFAULT_SEED}")
     c.add_argument("--promote", action="store_true", help="also make it the champion")
+    _model_name_argument(c)
     c.add_argument(
         "--spec",
         help="feature spec file to train on (default: CREDIT_BATCH_SPEC, else the GMSC spec); "
@@ -222,7 +227,15 @@ def _candidate_parser(sub) -> None:
     )
     c.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"default {DEFAULT_SEED}")
     c.add_argument("--spec", help="feature spec file (default: CREDIT_BATCH_SPEC)")
+    _model_name_argument(c)
     c.set_defaults(func=_train_candidate)
+
+
+def _model_name_argument(c: argparse.ArgumentParser) -> None:
+    c.add_argument(
+        "--model-name",
+        help="the model the version belongs to (default: the spec's name, gmsc for GMSC)",
+    )
 
 
 def _audit_arguments(c: argparse.ArgumentParser) -> None:
@@ -415,7 +428,7 @@ def _training(settings: Settings, args) -> tuple[Settings, dict]:
     if args.spec:
         settings = dataclasses.replace(settings, spec_path=Path(args.spec))
     options = {"since": args.since, "algorithm": args.algorithm, "max_rows": args.max_rows}
-    return settings, {**options, "seed": args.seed}
+    return settings, {**options, "seed": args.seed, "model_name": args.model_name}
 
 
 def _train(settings: Settings, args) -> None:
@@ -494,12 +507,21 @@ def _models(settings: Settings, args) -> None:
         return
     for m in found:
         print(
-            f"{m['model_version']:<36} {m['role']:<10} {m['algorithm']:<7} "
+            f"{m['model_name']:<12} {m['model_version']:<36} {m['role']:<10} {m['algorithm']:<7} "
             f"until {m['train_until']}  held-out AUC {m['roc_auc']:.4f}  KS {m['ks']:.4f}  "
             f"gates {m['gate_status'] or '-'}"
         )
     print("(held-out AUC and KS: rows of the training window kept out of training;")
     print(" out-of-time figures: `credit-batch train-candidate` and the model card)")
+
+
+def _upgrade(settings: Settings, args) -> None:
+    before, after = pipeline.upgrade(settings)
+    where = catalog.describe_url(settings.results_url)
+    if before == after:
+        print(f"results database {where}: schema version {after}, nothing to migrate")
+    else:
+        print(f"results database {where}: schema version {before} -> {after}")
 
 
 def _events(settings: Settings, args) -> None:

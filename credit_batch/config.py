@@ -26,7 +26,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from credit_batch.checks import MODEL_VERSION_PATTERN, check_identifier_name, check_rows
+from credit_batch.checks import (
+    MODEL_NAME_PATTERN,
+    MODEL_VERSION_PATTERN,
+    check_identifier_name,
+    check_rows,
+)
 from credit_batch.errors import ParameterError
 from credit_batch.storage import Location, S3Options, is_remote, location
 
@@ -488,6 +493,11 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         {"default": None, "type": ["null", "string"], "pattern": MODEL_VERSION_PATTERN},
         "Registered model version; empty: the champion",
         old_flags=("--model",),
+    ),
+    RunOption(
+        "model_name",
+        {"default": None, "type": ["null", "string"], "pattern": MODEL_NAME_PATTERN},
+        "The model whose champion is scored; empty: the only model with a champion",
     ),
     RunOption(
         "chunk_rows",

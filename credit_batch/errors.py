@@ -12,6 +12,7 @@ multiprocessing move exceptions between processes)::
     ├── DataError                    the data cannot be used as it is
     │   ├── SnapshotNotFoundError    no rows for the requested snapshot date
     │   ├── SchemaMismatchError      a column is missing or has the wrong type
+    │   ├── SchemaVersionError       the results database is older or newer than this release
     │   ├── QuarantineBudgetError    more rows broke the rules than the budget allows
     │   ├── DriftError               the scores drifted into the act band (if asked to fail)
     │   └── ReconciliationError      rows in != rows scored + rows quarantined
@@ -43,6 +44,7 @@ __all__ = [
     "QuarantineBudgetError",
     "ReconciliationError",
     "SchemaMismatchError",
+    "SchemaVersionError",
     "ServiceUnavailableError",
     "SnapshotNotFoundError",
     "SpecError",
@@ -151,6 +153,15 @@ class SchemaMismatchError(DataError):
     remedy = (
         "Make the warehouse table match the model's spec (`credit-batch spec check FILE` "
         "lists every column), or train a model on the new spec."
+    )
+
+
+class SchemaVersionError(DataError):
+    """The results database's recorded schema version is not the one this release reads."""
+
+    remedy = (
+        "An older database: `credit-batch upgrade` migrates it in place (any writer does "
+        "too); a newer one: run the credit-batch release that wrote it."
     )
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "load",
     "load_csv",
     "promote",
+    "upgrade",
     "report",
     "report_of",
     "run",
@@ -68,7 +69,7 @@ def extract(settings: Settings, options: RunOptions | None = None) -> Plan:
     options = options or RunOptions()
     started, t0 = utcnow(), time.perf_counter()
     part_rows, chunk = options.partition_rows(settings), options.chunk(settings)
-    model = registry.resolve(settings, options.model_version)
+    model = registry.resolve(settings, options.model_version, model_name=options.model_name)
     # A changed artifact fails here, before the night's features are read, not in every score.
     registry.verified_artifact(
         settings, model.artifact_path, model.sha256, version=model.model_version
@@ -304,6 +305,12 @@ def load_csv(settings: Settings, path: str, *, snapshot_date) -> int:
     with warehouse.open_warehouse(settings, read_only=False) as wh:
         warehouse.apply_schema(wh, settings)
         return warehouse.replace_snapshot(wh, settings, date, features, outcomes)
+
+
+def upgrade(settings: Settings) -> tuple[int | None, int]:
+    """Migrate the results database to this release's schema version, in place;
+    return the versions before and after (see :func:`credit_batch.stores.results.upgrade`)."""
+    return results.upgrade(settings)
 
 
 def promote(settings: Settings, version: str, **audit) -> registry.ModelRecord:

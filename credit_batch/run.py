@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from credit_batch.checks import (
     check_fraction,
+    check_model_name,
     check_model_version,
     check_rows,
     check_run_id,
@@ -59,7 +60,10 @@ class RunOptions:
         Score the newest snapshot at or before this date (a DAG run's logical
         date). Default, with no ``snapshot_date`` either: the newest snapshot.
     model_version : str, optional
-        A registered version. Default: the champion.
+        A registered version. Default: the champion of ``model_name``.
+    model_name : str, optional
+        The model whose champion is scored. Default: the only model with a
+        champion (refused, naming them, when several have one).
     chunk_rows, rows_per_partition : int, optional
         Rows per scoring chunk and per Parquet partition. Default: the settings'.
     max_quarantine_fraction : float
@@ -84,6 +88,7 @@ class RunOptions:
     snapshot_date: dt.date | None = None
     as_of: dt.date | None = None
     model_version: str | None = None
+    model_name: str | None = None
     chunk_rows: int | None = None
     rows_per_partition: int | None = None
     max_quarantine_fraction: float = DEFAULT_MAX_QUARANTINE_FRACTION
@@ -101,6 +106,7 @@ class RunOptions:
             "snapshot_date": _maybe(parse_date, self.snapshot_date),
             "as_of": _maybe(lambda v: parse_date(v, name="as-of date"), self.as_of),
             "model_version": _maybe(check_model_version, self.model_version),
+            "model_name": _maybe(check_model_name, self.model_name),
             "chunk_rows": _maybe(
                 lambda v: check_rows("chunk_rows", v, maximum=MAX_CHUNK_ROWS), self.chunk_rows
             ),

@@ -44,13 +44,15 @@ def train_candidate(
     seed: int = DEFAULT_SEED,
     spec: FeatureSpec | None = None,
     actor: str | None = None,
+    model_name: str | None = None,
 ) -> registry.ModelRecord:
     """Train on matured snapshots before the newest one at ``cutoff``, validate on it, gate.
 
     Returns the registered record, with ``validation_date``, ``validation``
     (JSON), ``gate_status`` (``passed`` makes it a challenger, ``failed: ...``
     names each failed gate) and ``model_card``. Training the same inputs
-    again changes nothing and records no new event.
+    again changes nothing and records no new event. ``model_name``: the model
+    it is a candidate of (default: the spec's name), whose champion it meets.
     """
     spec = spec or load_spec(settings.spec_path)
     with warehouse.open_warehouse(settings) as wh:
@@ -63,6 +65,7 @@ def train_candidate(
         max_rows=max_rows,
         seed=seed,
         spec=spec,
+        model_name=model_name,
     )
     if record.validation_date == valid_date and record.gate_status:
         return record
@@ -152,7 +155,7 @@ def _champion_on(settings: Settings, record, frame) -> dict:
     """The champion's version and ROC AUC on the validation snapshot: on ``frame`` when it
     reads the same spec, else on its own spec's rows of that snapshot."""
     try:
-        champion = registry.resolve(settings, None)
+        champion = registry.resolve(settings, None, model_name=record.model_name)
     except NoChampionError:
         return {"champion_version": None, "champion_roc_auc": None}
     if champion.model_version == record.model_version:

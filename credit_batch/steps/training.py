@@ -288,11 +288,13 @@ def train(
     max_rows: int = DEFAULT_MAX_ROWS,
     seed: int = DEFAULT_SEED,
     spec: FeatureSpec | None = None,
+    model_name: str | None = None,
 ):
     """Fit on labeled snapshots in ``[since, until]``, evaluate, save and register a candidate.
 
     ``spec`` (default: the file ``settings.spec_path``) says what to read and
-    is registered with the model. The same rows, spec, algorithm and seed give
+    is registered with the model; ``model_name`` (default: the spec's name) is
+    the model the version belongs to. The same rows, spec, algorithm and seed give
     the same model version: training again registers nothing new and returns
     the registered record.
     """
@@ -320,7 +322,9 @@ def train(
     fitted = fit_model(frame, algorithm=algorithm, seed=seed, spec=spec)
     with results.open_results(settings, key_type=spec.key_type) as db:
         results.check_key_type(db, settings, spec, what=f"the spec {spec.name}")
-        return registry.save_model(db, settings, fitted, train_until=until_date)
+        return registry.save_model(
+            db, settings, fitted, train_until=until_date, model_name=model_name
+        )
 
 
 def _holds(settings: Settings, spec: FeatureSpec) -> str:

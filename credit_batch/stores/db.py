@@ -66,6 +66,7 @@ ALLOWED_TABLES = frozenset(
         "partial_dependence",
         "feature_reasons",
         "model_events",
+        "schema_migrations",
         "api_keys",
         "challenger_comparison",
         "realized_performance",

@@ -1,4 +1,9 @@
-"""The model store and registry: versioned artifacts, sha256, champion.
+"""The model store and registry: named models, versioned artifacts, sha256, champions.
+
+A model has a name (``pd_cards``; by default its spec's) and versions; each
+model has at most one champion and its own challengers, candidates and
+audit trail. A version belongs to one model (versions are unique across
+models).
 
 An artifact lives at ``<models URL>/<version>/model.skops`` beside a
 ``metadata.json`` (by default ``<home>/models``, recorded relative to the
@@ -23,13 +28,14 @@ import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from credit_batch.checks import check_model_version, utcnow
+from credit_batch.checks import check_model_name, check_model_version, utcnow
 from credit_batch.config import Policy, Settings, safe_url
 from credit_batch.errors import (
     ArtifactIntegrityError,
     GateError,
     ModelNotFoundError,
     NoChampionError,
+    ParameterError,
 )
 from credit_batch.faults import fault_point
 from credit_batch.features import FeatureSpec, default_spec
@@ -45,6 +51,7 @@ __all__ = [
     "TRUSTED_TYPES",
     "challengers",
     "champion",
+    "champions",
     "default_actor",
     "events",
     "get_model",
@@ -118,6 +125,7 @@ class ModelRecord:
     gate_status: str | None = None
     model_card: str | None = None
     policy: str | None = None  # JSON (Policy.to_dict); None: registered before policies
+    model_name: str | None = None  # the model this version belongs to
 
     def policy_or(self, fallback: Policy) -> Policy:
         """The policy registered with this version; ``fallback`` for a version registered
@@ -155,17 +163,26 @@ class ModelRecord:
 
 
 def save_model(
-    db: Database, settings: Settings, fitted: FittedModel, *, train_until: dt.date
+    db: Database,
+    settings: Settings,
+    fitted: FittedModel,
+    *,
+    train_until: dt.date,
+    model_name: str | None = None,
 ) -> ModelRecord:
-    """Write the artifact and metadata, register it as a candidate, return its record.
+    """Write the artifact and metadata, register it as a candidate of ``model_name``
+    (default: the spec's name), return its record.
 
     The version is ``<algorithm>-<train_until>-<fingerprint[:10]>``: the same
     training inputs give the same version. A version already registered is
-    returned as it is, and nothing is written (its artifact keeps its sha256).
+    returned as it is, and nothing is written (its artifact keeps its sha256);
+    one registered for another model is refused (it would belong to two).
     """
+    model_name = check_model_name(model_name or fitted.spec.name)
     version = f"{fitted.algorithm}-{train_until:%Y%m%d}-{fitted.fingerprint[:10]}"
     known = _fetch(db, settings, "registry/get.sql", {"model_version": version})
     if known:
+        _same_model(known[0], model_name)
         logger.info("model %s is already registered; nothing to write", version)
         return known[0]
     folder = settings.models / version
@@ -174,6 +191,7 @@ def save_model(
         tmp.write_bytes(data)
     record = ModelRecord(
         model_version=version,
+        model_name=model_name,
         created_at=utcnow(),
         algorithm=fitted.algorithm,
         features=tuple(fitted.features),
@@ -194,6 +212,16 @@ def save_model(
     fault_point("registry.before_register")
     _register(db, settings, record)
     return record
+
+
+def _same_model(record: ModelRecord, name: str) -> None:
+    if record.model_name != name:
+        raise ParameterError(
+            "model name",
+            name,
+            f"must be {record.model_name!r}: the same training inputs made version "
+            f"{record.model_version}, registered for model {record.model_name!r}",
+        )
 
 
 def _artifact_bytes(fitted: FittedModel) -> tuple[str, bytes]:
@@ -241,11 +269,15 @@ def get_model(db: Database, settings: Settings, version: str) -> ModelRecord:
     return found[0]
 
 
-def resolve(settings: Settings, version: str | None) -> ModelRecord:
-    """The record of ``version``, or of the champion; the results are only read.
+def resolve(
+    settings: Settings, version: str | None, *, model_name: str | None = None
+) -> ModelRecord:
+    """The record of ``version``, or of the champion of ``model_name`` (of the only
+    model with a champion when none is named); the results are only read.
 
     Refused (SchemaMismatchError) where the model's spec keys customers by
-    another type than the results database.
+    another type than the results database, and (ParameterError) where
+    ``version`` belongs to another model than ``model_name``.
     """
     if not results.exists(settings):
         raise NoChampionError(
@@ -254,23 +286,52 @@ def resolve(settings: Settings, version: str | None) -> ModelRecord:
             "builds the demo"
         )
     with results.open_results(settings, read_only=True) as db:
-        record = get_model(db, settings, version) if version else champion(db, settings)
+        if version:
+            record = get_model(db, settings, version)
+            if model_name is not None and record.model_name != check_model_name(model_name):
+                raise ParameterError(
+                    "model version",
+                    version,
+                    f"belongs to model {record.model_name!r}, not {model_name!r}",
+                )
+        else:
+            record = champion(db, settings, model_name)
         spec = record.feature_spec
         what = f"model {record.model_version} (spec {spec.name})"
         results.check_key_type(db, settings, spec, what=what)
     return record
 
 
-def champion(db: Database, settings: Settings) -> ModelRecord:
-    """Return the champion's record; raise NoChampionError if none is promoted."""
-    found = _fetch(db, settings, "registry/champion.sql", {})
+def champion(db: Database, settings: Settings, model_name: str | None = None) -> ModelRecord:
+    """The champion of ``model_name``, or of the only model with one when none is named.
+
+    Raises NoChampionError if there is none, ParameterError if no model is
+    named and several models have champions (naming them).
+    """
+    if model_name is not None:
+        params = {"model_name": check_model_name(model_name)}
+        found = _fetch(db, settings, "registry/champion.sql", params)
+    else:
+        found = champions(db, settings)
+    if len(found) > 1:
+        names = ", ".join(f"{r.model_name} ({r.model_version})" for r in found)
+        raise ParameterError(
+            "model name", None, f"must name one of the models with a champion: {names}"
+        )
     if not found:
+        which = f" of model {model_name!r}" if model_name else ""
         raise NoChampionError(
-            f"no champion model in {db.url}; run `credit-batch train --until D --promote` "
+            f"no champion{which} in {db.url}; run `credit-batch train --until D --promote` "
             "(or `credit-batch promote VERSION`), pass a model version, or on a fresh "
-            "home run `credit-batch demo`"
+            "home run `credit-batch demo`",
+            model_name=model_name,
         )
     return found[0]
+
+
+def champions(db: Database, settings: Settings) -> list[ModelRecord]:
+    """Every model's champion, by model name."""
+    return _fetch(db, settings, "registry/champions.sql", {})
 
 
 def promote(
@@ -282,7 +343,8 @@ def promote(
     reason: str | None = None,
     override_gates: bool = False,
 ) -> ModelRecord:
-    """Make ``version`` the champion and retire the previous one, atomically, with audit rows.
+    """Make ``version`` the champion of its model and retire that model's previous one,
+    atomically, with audit rows; other models' champions are untouched.
 
     A version whose gates failed is refused unless ``override_gates`` (the
     override is recorded). The ``promoted`` event, and the previous champion's
@@ -298,9 +360,10 @@ def promote(
             gate_status=record.gate_status,
         )
     with db.transaction():
-        results.lock(db, settings, "champion")
-        before = _fetch(db, settings, "registry/champion.sql", {})
-        db.execute(read_sql(settings.sql_dir, "registry/retire_champion.sql"))
+        model = {"model_name": record.model_name}
+        results.lock(db, settings, f"champion/{record.model_name}")
+        before = _fetch(db, settings, "registry/champion.sql", model)
+        db.execute(read_sql(settings.sql_dir, "registry/retire_champion.sql"), model)
         fault_point("promote.between_updates")
         db.execute(
             read_sql(settings.sql_dir, "registry/promote.sql"),
@@ -356,14 +419,18 @@ def record_event(
     reason: str | None = None,
     details: dict | None = None,
 ) -> None:
-    """Append one ``model_events`` row (in the caller's transaction, if any)."""
+    """Append one ``model_events`` row (in the caller's transaction, if any), with the
+    name of the version's model."""
     import uuid
+
+    model_name = get_model(db, settings, version).model_name
 
     db.execute(
         read_sql(settings.sql_dir, "registry/event.sql"),
         {
             "event_id": uuid.uuid4().hex,
             "model_version": version,
+            "model_name": model_name,
             "event": event,
             "event_at": utcnow(),
             "actor": actor,
@@ -402,16 +469,17 @@ def set_validation(
     )
 
 
-def challengers(db: Database, settings: Settings) -> list[ModelRecord]:
-    """The active challengers: candidates whose gates passed, oldest first."""
-    return _fetch(db, settings, "registry/challengers.sql", {})
+def challengers(db: Database, settings: Settings, model_name: str) -> list[ModelRecord]:
+    """The active challengers of ``model_name``: candidates whose gates passed, oldest first."""
+    params = {"model_name": check_model_name(model_name)}
+    return _fetch(db, settings, "registry/challengers.sql", params)
 
 
 def shadow_models(settings: Settings, champion: ModelRecord) -> list[ModelRecord]:
-    """The challengers a night scores beside ``champion``: those that read the same
-    features (the same spec), so that the extracted partitions serve them all."""
+    """The challengers of ``champion``'s model a night scores beside it: those that read
+    the same features (the same spec), so that the extracted partitions serve them all."""
     with results.open_results(settings, read_only=True) as db:
-        found = challengers(db, settings)
+        found = challengers(db, settings, champion.model_name)
     same = [c for c in found if c.spec_hash == champion.spec_hash]
     if len(same) < len(found):
         logger.info(

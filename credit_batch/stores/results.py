@@ -17,6 +17,7 @@ from credit_batch.errors import (
     QuarantineBudgetError,
     ReconciliationError,
     SchemaMismatchError,
+    SchemaVersionError,
 )
 from credit_batch.faults import fault_point
 from credit_batch.stores.db import (
@@ -33,7 +34,11 @@ if TYPE_CHECKING:
     from credit_batch.run import Run
 
 __all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
     "apply_schema",
+    "check_schema_version",
+    "schema_version",
     "check_key_type",
     "check_partitions",
     "exists",
@@ -48,6 +53,7 @@ __all__ = [
     "replace_performance",
     "scored_slices",
     "slice_scores",
+    "upgrade",
     "replace_reasons",
     "replace_predictions",
     "run_record",
@@ -81,8 +87,14 @@ def open_results(
         schema=settings.results_schema,
         memory_limit=limit,
     )
-    if not read_only:
-        apply_schema(db, settings, key_type=key_type)
+    try:
+        if read_only:
+            check_schema_version(db, settings)
+        else:
+            apply_schema(db, settings, key_type=key_type)
+    except BaseException:
+        db.close()
+        raise
     return db
 
 
@@ -95,6 +107,9 @@ def apply_schema(db: Database, settings: Settings, *, key_type: str = "integer")
     key = _KEY_SQL[key_type]
     with db.transaction():
         lock(db, settings, "schema")
+        found = schema_version(db, settings)
+        if found is not None and found > SCHEMA_VERSION:
+            raise _version_error(db, found)
         if db.dialect == "postgresql" and settings.results_schema != "public":
             create = read_sql(settings.sql_dir, "schema/results_schema.sql")
             db.run_script(create.replace("{schema}", check_identifier(settings.results_schema)))
@@ -103,6 +118,7 @@ def apply_schema(db: Database, settings: Settings, *, key_type: str = "integer")
         predictions = read_sql(settings.sql_dir, f"schema/predictions.{db.dialect}.sql")
         db.run_script(predictions.replace("{key_type}", key))
         _add_missing_columns(db, settings)
+        _migrate(db, settings, found)
         db.run_script(read_sql(settings.sql_dir, "views/analyst_views.sql"))
 
 
@@ -126,6 +142,8 @@ _ADDED_COLUMNS = (
     ("scoring_runs", "role", "VARCHAR"),
     ("realized_performance", "in_sample", "BOOLEAN"),
     ("model_registry", "policy", "VARCHAR"),
+    ("model_registry", "model_name", "VARCHAR"),  # schema version 2
+    ("model_events", "model_name", "VARCHAR"),
 )
 
 
@@ -140,6 +158,85 @@ def _add_missing_columns(db: Database, settings: Settings) -> None:
                     f"ALTER TABLE {check_identifier(table, tables=True)} "
                     f"ADD COLUMN {check_identifier(column)} {kind}"
                 )
+
+
+def schema_version(db: Database, settings: Settings) -> int | None:
+    """The newest schema version recorded in ``db``: 1 for a database made before
+    versions were recorded, None for one without tables."""
+    if not table_columns(db, settings.sql_dir, "model_registry"):
+        return None
+    if not table_columns(db, settings.sql_dir, "schema_migrations"):
+        return 1
+    found = db.fetch_arrow(read_sql(settings.sql_dir, "schema/version.sql")).column("version")
+    return found[0].as_py() or 1
+
+
+def upgrade(settings: Settings) -> tuple[int | None, int]:
+    """Migrate the results database to :data:`SCHEMA_VERSION` in place (as every writer
+    does when it opens it); return the versions before (None: a new database) and after."""
+    with connect(settings.results_url, schema=settings.results_schema) as db:
+        before = schema_version(db, settings)
+    with open_results(settings) as db:
+        return before, schema_version(db, settings)
+
+
+def check_schema_version(db: Database, settings: Settings) -> None:
+    """Refuse to read a results database of another schema version than this release's."""
+    found = schema_version(db, settings)
+    if found is not None and found != SCHEMA_VERSION:
+        raise _version_error(db, found)
+
+
+def _version_error(db: Database, found: int) -> SchemaVersionError:
+    if found > SCHEMA_VERSION:
+        what = f"was written by a newer credit-batch; this one reads up to version {SCHEMA_VERSION}"
+    else:
+        what = (
+            f"is older than this credit-batch's (version {SCHEMA_VERSION}); "
+            "`credit-batch upgrade` migrates it"
+        )
+    return SchemaVersionError(
+        f"the results database {db.url} is at schema version {found}, which {what}",
+        version=found,
+    )
+
+
+def _migrate(db: Database, settings: Settings, found: int | None) -> None:
+    """Run the migrations after ``found`` (all of them on a new database), each recorded."""
+    for version in sorted(v for v in MIGRATIONS if v > (found or 1)):
+        description, function = MIGRATIONS[version]
+        if found is not None:
+            logger.info("migrating %s to schema version %d: %s", db.url, version, description)
+        function(db, settings)
+        db.execute(
+            read_sql(settings.sql_dir, "schema/record_version.sql"),
+            {"version": version, "description": description, "applied_at": utcnow()},
+        )
+
+
+def _named_models(db: Database, settings: Settings) -> None:
+    """Name every version registered before names: its spec's name (GMSC's if none)."""
+    import json
+
+    from credit_batch.features import default_spec
+
+    rows = db.fetch_arrow(read_sql(settings.sql_dir, "schema/unnamed_versions.sql")).to_pylist()
+    for row in rows:
+        name = json.loads(row["spec"])["name"] if row["spec"] else default_spec().name
+        db.execute(
+            read_sql(settings.sql_dir, "schema/name_version.sql"),
+            {"model_version": row["model_version"], "model_name": name},
+        )
+    db.execute(read_sql(settings.sql_dir, "schema/name_events.sql"))
+
+
+#: The versioned migrations, in order: ``version: (description, function)``.
+#: Version 1 is every database made before versions were recorded (the columns
+#: of :data:`_ADDED_COLUMNS` are added in place before any migration runs).
+MIGRATIONS = {
+    2: ("named models: model_registry.model_name and model_events.model_name", _named_models),
+}
+SCHEMA_VERSION = max(MIGRATIONS)
 
 
 def check_key_type(db: Database, settings: Settings, spec, *, what: str) -> None:

@@ -197,7 +197,7 @@ def test_every_command_and_flag_of_the_cli_summary_runs(tmp_path, monkeypatch, c
     code, out, _ = run("promote", version, "--reason", "the README's model", "--by", "newcomer")
     assert code == 0 and out == f"champion: {version}\n"
     code, out, _ = run("models")
-    assert code == 0 and out.split()[:2] == [version, "champion"]
+    assert code == 0 and out.split()[:3] == ["gmsc", version, "champion"]
     code, out, _ = run(
         "train-candidate", "--cutoff", "2026-10-31", "--since", "2026-07-31", "--algorithm",
         "hgb", "--max-rows", "4000", "--seed", "1", "--spec", "sql/specs/gmsc/spec.toml",

@@ -53,7 +53,7 @@ def test_candidate_trained_on_shuffled_labels_fails_its_auc_gate_and_is_no_chall
     # Noise coefficients over strongly predictive features rank anywhere, never well.
     assert found["roc_auc"] < settings.gates.min_auc
     with results.open_results(settings, read_only=True) as db:
-        assert registry.challengers(db, settings) == []
+        assert registry.challengers(db, settings, "gmsc") == []
     run_pipeline(settings, snapshot_date="2026-10-31", sample_rows=500, repeats=1)
     assert query(settings, "SELECT DISTINCT model_version FROM predictions") == [
         {"model_version": champion.model_version}

@@ -1,2 +1,3 @@
-INSERT INTO model_events (event_id, model_version, event, event_at, actor, reason, details)
-VALUES (:event_id, :model_version, :event, :event_at, :actor, :reason, :details)
+INSERT INTO model_events
+    (event_id, model_version, model_name, event, event_at, actor, reason, details)
+VALUES (:event_id, :model_version, :model_name, :event, :event_at, :actor, :reason, :details)

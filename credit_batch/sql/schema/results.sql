@@ -1,7 +1,16 @@
 -- Results database: runs unchanged on DuckDB and PostgreSQL; idempotent.
 
+-- The schema versions applied to this database (credit_batch.stores.results.MIGRATIONS);
+-- a database made before versions were recorded is version 1.
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version      INTEGER PRIMARY KEY,
+    description  VARCHAR NOT NULL,
+    applied_at   TIMESTAMP NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS model_registry (
-    model_version  VARCHAR PRIMARY KEY,
+    model_version  VARCHAR PRIMARY KEY,        -- unique across models
+    model_name     VARCHAR,                    -- the model (pd_cards): champion per model
     created_at     TIMESTAMP NOT NULL,
     algorithm      VARCHAR NOT NULL,
     features       VARCHAR NOT NULL,           -- JSON list, in model order
@@ -32,6 +41,7 @@ CREATE TABLE IF NOT EXISTS model_registry (
 CREATE TABLE IF NOT EXISTS model_events (
     event_id       VARCHAR PRIMARY KEY,
     model_version  VARCHAR NOT NULL,
+    model_name     VARCHAR,
     event          VARCHAR NOT NULL,   -- registered | gates_passed | gates_failed | promoted | retired
     event_at       TIMESTAMP NOT NULL,
     actor          VARCHAR NOT NULL,   -- a user name, or airflow:<dag id>/<run id>
