@@ -16,7 +16,7 @@ import logging
 
 import numpy as np
 
-from credit_batch.checks import check_rows, parse_date
+from credit_batch.checks import check_model_name, check_rows, parse_date
 from credit_batch.config import (
     ALGORITHMS,
     DEFAULT_ALGORITHM,
@@ -299,6 +299,8 @@ def train(
     the registered record.
     """
     spec = spec or load_spec(settings.spec_path)
+    if model_name is not None:
+        check_model_name(model_name)
     until_date = parse_date(until, name="train until date")
     since_date = parse_date(since, name="train since date") if since else dt.date.min
     check_rows("max training rows", max_rows, maximum=MAX_PARTITION_ROWS, minimum=50)

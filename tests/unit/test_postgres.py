@@ -377,3 +377,29 @@ def test_a_binary_read_stopped_early_closes_its_connection(pg_url, pg_admin):
         others = "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = %s AND pid <> %s"
         pid = db.fetch_arrow("SELECT pg_backend_pid() AS p").to_pylist()[0]["p"]
         assert pg_admin.execute(others, (name, pid)).fetchone()[0] == 0
+
+
+def test_a_promotion_of_one_model_never_waits_for_another_models(pg_demo):
+    import threading
+
+    from credit_batch.stores import registry, results
+    from credit_batch.stores.db import connect
+
+    settings, written, gmsc = pg_demo
+    until = written[-3]["snapshot_date"]
+    cards = pipeline.train(settings, until=until, seed=2, max_rows=2000, model_name="pd_cards")
+    done: list = []
+    holder = connect(settings.results_url)
+    with holder.transaction():  # a promotion of gmsc in progress: its model's lock held
+        results.lock(holder, settings, "champion/gmsc")
+        promoting = threading.Thread(
+            target=lambda: done.append(pipeline.promote(settings, cards.model_version, reason="r"))
+        )
+        promoting.start()
+        promoting.join(30)
+        assert not promoting.is_alive(), "pd_cards' promotion waited for gmsc's lock"
+    holder.close()
+    assert done[0].status == "champion"
+    with results.open_results(settings, read_only=True) as db:
+        champions = {r.model_name: r.model_version for r in registry.champions(db, settings)}
+    assert champions == {"gmsc": gmsc.model_version, "pd_cards": cards.model_version}

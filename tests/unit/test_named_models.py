@@ -1,0 +1,84 @@
+"""Named models on one results database: a champion, challengers and an audit trail each."""
+
+from __future__ import annotations
+
+import pytest
+
+from credit_batch import pipeline
+from credit_batch.errors import NoChampionError, ParameterError
+from credit_batch.stores import registry, results
+from tests.conftest import query, run_pipeline
+
+pytestmark = pytest.mark.unit
+
+DATE = "2026-09-30"
+
+
+@pytest.fixture
+def two_models(demo):
+    """The demo's ``gmsc`` champion and a ``pd_cards`` champion on the same spec."""
+    settings, written, gmsc = demo
+    cards = pipeline.train(
+        settings, until=written[-3]["snapshot_date"], seed=2, max_rows=2000, model_name="pd_cards"
+    )
+    pipeline.promote(settings, cards.model_version, reason="the cards book")
+    return settings, gmsc, cards
+
+
+def test_each_model_keeps_its_own_champion_when_another_is_promoted(two_models, demo):
+    settings, gmsc, cards = two_models
+    written = demo[1]
+    newer = pipeline.train(
+        settings, until=written[-3]["snapshot_date"], seed=3, max_rows=2000, model_name="pd_cards"
+    )
+    pipeline.promote(settings, newer.model_version, reason="a better cards model")
+    roles = {
+        r["model_version"]: (r["model_name"], r["status"])
+        for r in query(settings, "SELECT model_version, model_name, status FROM model_registry")
+    }
+    assert roles == {
+        gmsc.model_version: ("gmsc", "champion"),  # untouched by the cards promotion
+        cards.model_version: ("pd_cards", "retired"),
+        newer.model_version: ("pd_cards", "champion"),
+    }
+    trail = query(settings, "SELECT model_name, model_version, event FROM model_events")
+    assert {(r["model_name"], r["model_version"], r["event"]) for r in trail} == {
+        ("gmsc", gmsc.model_version, "promoted"),
+        ("pd_cards", cards.model_version, "promoted"),
+        ("pd_cards", cards.model_version, "retired"),
+        ("pd_cards", newer.model_version, "promoted"),
+    }
+
+
+def test_with_two_champions_a_run_must_name_its_model_and_scores_that_one(two_models):
+    settings, gmsc, cards = two_models
+    with pytest.raises(ParameterError, match=r"model name.*gmsc \(.*pd_cards \("):
+        registry.resolve(settings, None)
+    assert (
+        registry.resolve(settings, None, model_name="pd_cards").model_version == cards.model_version
+    )
+    run_pipeline(settings, snapshot_date=DATE, model_name="pd_cards", repeats=1, sample_rows=500)
+    found = query(settings, "SELECT DISTINCT model_version FROM predictions")
+    assert found == [{"model_version": cards.model_version}]
+    with pytest.raises(ParameterError, match="belongs to model 'gmsc', not 'pd_cards'"):
+        registry.resolve(settings, gmsc.model_version, model_name="pd_cards")
+    with pytest.raises(NoChampionError, match="no champion of model 'pd_loans'"):
+        registry.resolve(settings, None, model_name="pd_loans")
+
+
+def test_the_same_training_inputs_under_another_name_are_refused_naming_the_owner(demo):
+    settings, written, gmsc = demo
+    with pytest.raises(ParameterError, match=r"registered for model 'gmsc'") as caught:
+        pipeline.train(settings, until=written[-3]["snapshot_date"], seed=1, model_name="other")
+    assert caught.value.value == "other"
+    with results.open_results(settings, read_only=True) as db:
+        assert [m["model_name"] for m in registry.list_models(db, settings)] == ["gmsc"]
+
+
+@pytest.mark.parametrize("name", ["", "1cards", "pd cards", "x" * 65, "../etc", 7])
+def test_a_bad_model_name_is_refused_by_rule_before_anything_is_trained(demo, name):
+    settings, written, _ = demo
+    before = query(settings, "SELECT COUNT(*) AS n FROM model_registry")
+    with pytest.raises(ParameterError, match="model name must match"):
+        pipeline.train(settings, until=written[-3]["snapshot_date"], model_name=name)
+    assert query(settings, "SELECT COUNT(*) AS n FROM model_registry") == before
