@@ -192,6 +192,7 @@ def test_every_command_and_flag_of_the_cli_summary_runs(tmp_path, monkeypatch, c
     code, out, _ = run(
         "train", "--until", "2026-08-31", "--since", "2026-07-31", "--algorithm", "logreg",
         "--max-rows", "4000", "--seed", "1", "--promote", "--spec", "sql/specs/gmsc/spec.toml",
+        "--model-name", "gmsc",
     )  # fmt: skip
     version = re.search(r"registered (\S+):", out).group(1)
     code, out, _ = run("promote", version, "--reason", "the README's model", "--by", "newcomer")
@@ -211,7 +212,12 @@ def test_every_command_and_flag_of_the_cli_summary_runs(tmp_path, monkeypatch, c
     assert code == 0 and out == f"retired: {candidate}\n"
     code, out, _ = run("events", version)
     assert code == 0 and "promoted      by newcomer: the README's model" in out
-    code, _, err = run("run", "--snapshot-date", "2026-10-31", "--workers", "2", "--fail-on-drift")
+    code, out, _ = run("upgrade")
+    assert code == 0 and out.endswith("schema version 2, nothing to migrate\n")
+    code, _, err = run(
+        "run", "--snapshot-date", "2026-10-31", "--workers", "2", "--fail-on-drift",
+        "--model-name", "gmsc",
+    )  # fmt: skip
     assert code == 2 and "act band" in err  # the planted drift
     code, out, _ = run(
         "run", "--as-of", "2026-10-01", "--model-version", version, "--chunk-rows", "500",

@@ -1,17 +1,20 @@
 -- Views for analysts; recreated on every schema apply.
 
--- The champion model (at most one row).
+-- Each model's champion (one row per model). New columns go last: PostgreSQL's
+-- CREATE OR REPLACE VIEW may add columns at the end only.
 CREATE OR REPLACE VIEW champion_model AS
-SELECT model_version, algorithm, train_until, roc_auc, log_loss, ks, promoted_at
+SELECT model_version, algorithm, train_until, roc_auc, log_loss, ks, promoted_at, model_name
 FROM model_registry
 WHERE status = 'champion';
 
--- Each customer's newest score from the champion model.
+-- Each customer's newest score from each model's champion.
 CREATE OR REPLACE VIEW latest_predictions AS
-SELECT snapshot_date, customer_id, model_version, run_id, score, risk_band
+SELECT snapshot_date, customer_id, model_version, run_id, score, risk_band, model_name
 FROM (
-    SELECT p.*,
-           ROW_NUMBER() OVER (PARTITION BY p.customer_id ORDER BY p.snapshot_date DESC) AS rn
+    SELECT p.*, m.model_name,
+           ROW_NUMBER() OVER (
+               PARTITION BY m.model_name, p.customer_id ORDER BY p.snapshot_date DESC
+           ) AS rn
     FROM predictions AS p
     JOIN model_registry AS m
       ON m.model_version = p.model_version AND m.status = 'champion'
