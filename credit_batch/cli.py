@@ -188,17 +188,15 @@ def _train_parser(sub) -> None:
     c.add_argument("--since", help="first snapshot to train on, YYYY-MM-DD (default: all)")
     c.add_argument(
         "--algorithm",
-        default=DEFAULT_ALGORITHM,
         choices=ALGORITHMS,
         help=f"the model (default {DEFAULT_ALGORITHM})",
     )
     c.add_argument(
         "--max-rows",
         type=int,
-        default=DEFAULT_TRAIN_MAX_ROWS,
         help=f"labeled rows sampled at most (default {DEFAULT_TRAIN_MAX_ROWS:,})",
     )
-    c.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"default {DEFAULT_SEED}")
+    c.add_argument("--seed", type=int, help=f"default {DEFAULT_SEED}")
     c.add_argument("--promote", action="store_true", help="also make it the champion")
     _model_name_argument(c)
     c.add_argument(
@@ -221,11 +219,13 @@ def _candidate_parser(sub) -> None:
         "older ones are trained on (YYYY-MM-DD)",
     )
     c.add_argument("--since", help="first snapshot to train on, YYYY-MM-DD (default: all)")
-    c.add_argument("--algorithm", default=DEFAULT_ALGORITHM, choices=ALGORITHMS, help="the model")
     c.add_argument(
-        "--max-rows", type=int, default=DEFAULT_TRAIN_MAX_ROWS, help="labeled rows at most"
+        "--algorithm", choices=ALGORITHMS, help=f"the model (default {DEFAULT_ALGORITHM})"
     )
-    c.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"default {DEFAULT_SEED}")
+    c.add_argument(
+        "--max-rows", type=int, help=f"labeled rows at most (default {DEFAULT_TRAIN_MAX_ROWS:,})"
+    )
+    c.add_argument("--seed", type=int, help=f"default {DEFAULT_SEED}")
     c.add_argument("--spec", help="feature spec file (default: CREDIT_BATCH_SPEC)")
     _model_name_argument(c)
     c.set_defaults(func=_train_candidate)
@@ -235,6 +235,11 @@ def _model_name_argument(c: argparse.ArgumentParser) -> None:
     c.add_argument(
         "--model-name",
         help="the model the version belongs to (default: the spec's name, gmsc for GMSC)",
+    )
+    c.add_argument(
+        "--model-file",
+        help="a model file (TOML): its name, spec, algorithm, seed, max rows and policy; "
+        "the flags given beside it win",
     )
 
 
@@ -427,8 +432,26 @@ def _training(settings: Settings, args) -> tuple[Settings, dict]:
     """The settings (with ``--spec``) and the options both training commands take."""
     if args.spec:
         settings = dataclasses.replace(settings, spec_path=Path(args.spec))
-    options = {"since": args.since, "algorithm": args.algorithm, "max_rows": args.max_rows}
-    return settings, {**options, "seed": args.seed, "model_name": args.model_name}
+    given = {
+        "algorithm": args.algorithm,
+        "max_rows": args.max_rows,
+        "seed": args.seed,
+        "model_name": args.model_name,
+    }
+    if args.model_file:
+        from credit_batch.model_file import load_model_file
+
+        if args.spec:
+            raise ParameterError("--spec", args.spec, "must not be given with --model-file")
+        model = load_model_file(args.model_file)
+        defaults = {"algorithm": model.algorithm, "max_rows": model.max_rows, "seed": model.seed}
+        given = {k: defaults[k] if v is None and k in defaults else v for k, v in given.items()}
+        given |= {"model_name": args.model_name or model.name}
+        given |= {"spec": model.spec, "policy": model.policy}
+    fallback = {"algorithm": DEFAULT_ALGORITHM, "max_rows": DEFAULT_TRAIN_MAX_ROWS}
+    fallback["seed"] = DEFAULT_SEED
+    given = {k: fallback[k] if v is None and k in fallback else v for k, v in given.items()}
+    return settings, {"since": args.since, **given}
 
 
 def _train(settings: Settings, args) -> None:

@@ -8,7 +8,8 @@ multiprocessing move exceptions between processes)::
     ├── ServiceUnavailableError      a database cannot be reached or is locked (retryable)
     ├── ParameterError               a setting or argument breaks a rule
     │   ├── UnsupportedDatabaseError a URL names a database we do not drive
-    │   └── SpecError                a feature spec file breaks a rule
+    │   ├── SpecError                a feature spec file breaks a rule
+    │   └── ModelFileError           a model file breaks a rule
     ├── DataError                    the data cannot be used as it is
     │   ├── SnapshotNotFoundError    no rows for the requested snapshot date
     │   ├── SchemaMismatchError      a column is missing or has the wrong type
@@ -38,6 +39,7 @@ __all__ = [
     "DriftError",
     "GateError",
     "ModelError",
+    "ModelFileError",
     "ModelNotFoundError",
     "NoChampionError",
     "ParameterError",
@@ -130,6 +132,16 @@ class SpecError(ParameterError):
 
     def __init__(self, path: object, field: str, value: object, rule: str) -> None:
         super().__init__(f"spec {path}: {field}", value, rule)
+        self.path, self.field = str(path), field
+
+
+class ModelFileError(ParameterError):
+    """A model file breaks a rule: names the file, the field, the rule, the value."""
+
+    remedy = "Fix the named field of the model file (its format: docs/own-data.md)."
+
+    def __init__(self, path: object, field: str, value: object, rule: str) -> None:
+        super().__init__(f"model file {path}: {field}", value, rule)
         self.path, self.field = str(path), field
 
 

@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 
 from credit_batch.checks import parse_date
-from credit_batch.config import DEFAULT_ALGORITHM, DEFAULT_SEED, Gates, Settings
+from credit_batch.config import DEFAULT_ALGORITHM, DEFAULT_SEED, Gates, Policy, Settings
 from credit_batch.errors import DataError, NoChampionError
 from credit_batch.features import FeatureSpec, load_spec
 from credit_batch.steps import drift, performance
@@ -45,6 +45,7 @@ def train_candidate(
     spec: FeatureSpec | None = None,
     actor: str | None = None,
     model_name: str | None = None,
+    policy: Policy | None = None,
 ) -> registry.ModelRecord:
     """Train on matured snapshots before the newest one at ``cutoff``, validate on it, gate.
 
@@ -66,6 +67,7 @@ def train_candidate(
         seed=seed,
         spec=spec,
         model_name=model_name,
+        policy=policy,
     )
     if record.validation_date == valid_date and record.gate_status:
         return record

@@ -23,6 +23,7 @@ from credit_batch.config import (
     DEFAULT_SEED,
     DEFAULT_TRAIN_MAX_ROWS,
     MAX_PARTITION_ROWS,
+    Policy,
     Settings,
     safe_url,
 )
@@ -289,14 +290,16 @@ def train(
     seed: int = DEFAULT_SEED,
     spec: FeatureSpec | None = None,
     model_name: str | None = None,
+    policy: Policy | None = None,
 ):
     """Fit on labeled snapshots in ``[since, until]``, evaluate, save and register a candidate.
 
     ``spec`` (default: the file ``settings.spec_path``) says what to read and
     is registered with the model; ``model_name`` (default: the spec's name) is
-    the model the version belongs to. The same rows, spec, algorithm and seed give
-    the same model version: training again registers nothing new and returns
-    the registered record.
+    the model the version belongs to; ``policy`` (default: the settings') is
+    registered with the version (a model file's: :mod:`credit_batch.model_file`).
+    The same rows, spec, algorithm and seed give the same model version:
+    training again registers nothing new and returns the registered record.
     """
     spec = spec or load_spec(settings.spec_path)
     if model_name is not None:
@@ -325,7 +328,7 @@ def train(
     with results.open_results(settings, key_type=spec.key_type) as db:
         results.check_key_type(db, settings, spec, what=f"the spec {spec.name}")
         return registry.save_model(
-            db, settings, fitted, train_until=until_date, model_name=model_name
+            db, settings, fitted, train_until=until_date, model_name=model_name, policy=policy
         )
 
 

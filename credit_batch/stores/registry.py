@@ -169,9 +169,10 @@ def save_model(
     *,
     train_until: dt.date,
     model_name: str | None = None,
+    policy: Policy | None = None,
 ) -> ModelRecord:
     """Write the artifact and metadata, register it as a candidate of ``model_name``
-    (default: the spec's name), return its record.
+    (default: the spec's name) with ``policy`` (default: the settings'), return its record.
 
     The version is ``<algorithm>-<train_until>-<fingerprint[:10]>``: the same
     training inputs give the same version. A version already registered is
@@ -204,7 +205,7 @@ def save_model(
         drift_reference=_json_or_none(fitted.drift_reference),
         spec=json.dumps(fitted.spec.to_dict(), sort_keys=True),
         spec_hash=fitted.spec.digest,
-        policy=json.dumps(settings.policy.to_dict(), sort_keys=True),
+        policy=json.dumps((policy or settings.policy).to_dict(), sort_keys=True),
         **{k: float(fitted.metrics[k]) for k in ("roc_auc", "log_loss", "ks")},
     )
     with atomic_path(folder / "metadata.json") as tmp:

@@ -1,0 +1,177 @@
+"""Model files: what a model is, in one TOML file beside its feature spec.
+
+A model file names the model, the spec it reads, the algorithm and its
+training options, the policy its versions decide with (risk bands, points
+scale, gates, swap cutoff), its owner and its purpose::
+
+    name = "pd_cards"
+    description = "Probability of 90+ days late within two years, credit cards"
+    owner = "credit-risk@lender.example"
+    spec = "spec.toml"            # relative to this file
+    algorithm = "logreg"          # logreg | hgb | lgbm
+    seed = 42
+    max_rows = 300000
+
+    [policy]
+    risk_bands = [[0.02, "A"], [0.05, "B"], [0.10, "C"], [0.20, "D"], [1.0, "E"]]
+    swap_cutoff = 0.10
+    scorecard = { base_points = 600, base_odds = 50, pdo = 20 }
+    gates = { min_auc = 0.70, max_psi = 0.25, champion_margin = 0.01 }
+
+Every field but ``name`` and ``spec`` has a default (the package's); a
+mistake is refused with one :class:`~credit_batch.errors.ModelFileError`
+naming the file, the field, the rule and the value. Training from a model
+file registers its policy with the version (``model_registry.policy``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from credit_batch.checks import MODEL_NAME_PATTERN, check_model_name
+from credit_batch.config import (
+    ALGORITHMS,
+    DEFAULT_ALGORITHM,
+    DEFAULT_SEED,
+    DEFAULT_TRAIN_MAX_ROWS,
+    Gates,
+    Policy,
+    Scorecard,
+)
+from credit_batch.errors import ModelFileError, ParameterError, SpecError
+from credit_batch.features import FeatureSpec, load_spec
+
+__all__ = ["ModelFile", "load_model_file"]
+
+_TOP = {"name", "description", "owner", "spec", "algorithm", "seed", "max_rows", "policy"}
+_POLICY = {"risk_bands", "swap_cutoff", "scorecard", "gates"}
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A model file, checked: its name, spec, training options, policy and purpose."""
+
+    name: str
+    spec: FeatureSpec
+    path: Path
+    algorithm: str = DEFAULT_ALGORITHM
+    seed: int = DEFAULT_SEED
+    max_rows: int = DEFAULT_TRAIN_MAX_ROWS
+    policy: Policy = field(default_factory=Policy)
+    owner: str | None = None
+    description: str | None = None
+
+
+def load_model_file(path: str | Path) -> ModelFile:
+    """Read and check the model file ``path`` and the spec it names.
+
+    Raises
+    ------
+    ModelFileError
+        For the first mistake, naming the file, the field, the rule and the value.
+    SpecError
+        For the first mistake of the spec it names.
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ModelFileError(path, "file", str(path), f"cannot be read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ModelFileError(path, "file", str(path), f"is not valid TOML ({exc})") from None
+    _fields(path, data, "", _TOP, required={"name", "spec"})
+    return ModelFile(
+        name=_checked(
+            path, "name", data["name"], check_model_name, "must match " + MODEL_NAME_PATTERN
+        ),
+        spec=_spec(path, data["spec"]),
+        path=path,
+        algorithm=_choice(path, "algorithm", data.get("algorithm", DEFAULT_ALGORITHM)),
+        seed=_integer(path, "seed", data.get("seed", DEFAULT_SEED), minimum=0),
+        max_rows=_integer(
+            path, "max_rows", data.get("max_rows", DEFAULT_TRAIN_MAX_ROWS), minimum=50
+        ),
+        policy=_policy(path, data.get("policy", {})),
+        owner=_text(path, "owner", data.get("owner")),
+        description=_text(path, "description", data.get("description")),
+    )
+
+
+def _fields(path: Path, data: object, where: str, allowed: set[str], *, required=()) -> dict:
+    if not isinstance(data, dict):
+        raise ModelFileError(path, where or "file", data, "must be a table")
+    for name in data:
+        if name not in allowed:
+            known = ", ".join(sorted(allowed))
+            raise ModelFileError(path, f"{where}{name}", data[name], f"is not a field ({known})")
+    for name in sorted(set(required) - data.keys()):
+        raise ModelFileError(path, f"{where}{name}", None, "is required")
+    return data
+
+
+def _checked(path: Path, where: str, value: object, check, rule: str):
+    try:
+        return check(value)
+    except ParameterError:
+        raise ModelFileError(path, where, value, rule) from None
+
+
+def _spec(path: Path, value: object) -> FeatureSpec:
+    if not isinstance(value, str) or not value.endswith(".toml"):
+        raise ModelFileError(path, "spec", value, "must be the path of a spec file (.toml)")
+    file = (path.parent / value).resolve()
+    if not file.is_file():
+        raise ModelFileError(path, "spec", value, f"must name an existing file ({file})")
+    return load_spec(file)
+
+
+def _choice(path: Path, where: str, value: object) -> str:
+    if value not in ALGORITHMS:
+        raise ModelFileError(path, where, value, f"must be one of {', '.join(ALGORITHMS)}")
+    return value
+
+
+def _integer(path: Path, where: str, value: object, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ModelFileError(path, where, value, f"must be an integer >= {minimum}")
+    return value
+
+
+def _text(path: Path, where: str, value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ModelFileError(path, where, value, "must be a string")
+    return value
+
+
+def _policy(path: Path, data: object) -> Policy:
+    _fields(path, data, "policy.", _POLICY)
+    try:
+        return Policy(
+            risk_bands=_bands(path, data.get("risk_bands")),
+            scorecard=Scorecard(**_fields(path, data.get("scorecard", {}), "policy.scorecard.",
+                                          {"base_points", "base_odds", "pdo"})),
+            gates=Gates(**_fields(path, data.get("gates", {}), "policy.gates.",
+                                  {"min_auc", "max_psi", "champion_margin"})),
+            swap_cutoff=data.get("swap_cutoff", Policy.swap_cutoff),
+        )  # fmt: skip
+    except SpecError:
+        raise
+    except ParameterError as exc:  # the policy's own rule, named as its field of this file
+        raise ModelFileError(path, f"policy ({exc.name})", exc.value, exc.rule) from None
+
+
+def _bands(path: Path, value: object) -> tuple:
+    if value is None:
+        return Policy.risk_bands
+    if not isinstance(value, list) or not all(
+        isinstance(b, list)
+        and len(b) == 2
+        and isinstance(b[0], int | float)
+        and not isinstance(b[0], bool)
+        and isinstance(b[1], str)
+        for b in value
+    ):
+        raise ModelFileError(path, "policy.risk_bands", value, 'must be [[bound, "band"], ...]')
+    return tuple((b[0], b[1]) for b in value)
