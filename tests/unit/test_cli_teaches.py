@@ -201,7 +201,7 @@ def test_every_command_and_flag_of_the_cli_summary_runs(tmp_path, monkeypatch, c
     assert code == 0 and out.split()[:3] == ["gmsc", version, "champion"]
     code, out, _ = run(
         "train-candidate", "--cutoff", "2026-10-31", "--since", "2026-07-31", "--algorithm",
-        "hgb", "--max-rows", "4000", "--seed", "1", "--spec", "sql/specs/gmsc/spec.toml",
+        "hgb", "--max-rows", "4000", "--seed", "1", "--model-file", "sql/specs/gmsc/model.toml",
     )  # fmt: skip
     candidate = re.search(r"registered (\S+) \((candidate|challenger)\)", out).group(1)
     assert code == 0 and "out of time on 2026-09-30" in out and "model card:" in out
