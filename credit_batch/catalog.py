@@ -12,7 +12,7 @@ import difflib
 import re
 from pathlib import Path
 
-from credit_batch.checks import check_model_version, check_rows, parse_date
+from credit_batch.checks import check_model_name, check_model_version, check_rows, parse_date
 from credit_batch.config import Settings, safe_url
 from credit_batch.errors import CreditBatchError, DataError, ParameterError
 from credit_batch.stores import results
@@ -30,6 +30,7 @@ __all__ = [
     "describe_url",
     "history",
     "lookup",
+    "lookups",
     "models",
     "query",
     "rows",
@@ -81,16 +82,29 @@ _END_OF_TIME = dt.date(9999, 12, 31)
 MAX_CUSTOMER_ID_LENGTH = 64
 
 
-def lookup(settings: Settings, customer_id, *, as_of=None) -> dict | None:
+def lookup(settings: Settings, customer_id, *, as_of=None, model_name=None) -> dict | None:
     """The champion's newest score of ``customer_id`` at or before ``as_of`` (default: any),
     with band, points, the three reasons (feature, text, log-odds), model, run and snapshot.
 
-    None where the customer has no such score. ``customer_id`` is checked
-    against the results' key type (an integer or a string) before any query.
+    ``model_name``: that model's champion; none named, the only model that
+    scored the customer (refused, naming them, where several did). None where
+    the customer has no such score. ``customer_id`` is checked against the
+    results' key type (an integer or a string) before any query.
     """
-    date = as_of_date(as_of)
-    found = _keyed_rows(settings, "serve/lookup.sql", customer_id, {"as_of": date})
+    found = lookups(settings, customer_id, as_of=as_of, model_name=model_name)
+    if len(found) > 1:
+        names = ", ".join(r["model_name"] for r in found)
+        raise ParameterError("model name", None, f"must name one of the models: {names}")
     return found[0] if found else None
+
+
+def lookups(settings: Settings, customer_id, *, as_of=None, model_name=None) -> list[dict]:
+    """Each model's champion's newest score of ``customer_id`` at or before ``as_of`` (a
+    row per model, by model name), or only ``model_name``'s; see :func:`lookup`."""
+    date = as_of_date(as_of)
+    name = None if model_name is None else check_model_name(model_name)
+    found = _keyed_rows(settings, "serve/lookup.sql", customer_id, {"as_of": date})
+    return [r for r in found if name is None or r["model_name"] == name]
 
 
 def as_of_date(as_of) -> dt.date:

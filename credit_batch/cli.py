@@ -264,9 +264,13 @@ def _backfill_parser(sub) -> None:
 
 
 def _lookup_parser(sub) -> None:
-    c = sub.add_parser("lookup", help="a customer's latest champion score and reasons (reads only)")
+    c = sub.add_parser(
+        "lookup",
+        help="a customer's latest score and reasons from each model's champion (reads only)",
+    )
     c.add_argument("customer_id", help="the customer's id (the key of the results)")
     c.add_argument("--as-of", help="the newest score at or before this date, YYYY-MM-DD")
+    c.add_argument("--model-name", help="only this model's score (default: every model's)")
     c.add_argument("--history", action="store_true", help="every stored score, newest first")
     c.add_argument("--json", action="store_true", help="print JSON")
     c.set_defaults(func=_lookup)
@@ -586,8 +590,9 @@ def _lookup(settings: Settings, args) -> None:
     if args.history:
         found = catalog.history(settings, args.customer_id)
     else:
-        one = catalog.lookup(settings, args.customer_id, as_of=args.as_of)
-        found = [one] if one else []
+        found = catalog.lookups(
+            settings, args.customer_id, as_of=args.as_of, model_name=args.model_name
+        )
     if not found:
         when = f" at or before {args.as_of}" if args.as_of else ""
         raise DataError(
@@ -595,17 +600,20 @@ def _lookup(settings: Settings, args) -> None:
             f"{catalog.describe_url(settings.results_url)}",
             customer_id=args.customer_id,
         )
-    if args.json:
-        print(json.dumps(found if args.history else found[0], default=str, indent=1))
+    if args.json:  # one model: its score; several: a list, one per model
+        one = not args.history and len(found) == 1
+        print(json.dumps(found[0] if one else found, default=str, indent=1))
     elif args.history:
         print(_pretty(_arrow(found)))
     else:
-        _print_score(found[0])
+        for score in found:
+            _print_score(score, named=len(found) > 1)
 
 
-def _print_score(s: dict) -> None:
+def _print_score(s: dict, *, named: bool = False) -> None:
+    model = f"{s['model_name']}: " if named else ""
     print(
-        f"customer {s['customer_id']}: score {s['score']:.4f}, band {s['risk_band']}, "
+        f"{model}customer {s['customer_id']}: score {s['score']:.4f}, band {s['risk_band']}, "
         f"{_points(s['points'])}snapshot {s['snapshot_date']}, model {s['model_version']}, "
         f"run {s['run_id']}"
     )

@@ -232,6 +232,8 @@ def test_every_command_and_flag_of_the_cli_summary_runs(tmp_path, monkeypatch, c
     assert code == 0 and out.strip().endswith("report.html")
     code, out, _ = run("sql", "SELECT COUNT(*) AS n FROM predictions", "--json")
     assert code == 0 and '"n"' in out
+    code, out, _ = run("lookup", "1", "--model-name", "gmsc")
+    assert code == 0 and out.startswith("customer 1: score")
     code, out, _ = run("lookup", "1", "--as-of", "2026-10-31", "--history")
     assert code == 0 and "(1 row)" in out  # scored once so far: 2026-09-30
     code, out, _ = run("sql", "SELECT 1 AS one", "--csv")

@@ -82,3 +82,36 @@ def test_a_bad_model_name_is_refused_by_rule_before_anything_is_trained(demo, na
     with pytest.raises(ParameterError, match="model name must match"):
         pipeline.train(settings, until=written[-3]["snapshot_date"], model_name=name)
     assert query(settings, "SELECT COUNT(*) AS n FROM model_registry") == before
+
+
+def test_lookup_answers_each_models_champion_score_or_the_named_ones(
+    two_models, capsys, monkeypatch
+):
+    from credit_batch import catalog, cli
+
+    settings, gmsc, cards = two_models
+    for name in ("gmsc", "pd_cards"):
+        run_pipeline(settings, snapshot_date=DATE, model_name=name, repeats=1, sample_rows=500)
+    oracle = {
+        r["model_version"]: r["score"]
+        for r in query(
+            settings, "SELECT model_version, score FROM predictions WHERE customer_id = 7"
+        )
+    }
+    found = catalog.lookups(settings, 7)
+    assert [(r["model_name"], r["model_version"]) for r in found] == [
+        ("gmsc", gmsc.model_version),
+        ("pd_cards", cards.model_version),
+    ]
+    assert [r["score"] for r in found] == [oracle[gmsc.model_version], oracle[cards.model_version]]
+    assert (
+        catalog.lookup(settings, 7, model_name="pd_cards")["model_version"] == cards.model_version
+    )
+    with pytest.raises(ParameterError, match="must name one of the models: gmsc, pd_cards"):
+        catalog.lookup(settings, 7)
+    monkeypatch.setenv("CREDIT_BATCH_HOME", str(settings.home))
+    assert cli.main(["lookup", "7"]) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if not x.startswith("  ")]
+    assert [x.split(":")[0] for x in lines] == ["gmsc", "pd_cards"]
+    assert cli.main(["lookup", "7", "--model-name", "pd_cards"]) == 0
+    assert f"model {cards.model_version}" in capsys.readouterr().out
