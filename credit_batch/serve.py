@@ -36,6 +36,7 @@ import weakref
 from types import SimpleNamespace
 
 from credit_batch import catalog
+from credit_batch.checks import check_model_name
 from credit_batch.config import Settings
 from credit_batch.errors import (
     CreditBatchError,
@@ -154,8 +155,10 @@ def _models() -> SimpleNamespace:
     from pydantic import BaseModel, ConfigDict
 
     class Score(BaseModel):
-        """The champion's score of a customer at a snapshot, with its three reasons."""
+        """A model's champion's score of a customer at a snapshot, with its three reasons."""
 
+        model_config = ConfigDict(protected_namespaces=())
+        model_name: str | None = None
         customer_id: int | str
         snapshot_date: dt.date
         model_version: str
@@ -266,23 +269,31 @@ class _ScoreIndex:
         self._settings = settings
         self._kept = _Kept(self._read, name="score index", stamp=_stamp(settings))
 
-    def lookup(self, customer_id: str, as_of) -> dict | None:
-        import numpy as np
+    def lookup(self, customer_id: str, as_of, *, model_name: str | None = None) -> dict | None:
+        """The newest score of ``model_name``'s champion (none named: of the only model
+        that scored the customer; several: refused, naming them)."""
+        found = self.lookups(customer_id, as_of, model_name=model_name)
+        if len(found) > 1:
+            names = ", ".join(r["model_name"] for r in found)
+            raise ParameterError("model name", None, f"must name one of the models: {names}")
+        return found[0] if found else None
 
+    def lookups(self, customer_id: str, as_of, *, model_name: str | None = None) -> list[dict]:
+        """Each model's champion's newest score of the customer (or ``model_name``'s)."""
         index = self._current()
         if index is None:
-            return catalog.lookup(self._settings, customer_id, as_of=as_of)
+            return catalog.lookups(self._settings, customer_id, as_of=as_of, model_name=model_name)
         key = catalog.customer_key(customer_id, string=index["string"])
-        date = np.datetime64(catalog.as_of_date(as_of), "D")
-        lo = int(np.searchsorted(index["keys"], key, side="left"))
-        hi = int(np.searchsorted(index["keys"], key, side="right"))
-        at = lo + int(np.searchsorted(index["dates"][lo:hi], date, side="right")) - 1
-        if at < lo:
-            return None
-        row = index["table"].slice(int(at), 1).to_pylist()[0]
-        for i in (1, 2, 3):
-            row[f"reason_{i}_text"] = index["texts"].get(row[f"reason_{i}"])
-        return row
+        name = None if model_name is None else check_model_name(model_name)
+        found = []
+        for model, part in index["models"].items():
+            if name is None or model == name:
+                row = _newest(part, key, catalog.as_of_date(as_of))
+                found += [] if row is None else [{**row, "model_name": model}]
+        for row in found:
+            for i in (1, 2, 3):
+                row[f"reason_{i}_text"] = index["texts"].get(row[f"reason_{i}"])
+        return found
 
     def warm(self) -> None:
         """Build the index now (readiness), rather than on the first lookup."""
@@ -316,14 +327,34 @@ class _ScoreIndex:
         table = table.take(order)
         string = pa.types.is_string(table.schema.field("customer_id").type)
         logger.info("score index: %d champion scores", table.num_rows)
+        names = table.column("model_name")
+        models = {}
+        for model in sorted(pc.unique(names).to_pylist()):
+            part = table.filter(pc.equal(names, model)).drop_columns(["model_name"])
+            models[model] = {
+                "table": part,
+                "keys": part.column("customer_id").to_numpy(zero_copy_only=False),
+                "dates": part.column("snapshot_date")
+                .to_numpy(zero_copy_only=False)
+                .astype("M8[D]"),
+            }
         return {
             "version": version,
-            "table": table,
-            "keys": table.column("customer_id").to_numpy(zero_copy_only=False),
-            "dates": table.column("snapshot_date").to_numpy(zero_copy_only=False).astype("M8[D]"),
+            "models": models,
             "string": string,
             "texts": dict(zip(*texts.to_pydict().values(), strict=True)),
         }
+
+
+def _newest(part: dict, key, as_of) -> dict | None:
+    """The row of ``key``'s newest snapshot at or before ``as_of`` in one model's index."""
+    import numpy as np
+
+    date = np.datetime64(as_of, "D")
+    lo = int(np.searchsorted(part["keys"], key, side="left"))
+    hi = int(np.searchsorted(part["keys"], key, side="right"))
+    at = lo + int(np.searchsorted(part["dates"][lo:hi], date, side="right")) - 1
+    return None if at < lo else part["table"].slice(at, 1).to_pylist()[0]
 
 
 def create_app(settings: Settings | None = None):
@@ -443,10 +474,37 @@ def _score_routes(app, settings: Settings, champion: _Champion, index, statuses)
     def score(
         customer_id: Annotated[str, customer], as_of: Annotated[str | None, as_of_query] = None
     ):
-        """The champion's newest score of a customer (at or before ``as_of``) and its reasons."""
+        """The champion's newest score of a customer (at or before ``as_of``) and its reasons:
+        of the only model that scored the customer (where several did: 422, naming them)."""
         found = index.lookup(customer_id, as_of)
         if found is None:
             raise HTTPException(404, f"no score of customer {customer_id}")
+        return found
+
+    @app.get("/v1/customers/{customer_id}/scores", response_model=list[models.Score], **lookup)
+    def scores(
+        customer_id: Annotated[str, customer], as_of: Annotated[str | None, as_of_query] = None
+    ):
+        """Each model's champion's newest score of a customer, by model name."""
+        found = index.lookups(customer_id, as_of)
+        if not found:
+            raise HTTPException(404, f"no score of customer {customer_id}")
+        return found
+
+    @app.get(
+        "/v1/models/{model_name}/customers/{customer_id}/score",
+        response_model=models.Score,
+        **lookup,
+    )
+    def model_score(
+        model_name: Annotated[str, Path(min_length=1, max_length=64)],
+        customer_id: Annotated[str, customer],
+        as_of: Annotated[str | None, as_of_query] = None,
+    ):
+        """One model's champion's newest score of a customer (at or before ``as_of``)."""
+        found = index.lookup(customer_id, as_of, model_name=model_name)
+        if found is None:
+            raise HTTPException(404, f"no score of customer {customer_id} by model {model_name}")
         return found
 
     @app.get(

@@ -115,3 +115,39 @@ def test_lookup_answers_each_models_champion_score_or_the_named_ones(
     assert [x.split(":")[0] for x in lines] == ["gmsc", "pd_cards"]
     assert cli.main(["lookup", "7", "--model-name", "pd_cards"]) == 0
     assert f"model {cards.model_version}" in capsys.readouterr().out
+
+
+def test_the_http_api_answers_each_models_score_from_the_index(two_models):
+    pytest.importorskip("fastapi", reason="the serve extra (fastapi) is not installed")
+    from fastapi.testclient import TestClient
+
+    from credit_batch import serve
+
+    settings, gmsc, cards = two_models
+    run_pipeline(settings, snapshot_date=DATE, model_name="pd_cards", repeats=1, sample_rows=500)
+    run_pipeline(
+        settings, snapshot_date="2026-10-31", model_name="gmsc", repeats=1, sample_rows=500
+    )
+    stored = {
+        (r["model_version"], str(r["snapshot_date"])): r["score"]
+        for r in query(settings, "SELECT * FROM predictions WHERE customer_id = 11")
+    }
+    client = TestClient(serve.create_app(settings), raise_server_exceptions=False)
+    client.headers["Authorization"] = f"Bearer {serve.create_api_key(settings, 'named')}"
+    both = client.get("/v1/customers/11/scores")
+    assert both.status_code == 200, both.text
+    assert [(s["model_name"], s["snapshot_date"], s["score"]) for s in both.json()] == [
+        ("gmsc", "2026-10-31", stored[(gmsc.model_version, "2026-10-31")]),
+        ("pd_cards", DATE, stored[(cards.model_version, DATE)]),
+    ]
+    one = client.get("/v1/models/pd_cards/customers/11/score").json()
+    assert (one["model_version"], one["score"]) == (
+        cards.model_version,
+        stored[(cards.model_version, DATE)],
+    )
+    older = client.get("/v1/models/gmsc/customers/11/score", params={"as_of": DATE})
+    assert older.status_code == 404  # gmsc scored 2026-10-31 only
+    ambiguous = client.get("/v1/customers/11/score")
+    assert ambiguous.status_code == 422 and "gmsc, pd_cards" in ambiguous.text
+    assert client.get("/v1/models/pd_loans/customers/11/score").status_code == 404
+    assert client.get("/v1/models/no%20such/customers/11/score").status_code == 422
