@@ -13,7 +13,17 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.unit
 
 PACKAGE = REPO / "credit_batch"
-CORE = {"config", "errors", "checks", "features", "run", "faults", "storage", "sampling"}
+CORE = {
+    "config",
+    "errors",
+    "checks",
+    "features",
+    "run",
+    "faults",
+    "storage",
+    "sampling",
+    "model_file",
+}
 FACES = {"pipeline", "lifecycle", "catalog", "serve", "cli"}
 HEAVY = {"pandas", "pyarrow", "sklearn", "shap", "duckdb", "psycopg", "numpy", "skops", "pandera"}
 
