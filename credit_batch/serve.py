@@ -42,6 +42,7 @@ from credit_batch.errors import (
     CreditBatchError,
     DataError,
     ModelError,
+    NoChampionError,
     ParameterError,
     ServiceUnavailableError,
 )
@@ -232,23 +233,48 @@ def _stamp(settings: Settings):
 
 
 class _Champion:
-    """The champion's model, loaded once per version and sha256 (verified on load)."""
+    """Every model's champion, loaded once per version and sha256 (verified on load)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._kept = _Kept(self._read, name="champion", stamp=_stamp(settings))
 
-    def get(self):
-        return self._kept.get()
+    def get(self, model_name: str | None = None):
+        """``(record, model)`` of ``model_name``'s champion; none named: of the only model
+        with one (NoChampionError where none has, ParameterError naming them where several)."""
+        loaded = self._kept.get()
+        if model_name is not None:
+            name = check_model_name(model_name)
+            if name not in loaded:
+                raise NoChampionError(f"no champion of model {name!r}", model_name=name)
+            return loaded[name]
+        if len(loaded) > 1:
+            names = ", ".join(sorted(loaded))
+            raise ParameterError("model name", None, f"must name one of the models: {names}")
+        if not loaded:
+            registry.resolve(self._settings, None)  # raises, saying what to run
+        return next(iter(loaded.values()))
+
+    def versions(self) -> str:
+        """The champions' versions, by model name, comma-separated (readiness, metrics)."""
+        return ",".join(record.model_version for record, _ in self._kept.get().values())
 
     def _read(self, loaded):
-        record = registry.resolve(self._settings, None)
-        if loaded is not None and loaded[0].sha256 == record.sha256:
-            return loaded
-        model = registry.load_model(
-            self._settings, record.artifact_path, record.sha256, version=record.model_version
-        )
-        return record, model
+        if not results.exists(self._settings):
+            return {}
+        with results.open_results(self._settings, read_only=True) as db:
+            records = registry.champions(db, self._settings)
+        kept = {}
+        for record in records:
+            known = (loaded or {}).get(record.model_name)
+            if known is not None and known[0].sha256 == record.sha256:
+                kept[record.model_name] = known
+                continue
+            model = registry.load_model(
+                self._settings, record.artifact_path, record.sha256, version=record.model_version
+            )
+            kept[record.model_name] = (record, model)
+        return kept
 
 
 class _ScoreIndex:
@@ -376,7 +402,8 @@ def create_app(settings: Settings | None = None):
         try:
             statuses.get()
             index.warm()
-            metrics.champion = champion.get()[0].model_version
+            champion.get()  # the only champion, or the reason there is none (readiness)
+            metrics.champion = champion.versions()
         except CreditBatchError as exc:  # /readyz says so, and says why
             logger.warning("the service is not ready yet: %s", exc)
         gc.collect()
@@ -525,8 +552,27 @@ def _score_routes(app, settings: Settings, champion: _Champion, index, statuses)
         responses=_problems(400, 401, 403, 413, 422, 503),
     )
     def score_applicant(features: Annotated[dict[str, Any], Body()]):
-        """Score one applicant with the champion: the spec's features, null where unknown."""
+        """Score one applicant with the champion: the spec's features, null where unknown
+        (where several models have champions: 422, naming them)."""
         record, model = champion.get()
+        return online.score_applicant(settings, model, record, features)
+
+    @app.post(
+        "/v1/models/{model_name}/score",
+        dependencies=auth,
+        tags=["online"],
+        response_model=models.OnlineScore,
+        responses=_problems(400, 401, 403, 404, 413, 422, 503),
+    )
+    def score_applicant_by(
+        model_name: Annotated[str, Path(min_length=1, max_length=64)],
+        features: Annotated[dict[str, Any], Body()],
+    ):
+        """Score one applicant with one model's champion (its spec's features)."""
+        try:
+            record, model = champion.get(model_name)
+        except NoChampionError as exc:
+            raise HTTPException(404, str(exc)) from None
         return online.score_applicant(settings, model, record, features)
 
 
@@ -565,11 +611,13 @@ def _health_routes(app, settings: Settings, champion: _Champion, index, metrics)
         DuckDB) the score index is built."""
         try:
             index.warm()
-            record, _ = champion.get()
+            versions = champion.versions()
+            if not versions:
+                champion.get()  # raises: no champion yet, and what to run
         except CreditBatchError as exc:
             return JSONResponse({"status": "not ready", "reason": str(exc)}, status_code=503)
-        metrics.champion = record.model_version
-        return {"status": "ready", "champion": record.model_version}
+        metrics.champion = versions
+        return {"status": "ready", "champion": versions}
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     def prometheus():

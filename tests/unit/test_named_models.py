@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from credit_batch import pipeline
@@ -151,3 +153,37 @@ def test_the_http_api_answers_each_models_score_from_the_index(two_models):
     assert ambiguous.status_code == 422 and "gmsc, pd_cards" in ambiguous.text
     assert client.get("/v1/models/pd_loans/customers/11/score").status_code == 404
     assert client.get("/v1/models/no%20such/customers/11/score").status_code == 422
+
+
+def test_online_scoring_names_its_model_and_answers_as_that_models_batch(two_models):
+    pytest.importorskip("fastapi", reason="the serve extra (fastapi) is not installed")
+    import pyarrow.parquet as pq
+    from fastapi.testclient import TestClient
+
+    from credit_batch import serve
+    from credit_batch.features import default_spec
+    from credit_batch.stores import lake
+
+    settings, gmsc, cards = two_models
+    run_pipeline(settings, snapshot_date=DATE, model_name="pd_cards", repeats=1, sample_rows=500)
+    date = dt.date.fromisoformat(DATE)
+    [part, *_] = lake.features_parts(settings.lake, date, feature_set=default_spec().feature_set)
+    row = pq.read_table(part.path).slice(0, 1).to_pylist()[0]
+    customer = row.pop("customer_id")
+    row.pop("snapshot_date")
+    [batch] = query(
+        settings,
+        "SELECT score FROM predictions WHERE customer_id = :c AND model_version = :v",
+        {"c": customer, "v": cards.model_version},
+    )
+    client = TestClient(serve.create_app(settings), raise_server_exceptions=False)
+    client.headers["Authorization"] = f"Bearer {serve.create_api_key(settings, 'online')}"
+    ready = client.get("/readyz").json()
+    assert ready["champion"] == f"{gmsc.model_version},{cards.model_version}"
+    online = client.post("/v1/models/pd_cards/score", json=row)
+    assert online.status_code == 200, online.text
+    assert online.json()["model_version"] == cards.model_version
+    assert online.json()["score"] == pytest.approx(batch["score"], abs=1e-12)
+    ambiguous = client.post("/v1/score", json=row)
+    assert ambiguous.status_code == 422 and "gmsc, pd_cards" in ambiguous.text
+    assert client.post("/v1/models/pd_loans/score", json=row).status_code == 404
