@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
+from pathlib import Path
 
 from credit_batch.errors import ParameterError
 
@@ -26,6 +27,7 @@ __all__ = [
     "check_rows",
     "check_run_id",
     "parse_date",
+    "read_toml",
     "utcnow",
     "month_ends",
 ]
@@ -131,3 +133,16 @@ def check_identifier_name(what: str, name: object) -> str:
     if not isinstance(name, str) or not IDENTIFIER.match(name):
         raise ParameterError(what, name, "must match " + IDENTIFIER.pattern)
     return name
+
+
+def read_toml(path: Path, fail) -> dict:
+    """The parsed TOML file ``path``; ``fail(path, "file", value, rule)`` builds the error
+    raised where it cannot be read or is not TOML (a spec's, a model file's)."""
+    import tomllib
+
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise fail(path, "file", str(path), f"cannot be read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise fail(path, "file", str(path), f"is not valid TOML ({exc})") from None

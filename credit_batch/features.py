@@ -18,11 +18,10 @@ import functools
 import hashlib
 import json
 import re
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from credit_batch.checks import IDENTIFIER
+from credit_batch.checks import IDENTIFIER, read_toml
 from credit_batch.config import DEFAULT_SPEC_PATH
 from credit_batch.errors import SchemaMismatchError, SpecError
 
@@ -318,13 +317,7 @@ def load_spec(path: str | Path) -> FeatureSpec:
         For the first mistake, naming the file, the field, the rule and the value.
     """
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SpecError(path, "file", str(path), f"cannot be read ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(path, "file", str(path), f"is not valid TOML ({exc})") from None
-    return _Reader(path).spec(data)
+    return _Reader(path).spec(read_toml(path, SpecError))
 
 
 class _Reader:

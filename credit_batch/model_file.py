@@ -26,11 +26,10 @@ file registers its policy with the version (``model_registry.policy``).
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from credit_batch.checks import MODEL_NAME_PATTERN, check_model_name
+from credit_batch.checks import MODEL_NAME_PATTERN, check_model_name, read_toml
 from credit_batch.config import (
     ALGORITHMS,
     DEFAULT_ALGORITHM,
@@ -75,12 +74,7 @@ def load_model_file(path: str | Path) -> ModelFile:
         For the first mistake of the spec it names.
     """
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ModelFileError(path, "file", str(path), f"cannot be read ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ModelFileError(path, "file", str(path), f"is not valid TOML ({exc})") from None
+    data = read_toml(path, ModelFileError)
     _fields(path, data, "", _TOP, required={"name", "spec"})
     return ModelFile(
         name=_checked(
