@@ -20,7 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
-from benchmarks import figures, floors, local_night
+from benchmarks import figures, floors, local_night, registry
 from benchmarks.output import Figure, write
 
 FULL = {
@@ -38,6 +38,9 @@ FULL = {
     "partition_rows": 1_000_000,
     "chunk_rows": 100_000,
     "repeats": 3,
+    "registry_models": 200,
+    "registry_versions": 20,
+    "registry_customers": 10_000,
 }
 SMOKE = {
     "rows": 20_000,
@@ -54,6 +57,9 @@ SMOKE = {
     "partition_rows": 5_000,
     "chunk_rows": 2_000,
     "repeats": 1,
+    "registry_models": 5,
+    "registry_versions": 3,
+    "registry_customers": 100,
 }
 FIGURES = (
     "limit",
@@ -75,6 +81,7 @@ FIGURES = (
     "floors",
     "startup",
     "night_local",
+    "registry",
 )
 
 
@@ -169,6 +176,14 @@ def _run(home: Path, sizes: dict, only: set[str], pg_url: str | None) -> list[Fi
                 sizes["local_night_rows"],
                 partition_rows=sizes["local_night_partition_rows"],
                 generated_rows=sizes["generated_rows"],
+            )
+        if "registry" in only:
+            found += registry.registry_scale(
+                home / "registry",
+                models=sizes["registry_models"],
+                versions=sizes["registry_versions"],
+                customers=sizes["registry_customers"],
+                repeats=max(3, sizes["repeats"]),
             )
         if "startup" in only:
             found += figures.startup(home / "startup", repeats=sizes["repeats"])

@@ -63,6 +63,9 @@ FIGURES = {
     "task start-up: one trivial step through Airflow",
     "whole night, real Airflow (LocalExecutor)",
     "whole night, peak RSS of every task",
+    "registry: models listing at 5 models x 3 versions",
+    "registry: one model's champion at 5 models x 3 versions",
+    "registry: a lookup, every model at 5 models x 3 versions",
 }
 
 
