@@ -187,3 +187,27 @@ def test_online_scoring_names_its_model_and_answers_as_that_models_batch(two_mod
     ambiguous = client.post("/v1/score", json=row)
     assert ambiguous.status_code == 422 and "gmsc, pd_cards" in ambiguous.text
     assert client.post("/v1/models/pd_loans/score", json=row).status_code == 404
+
+
+def test_every_analyst_query_runs_on_a_database_of_two_models_and_finds_rows(two_models):
+    import duckdb
+
+    from tests.conftest import REPO
+
+    settings, _, _ = two_models
+    for name in ("gmsc", "pd_cards"):
+        for date in (DATE, "2026-10-31"):
+            run_pipeline(settings, snapshot_date=date, model_name=name, repeats=1, sample_rows=500)
+    con = duckdb.connect(settings.results_url.removeprefix("duckdb:///"), read_only=True)
+    for path in sorted((REPO / "sql" / "analyst").glob("*.sql")):
+        assert con.sql(path.read_text()).fetchall(), path.name
+    changes = con.sql((REPO / "sql/analyst/06_biggest_score_changes.sql").read_text()).fetchall()
+    assert {row[0] for row in changes} <= {"gmsc", "pd_cards"}
+    latest = "SELECT model_name, COUNT(*) FROM latest_predictions GROUP BY 1 ORDER BY 1"
+    oracle = (  # each customer once per model: scored by that model's champion at any date
+        "SELECT m.model_name, COUNT(DISTINCT p.customer_id) FROM predictions AS p "
+        "JOIN model_registry AS m ON m.model_version = p.model_version "
+        "WHERE m.status = 'champion' GROUP BY 1 ORDER BY 1"
+    )
+    assert con.sql(latest).fetchall() == con.sql(oracle).fetchall()
+    assert [name for name, _ in con.sql(latest).fetchall()] == ["gmsc", "pd_cards"]

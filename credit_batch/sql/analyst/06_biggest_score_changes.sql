@@ -1,34 +1,31 @@
--- Customers whose champion score rose most between the two newest snapshots the
--- champion scored (customers in both). One pass over those two slices grouped
--- by customer (PostgreSQL walks its customer index): no sort of the history.
+-- Customers whose champion score rose most between the two newest snapshots their
+-- model's champion scored (customers in both), with the model's name. One pass over
+-- those slices grouped by model and customer (PostgreSQL walks the slices' keys):
+-- no sort of the history.
 WITH recent AS (
-    SELECT snapshot_date, ROW_NUMBER() OVER (ORDER BY snapshot_date DESC) AS k
+    SELECT model_name, model_version, snapshot_date,
+           ROW_NUMBER() OVER (PARTITION BY model_name ORDER BY snapshot_date DESC) AS k
     FROM (
-        SELECT DISTINCT r.snapshot_date
+        SELECT DISTINCT m.model_name, r.model_version, r.snapshot_date
         FROM scoring_runs AS r
         JOIN champion_model AS m ON m.model_version = r.model_version
         WHERE r.status = 'loaded'
     ) AS scored
 ),
-newest AS (SELECT snapshot_date FROM recent WHERE k = 1),
-previous AS (SELECT snapshot_date FROM recent WHERE k = 2),
 pairs AS (
-    SELECT p.customer_id,
-           MAX(p.score) FILTER (WHERE p.snapshot_date = (SELECT snapshot_date FROM previous))
-               AS previous_score,
-           MAX(p.score) FILTER (WHERE p.snapshot_date = (SELECT snapshot_date FROM newest))
-               AS score
+    SELECT n.model_name, p.customer_id,
+           MAX(p.snapshot_date) FILTER (WHERE n.k = 2) AS previous_snapshot,
+           MAX(p.snapshot_date) FILTER (WHERE n.k = 1) AS snapshot_date,
+           MAX(p.score) FILTER (WHERE n.k = 2) AS previous_score,
+           MAX(p.score) FILTER (WHERE n.k = 1) AS score
     FROM predictions AS p
-    WHERE p.model_version = (SELECT model_version FROM champion_model)
-      AND p.snapshot_date IN ((SELECT snapshot_date FROM previous),
-                              (SELECT snapshot_date FROM newest))
-    GROUP BY p.customer_id
+    JOIN recent AS n
+      ON n.model_version = p.model_version AND n.snapshot_date = p.snapshot_date AND n.k <= 2
+    GROUP BY n.model_name, p.customer_id
     HAVING COUNT(*) = 2
 )
-SELECT customer_id,
-       (SELECT snapshot_date FROM previous) AS previous_snapshot,
-       (SELECT snapshot_date FROM newest) AS snapshot_date,
+SELECT model_name, customer_id, previous_snapshot, snapshot_date,
        previous_score, score, score - previous_score AS change
 FROM pairs
-ORDER BY change DESC
+ORDER BY change DESC, model_name, customer_id
 LIMIT 20;
