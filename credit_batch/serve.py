@@ -494,7 +494,7 @@ def _score_routes(app, settings: Settings, champion: _Champion, index, statuses)
     auth, models = [Depends(_authorized(statuses))], _models()
     customer = Path(min_length=1, max_length=catalog.MAX_CUSTOMER_ID_LENGTH)
     as_of_query = Query(description="the newest score at or before, YYYY-MM-DD")
-    problems = _problems(401, 403, 404, 422, 503)
+    problems = _problems(400, 401, 403, 404, 413, 422, 503)  # 400, 413: a body's length
     lookup = {"dependencies": auth, "tags": ["lookups"], "responses": problems}
 
     @app.get("/v1/customers/{customer_id}/score", response_model=models.Score, **lookup)
@@ -632,13 +632,11 @@ def _middleware(app, metrics) -> None:
     async def measure_and_limit(request, call_next):
         t0 = time.perf_counter()
         length = request.headers.get("content-length", "0")
-        too_big = (
-            not length.isdigit()
-            or int(length) > MAX_BODY_BYTES
-            or len(await request.body()) > MAX_BODY_BYTES  # a chunked body has no length
-        )
-        if too_big:
-            detail = f"request body must be at most {MAX_BODY_BYTES} bytes"
+        if not length.isascii() or not length.isdigit():  # not a length: a bad request
+            detail = f"content-length must be a number of bytes; got {length[:40]!r}"
+            response = JSONResponse({"detail": detail}, status_code=400)
+        elif int(length) > MAX_BODY_BYTES or len(await request.body()) > MAX_BODY_BYTES:
+            detail = f"request body must be at most {MAX_BODY_BYTES} bytes"  # chunked: no length
             response = JSONResponse({"detail": detail}, status_code=413)
         else:
             response = await call_next(request)

@@ -216,6 +216,9 @@ def test_a_bad_field_is_a_422_naming_it_and_nothing_is_written(served, name):
         ("post", "/v1/score", {"json": {}}, 422),
         ("post", "/v1/score", {"json": {"age": 40}}, 422),
         ("post", "/v1/score", {"content": b"{" + b'"a": 1,' * 5000 + b'"b": 2}'}, 413),
+        ("get", "/v1/customers/1/score", {"headers": {"content-length": "|{"}}, 400),
+        ("get", "/v1/customers/1/score", {"headers": {"content-length": "-5"}}, 400),
+        ("get", "/v1/customers/1/score", {"content": b"x" * 20_000}, 413),
         ("get", "/v1/customers/abc/score", {}, 422),
         ("get", "/v1/customers/1%3B%20DROP%20TABLE%20predictions/score", {}, 422),
         ("get", "/v1/customers/..%2F..%2Fetc%2Fpasswd/score", {}, 404),
@@ -237,7 +240,9 @@ def test_malformed_requests_are_4xx_with_a_message_and_write_nothing(
 ):
     settings, client, _ = served
     before = stored_state(settings)
+    kwargs = dict(kwargs)
     headers = {"content-type": "application/json"} if "content" in kwargs else {}
+    headers |= kwargs.pop("headers", {})
     got = client.request(method.upper(), path, headers=headers, **kwargs)
     assert got.status_code == status, got.text
     assert got.json().get("detail")
