@@ -512,6 +512,7 @@ SPREAD = (
     "tests/unit/test_budget_and_duplicates.py",
     "tests/unit/test_rough_edges.py",
     "tests/unit/test_analyst_and_cli.py",
+    "tests/unit/test_serve_schema.py",  # one fuzzed operation per test (the app built per worker)
 )
 
 
