@@ -31,6 +31,7 @@ __all__ = [
     "history",
     "lookup",
     "lookups",
+    "only_model",
     "models",
     "query",
     "rows",
@@ -91,7 +92,12 @@ def lookup(settings: Settings, customer_id, *, as_of=None, model_name=None) -> d
     the customer has no such score. ``customer_id`` is checked against the
     results' key type (an integer or a string) before any query.
     """
-    found = lookups(settings, customer_id, as_of=as_of, model_name=model_name)
+    return only_model(lookups(settings, customer_id, as_of=as_of, model_name=model_name))
+
+
+def only_model(found: list[dict]) -> dict | None:
+    """The one score of ``found`` (a row per model), None for none; several are refused,
+    naming their models (the caller must name one)."""
     if len(found) > 1:
         names = ", ".join(r["model_name"] for r in found)
         raise ParameterError("model name", None, f"must name one of the models: {names}")

@@ -436,26 +436,23 @@ def _training(settings: Settings, args) -> tuple[Settings, dict]:
     """The settings (with ``--spec``) and the options both training commands take."""
     if args.spec:
         settings = dataclasses.replace(settings, spec_path=Path(args.spec))
-    given = {
-        "algorithm": args.algorithm,
-        "max_rows": args.max_rows,
-        "seed": args.seed,
-        "model_name": args.model_name,
+    options = {"since": args.since, "model_name": args.model_name}
+    defaults = {
+        "algorithm": DEFAULT_ALGORITHM,
+        "max_rows": DEFAULT_TRAIN_MAX_ROWS,
+        "seed": DEFAULT_SEED,
     }
-    if args.model_file:
+    if args.model_file:  # its name, spec, policy and options; a flag beside it wins
         from credit_batch.model_file import load_model_file
 
         if args.spec:
             raise ParameterError("--spec", args.spec, "must not be given with --model-file")
         model = load_model_file(args.model_file)
         defaults = {"algorithm": model.algorithm, "max_rows": model.max_rows, "seed": model.seed}
-        given = {k: defaults[k] if v is None and k in defaults else v for k, v in given.items()}
-        given |= {"model_name": args.model_name or model.name}
-        given |= {"spec": model.spec, "policy": model.policy}
-    fallback = {"algorithm": DEFAULT_ALGORITHM, "max_rows": DEFAULT_TRAIN_MAX_ROWS}
-    fallback["seed"] = DEFAULT_SEED
-    given = {k: fallback[k] if v is None and k in fallback else v for k, v in given.items()}
-    return settings, {"since": args.since, **given}
+        options |= {"model_name": args.model_name or model.name}
+        options |= {"spec": model.spec, "policy": model.policy}
+    given = {k: getattr(args, k) for k in defaults}
+    return settings, {**options, **{k: defaults[k] if v is None else v for k, v in given.items()}}
 
 
 def _train(settings: Settings, args) -> None:

@@ -39,7 +39,7 @@ from credit_batch.config import (
     Policy,
     Scorecard,
 )
-from credit_batch.errors import ModelFileError, ParameterError, SpecError
+from credit_batch.errors import ModelFileError, ParameterError
 from credit_batch.features import FeatureSpec, load_spec
 
 __all__ = ["ModelFile", "load_model_file"]
@@ -150,8 +150,6 @@ def _policy(path: Path, data: object) -> Policy:
                                   {"min_auc", "max_psi", "champion_margin"})),
             swap_cutoff=data.get("swap_cutoff", Policy.swap_cutoff),
         )  # fmt: skip
-    except SpecError:
-        raise
     except ParameterError as exc:  # the policy's own rule, named as its field of this file
         raise ModelFileError(path, f"policy ({exc.name})", exc.value, exc.rule) from None
 

@@ -298,11 +298,7 @@ class _ScoreIndex:
     def lookup(self, customer_id: str, as_of, *, model_name: str | None = None) -> dict | None:
         """The newest score of ``model_name``'s champion (none named: of the only model
         that scored the customer; several: refused, naming them)."""
-        found = self.lookups(customer_id, as_of, model_name=model_name)
-        if len(found) > 1:
-            names = ", ".join(r["model_name"] for r in found)
-            raise ParameterError("model name", None, f"must name one of the models: {names}")
-        return found[0] if found else None
+        return catalog.only_model(self.lookups(customer_id, as_of, model_name=model_name))
 
     def lookups(self, customer_id: str, as_of, *, model_name: str | None = None) -> list[dict]:
         """Each model's champion's newest score of the customer (or ``model_name``'s)."""
@@ -311,10 +307,10 @@ class _ScoreIndex:
             return catalog.lookups(self._settings, customer_id, as_of=as_of, model_name=model_name)
         key = catalog.customer_key(customer_id, string=index["string"])
         name = None if model_name is None else check_model_name(model_name)
-        found = []
+        date, found = catalog.as_of_date(as_of), []
         for model, part in index["models"].items():
             if name is None or model == name:
-                row = _newest(part, key, catalog.as_of_date(as_of))
+                row = _newest(part, key, date)
                 found += [] if row is None else [{**row, "model_name": model}]
         for row in found:
             for i in (1, 2, 3):
