@@ -41,6 +41,7 @@ FULL = {
     "registry_models": 200,
     "registry_versions": 20,
     "registry_customers": 10_000,
+    "portfolio_models": 10,
 }
 SMOKE = {
     "rows": 20_000,
@@ -60,6 +61,7 @@ SMOKE = {
     "registry_models": 5,
     "registry_versions": 3,
     "registry_customers": 100,
+    "portfolio_models": 3,
 }
 FIGURES = (
     "limit",
@@ -176,6 +178,7 @@ def _run(home: Path, sizes: dict, only: set[str], pg_url: str | None) -> list[Fi
                 sizes["local_night_rows"],
                 partition_rows=sizes["local_night_partition_rows"],
                 generated_rows=sizes["generated_rows"],
+                portfolio_models=sizes["portfolio_models"] - 1,
             )
         if "registry" in only:
             found += registry.registry_scale(

@@ -27,9 +27,15 @@ SLOTS = 2
 
 
 def night_local(
-    home: Path, rows: int, *, partition_rows: int, generated_rows: int | None = None
+    home: Path,
+    rows: int,
+    *,
+    partition_rows: int,
+    generated_rows: int | None = None,
+    portfolio_models: int = 0,
 ) -> list[Figure]:
-    """``rows`` customers scored by the nightly DAG under a real scheduler and LocalExecutor."""
+    """``rows`` customers scored by the nightly DAG under a real scheduler and LocalExecutor;
+    then, with ``portfolio_models`` more models promoted, one night of the whole portfolio."""
     from benchmarks import figures
 
     bench = figures.setup(
@@ -49,6 +55,7 @@ def night_local(
         conf = {"snapshot_date": bench.date.isoformat(), "rows_per_partition": partition_rows}
         run = _trigger_and_wait(api, conf)
         tasks = api.get(f"{_DAG}/dagRuns/{run['dag_run_id']}/taskInstances").json()
+        night = _portfolio_night(api, bench, conf, portfolio_models) if portfolio_models else []
     wall = _seconds(run["start_date"], run["end_date"])
     paths = figures._features(bench.settings, bench.date)
     bare = figures.bare_seconds(replace(bench, repeats=2), paths)
@@ -70,6 +77,49 @@ def night_local(
             detail={"steps_seconds": steps, "peak_rss_mib": peaks, "wall": wall, "rows": rows},
         ),
         _memory_figure(rows, peaks),
+        *_portfolio_figures(night, wall, len(tasks["task_instances"]), rows),
+    ]
+
+
+def _portfolio_night(api, bench, conf: dict, extra: int) -> list:
+    """Promote ``extra`` models of their own names on the same spec; one night of them all."""
+    from credit_batch import pipeline
+
+    for k in range(extra):
+        model = pipeline.train(
+            bench.settings, until=bench.date, max_rows=2_000, seed=k + 2, model_name=f"pd_{k}"
+        )
+        pipeline.promote(bench.settings, model.model_version, reason="benchmark portfolio")
+    run = _trigger_and_wait(api, conf)
+    tasks = api.get(f"{_DAG}/dagRuns/{run['dag_run_id']}/taskInstances").json()
+    return [extra + 1, run, tasks["task_instances"]]
+
+
+def _portfolio_figures(night: list, one_wall: float, one_tis: int, rows: int) -> list[Figure]:
+    if not night:
+        return []
+    models, run, instances = night
+    wall = _seconds(run["start_date"], run["end_date"])
+    return [
+        Figure(
+            "portfolio night, real Airflow (LocalExecutor)",
+            f"{models} models on one spec (one extract, each score task scoring all {models}), "
+            f"{rows:,} rows each; {len(instances)} task instances (one model's night: "
+            f"{one_tis}); the naive way, {models} nights one after another, "
+            f"~{models * one_wall:.0f} s",
+            f"{wall:.1f} s wall",
+            f"{models} separate one-model nights ({models} x {one_wall:.1f} s)",
+            wall / (models * one_wall),
+            1.0,
+            "<=",
+            detail={
+                "models": models,
+                "wall": wall,
+                "one_model_wall": one_wall,
+                "task_instances": len(instances),
+                "one_model_task_instances": one_tis,
+            },
+        )
     ]
 
 

@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from credit_batch import catalog, lifecycle, pipeline, serve
+from credit_batch import catalog, lifecycle, pipeline, portfolio, serve
 from credit_batch.checks import check_rows
 from credit_batch.config import (
     ALGORITHMS,
@@ -654,7 +654,18 @@ def _run(settings: Settings, args) -> None:
 
     given = {option.name: getattr(args, option.name) for option in RUN_OPTIONS}
     options = RunOptions(**given, as_of=args.as_of, run_id=args.run_id)
-    _summary(settings, pipeline.run(settings, options, workers=args.workers, progress=_progress))
+    night = portfolio.run_night(settings, options, workers=args.workers, progress=_progress)
+    for done in night.results.values():  # every model of the night (one: as it always was)
+        _summary(settings, done)
+    for name in night.skipped:
+        print(f"model {name}: skipped, its slice is already loaded from the same input")
+    if len(night.failed) == 1 and not (night.results or night.skipped):
+        raise next(iter(night.failed.values()))  # the night's one model: its own error
+    if night.failed:
+        for name, exc in night.failed.items():
+            print(f"model {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        names = ", ".join(night.failed)
+        raise CreditBatchError(f"{len(night.failed)} models failed ({names}); the others loaded")
 
 
 def _progress(scored, total: int):

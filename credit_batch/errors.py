@@ -27,7 +27,10 @@ Only :class:`ServiceUnavailableError` is ``retryable``: retrying any other
 error gives the same answer, so schedulers should fail the task at once.
 
 Keyword context (``snapshot_date=...``, ``version=...``) becomes attributes
-and survives pickling through :meth:`CreditBatchError.__reduce__`.
+and survives pickling through :meth:`CreditBatchError.__reduce__`. Between
+Airflow tasks an error travels as plain JSON (:func:`to_record`) and is
+raised again, of its own class, where it decides (:func:`from_record`): a
+portfolio night records one model's failure and fails that model's load only.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ __all__ = [
     "SnapshotNotFoundError",
     "SpecError",
     "UnsupportedDatabaseError",
+    "from_record",
+    "to_record",
 ]
 
 
@@ -243,3 +248,18 @@ class GateError(ModelError):
         "Train a better candidate, or promote with `--override-gates` and a reason "
         "(recorded in `model_events`)."
     )
+
+
+def to_record(exc: CreditBatchError) -> dict:
+    """The error as plain JSON: its class name and message (for an XCom)."""
+    return {"error": type(exc).__name__, "message": exc.message}
+
+
+def from_record(record: dict, **context: object) -> CreditBatchError:
+    """The error :func:`to_record` wrote, of its own class (any other name: the base)."""
+    cls = globals().get(record["error"])
+    if not (isinstance(cls, type) and issubclass(cls, CreditBatchError)):
+        cls = CreditBatchError
+    err = cls.__new__(cls)
+    CreditBatchError.__init__(err, record["message"], **context)
+    return err

@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from itertools import repeat
 from multiprocessing import get_context
 
@@ -28,6 +29,7 @@ from credit_batch.checks import check_rows, parse_date, utcnow
 from credit_batch.config import DEFAULT_SEED, MAX_DUPLICATE_IDS, MAX_WORKERS, Settings, safe_url
 from credit_batch.demo import write_example as demo_data
 from credit_batch.faults import fault_point
+from credit_batch.features import FeatureSpec
 from credit_batch.run import Plan, Run, RunOptions, RunResult
 from credit_batch.steps import drift, explain, scoring, spec_check, validation
 from credit_batch.steps import importance as importance_module
@@ -67,51 +69,95 @@ def extract(settings: Settings, options: RunOptions | None = None) -> Plan:
     ``options`` were checked when built, so nothing is written for a bad one.
     """
     options = options or RunOptions()
-    started, t0 = utcnow(), time.perf_counter()
-    part_rows, chunk = options.partition_rows(settings), options.chunk(settings)
     model = registry.resolve(settings, options.model_version, model_name=options.model_name)
-    # A changed artifact fails here, before the night's features are read, not in every score.
+    check_model(settings, model)  # a changed artifact fails before the night's features are read
+    shadows = options.challengers and not options.model_version
+    challengers = registry.shadow_models(settings, model) if shadows else []
+    with warehouse.open_warehouse(settings) as wh:
+        extracted = extract_features(settings, wh, model.feature_spec, options)
+    return plan_of(settings, options, extracted, model, challengers)
+
+
+def check_model(settings: Settings, model: registry.ModelRecord) -> None:
+    """Refuse a model whose artifact changed, or whose spec does not provide its features."""
     registry.verified_artifact(
         settings, model.artifact_path, model.sha256, version=model.model_version
     )
-    spec = model.feature_spec  # the model's own spec says what to read and check
-    spec.check_provides(model.features, model=model.model_version)
-    with warehouse.open_warehouse(settings) as wh:
-        spec_check.check_columns(wh, spec, settings.sql_dir)  # before anything is written
-        date = warehouse.resolve_snapshot(
-            wh, spec, snapshot_date=options.snapshot_date, as_of=options.as_of
-        )
-        batches = warehouse.stream_features(wh, spec, date, batch_rows=min(chunk, part_rows))
-        parts = lake.write_parts(
-            batches,
-            lake.features_dir(settings.lake, date, feature_set=spec.feature_set),
-            rows_per_part=part_rows,
-            schema=spec.arrow_schema(),
-            dictionary_columns=spec.dictionary_columns,
-        )
-        repeated = warehouse.repeated_ids(wh, spec, date, at_most=MAX_DUPLICATE_IDS + 1)
-    rows_in = sum(p["rows"] for p in parts)
-    validation.check_duplicates(repeated, rows_in, options.max_quarantine_fraction, date)
+    model.feature_spec.check_provides(model.features, model=model.model_version)
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """One feature set's partitions of one snapshot, as extract wrote them."""
+
+    spec: FeatureSpec
+    snapshot_date: object
+    parts: tuple[dict, ...]
+    repeated: frozenset
+    started_at: object
+    seconds: float
+
+    @property
+    def rows_in(self) -> int:
+        return sum(p["rows"] for p in self.parts)
+
+
+def extract_features(settings: Settings, wh, spec: FeatureSpec, options: RunOptions) -> Extracted:
+    """Write the snapshot's rows of ``spec``'s feature set to the lake, in partitions."""
+    started, t0 = utcnow(), time.perf_counter()
+    part_rows, chunk = options.partition_rows(settings), options.chunk(settings)
+    spec_check.check_columns(wh, spec, settings.sql_dir)  # before anything is written
+    date = warehouse.resolve_snapshot(
+        wh, spec, snapshot_date=options.snapshot_date, as_of=options.as_of
+    )
+    batches = warehouse.stream_features(wh, spec, date, batch_rows=min(chunk, part_rows))
+    parts = lake.write_parts(
+        batches,
+        lake.features_dir(settings.lake, date, feature_set=spec.feature_set),
+        rows_per_part=part_rows,
+        schema=spec.arrow_schema(),
+        dictionary_columns=spec.dictionary_columns,
+    )
+    repeated = warehouse.repeated_ids(wh, spec, date, at_most=MAX_DUPLICATE_IDS + 1)
+    logger.info("extracted %d rows of %s (%s)", sum(p["rows"] for p in parts), date, spec.name)
+    seconds = time.perf_counter() - t0
+    return Extracted(spec, date, tuple(parts), frozenset(repeated), started, seconds)
+
+
+def plan_of(
+    settings: Settings,
+    options: RunOptions,
+    extracted: Extracted,
+    model: registry.ModelRecord,
+    challengers=(),
+    *,
+    run_id: str | None = None,
+) -> Plan:
+    """The plan of ``model`` (and its ``challengers``, in shadow) over ``extracted``."""
+    validation.check_duplicates(
+        extracted.repeated,
+        extracted.rows_in,
+        options.max_quarantine_fraction,
+        extracted.snapshot_date,
+    )
     run = Run.start(
         options,
         model,
-        snapshot_date=date,
-        chunk_rows=chunk,
-        rows_in=rows_in,
-        started_at=started,
-        extract_seconds=time.perf_counter() - t0,
-        duplicate_ids=repeated,
-        input_fingerprint=lake.input_fingerprint(parts, spec.digest),
+        snapshot_date=extracted.snapshot_date,
+        chunk_rows=options.chunk(settings),
+        rows_in=extracted.rows_in,
+        started_at=extracted.started_at,
+        extract_seconds=extracted.seconds,
+        duplicate_ids=extracted.repeated,
+        input_fingerprint=lake.input_fingerprint(extracted.parts, extracted.spec.digest),
         policy=model.policy_or(settings.policy),
+        run_id=run_id,
     )
-    logger.info("extracted %d rows of %s into %d partitions", rows_in, date, len(parts))
     fault_point("extract.before_return")
     if options.skip_unchanged and _loaded_from(settings, run):
         return Plan(run, ())  # nothing to score: the slice holds this input's scores
-    shadows = options.challengers and not options.model_version
-    models = registry.shadow_models(settings, model) if shadows else []
-    partitions = tuple({"index": i, **p} for i, p in enumerate(parts))
-    twins = tuple(run.twin_for(m, policy=m.policy_or(settings.policy)) for m in models)
+    partitions = tuple({"index": i, **p} for i, p in enumerate(extracted.parts))
+    twins = tuple(run.twin_for(m, policy=m.policy_or(settings.policy)) for m in challengers)
     return Plan(run, partitions, twins)
 
 

@@ -38,7 +38,7 @@ from credit_batch.config import (
 from credit_batch.errors import CreditBatchError, ParameterError
 from credit_batch.features import FeatureSpec, default_spec
 
-__all__ = ["Plan", "Run", "RunOptions", "RunResult", "call_step", "new_run_id"]
+__all__ = ["Plan", "Run", "RunOptions", "RunResult", "call_step", "new_run_id", "night_run_id"]
 
 
 def new_run_id(airflow_dag_id: str | None = None, airflow_run_id: str | None = None) -> str:
@@ -46,6 +46,14 @@ def new_run_id(airflow_dag_id: str | None = None, airflow_run_id: str | None = N
     if airflow_dag_id and airflow_run_id:
         return uuid.uuid5(uuid.NAMESPACE_URL, f"airflow:{airflow_dag_id}/{airflow_run_id}").hex
     return uuid.uuid4().hex
+
+
+def night_run_id(airflow_dag_id: str | None, airflow_run_id: str | None, model_name: str) -> str:
+    """A model's run id in a night: stable for one Airflow DAG run and model, else random."""
+    if not (airflow_dag_id and airflow_run_id):
+        return new_run_id()
+    base = new_run_id(airflow_dag_id, airflow_run_id)
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"{base}/{model_name}").hex
 
 
 @dataclass(frozen=True)
@@ -197,14 +205,18 @@ class Run:
         duplicate_ids: Iterable[int] = (),
         input_fingerprint: str | None = None,
         policy: Policy | None = None,
+        run_id: str | None = None,
     ) -> Run:
         """The run of ``options`` with ``model`` (a registry record) and what extract resolved.
 
-        ``policy``: the version's (``ModelRecord.policy_or``).
+        ``policy``: the version's (``ModelRecord.policy_or``); ``run_id``: given by a
+        portfolio night (one per model), else the options' or a new one.
         """
         background = model.background
         return cls(
-            run_id=options.run_id or new_run_id(options.airflow_dag_id, options.airflow_run_id),
+            run_id=run_id
+            or options.run_id
+            or new_run_id(options.airflow_dag_id, options.airflow_run_id),
             snapshot_date=snapshot_date,
             chunk_rows=chunk_rows,
             rows_in=rows_in,

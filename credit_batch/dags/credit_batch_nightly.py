@@ -1,20 +1,21 @@
 """
 ### credit_batch_nightly
 
-Scores every customer of a warehouse snapshot with a pinned model and stores
-the scores and their permutation importance in SQL for later lookup.
+Scores every customer of a warehouse snapshot with every model of the portfolio
+(each model's champion, its challengers in shadow) and stores the scores and
+their permutation importance in SQL for later lookup.
 
-* **extract**: the snapshot's features, keyed by feature set (the spec) and date ->
+* **plan**: the night's models (`model_name` or `model_version`: one only), versions pinned
+* **extract**: each feature set once (models with equal specs share it) ->
   `lake/features/feature_set=F/snapshot_date=D/part-*.parquet`
 * **score**: one mapped task per partition: validate, score, reason codes, drift counts,
-  with the champion and then with every active challenger (shadow scoring)
-* **load**: one writer, one transaction per slice: replaces the (date, model) slice of
-  `predictions`, then each challenger's, and compares them (`challenger_comparison`)
-* **importance**: permutation importance (with and without labels), partial dependence
-* **report**: one self-contained HTML report of the run in the lake
+  with every model reading that feature set, each into its own slice
+* **load**, **importance**, **report**: one mapped group per model (labelled by its name):
+  replaces the (date, model) slices of `predictions`, permutation importance and partial
+  dependence, one HTML report. A model's failure fails its own group; the others load.
 
-The nightly run scores the newest snapshot at or before its logical date with
-the champion. Trigger by hand with `snapshot_date` and `model_version` to
+The nightly run scores the newest snapshot at or before its logical date.
+Trigger by hand with `snapshot_date` (and `model_name` or `model_version`) to
 score or backfill a given date; reruns replace their slice, never duplicate it.
 """
 
@@ -23,13 +24,14 @@ from __future__ import annotations
 import datetime as dt
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task, task_group
 
 from credit_batch.config import ASSETS, RUN_PARAMS, deployment, task_defaults
-from credit_batch.run import Run, RunOptions
+from credit_batch.run import RunOptions
 
 TZ = "Europe/London"
 WHERE = deployment()  # the load's pool, the scoring queue and concurrency (CREDIT_BATCH_...)
+LABEL = {"map_index_template": "{{ model_name }}"}  # a model's mapped tasks show its name
 
 
 @dag(
@@ -43,52 +45,68 @@ WHERE = deployment()  # the load's pool, the scoring queue and concurrency (CRED
     params={name: Param(**schema) for name, schema in RUN_PARAMS.items()},
 )
 def credit_batch_nightly():
-    @task(inlets=[Asset(ASSETS["warehouse"])], outlets=[Asset(ASSETS["features"])])
-    def extract() -> list[dict]:
-        from credit_batch import pipeline
+    @task
+    def plan() -> list[dict]:
+        from credit_batch import portfolio
 
-        ctx = get_current_context()
-        dag_run = ctx["dag_run"]
-        when = pendulum.instance(ctx.get("logical_date") or dag_run.run_after)
-        options = RunOptions.from_params(
-            ctx["params"],
-            as_of=when.in_timezone(TZ).date(),
-            airflow_dag_id=dag_run.dag_id,
-            airflow_run_id=dag_run.run_id,
-        )
-        return _fail_fast(pipeline.extract, options).to_xcom()  # [{"run", "partition"}, ...]
+        return _fail_fast(portfolio.plan_night, _options())  # one entry per model
+
+    @task(inlets=[Asset(ASSETS["warehouse"])], outlets=[Asset(ASSETS["features"])])
+    def extract(models: list[dict]) -> list[dict]:
+        from credit_batch import portfolio
+
+        return _fail_fast(portfolio.extract_night, _options(), models)  # one per partition
 
     @task(queue=WHERE.score_queue, max_active_tis_per_dagrun=WHERE.score_concurrency)
-    def score(run: dict, partition: dict, shadows: list | None = None) -> dict:
-        from credit_batch import pipeline
+    def score(feature_set: str, partition: dict | None, plans: list[dict]) -> dict:
+        from credit_batch import portfolio
 
-        shadows = [Run.from_xcom(s) for s in shadows or ()]  # challengers, same partition
-        return _fail_fast(pipeline.score_partition, Run.from_xcom(run), partition, shadows)
+        item = {"feature_set": feature_set, "partition": partition, "plans": plans}
+        return _fail_fast(portfolio.score_night, item)
 
-    @task(pool=WHERE.load_pool, outlets=[Asset(ASSETS["predictions"])])
-    def load(plan: list[dict], scored: list[dict]) -> dict:
-        from credit_batch import pipeline
-        from credit_batch.run import Plan
+    @task_group(prefix_group_id=False)
+    def model_night(model: dict, items: list[dict], scored: list[dict]):
+        @task(pool=WHERE.load_pool, outlets=[Asset(ASSETS["predictions"])], **LABEL)
+        def load(model: dict, items: list[dict], scored: list[dict]) -> dict:
+            from credit_batch import portfolio
 
-        whole = Plan.from_xcom(plan)
-        # One slice request: iterating a lazy sequence asks past its end (an "XCom not found").
-        return _fail_fast(pipeline.load, whole.run, scored[:], whole.shadows)
+            get_current_context()["model_name"] = model["model_name"]
+            # One slice request: iterating a lazy sequence asks past its end ("XCom not found").
+            return _fail_fast(portfolio.load_model, model, items[:], scored[:])
 
-    @task(execution_timeout=dt.timedelta(minutes=30))
-    def importance(plan: list[dict]) -> dict:
-        from credit_batch import pipeline
+        @task(execution_timeout=dt.timedelta(minutes=30), **LABEL)
+        def importance(loaded: dict) -> dict:
+            from credit_batch import portfolio
 
-        return _fail_fast(pipeline.importance, Run.from_xcom(plan[0]["run"]))
+            get_current_context()["model_name"] = loaded["model_name"]
+            return _fail_fast(portfolio.importance_of, loaded)
 
-    @task
-    def report(plan: list[dict]) -> dict:
-        from credit_batch import pipeline
+        @task(**LABEL)
+        def report(loaded: dict) -> dict:
+            from credit_batch import portfolio
 
-        return _fail_fast(pipeline.report, Run.from_xcom(plan[0]["run"]))
+            get_current_context()["model_name"] = loaded["model_name"]
+            return _fail_fast(portfolio.report_of, loaded)
 
-    plan = extract()  # one item per partition: one mapped score task each
-    scored = score.expand_kwargs(plan)
-    load(plan, scored) >> importance(plan) >> report(plan)
+        report(importance(load(model, items, scored)))
+
+    models = plan()
+    items = extract(models)
+    scored = score.expand_kwargs(items)
+    model_night.partial(items=items, scored=scored).expand(model=models)
+
+
+def _options():
+    """The run's options from the DAG run's Params, logical date and ids."""
+    ctx = get_current_context()
+    dag_run = ctx["dag_run"]
+    when = pendulum.instance(ctx.get("logical_date") or dag_run.run_after)
+    return RunOptions.from_params(
+        ctx["params"],
+        as_of=when.in_timezone(TZ).date(),
+        airflow_dag_id=dag_run.dag_id,
+        airflow_run_id=dag_run.run_id,
+    )
 
 
 def _fail_fast(step, *args):

@@ -280,12 +280,7 @@ def resolve(
     another type than the results database, and (ParameterError) where
     ``version`` belongs to another model than ``model_name``.
     """
-    if not results.exists(settings):
-        raise NoChampionError(
-            f"no models yet: the results database {safe_url(settings.results_url)} does not exist; "
-            "`credit-batch train --until D --promote` registers one, `credit-batch demo` "
-            "builds the demo"
-        )
+    _results_exist(settings)
     with results.open_results(settings, read_only=True) as db:
         if version:
             record = get_model(db, settings, version)
@@ -301,6 +296,36 @@ def resolve(
         what = f"model {record.model_version} (spec {spec.name})"
         results.check_key_type(db, settings, spec, what=what)
     return record
+
+
+def night_models(
+    settings: Settings, version: str | None = None, *, model_name: str | None = None
+) -> list[ModelRecord]:
+    """The models a night scores: ``version``, or the champion of ``model_name``, or,
+    with neither, every model's champion (by name); the results are only read.
+
+    Raises NoChampionError where no model has a champion. A model whose spec keys
+    customers by another type than the results database is refused (as by
+    :func:`resolve`).
+    """
+    if version or model_name:
+        return [resolve(settings, version, model_name=model_name)]
+    _results_exist(settings)
+    with results.open_results(settings, read_only=True) as db:
+        found = champions(db, settings) or [champion(db, settings)]  # none: NoChampionError
+        for record in found:
+            what = f"model {record.model_version} (spec {record.feature_spec.name})"
+            results.check_key_type(db, settings, record.feature_spec, what=what)
+    return found
+
+
+def _results_exist(settings: Settings) -> None:
+    if not results.exists(settings):
+        raise NoChampionError(
+            f"no models yet: the results database {safe_url(settings.results_url)} does not exist; "
+            "`credit-batch train --until D --promote` registers one, `credit-batch demo` "
+            "builds the demo"
+        )
 
 
 def champion(db: Database, settings: Settings, model_name: str | None = None) -> ModelRecord:

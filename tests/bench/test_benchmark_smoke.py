@@ -63,6 +63,7 @@ FIGURES = {
     "task start-up: one trivial step through Airflow",
     "whole night, real Airflow (LocalExecutor)",
     "whole night, peak RSS of every task",
+    "portfolio night, real Airflow (LocalExecutor)",
     "registry: models listing at 5 models x 3 versions",
     "registry: one model's champion at 5 models x 3 versions",
     "registry: a lookup, every model at 5 models x 3 versions",
@@ -102,3 +103,6 @@ def test_benchmark_suite_runs_at_smoke_size_and_writes_every_figure(tmp_path, pg
     peaks = memory["detail"]["peak_rss_mib"]  # every task process was sampled
     assert set(peaks) >= {"extract", "score", "load", "importance"}
     assert all(v > 50 for v in peaks.values())
+    book = next(f for f in found if f["name"] == "portfolio night, real Airflow (LocalExecutor)")
+    one, three = book["detail"]["one_model_task_instances"], book["detail"]["task_instances"]
+    assert book["detail"]["models"] == 3 and three == one + 2 * 3  # load, importance, report

@@ -55,15 +55,21 @@ def test_assets_trace_the_flow_and_schedule_the_monitor(dagbag):
 
 def test_nightly_dag_has_exact_tasks_and_wiring(dagbag):
     dag = dagbag.dags[DAG_ID]
-    assert set(dag.task_dict) == {"extract", "score", "load", "importance", "report"}
-    assert dag.task_dict["extract"].downstream_task_ids == {"score", "load", "importance", "report"}
+    assert set(dag.task_dict) == {"plan", "extract", "score", "load", "importance", "report"}
+    assert dag.task_dict["plan"].downstream_task_ids == {"extract", "load"}
+    assert dag.task_dict["extract"].downstream_task_ids == {"score", "load"}
     assert dag.task_dict["score"].downstream_task_ids == {"load"}
     assert dag.task_dict["load"].downstream_task_ids == {"importance"}
     assert dag.task_dict["importance"].downstream_task_ids == {"report"}
     from airflow.sdk.definitions.mappedoperator import MappedOperator
+    from airflow.sdk.definitions.taskgroup import MappedTaskGroup
 
-    assert isinstance(dag.task_dict["score"], MappedOperator)
-    assert not isinstance(dag.task_dict["load"], MappedOperator)
+    mapped = {t for t, op in dag.task_dict.items() if isinstance(op, MappedOperator)}
+    assert mapped == {"score"}  # one per partition
+    group = dag.task_dict["load"].task_group  # one per model
+    assert isinstance(group, MappedTaskGroup) and group is dag.task_dict["report"].task_group
+    labels = {t: dag.task_dict[t].map_index_template for t in ("load", "importance", "report")}
+    assert set(labels.values()) == {"{{ model_name }}"}
 
 
 def test_nightly_dag_schedule_and_run_limits(dagbag):

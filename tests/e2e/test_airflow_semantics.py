@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from credit_batch import pipeline
-from credit_batch.run import new_run_id
+from credit_batch.run import night_run_id
 from credit_batch.stores import registry, results
 from tests.conftest import build_demo, expected_counts, make_settings, query
 from tests.e2e.test_airflow_nightly import DAG_ID, SMALL, dags_test
@@ -87,13 +87,14 @@ def test_retryable_error_is_retried_and_the_retry_reuses_the_scored_partition(
     assert len(scores) == 3 and all(state == "success" for _, state in scores.values())
     assert sorted(t for t, _ in scores.values()) == [1, 1, 2]
     retried = next(index for (_, index), (t, _) in scores.items() if t == 2)
-    xcoms = _score_results(airflow_db, run_id)
+    xcoms = {i: x["models"]["gmsc"] for i, x in _score_results(airflow_db, run_id).items()}
     assert xcoms[retried].get("reused") is True
     assert not any(xcoms[i].get("reused") for i in xcoms if i != retried)
-    assert {tries[(t, -1)][0] for t in ("extract", "load", "importance", "report")} == {1}
+    assert {tries[(t, -1)][0] for t in ("plan", "extract")} == {1}
+    assert {tries[(t, 0)][0] for t in ("load", "importance", "report")} == {1}  # the model's
     want = expected_counts(settings, NEWEST)
     stored = query(settings, "SELECT DISTINCT run_id FROM predictions")
-    assert stored == [{"run_id": new_run_id(DAG_ID, run_id)}]
+    assert stored == [{"run_id": night_run_id(DAG_ID, run_id, "gmsc")}]
     assert query(settings, "SELECT COUNT(*) AS n FROM predictions") == [{"n": want["scored"]}]
 
 
@@ -105,7 +106,7 @@ def test_permanent_error_fails_the_task_at_once_with_one_try_and_loads_nothing(a
     assert done.returncode != 0
     assert "planted permanent error" in done.stdout + done.stderr
     tries = _tries(airflow_db, _newest_run(airflow_db))
-    assert tries[("load", -1)] == (1, "failed")
+    assert tries[("load", 0)] == (1, "failed")  # the model's load, mapped by model
     assert query(settings, "SELECT COUNT(*) AS n FROM predictions") == [{"n": 0}]
 
 
@@ -114,21 +115,28 @@ def _tamper(settings, record) -> None:
     artifact.write_bytes(artifact.read_bytes() + b"\x00")
 
 
-PERMANENT = {  # what a retry cannot fix: conf, a change to the home, the error's words
-    "missing snapshot": ({"snapshot_date": "2026-10-15"}, None, "has no rows in the warehouse"),
+PERMANENT = {  # what a retry cannot fix: conf, a change to the home, the error's words, the task
+    "missing snapshot": (
+        {"snapshot_date": "2026-10-15"},
+        None,
+        "has no rows in the warehouse",
+        "extract",
+    ),
     "unknown model": (
         {"model_version": "logreg-19990101-deadbeef00"},
         None,
         "is not registered",
+        "plan",
     ),
-    "changed artifact": ({}, _tamper, "refusing to load a changed artifact"),
+    "changed artifact": ({}, _tamper, "refusing to load a changed artifact", "extract"),
 }
 
 
 @pytest.mark.parametrize("case", list(PERMANENT))
-def test_what_a_retry_cannot_fix_fails_extract_with_exactly_one_try(airflow_db, demo, case):
+def test_what_a_retry_cannot_fix_fails_its_task_with_exactly_one_try(airflow_db, demo, case):
+    """With the night's one model failed, no score task is left: the task that found it fails."""
     settings, _, record = demo
-    conf, change, words = PERMANENT[case]
+    conf, change, words, task = PERMANENT[case]
     if change is not None:
         change(settings, record)
     done = _run(airflow_db, settings, "2026-11-05", conf)
@@ -136,8 +144,8 @@ def test_what_a_retry_cannot_fix_fails_extract_with_exactly_one_try(airflow_db, 
     assert done.returncode != 0 and "DagRun failed" in output, output[-4000:]
     assert words in output
     tries = _tries(airflow_db, _newest_run(airflow_db))
-    assert tries[("extract", -1)] == (1, "failed")  # not up_for_retry: no second try
-    assert {task for task, _ in tries} == {"extract", "score", "load", "importance", "report"}
+    assert tries[(task, -1)] == (1, "failed")  # not up_for_retry: no second try
+    assert {task for task, _ in tries} >= {"plan", "extract", "score"}
     assert query(settings, "SELECT * FROM predictions") == []
     assert not (settings.lake / "features").exists()
 
@@ -147,7 +155,7 @@ def test_param_max_quarantine_fraction_zero_fails_a_snapshot_with_broken_rows(ai
     assert expected_counts(settings, NEWEST)["quarantined"] > 0
     done = _run(airflow_db, settings, "2026-11-12", {"max_quarantine_fraction": 0})
     assert done.returncode != 0 and "error budget of 0.00%" in done.stdout + done.stderr
-    assert _tries(airflow_db, _newest_run(airflow_db))[("load", -1)] == (1, "failed")
+    assert _tries(airflow_db, _newest_run(airflow_db))[("load", 0)] == (1, "failed")
     assert query(settings, "SELECT COUNT(*) AS n FROM predictions") == [{"n": 0}]
 
 

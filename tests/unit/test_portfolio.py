@@ -1,0 +1,138 @@
+"""One night for the portfolio: two models with their own specs, scored and loaded together."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from credit_batch import errors, pipeline, portfolio
+from credit_batch.run import RunOptions
+from credit_batch.stores.db import connect
+from tests.conftest import expected_counts, query
+from tests.unit.test_own_features import _BROKEN, _TABLES
+from tests.unit.test_spec import VALID
+
+pytestmark = pytest.mark.unit
+
+DATE = dt.date(2026, 9, 30)
+SMALL = {"importance_sample_rows": 400, "importance_repeats": 1}
+_PER_MODEL = """
+SELECT r.model_name, COUNT(p.customer_id) AS n, COUNT(DISTINCT p.run_id) AS runs
+FROM predictions p JOIN model_registry r USING (model_version)
+WHERE p.snapshot_date = :d GROUP BY r.model_name ORDER BY r.model_name
+"""
+
+
+@pytest.fixture
+def book(demo, tmp_path):
+    """The demo's ``gmsc`` champion and a ``pd_accounts`` champion on a spec of its own."""
+    settings, _, gmsc = demo
+    with connect(settings.warehouse_url) as wh:
+        wh.run_script(_TABLES)
+    path = tmp_path / "accounts.toml"
+    path.write_text(VALID)
+    own = dataclasses.replace(settings, spec_path=path)
+    accounts = pipeline.train(own, until="2026-08-31", model_name="pd_accounts")
+    pipeline.promote(settings, accounts.model_version, reason="the accounts book")
+    return settings, gmsc, accounts
+
+
+def _oracle(settings) -> dict:
+    """Rows each model must load: the warehouse's rows less those breaking its rules."""
+    with connect(settings.warehouse_url) as wh:
+        rows = wh.fetch_arrow("SELECT COUNT(*) AS n FROM accounts WHERE as_of = :d", {"d": DATE})
+        broken = wh.fetch_arrow(_BROKEN, {"d": DATE})
+    accounts = rows.to_pylist()[0]["n"] - broken.to_pylist()[0]["n"]
+    return {"gmsc": expected_counts(settings, DATE)["scored"], "pd_accounts": accounts}
+
+
+def test_one_night_scores_every_model_each_from_its_own_extract(book):
+    settings, gmsc, accounts = book
+    night = portfolio.run_night(settings, RunOptions(snapshot_date=DATE, **SMALL), workers=2)
+    assert sorted(night.results) == ["gmsc", "pd_accounts"] and not night.failed
+    want = _oracle(settings)
+    stored = query(settings, _PER_MODEL, {"d": DATE})
+    assert stored == [
+        {"model_name": "gmsc", "n": want["gmsc"], "runs": 1},
+        {"model_name": "pd_accounts", "n": want["pd_accounts"], "runs": 1},
+    ]
+    runs = {r.run.run_id for r in night.results.values()}
+    assert len(runs) == 2  # a run per model
+    sets = {r.run.spec.feature_set for r in night.results.values()}
+    folders = {p.name for p in (Path(settings.lake_url) / "features").iterdir()}
+    assert {f"feature_set={s}" for s in sets} <= folders and len(sets) == 2
+    for result in night.results.values():
+        assert result.importance["importance_status"] == "computed"
+        assert Path(result.report["report_path"]).is_file()
+
+
+def test_a_night_scores_each_model_as_its_own_run_would(book):
+    """The night's slice of each model is, to the bit, what a run of that model alone loads."""
+    settings, gmsc, accounts = book
+    portfolio.run_night(settings, RunOptions(snapshot_date=DATE, **SMALL))
+    sql = "SELECT customer_id, score, reason_1 FROM predictions WHERE model_version = :v ORDER BY 1"
+    for model_name, record in (("gmsc", gmsc), ("pd_accounts", accounts)):
+        together = query(settings, sql, {"v": record.model_version})
+        pipeline.run(settings, RunOptions(snapshot_date=DATE, model_name=model_name, **SMALL))
+        assert query(settings, sql, {"v": record.model_version}) == together and together
+
+
+def test_a_model_that_fails_tonight_fails_alone_and_the_others_load(book):
+    settings, gmsc, accounts = book
+    artifact = settings.home / accounts.artifact_path
+    artifact.write_bytes(artifact.read_bytes() + b"tampered")
+    night = portfolio.run_night(settings, RunOptions(snapshot_date=DATE, **SMALL))
+    assert sorted(night.results) == ["gmsc"]
+    failed = night.failed["pd_accounts"]
+    assert isinstance(failed, errors.ArtifactIntegrityError)
+    assert failed.model_name == "pd_accounts" and accounts.model_version in str(failed)
+    stored = query(settings, _PER_MODEL, {"d": DATE})
+    assert stored == [{"model_name": "gmsc", "n": _oracle(settings)["gmsc"], "runs": 1}]
+
+
+def test_a_model_over_its_error_budget_fails_its_load_only(book):
+    """A failure found while scoring or loading (here: the error budget) stays with its model."""
+    settings, gmsc, accounts = book
+    counts = expected_counts(settings, DATE)
+    with connect(settings.warehouse_url) as wh:
+        rows = wh.fetch_arrow("SELECT COUNT(*) AS n FROM accounts WHERE as_of = :d", {"d": DATE})
+        broken = wh.fetch_arrow(_BROKEN, {"d": DATE})
+    share = {
+        "gmsc": counts["quarantined"] / counts["rows_in"],
+        "pd_accounts": broken.to_pylist()[0]["n"] / rows.to_pylist()[0]["n"],
+    }
+    assert share["pd_accounts"] > 1.5 * share["gmsc"]  # a budget between the two
+    budget = (share["gmsc"] + share["pd_accounts"]) / 2
+    options = RunOptions(snapshot_date=DATE, max_quarantine_fraction=budget, **SMALL)
+    night = portfolio.run_night(settings, options)
+    assert sorted(night.results) == ["gmsc"]
+    assert isinstance(night.failed["pd_accounts"], errors.QuarantineBudgetError)
+    stored = query(settings, _PER_MODEL, {"d": DATE})
+    assert stored == [{"model_name": "gmsc", "n": counts["scored"], "runs": 1}]
+
+
+def test_a_night_of_one_named_model_scores_that_model_only(book):
+    settings, gmsc, accounts = book
+    options = RunOptions(snapshot_date=DATE, model_name="pd_accounts", **SMALL)
+    night = portfolio.run_night(settings, options)
+    assert sorted(night.results) == ["pd_accounts"]
+    stored = query(settings, _PER_MODEL, {"d": DATE})
+    assert [r["model_name"] for r in stored] == ["pd_accounts"]
+
+
+def test_resuming_a_run_id_needs_one_model_and_says_which(book):
+    settings, _, _ = book
+    with pytest.raises(errors.ParameterError, match=r"run id.*one model.*gmsc, pd_accounts"):
+        portfolio.plan_night(settings, RunOptions(run_id="abc"))
+
+
+def test_a_recorded_error_is_raised_again_of_its_own_class_with_context():
+    exc = errors.QuarantineBudgetError("too many rows broke the rules", rows=7)
+    again = errors.from_record(errors.to_record(exc), model_name="pd_cards")
+    assert type(again) is errors.QuarantineBudgetError and str(again) == str(exc)
+    assert again.model_name == "pd_cards"
+    unknown = errors.from_record({"error": "SystemExit", "message": "m"})
+    assert type(unknown) is errors.CreditBatchError and str(unknown) == "m"
