@@ -9,6 +9,7 @@ The night's steps, as the nightly DAG's tasks call them::
     for model in models:                              # one mapped task group per model
         loaded = load_model(settings, model, items, scored)
         importance_of(settings, loaded); report_of(settings, loaded)
+    page(settings, options)                           # the portfolio page, every model
 
 Models whose specs are equal share one extract (the lake keys it by feature
 set) and are scored in the same score tasks, each into its own slice (its
@@ -30,10 +31,11 @@ from itertools import repeat
 from multiprocessing import get_context
 
 from credit_batch import errors, pipeline
-from credit_batch.checks import check_rows
+from credit_batch.checks import check_rows, utcnow
 from credit_batch.config import MAX_WORKERS, Settings
 from credit_batch.errors import CreditBatchError, ParameterError
 from credit_batch.run import Run, RunOptions, RunResult, night_run_id
+from credit_batch.steps.report import write_portfolio_page
 from credit_batch.stores import registry, results, warehouse
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "extract_night",
     "importance_of",
     "load_model",
+    "page",
     "plan_night",
     "report_of",
     "run_night",
@@ -227,13 +230,23 @@ def report_of(settings: Settings, loaded: dict) -> dict:
     return pipeline.report(settings, Run.from_xcom(loaded["run"]))
 
 
-@dataclass(frozen=True)
+def page(settings: Settings, options: RunOptions) -> dict:
+    """Write the night's portfolio page (every model, whether it loaded or not); its path.
+
+    The night is the options' snapshot date, else their as-of date, else today.
+    """
+    as_of = options.snapshot_date or options.as_of or utcnow().date()
+    return {"portfolio_page": str(write_portfolio_page(settings, as_of=as_of))}
+
+
+@dataclass
 class Night:
     """A night run in one process: each model's :class:`RunResult`, or its error."""
 
     results: dict[str, RunResult] = field(default_factory=dict)
     failed: dict[str, CreditBatchError] = field(default_factory=dict)
     skipped: tuple[str, ...] = ()
+    page: str | None = None  # the portfolio page's path
 
 
 def run_night(
@@ -257,6 +270,7 @@ def run_night(
     night = Night()
     for model in models:
         _finish(settings, night, model, items, scored, t0)
+    night.page = page(settings, options)["portfolio_page"]
     return night
 
 
@@ -273,7 +287,7 @@ def _finish(settings, night: Night, model: dict, items, scored, t0: float) -> No
     try:
         loaded = load_model(settings, model, items, scored)
         if loaded.get("skipped"):
-            object.__setattr__(night, "skipped", (*night.skipped, name))
+            night.skipped += (name,)
             return
         explained = importance_of(settings, loaded)
         written = report_of(settings, loaded)

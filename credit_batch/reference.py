@@ -87,7 +87,8 @@ def errors() -> str:
     from credit_batch import errors as module
 
     out = []
-    for name in sorted(module.__all__, key=lambda n: _depth(getattr(module, n))):
+    classes = [n for n in module.__all__ if isinstance(getattr(module, n), type)]
+    for name in sorted(classes, key=lambda n: _depth(getattr(module, n))):
         cls = getattr(module, name)
         doc = (cls.__doc__ or "").strip().splitlines()[0].rstrip(".")
         retry = "yes: Airflow retries it" if cls.retryable else "no: the task fails at once"

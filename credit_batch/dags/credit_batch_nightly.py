@@ -13,6 +13,8 @@ their permutation importance in SQL for later lookup.
 * **load**, **importance**, **report**: one mapped group per model (labelled by its name):
   replaces the (date, model) slices of `predictions`, permutation importance and partial
   dependence, one HTML report. A model's failure fails its own group; the others load.
+* **portfolio_page**: the portfolio page (every model: champion, last night, drift, realized AUC)
+  -> `lake/reports/portfolio/as_of=D/portfolio.html`
 
 The nightly run scores the newest snapshot at or before its logical date.
 Trigger by hand with `snapshot_date` (and `model_name` or `model_version`) to
@@ -90,10 +92,16 @@ def credit_batch_nightly():
 
         report(importance(load(model, items, scored)))
 
+    @task(trigger_rule="all_done")  # every model's row, loaded or failed
+    def portfolio_page() -> dict:
+        from credit_batch import portfolio
+
+        return _fail_fast(portfolio.page, _options())
+
     models = plan()
     items = extract(models)
     scored = score.expand_kwargs(items)
-    model_night.partial(items=items, scored=scored).expand(model=models)
+    model_night.partial(items=items, scored=scored).expand(model=models) >> portfolio_page()
 
 
 def _options():

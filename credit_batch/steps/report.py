@@ -15,11 +15,14 @@ import logging
 from credit_batch.checks import check_model_version, parse_date
 from credit_batch.config import Settings
 from credit_batch.errors import DataError
+from credit_batch.storage import Location
 from credit_batch.stores import lake, registry, results
 from credit_batch.stores.db import Database, read_sql
 
 __all__ = [
     "render",
+    "render_portfolio",
+    "write_portfolio_page",
     "write_report",
 ]
 
@@ -94,6 +97,60 @@ def _collect(db: Database, settings: Settings, date: dt.date, version: str) -> d
             model_version=version,
         )
     return data
+
+
+def write_portfolio_page(settings: Settings, *, as_of) -> Location:
+    """Write the portfolio page of the night ``as_of``: every model with a champion, its
+    challengers and newest loaded run at or before that date; return its path."""
+    date = parse_date(as_of, name="as-of date")
+    with results.open_results(settings, read_only=True) as db:
+        sql = read_sql(settings.sql_dir, "report/portfolio.sql")
+        rows = db.fetch_arrow(sql, {"as_of": date}).to_pylist()
+    path = lake.portfolio_path(settings.lake, date)
+    with lake.atomic_path(path) as tmp:
+        tmp.write_text(render_portfolio(rows, date), encoding="utf-8")
+    logger.info("portfolio page of %s: %s (%d models)", date, path, len(rows))
+    return path
+
+
+def render_portfolio(rows: list[dict], as_of: dt.date) -> str:
+    """The portfolio page's HTML: one row per model (see ``sql/report/portfolio.sql``)."""
+    header = ["model", "champion", "challengers", "last night", "rows in", "scored"]
+    header += ["quarantined", "score PSI", "drift", "realized AUC (snapshot)"]
+    body = [_portfolio_row(r) for r in rows]
+    loaded = sum(1 for r in rows if r["snapshot_date"] is not None)
+    parts = [
+        f"<h1>credit-batch portfolio, night of {_e(as_of)}</h1>",
+        f"<p>{len(rows)} models with a champion; {loaded} with a loaded run at or before "
+        f"{_e(as_of)}. Drift: the PSI of the champion's scores against its training "
+        f"scores ({PSI_BANDS}). Realized AUC: the newest snapshot whose outcomes are known, "
+        "outside the model's training window.</p>",
+        _table(header, body) if body else "<p>No model has a champion yet.</p>",
+        "<h2>Which model reads which</h2>",
+        "<p>No model reads another model's score: every model reads its own feature set.</p>",
+    ]
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>credit-batch portfolio {_e(as_of)}</title>"
+        f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>"
+    )
+
+
+def _portfolio_row(r: dict) -> list:
+    night = f"loaded {r['snapshot_date']}" if r["snapshot_date"] else "no loaded run"
+    auc = "" if r["realized_auc"] is None else f"{r['realized_auc']:.4f} ({r['realized_snapshot']})"
+    return [
+        r["model_name"],
+        r["model_version"],
+        r["challengers"],
+        night,
+        r["rows_in"],
+        r["rows_scored"],
+        r["rows_quarantined"],
+        r["score_psi"],
+        r["drift_status"],
+        auc,
+    ]
 
 
 #: One line on each method the report shows, for a reader who is not a modeller.

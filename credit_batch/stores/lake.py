@@ -52,6 +52,7 @@ __all__ = [
     "read_manifest",
     "remove_stale_parts",
     "remove_superseded_runs",
+    "portfolio_path",
     "report_path",
     "reusable_counts",
     "scores_dir",
@@ -290,6 +291,11 @@ def sha256_file(path: Location | Path | str) -> str:
 def monitoring_path(lake: Location) -> Location:
     """Where the monitoring page (realized performance over time, per model) is written."""
     return lake / "reports" / "monitoring.html"
+
+
+def portfolio_path(lake: Location, as_of: dt.date) -> Location:
+    """Where the portfolio page of the night ``as_of`` is written."""
+    return lake / "reports" / "portfolio" / f"as_of={as_of.isoformat()}" / "portfolio.html"
 
 
 def report_path(lake: Location, date: dt.date, model_version: str) -> Location:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,12 @@ def test_one_night_scores_every_model_each_from_its_own_extract(book):
     for result in night.results.values():
         assert result.importance["importance_status"] == "computed"
         assert Path(result.report["report_path"]).is_file()
+    page = Path(night.page).read_text()
+    assert night.page.endswith(f"as_of={DATE}/portfolio.html")
+    for name, record in (("gmsc", gmsc), ("pd_accounts", accounts)):
+        row = re.search(rf"<tr><td>{name}</td><td>{record.model_version}</td>(.*?)</tr>", page)
+        assert row and f"<td>loaded {DATE}</td><td>" in row.group(1)
+        assert f"<td>{want[name]:,}</td>" in row.group(1)  # scored, as the oracle says
 
 
 def test_a_night_scores_each_model_as_its_own_run_would(book):
@@ -91,6 +98,9 @@ def test_a_model_that_fails_tonight_fails_alone_and_the_others_load(book):
     assert failed.model_name == "pd_accounts" and accounts.model_version in str(failed)
     stored = query(settings, _PER_MODEL, {"d": DATE})
     assert stored == [{"model_name": "gmsc", "n": _oracle(settings)["gmsc"], "runs": 1}]
+    page = Path(night.page).read_text()  # the failed model is on the page, not loaded
+    assert f"<tr><td>pd_accounts</td><td>{accounts.model_version}</td><td>0</td>" in page
+    assert re.search(r"<td>pd_accounts</td>(<td>[^<]*</td>){2}<td>no loaded run</td>", page)
 
 
 def test_a_model_over_its_error_budget_fails_its_load_only(book):
