@@ -501,6 +501,7 @@ SAME_WORKER = {
 #: worker, so that its module fixtures are built once (``scope_of``).
 SPREAD = (
     "tests/reliability/test_kill_points.py",
+    "tests/unit/test_portfolio.py",
     "tests/reliability/test_faults.py",
     "tests/e2e/test_airflow_semantics.py",
     "tests/e2e/test_airflow_nightly.py",

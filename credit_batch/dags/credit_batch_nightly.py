@@ -14,7 +14,8 @@ their permutation importance in SQL for later lookup.
   replaces the (date, model) slices of `predictions`, permutation importance and partial
   dependence, one HTML report. A model's failure fails its own group; the others load.
 * **portfolio_page**: the portfolio page (every model: champion, last night, drift, realized AUC)
-  -> `lake/reports/portfolio/as_of=D/portfolio.html`
+  -> `lake/reports/portfolio/as_of=D/portfolio.html`; **every_model_loaded** runs (and
+  fails the run) only when a model failed, skipped otherwise
 
 The nightly run scores the newest snapshot at or before its logical date.
 Trigger by hand with `snapshot_date` (and `model_name` or `model_version`) to
@@ -98,10 +99,17 @@ def credit_batch_nightly():
 
         return _fail_fast(portfolio.page, _options())
 
+    @task(trigger_rule="one_failed")  # the run ends failed when a model did (the page ran)
+    def every_model_loaded() -> None:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException("a model of the night failed: its load task says why")
+
     models = plan()
     items = extract(models)
     scored = score.expand_kwargs(items)
-    model_night.partial(items=items, scored=scored).expand(model=models) >> portfolio_page()
+    night = model_night.partial(items=items, scored=scored).expand(model=models)
+    night >> [portfolio_page(), every_model_loaded()]
 
 
 def _options():

@@ -56,14 +56,16 @@ def test_assets_trace_the_flow_and_schedule_the_monitor(dagbag):
 def test_nightly_dag_has_exact_tasks_and_wiring(dagbag):
     dag = dagbag.dags[DAG_ID]
     tasks = {"plan", "extract", "score", "load", "importance", "report", "portfolio_page"}
+    tasks.add("every_model_loaded")
     assert set(dag.task_dict) == tasks
     assert dag.task_dict["plan"].downstream_task_ids == {"extract", "load"}
     assert dag.task_dict["extract"].downstream_task_ids == {"score", "load"}
     assert dag.task_dict["score"].downstream_task_ids == {"load"}
     assert dag.task_dict["load"].downstream_task_ids == {"importance"}
     assert dag.task_dict["importance"].downstream_task_ids == {"report"}
-    assert dag.task_dict["report"].downstream_task_ids == {"portfolio_page"}
+    assert dag.task_dict["report"].downstream_task_ids == {"portfolio_page", "every_model_loaded"}
     assert dag.task_dict["portfolio_page"].trigger_rule == "all_done"  # failed models too
+    assert dag.task_dict["every_model_loaded"].trigger_rule == "one_failed"  # fails the run
     from airflow.sdk.definitions.mappedoperator import MappedOperator
     from airflow.sdk.definitions.taskgroup import MappedTaskGroup
 

@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import DEMO_ROWS, expected_counts, query
 
 pytestmark = [pytest.mark.airflow, pytest.mark.timeout(600)]
+NEWEST_DATE = "2026-10-31"
 
 DAG_ID = "credit_batch_nightly"
 SMALL = {
@@ -131,3 +132,52 @@ def test_nightly_dag_on_postgresql_scores_once_reruns_identically_and_backfills(
 ):
     settings, _, record = pg_demo
     _nightly_rerun_and_backfill(airflow_db, settings, record)
+
+
+def _model_tasks(env: dict) -> dict[tuple[str, str], tuple[int, str]]:
+    """``(task, rendered map index) -> (try, state)`` of the newest run's per-model tasks."""
+    import sqlite3
+
+    con = sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db")
+    try:
+        rows = con.execute(
+            "SELECT task_id, rendered_map_index, try_number, state FROM task_instance "
+            "WHERE run_id = (SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC "
+            "LIMIT 1) AND task_id IN ('load', 'importance', 'report')",
+            (DAG_ID,),
+        ).fetchall()
+    finally:
+        con.close()
+    return {(task, label): (tries, state) for task, label, tries, state in rows}
+
+
+def test_a_portfolio_night_loads_each_model_and_a_failed_model_fails_alone(
+    airflow_db, demo, tmp_path
+):
+    from tests.unit.test_portfolio import PER_MODEL, make_book, oracle
+
+    settings, gmsc, accounts = make_book(demo, tmp_path)
+    conf = {**SMALL, "snapshot_date": "2026-09-30"}
+    airflow_dags_test(airflow_db, settings, "2026-11-01", conf)
+    want, date = oracle(settings), dt.date(2026, 9, 30)
+    assert query(settings, PER_MODEL, {"d": date}) == [
+        {"model_name": "gmsc", "n": want["gmsc"], "runs": 1},
+        {"model_name": "pd_accounts", "n": want["pd_accounts"], "runs": 1},
+    ]
+    tasks = _model_tasks(airflow_db)  # one group per model, labelled by its name
+    assert tasks == {(t, m): (1, "success") for t in ("load", "importance", "report")
+                     for m in ("gmsc", "pd_accounts")}  # fmt: skip
+    page = settings.lake / "reports" / "portfolio" / f"as_of={date}" / "portfolio.html"
+    assert "pd_accounts" in page.read_text()
+
+    artifact = settings.home / accounts.artifact_path  # one model fails the next night
+    artifact.write_bytes(artifact.read_bytes() + b"\x00")
+    done = dags_test(airflow_db, settings, "2026-11-02", {**SMALL, "snapshot_date": NEWEST_DATE})
+    output = done.stdout + done.stderr
+    assert done.returncode != 0 and "refusing to load a changed artifact" in output
+    newest = query(settings, PER_MODEL, {"d": dt.date.fromisoformat(NEWEST_DATE)})
+    scored = expected_counts(settings, NEWEST_DATE)["scored"]
+    assert newest == [{"model_name": "gmsc", "n": scored, "runs": 1}]  # the other model loaded
+    tasks = _model_tasks(airflow_db)
+    assert tasks[("load", "pd_accounts")] == (1, "failed")  # at once, with its own error
+    assert {tasks[(t, "gmsc")] for t in ("load", "importance", "report")} == {(1, "success")}

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.unit
 
 DATE = dt.date(2026, 9, 30)
 SMALL = {"importance_sample_rows": 400, "importance_repeats": 1}
-_PER_MODEL = """
+PER_MODEL = """
 SELECT r.model_name, COUNT(p.customer_id) AS n, COUNT(DISTINCT p.run_id) AS runs
 FROM predictions p JOIN model_registry r USING (model_version)
 WHERE p.snapshot_date = :d GROUP BY r.model_name ORDER BY r.model_name
@@ -30,6 +30,11 @@ WHERE p.snapshot_date = :d GROUP BY r.model_name ORDER BY r.model_name
 @pytest.fixture
 def book(demo, tmp_path):
     """The demo's ``gmsc`` champion and a ``pd_accounts`` champion on a spec of its own."""
+    return make_book(demo, tmp_path)
+
+
+def make_book(demo, tmp_path):
+    """``(settings, gmsc, pd_accounts)``: a second champion, on the demo's ``accounts`` table."""
     settings, _, gmsc = demo
     with connect(settings.warehouse_url) as wh:
         wh.run_script(_TABLES)
@@ -41,7 +46,7 @@ def book(demo, tmp_path):
     return settings, gmsc, accounts
 
 
-def _oracle(settings) -> dict:
+def oracle(settings) -> dict:
     """Rows each model must load: the warehouse's rows less those breaking its rules."""
     with connect(settings.warehouse_url) as wh:
         rows = wh.fetch_arrow("SELECT COUNT(*) AS n FROM accounts WHERE as_of = :d", {"d": DATE})
@@ -54,8 +59,8 @@ def test_one_night_scores_every_model_each_from_its_own_extract(book):
     settings, gmsc, accounts = book
     night = portfolio.run_night(settings, RunOptions(snapshot_date=DATE, **SMALL), workers=2)
     assert sorted(night.results) == ["gmsc", "pd_accounts"] and not night.failed
-    want = _oracle(settings)
-    stored = query(settings, _PER_MODEL, {"d": DATE})
+    want = oracle(settings)
+    stored = query(settings, PER_MODEL, {"d": DATE})
     assert stored == [
         {"model_name": "gmsc", "n": want["gmsc"], "runs": 1},
         {"model_name": "pd_accounts", "n": want["pd_accounts"], "runs": 1},
@@ -96,8 +101,8 @@ def test_a_model_that_fails_tonight_fails_alone_and_the_others_load(book):
     failed = night.failed["pd_accounts"]
     assert isinstance(failed, errors.ArtifactIntegrityError)
     assert failed.model_name == "pd_accounts" and accounts.model_version in str(failed)
-    stored = query(settings, _PER_MODEL, {"d": DATE})
-    assert stored == [{"model_name": "gmsc", "n": _oracle(settings)["gmsc"], "runs": 1}]
+    stored = query(settings, PER_MODEL, {"d": DATE})
+    assert stored == [{"model_name": "gmsc", "n": oracle(settings)["gmsc"], "runs": 1}]
     page = Path(night.page).read_text()  # the failed model is on the page, not loaded
     assert f"<tr><td>pd_accounts</td><td>{accounts.model_version}</td><td>0</td>" in page
     assert re.search(r"<td>pd_accounts</td>(<td>[^<]*</td>){2}<td>no loaded run</td>", page)
@@ -120,7 +125,7 @@ def test_a_model_over_its_error_budget_fails_its_load_only(book):
     night = portfolio.run_night(settings, options)
     assert sorted(night.results) == ["gmsc"]
     assert isinstance(night.failed["pd_accounts"], errors.QuarantineBudgetError)
-    stored = query(settings, _PER_MODEL, {"d": DATE})
+    stored = query(settings, PER_MODEL, {"d": DATE})
     assert stored == [{"model_name": "gmsc", "n": counts["scored"], "runs": 1}]
 
 
@@ -129,7 +134,7 @@ def test_a_night_of_one_named_model_scores_that_model_only(book):
     options = RunOptions(snapshot_date=DATE, model_name="pd_accounts", **SMALL)
     night = portfolio.run_night(settings, options)
     assert sorted(night.results) == ["pd_accounts"]
-    stored = query(settings, _PER_MODEL, {"d": DATE})
+    stored = query(settings, PER_MODEL, {"d": DATE})
     assert [r["model_name"] for r in stored] == ["pd_accounts"]
 
 
@@ -146,3 +151,22 @@ def test_a_recorded_error_is_raised_again_of_its_own_class_with_context():
     assert again.model_name == "pd_cards"
     unknown = errors.from_record({"error": "SystemExit", "message": "m"})
     assert type(unknown) is errors.CreditBatchError and str(unknown) == "m"
+
+
+def test_a_model_failing_in_a_score_task_leaves_the_task_and_the_other_models_scored(book):
+    """The score task scores the feature set's other models and records the failure."""
+    settings, gmsc, accounts = book
+    options = RunOptions(snapshot_date=DATE, **SMALL)
+    models = portfolio.plan_night(settings, options)
+    items = portfolio.extract_night(settings, options, models)
+    artifact = settings.home / accounts.artifact_path  # changed after the night was planned
+    artifact.write_bytes(artifact.read_bytes() + b"\x00")
+    scored = [portfolio.score_night(settings, item) for item in items]
+    mine = [s["models"]["pd_accounts"] for s in scored if "pd_accounts" in s["models"]]
+    assert mine and all(m["failed"]["error"] == "ArtifactIntegrityError" for m in mine)
+    by_name = {m["model_name"]: m for m in models}
+    with pytest.raises(errors.ArtifactIntegrityError, match=accounts.model_version) as caught:
+        portfolio.load_model(settings, by_name["pd_accounts"], items, scored)
+    assert caught.value.partitions_failed == len(mine)
+    loaded = portfolio.load_model(settings, by_name["gmsc"], items, scored)
+    assert loaded["rows_loaded"] == expected_counts(settings, DATE)["scored"]
