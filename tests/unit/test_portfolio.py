@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import re
 from pathlib import Path
 
 import pytest
 
 from credit_batch import errors, pipeline, portfolio
-from credit_batch.run import RunOptions
+from credit_batch.config import Policy, Scorecard
+from credit_batch.run import RunOptions, call_step
 from credit_batch.stores.db import connect
 from tests.conftest import expected_counts, query
 from tests.unit.test_own_features import _BROKEN, _TABLES
@@ -33,15 +35,25 @@ def book(demo, tmp_path):
     return make_book(demo, tmp_path)
 
 
+#: The accounts model's own policy: three bands of its own names, another points scale.
+ACCOUNTS_POLICY = Policy(
+    risk_bands=((0.03, "P1"), (0.15, "P2"), (1.0, "P3")),
+    scorecard=Scorecard(base_points=500.0, base_odds=20.0, pdo=40.0),
+)
+
+
 def make_book(demo, tmp_path):
-    """``(settings, gmsc, pd_accounts)``: a second champion, on the demo's ``accounts`` table."""
+    """``(settings, gmsc, pd_accounts)``: a second champion, on the demo's ``accounts`` table,
+    with a policy of its own (:data:`ACCOUNTS_POLICY`)."""
     settings, _, gmsc = demo
     with connect(settings.warehouse_url) as wh:
         wh.run_script(_TABLES)
     path = tmp_path / "accounts.toml"
     path.write_text(VALID)
     own = dataclasses.replace(settings, spec_path=path)
-    accounts = pipeline.train(own, until="2026-08-31", model_name="pd_accounts")
+    accounts = pipeline.train(
+        own, until="2026-08-31", model_name="pd_accounts", policy=ACCOUNTS_POLICY
+    )
     pipeline.promote(settings, accounts.model_version, reason="the accounts book")
     return settings, gmsc, accounts
 
@@ -170,3 +182,31 @@ def test_a_model_failing_in_a_score_task_leaves_the_task_and_the_other_models_sc
     assert caught.value.partitions_failed == len(mine)
     loaded = portfolio.load_model(settings, by_name["gmsc"], items, scored)
     assert loaded["rows_loaded"] == expected_counts(settings, DATE)["scored"]
+
+
+def test_each_model_is_scored_by_its_own_policy_whatever_the_workers_environment(book, monkeypatch):
+    """Bands and points follow each version's registered policy, not the score task's env."""
+    settings, gmsc, accounts = book
+    monkeypatch.setenv("CREDIT_BATCH_HOME", str(settings.home))
+    options = RunOptions(snapshot_date=DATE, **SMALL)
+    models = call_step(portfolio.plan_night, options)
+    items = call_step(portfolio.extract_night, options, models)
+    scored = []
+    for k, item in enumerate(items):  # each score task on a worker with its own environment
+        monkeypatch.setenv("CREDIT_BATCH_POINTS_BASE", str(100 + 50 * k))
+        monkeypatch.setenv("CREDIT_BATCH_POINTS_PDO", str(5 + k))
+        scored.append(call_step(portfolio.score_night, item))
+    for model in models:
+        call_step(portfolio.load_model, model, items, scored)
+    policies = {gmsc.model_version: Policy(), accounts.model_version: ACCOUNTS_POLICY}
+    sql = "SELECT model_version, score, risk_band, points FROM predictions WHERE snapshot_date = :d"
+    rows = query(settings, sql, {"d": DATE})
+    assert {r["model_version"] for r in rows} == set(policies)
+    for r in rows:
+        policy = policies[r["model_version"]]
+        band = next(label for bound, label in policy.risk_bands if r["score"] <= bound)
+        card = policy.scorecard
+        want = card.offset + card.factor * math.log((1 - r["score"]) / r["score"])
+        assert r["risk_band"] == band and abs(r["points"] - want) < 1e-9
+    bands = {r["risk_band"] for r in rows if r["model_version"] == accounts.model_version}
+    assert bands == {"P1", "P2", "P3"}  # the accounts model's own bands, each in use
