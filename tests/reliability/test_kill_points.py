@@ -91,3 +91,42 @@ def test_changed_input_partition_is_rescored_not_reused(any_lake, outcome):
     assert "reusing scored partition" not in retried.stderr
     assert_whole_slice(settings, "reuse-2")
     outcome("new partitioning: every partition rescored", "0 reused")
+
+
+_BY_MODEL = """
+SELECT r.model_name, COUNT(*) AS n, COUNT(DISTINCT p.customer_id) AS customers,
+       MIN(p.run_id) AS run_id, COUNT(DISTINCT p.run_id) AS runs
+FROM predictions p JOIN model_registry r USING (model_version)
+WHERE p.snapshot_date = :d GROUP BY r.model_name ORDER BY r.model_name
+"""
+
+
+def test_a_portfolio_night_killed_between_two_models_loads_leaves_each_slice_whole(
+    demo, tmp_path, outcome
+):
+    """Killed after the first model's load committed: that slice new, the other's old."""
+    from tests.reliability.conftest import DATE
+    from tests.unit.test_portfolio import make_book, oracle
+
+    settings, _, _ = make_book(demo, tmp_path)
+    want = oracle(settings)
+    assert cli(settings, *RUN_ARGS).returncode == 0  # the old night: both models
+    old = {r["model_name"]: r for r in query(settings, _BY_MODEL, {"d": DATE})}
+    killed = cli(settings, *RUN_ARGS, fault="load.after_commit")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    seen = {r["model_name"]: r for r in query(settings, _BY_MODEL, {"d": DATE})}
+    for name in ("gmsc", "pd_accounts"):
+        assert seen[name]["n"] == seen[name]["customers"] == want[name]  # whole, no duplicate
+        assert seen[name]["runs"] == 1
+    assert seen["gmsc"]["run_id"] != old["gmsc"]["run_id"]  # committed before the kill: new
+    assert seen["pd_accounts"]["run_id"] == old["pd_accounts"]["run_id"]  # not reached: old
+    assert cli(settings, *RUN_ARGS).returncode == 0  # the next try completes both
+    final = {r["model_name"]: r for r in query(settings, _BY_MODEL, {"d": DATE})}
+    assert {n: (r["n"], r["runs"]) for n, r in final.items()} == {
+        n: (want[n], 1) for n in ("gmsc", "pd_accounts")
+    }
+    assert final["pd_accounts"]["run_id"] != old["pd_accounts"]["run_id"]
+    outcome(
+        "portfolio night: each model's slice old or new",
+        f"gmsc new, pd_accounts old ({want['pd_accounts']} rows), then both new",
+    )
