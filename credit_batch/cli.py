@@ -434,25 +434,15 @@ def _load_csv(settings: Settings, args) -> None:
 
 def _training(settings: Settings, args) -> tuple[Settings, dict]:
     """The settings (with ``--spec``) and the options both training commands take."""
-    if args.spec:
-        settings = dataclasses.replace(settings, spec_path=Path(args.spec))
-    options = {"since": args.since, "model_name": args.model_name}
-    defaults = {
-        "algorithm": DEFAULT_ALGORITHM,
-        "max_rows": DEFAULT_TRAIN_MAX_ROWS,
-        "seed": DEFAULT_SEED,
-    }
-    if args.model_file:  # its name, spec, policy and options; a flag beside it wins
-        from credit_batch.model_file import load_model_file
+    from credit_batch.model_file import training_options
 
-        if args.spec:
+    if args.spec:
+        if args.model_file:
             raise ParameterError("--spec", args.spec, "must not be given with --model-file")
-        model = load_model_file(args.model_file)
-        defaults = {"algorithm": model.algorithm, "max_rows": model.max_rows, "seed": model.seed}
-        options |= {"model_name": args.model_name or model.name}
-        options |= {"spec": model.spec, "policy": model.policy}
-    given = {k: getattr(args, k) for k in defaults}
-    return settings, {**options, **{k: defaults[k] if v is None else v for k, v in given.items()}}
+        settings = dataclasses.replace(settings, spec_path=Path(args.spec))
+    given = {k: getattr(args, k) for k in ("algorithm", "max_rows", "seed", "model_name")}
+    # the file's name, spec, policy and options; a flag beside it wins
+    return settings, {"since": args.since, **training_options(args.model_file, **given)}
 
 
 def _train(settings: Settings, args) -> None:

@@ -796,7 +796,26 @@ TRAIN_PARAMS: dict[str, dict] = {
         "format": "date",
         "description": "First snapshot to train on (empty: all)",
     },
-    "algorithm": {"default": DEFAULT_ALGORITHM, "type": "string", "enum": list(ALGORITHMS)},
+    "model_file": {
+        "default": None,
+        "type": ["null", "string"],
+        "maxLength": 1000,
+        "description": "A model file (TOML) on the workers: its spec, algorithm, policy and "
+        "name (empty: the deployment's spec, CREDIT_BATCH_SPEC)",
+    },
+    "model_name": {
+        "default": None,
+        "type": ["null", "string"],
+        "pattern": MODEL_NAME_PATTERN,
+        "description": "The model the candidate belongs to (empty: the model file's name, "
+        "else the spec's)",
+    },
+    "algorithm": {
+        "default": None,
+        "type": ["null", "string"],
+        "enum": [None, *ALGORITHMS],
+        "description": f"empty: the model file's, else {DEFAULT_ALGORITHM}",
+    },
     "approve": {
         "default": False,
         "type": "boolean",

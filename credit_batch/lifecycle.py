@@ -43,6 +43,24 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+def train_from_model_file(
+    settings: Settings,
+    model_file: str | None = None,
+    *,
+    cutoff,
+    since=None,
+    algorithm: str | None = None,
+    model_name: str | None = None,
+    actor: str | None = None,
+) -> registry.ModelRecord:
+    """:func:`train_candidate` with the model file's spec, policy and options (none: the
+    settings' spec); ``algorithm`` and ``model_name``, where given, win over the file's."""
+    from credit_batch.model_file import training_options
+
+    options = training_options(model_file, algorithm=algorithm, model_name=model_name)
+    return train_candidate(settings, cutoff=cutoff, since=since, actor=actor, **options)
+
+
 def promote(settings: Settings, version: str, **audit) -> registry.ModelRecord:
     """Make ``version`` the champion (see :func:`credit_batch.pipeline.promote`)."""
     return pipeline.promote(settings, version, **audit)

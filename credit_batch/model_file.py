@@ -42,7 +42,7 @@ from credit_batch.config import (
 from credit_batch.errors import ModelFileError, ParameterError
 from credit_batch.features import FeatureSpec, load_spec
 
-__all__ = ["ModelFile", "load_model_file"]
+__all__ = ["ModelFile", "load_model_file", "training_options"]
 
 _TOP = {"name", "description", "owner", "spec", "algorithm", "seed", "max_rows", "policy"}
 _POLICY = {"risk_bands", "swap_cutoff", "scorecard", "gates"}
@@ -61,6 +61,31 @@ class ModelFile:
     policy: Policy = field(default_factory=Policy)
     owner: str | None = None
     description: str | None = None
+
+
+def training_options(
+    path: str | Path | None = None,
+    *,
+    algorithm: str | None = None,
+    max_rows: int | None = None,
+    seed: int | None = None,
+    model_name: str | None = None,
+) -> dict:
+    """The training keyword arguments of the model file ``path`` (none: the package's
+    defaults); a value given here wins over the file's (the CLI's flags, the DAG's Params).
+
+    Returns ``algorithm``, ``max_rows``, ``seed`` and ``model_name``, and with a file its
+    ``spec`` and ``policy``.
+    """
+    given = {"algorithm": algorithm, "max_rows": max_rows, "seed": seed, "model_name": model_name}
+    if path is None:
+        base = {"algorithm": DEFAULT_ALGORITHM, "max_rows": DEFAULT_TRAIN_MAX_ROWS}
+        base |= {"seed": DEFAULT_SEED, "model_name": None}
+    else:
+        model = load_model_file(path)
+        base = {"algorithm": model.algorithm, "max_rows": model.max_rows, "seed": model.seed}
+        base |= {"model_name": model.name, "spec": model.spec, "policy": model.policy}
+    return base | {k: v for k, v in given.items() if v is not None}
 
 
 def load_model_file(path: str | Path) -> ModelFile:

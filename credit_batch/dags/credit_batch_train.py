@@ -12,7 +12,8 @@ gate recorded. The registry keeps its figures and its model card.
 * **approve**: promote it to champion only if the Param `approve` is set and
   its gates passed; who and why go into `model_events`
 
-Monthly; trigger by hand with `cutoff`, `algorithm`, `approve` and `reason`.
+Monthly; trigger by hand with `cutoff`, `model_file` (a model's file: its spec,
+algorithm, policy and name), `model_name`, `algorithm`, `approve` and `reason`.
 """
 
 from __future__ import annotations
@@ -44,10 +45,12 @@ def credit_batch_train():
         when = pendulum.instance(ctx.get("logical_date") or ctx["dag_run"].run_after)
         params = ctx["params"]
         record = _fail_fast(
-            lifecycle.train_candidate,
+            lifecycle.train_from_model_file,
+            params["model_file"],
             cutoff=params["cutoff"] or when.in_timezone(TZ).date(),
             since=params["since"],
             algorithm=params["algorithm"],
+            model_name=params["model_name"],
             actor=_actor(ctx),
         )
         return {

@@ -77,3 +77,26 @@ def test_monitor_dag_measures_each_scored_snapshot_with_outcomes_once(airflow_db
     )
     assert 0.75 < row["roc_auc"] < 0.95 and row["rows_known"] == row["rows_scored"]
     assert len(query(settings, "SELECT * FROM calibration WHERE grouping = 'decile'")) == 10
+
+
+def test_training_dag_trains_the_model_a_model_file_names_with_its_policy(
+    airflow_db, demo, tmp_path
+):
+    import shutil
+
+    from credit_batch.config import DEFAULT_SPEC_PATH
+
+    settings, _, champion = demo
+    folder = tmp_path / "pd_cards"
+    shutil.copytree(DEFAULT_SPEC_PATH.parent, folder)  # the GMSC spec and model file
+    text = (folder / "model.toml").read_text()
+    text = text.replace('name = "gmsc"', 'name = "pd_cards"')
+    text = text.replace('[0.02, "A"], [0.05, "B"]', '[0.03, "A"], [0.06, "B"]')
+    (folder / "model.toml").write_text(text)
+    conf = {"cutoff": "2026-10-31", "model_file": str(folder / "model.toml")}
+    airflow_dags_test(airflow_db, settings, "2026-11-03", conf, dag_id="credit_batch_train")
+    [new] = query(settings, "SELECT * FROM model_registry WHERE model_name = 'pd_cards'")
+    assert new["gate_status"] == "passed" and new["algorithm"] == "logreg"
+    assert json.loads(new["policy"])["risk_bands"][:2] == [[0.03, "A"], [0.06, "B"]]
+    [old] = query(settings, "SELECT status FROM model_registry WHERE model_name = 'gmsc'")
+    assert old["status"] == "champion"  # another model: its champion untouched
