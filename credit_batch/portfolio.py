@@ -58,9 +58,19 @@ def plan_night(settings: Settings, options: RunOptions) -> list[dict]:
 
     Every model's champion (``options.model_name``: that model's; ``model_version``:
     that version alone, without challengers). A model whose artifact changed or
-    whose spec lacks its features is ``failed`` (its load fails), the others go on.
+    whose spec lacks its features is ``failed`` (its load fails), the others go on;
+    where none can be planned (an unknown version, no champion), the one entry is
+    that failure, which extract raises.
     """
-    found = registry.night_models(settings, options.model_version, model_name=options.model_name)
+    try:
+        found = registry.night_models(
+            settings, options.model_version, model_name=options.model_name
+        )
+    except CreditBatchError as exc:  # no model to plan: extract raises it, with one try
+        if exc.retryable:
+            raise
+        entry = {"model_name": options.model_name, "version": options.model_version}
+        return [{**entry, "challengers": [], "failed": errors.to_record(exc)}]
     if options.run_id and len(found) > 1:
         names = ", ".join(r.model_name for r in found)
         raise ParameterError(
@@ -119,6 +129,8 @@ def _nothing_left_to_score(models: list[dict], items: list[dict]) -> None:
 
 def _by_feature_set(settings: Settings, models: list[dict]) -> dict[str, list]:
     groups: dict[str, list] = {}
+    if not models:
+        return groups
     with results.open_results(settings, read_only=True) as db:
         for m in models:
             record = registry.get_model(db, settings, m["version"])

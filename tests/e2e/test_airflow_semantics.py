@@ -126,15 +126,16 @@ PERMANENT = {  # what a retry cannot fix: conf, a change to the home, the error'
         {"model_version": "logreg-19990101-deadbeef00"},
         None,
         "is not registered",
-        "plan",
+        "extract",
     ),
     "changed artifact": ({}, _tamper, "refusing to load a changed artifact", "extract"),
 }
 
 
 @pytest.mark.parametrize("case", list(PERMANENT))
-def test_what_a_retry_cannot_fix_fails_its_task_with_exactly_one_try(airflow_db, demo, case):
-    """With the night's one model failed, no score task is left: the task that found it fails."""
+def test_what_a_retry_cannot_fix_fails_extract_with_exactly_one_try(airflow_db, demo, case):
+    """With the night's one model failed (found by plan or extract), nothing is left to
+    score: extract fails with its error, at once."""
     settings, _, record = demo
     conf, change, words, task = PERMANENT[case]
     if change is not None:
@@ -145,6 +146,7 @@ def test_what_a_retry_cannot_fix_fails_its_task_with_exactly_one_try(airflow_db,
     assert words in output
     tries = _tries(airflow_db, _newest_run(airflow_db))
     assert tries[(task, -1)] == (1, "failed")  # not up_for_retry: no second try
+    assert tries[("plan", -1)] == (1, "success")
     assert {task for task, _ in tries} >= {"plan", "extract", "score"}
     assert query(settings, "SELECT * FROM predictions") == []
     assert not (settings.lake / "features").exists()
