@@ -43,8 +43,10 @@ class Bench:
     repeats: int
 
     def model(self):
+        """The champion the setup trained (of the default spec's model; the portfolio
+        night adds others)."""
         with results.open_results(self.settings) as db:
-            champion = registry.champion(db, self.settings)
+            champion = registry.champion(db, self.settings, DEFAULT_FEATURE_SPEC.name)
         return champion, registry.load_model(
             self.settings,
             champion.artifact_path,
