@@ -649,13 +649,15 @@ def _run(settings: Settings, args) -> None:
         _summary(settings, done)
     for name in night.skipped:
         print(f"model {name}: skipped, its slice is already loaded from the same input")
+    if len(night.results) + len(night.failed) + len(night.skipped) > 1:
+        print(f"portfolio page: {night.page}")
     if len(night.failed) == 1 and not (night.results or night.skipped):
         raise next(iter(night.failed.values()))  # the night's one model: its own error
     if night.failed:
         for name, exc in night.failed.items():
             print(f"model {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         names = ", ".join(night.failed)
-        raise CreditBatchError(f"{len(night.failed)} models failed ({names}); the others loaded")
+        raise CreditBatchError(f"failed tonight: {names}; the other models loaded")
 
 
 def _progress(scored, total: int):

@@ -210,3 +210,23 @@ def test_each_model_is_scored_by_its_own_policy_whatever_the_workers_environment
         assert r["risk_band"] == band and abs(r["points"] - want) < 1e-9
     bands = {r["risk_band"] for r in rows if r["model_version"] == accounts.model_version}
     assert bands == {"P1", "P2", "P3"}  # the accounts model's own bands, each in use
+
+
+def test_the_run_command_scores_the_portfolio_and_names_a_failed_model(book, capsys, monkeypatch):
+    from credit_batch import cli
+
+    settings, gmsc, accounts = book
+    monkeypatch.setenv("CREDIT_BATCH_HOME", str(settings.home))
+    args = ["run", "--snapshot-date", DATE.isoformat(), "--importance-sample-rows", "400"]
+    assert cli.main([*args, "--importance-repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    for record in (gmsc, accounts):
+        assert f"model {record.model_version}" in out
+    assert out.count("customers scored") == 2 and "portfolio page: " in out
+    artifact = settings.home / accounts.artifact_path
+    artifact.write_bytes(artifact.read_bytes() + b"\x00")
+    assert cli.main([*args, "--importance-repeats", "1"]) == 2
+    done = capsys.readouterr()
+    assert done.out.count("customers scored") == 1  # gmsc loaded
+    assert "model pd_accounts failed: ArtifactIntegrityError" in done.err
+    assert "error: failed tonight: pd_accounts; the other models loaded" in done.err
