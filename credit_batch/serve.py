@@ -420,6 +420,22 @@ def create_app(settings: Settings | None = None):
     return app
 
 
+def _unknown_query(app, request) -> list[str]:
+    """The query parameters of ``request`` its route does not declare (a typo such as
+    ``?asof=`` would otherwise be ignored, and answer for another date)."""
+    from fastapi.dependencies.utils import get_flat_dependant
+    from starlette.routing import Match
+
+    for route in app.routes:
+        if route.matches(request.scope)[0] is Match.FULL:
+            dependant = getattr(route, "dependant", None)
+            if dependant is None:
+                return []
+            allowed = {p.alias for p in get_flat_dependant(dependant).query_params}
+            return sorted(set(request.query_params) - allowed)
+    return []
+
+
 def _key_statuses(settings: Settings) -> _Kept:
     def read(_):
         if not results.exists(settings):
@@ -634,6 +650,9 @@ def _middleware(app, metrics) -> None:
         elif int(length) > MAX_BODY_BYTES or len(await request.body()) > MAX_BODY_BYTES:
             detail = f"request body must be at most {MAX_BODY_BYTES} bytes"  # chunked: no length
             response = JSONResponse({"detail": detail}, status_code=413)
+        elif unknown := _unknown_query(app, request):
+            detail = f"query parameter {unknown[0]!r} is not one this route takes"
+            response = JSONResponse({"detail": detail, "name": unknown[0]}, status_code=422)
         else:
             response = await call_next(request)
         route = request.scope.get("route")

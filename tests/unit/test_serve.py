@@ -66,6 +66,17 @@ def test_lookup_gives_exactly_the_stored_newest_champion_score(served):
 
 
 @pytest.mark.unit
+def test_a_query_parameter_the_route_does_not_take_is_a_422_naming_it(served):
+    """``?asof=`` (a typo of ``as_of``) would otherwise answer for today, silently."""
+    _, client, _ = served
+    typo = client.get("/v1/customers/1/score", params={"asof": "2026-10-15"})
+    assert typo.status_code == 422 and typo.json()["name"] == "asof"
+    assert "'asof' is not one this route takes" in typo.json()["detail"]
+    assert client.get("/v1/customers/1/score", params={"as_of": "2026-10-15"}).status_code == 200
+    assert client.get("/healthz", params={"verbose": "1"}).status_code == 422
+
+
+@pytest.mark.unit
 def test_unknown_customer_and_a_date_before_any_snapshot_are_404(served):
     _, client, _ = served
     assert client.get("/v1/customers/99999999/score").status_code == 404
