@@ -26,6 +26,10 @@ from credit_batch.stores.db import (
 
 __all__ = [
     "as_of_date",
+    "change_stamp",
+    "champion_models",
+    "champion_scores",
+    "require_champion",
     "customer_key",
     "describe_url",
     "history",
@@ -229,3 +233,49 @@ def _rows(settings: Settings, names: list[str], params: dict) -> list[list[dict]
         return [
             db.fetch_arrow(read_sql(settings.sql_dir, name), params).to_pylist() for name in names
         ]
+
+
+def change_stamp(settings: Settings):
+    """A cheap callable whose value changes when the results database may have (a file's
+    modification time, or PostgreSQL's commit stamp): when to read again."""
+    from credit_batch.stores.db import change_stamp as stamp
+
+    return lambda: stamp(settings.results_url)
+
+
+def champion_models(settings: Settings, known: dict | None = None) -> dict:
+    """Every model's champion, loaded: ``{model name: (record, fitted model)}`` (none on a
+    fresh home). A champion of ``known`` with the same sha256 is kept, not loaded again;
+    every artifact loaded is verified against its registered sha256."""
+    from credit_batch.stores import registry
+
+    if not results.exists(settings):
+        return {}
+    with results.open_results(settings, read_only=True) as db:
+        records = registry.champions(db, settings)
+    kept = {}
+    for record in records:
+        found = (known or {}).get(record.model_name)
+        if found is None or found[0].sha256 != record.sha256:
+            model = registry.load_model(
+                settings, record.artifact_path, record.sha256, version=record.model_version
+            )
+            found = (record, model)
+        kept[record.model_name] = found
+    return kept
+
+
+def require_champion(settings: Settings) -> None:
+    """Raise the error that says why there is no champion, and what to run."""
+    from credit_batch.stores import registry
+
+    registry.resolve(settings, None)
+
+
+def champion_scores(settings: Settings):
+    """Every champion's stored scores (``sql/serve/champion_scores.sql``) and the reason
+    texts by feature, over one read-only connection: ``(Arrow table, {feature: text})``."""
+    with results.open_results(settings, read_only=True) as db:
+        table = db.fetch_arrow(read_sql(settings.sql_dir, "serve/champion_scores.sql"))
+        texts = db.fetch_arrow(read_sql(settings.sql_dir, "serve/reason_texts.sql"))
+    return table, dict(zip(*texts.to_pydict().values(), strict=True))

@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from credit_batch import catalog, lifecycle, pipeline, portfolio, serve
+from credit_batch import access, catalog, lifecycle, pipeline, portfolio
 from credit_batch.checks import check_rows
 from credit_batch.config import (
     ALGORITHMS,
@@ -121,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("report", help="write the HTML report of a scored snapshot")
     c.add_argument("--date", required=True, help="snapshot date, YYYY-MM-DD")
     c.add_argument("--model", help="model version (default: the champion)")
+    c.add_argument("--model-name", help="whose champion (default: the only model with one)")
     c.set_defaults(func=_report)
     _sql_parser(sub)
     _lookup_parser(sub)
@@ -325,13 +326,13 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 def _api_key_create(settings: Settings, args) -> None:
-    key = serve.create_api_key(settings, args.name)
+    key = access.create_api_key(settings, args.name)
     print(f"API key {args.name!r} (shown once; only its sha256 is kept):")
     print(key)
 
 
 def _api_key_revoke(settings: Settings, args) -> None:
-    serve.revoke_api_key(settings, args.name)
+    access.revoke_api_key(settings, args.name)
     print(f"revoked API key {args.name!r}")
 
 
@@ -716,7 +717,11 @@ def _runs(settings: Settings, args) -> None:
 
 def _report(settings: Settings, args) -> None:
     catalog.require_results(settings)  # a read: never creates a database
-    print(pipeline.report_of(settings, snapshot_date=args.date, model_version=args.model))
+    print(
+        pipeline.report_of(
+            settings, snapshot_date=args.date, model_version=args.model, model_name=args.model_name
+        )
+    )
 
 
 def _dags_folder(settings: Settings, args) -> None:

@@ -310,9 +310,18 @@ def report(settings: Settings, run: Run) -> dict:
     return {"run_id": run.run_id, "report_path": str(path)}
 
 
-def report_of(settings: Settings, *, snapshot_date, model_version: str | None = None):
-    """Write the HTML report of the newest run of a slice (model: the champion); its path."""
-    return write_report(settings, snapshot_date=snapshot_date, model_version=model_version)
+def report_of(
+    settings: Settings,
+    *,
+    snapshot_date,
+    model_version: str | None = None,
+    model_name: str | None = None,
+):
+    """Write the HTML report of the newest run of a slice (version: the champion of
+    ``model_name``, or of the only model with one); its path."""
+    return write_report(
+        settings, snapshot_date=snapshot_date, model_version=model_version, model_name=model_name
+    )
 
 
 def run(

@@ -35,7 +35,8 @@ import time
 import weakref
 from types import SimpleNamespace
 
-from credit_batch import catalog
+from credit_batch import access, catalog
+from credit_batch.access import create_api_key, revoke_api_key
 from credit_batch.checks import check_model_name
 from credit_batch.config import Settings
 from credit_batch.errors import (
@@ -47,7 +48,6 @@ from credit_batch.errors import (
     ServiceUnavailableError,
 )
 from credit_batch.steps import online
-from credit_batch.stores import keys, registry, results
 
 __all__ = ["CACHE_SECONDS", "MAX_BODY_BYTES", "create_api_key", "create_app", "revoke_api_key"]
 
@@ -227,9 +227,7 @@ def _problems(*statuses: int) -> dict:
 
 
 def _stamp(settings: Settings):
-    from credit_batch.stores.db import change_stamp
-
-    return lambda: change_stamp(settings.results_url)
+    return catalog.change_stamp(settings)
 
 
 class _Champion:
@@ -252,7 +250,7 @@ class _Champion:
             names = ", ".join(sorted(loaded))
             raise ParameterError("model name", None, f"must name one of the models: {names}")
         if not loaded:
-            registry.resolve(self._settings, None)  # raises, saying what to run
+            catalog.require_champion(self._settings)  # raises, saying what to run
         return next(iter(loaded.values()))
 
     def versions(self) -> str:
@@ -260,21 +258,7 @@ class _Champion:
         return ",".join(record.model_version for record, _ in self._kept.get().values())
 
     def _read(self, loaded):
-        if not results.exists(self._settings):
-            return {}
-        with results.open_results(self._settings, read_only=True) as db:
-            records = registry.champions(db, self._settings)
-        kept = {}
-        for record in records:
-            known = (loaded or {}).get(record.model_name)
-            if known is not None and known[0].sha256 == record.sha256:
-                kept[record.model_name] = known
-                continue
-            model = registry.load_model(
-                self._settings, record.artifact_path, record.sha256, version=record.model_version
-            )
-            kept[record.model_name] = (record, model)
-        return kept
+        return catalog.champion_models(self._settings, loaded)
 
 
 class _ScoreIndex:
@@ -325,11 +309,12 @@ class _ScoreIndex:
         return self._kept.get()
 
     def _read(self, index):
-        if self._settings.results_url.startswith("postgresql") or not results.exists(
-            self._settings
-        ):
+        if self._settings.results_url.startswith("postgresql"):
             return None
-        version = catalog.rows(self._settings, "serve/last_load.sql")[0]
+        found = catalog.rows(self._settings, "serve/last_load.sql")  # none: a fresh home
+        if not found:
+            return None
+        version = found[0]
         if index is not None and index["version"] == version:
             return index
         return self._build(version)
@@ -338,11 +323,7 @@ class _ScoreIndex:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        from credit_batch.stores.db import read_sql
-
-        with results.open_results(self._settings, read_only=True) as db:
-            table = db.fetch_arrow(read_sql(self._settings.sql_dir, "serve/champion_scores.sql"))
-            texts = db.fetch_arrow(read_sql(self._settings.sql_dir, "serve/reason_texts.sql"))
+        table, texts = catalog.champion_scores(self._settings)
         order = pc.sort_indices(
             table, [("customer_id", "ascending"), ("snapshot_date", "ascending")]
         )
@@ -364,7 +345,7 @@ class _ScoreIndex:
             "version": version,
             "models": models,
             "string": string,
-            "texts": dict(zip(*texts.to_pydict().values(), strict=True)),
+            "texts": texts,
         }
 
 
@@ -437,25 +418,7 @@ def _unknown_query(app, request) -> list[str]:
 
 
 def _key_statuses(settings: Settings) -> _Kept:
-    def read(_):
-        if not results.exists(settings):
-            return {}
-        with results.open_results(settings, read_only=True) as db:
-            return keys.key_statuses(db, settings)
-
-    return _Kept(read, name="API keys", stamp=_stamp(settings))
-
-
-def create_api_key(settings: Settings, name: str) -> str:
-    """A new API key named ``name``: returned once, only its sha256 is stored."""
-    with results.open_results(settings) as db:
-        return keys.create_key(db, settings, name)
-
-
-def revoke_api_key(settings: Settings, name: str) -> None:
-    """Revoke the API key ``name``: every request with it gets a 403 from now on."""
-    with results.open_results(settings) as db:
-        keys.revoke_key(db, settings, name)
+    return _Kept(lambda _: access.key_statuses(settings), name="API keys", stamp=_stamp(settings))
 
 
 def _authorized(kept: _Kept):
@@ -482,9 +445,9 @@ def _authorized(kept: _Kept):
                 challenge,
             )
         key = given.credentials.strip()
-        status = keys.status_of(key, kept.get())
+        status = access.key_status(key, kept.get())
         if status == "unknown":
-            status = keys.status_of(key, kept.refresh(older_than=1.0))
+            status = access.key_status(key, kept.refresh(older_than=1.0))
         if status == "unknown":
             raise HTTPException(
                 401,

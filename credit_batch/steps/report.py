@@ -51,14 +51,21 @@ text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:
 .ok{color:#176317}.bad{color:#a11}figure{margin:0}"""
 
 
-def write_report(settings: Settings, *, snapshot_date, model_version: str | None = None):
+def write_report(
+    settings: Settings,
+    *,
+    snapshot_date,
+    model_version: str | None = None,
+    model_name: str | None = None,
+):
     """Write the HTML report of the newest run of a (snapshot, model) slice; return its path.
 
-    The model defaults to the champion. The path is recorded in ``scoring_runs``.
+    The version defaults to the champion of ``model_name`` (of the only model with one
+    when none is named). The path is recorded in ``scoring_runs``.
     """
     date = parse_date(snapshot_date)
     with results.open_results(settings) as db:
-        version = model_version or registry.champion(db, settings).model_version
+        version = model_version or registry.champion(db, settings, model_name).model_version
         data = _collect(db, settings, date, check_model_version(version))
         path = lake.report_path(settings.lake, date, version)
         with lake.atomic_path(path) as tmp:

@@ -230,6 +230,8 @@ def test_every_command_and_flag_of_the_cli_summary_runs(tmp_path, monkeypatch, c
     assert code == 0 and len(out.strip().splitlines()) == 2
     code, out, _ = run("report", "--date", "2026-09-30", "--model", version)
     assert code == 0 and out.strip().endswith("report.html")
+    code, named, _ = run("report", "--date", "2026-09-30", "--model-name", "gmsc")
+    assert code == 0 and named == out  # the champion of gmsc is that version
     code, out, _ = run("sql", "SELECT COUNT(*) AS n FROM predictions", "--json")
     assert code == 0 and '"n"' in out
     code, out, _ = run("lookup", "1", "--model-name", "gmsc")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from credit_batch import errors, pipeline, portfolio
-from credit_batch.config import Policy, Scorecard
+from credit_batch.config import Policy, Scorecard, Settings
 from credit_batch.run import RunOptions, call_step
 from credit_batch.stores.db import connect
 from tests.conftest import expected_counts, query
@@ -29,10 +29,25 @@ WHERE p.snapshot_date = :d GROUP BY r.model_name ORDER BY r.model_name
 """
 
 
+@pytest.fixture(scope="module")
+def book_template(tmp_path_factory, demo_template):
+    """The book built once per worker (:func:`make_book`); tests copy its home."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("book")
+    shutil.copytree(demo_template[0], folder / "home")
+    demo = (Settings(home=folder / "home"), demo_template[1], demo_template[2])
+    return make_book(demo, folder)
+
+
 @pytest.fixture
-def book(demo, tmp_path):
+def book(book_template, tmp_path):
     """The demo's ``gmsc`` champion and a ``pd_accounts`` champion on a spec of its own."""
-    return make_book(demo, tmp_path)
+    import shutil
+
+    settings, gmsc, accounts = book_template
+    shutil.copytree(settings.home, tmp_path / "home")
+    return Settings(home=tmp_path / "home"), gmsc, accounts
 
 
 #: The accounts model's own policy: three bands of its own names, another points scale.
@@ -94,14 +109,17 @@ def test_one_night_scores_every_model_each_from_its_own_extract(book):
 
 
 def test_a_night_scores_each_model_as_its_own_run_would(book):
-    """The night's slice of each model is, to the bit, what a run of that model alone loads."""
+    """The night's slice of the model on its own spec (scored beside another model) is, to
+    the bit, what a run of that model alone loads."""
     settings, gmsc, accounts = book
     portfolio.run_night(settings, RunOptions(snapshot_date=DATE, **SMALL))
     sql = "SELECT customer_id, score, reason_1 FROM predictions WHERE model_version = :v ORDER BY 1"
-    for model_name, record in (("gmsc", gmsc), ("pd_accounts", accounts)):
-        together = query(settings, sql, {"v": record.model_version})
-        pipeline.run(settings, RunOptions(snapshot_date=DATE, model_name=model_name, **SMALL))
-        assert query(settings, sql, {"v": record.model_version}) == together and together
+    together = {
+        r.model_version: query(settings, sql, {"v": r.model_version}) for r in (gmsc, accounts)
+    }
+    pipeline.run(settings, RunOptions(snapshot_date=DATE, model_name="pd_accounts", **SMALL))
+    assert query(settings, sql, {"v": accounts.model_version}) == together[accounts.model_version]
+    assert together[accounts.model_version] and together[gmsc.model_version]
 
 
 def test_a_model_that_fails_tonight_fails_alone_and_the_others_load(book):
