@@ -483,6 +483,7 @@ SLOW_FIRST = (
     "tests/reliability/test_bad_inputs.py",
     # the unit lane's (pytest -m unit):
     "tests/unit/test_serve_schema.py",
+    "tests/unit/test_portfolio.py",  # its book built once, its tests on one worker
     "tests/unit/test_lifecycle.py",
     "tests/unit/test_cli_teaches.py",
     "tests/unit/test_pipeline.py",
@@ -501,7 +502,6 @@ SAME_WORKER = {
 #: worker, so that its module fixtures are built once (``scope_of``).
 SPREAD = (
     "tests/reliability/test_kill_points.py",
-    "tests/unit/test_portfolio.py",
     "tests/reliability/test_faults.py",
     "tests/e2e/test_airflow_semantics.py",
     "tests/e2e/test_airflow_nightly.py",
