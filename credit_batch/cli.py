@@ -242,6 +242,17 @@ def _model_name_argument(c: argparse.ArgumentParser) -> None:
         help="a model file (TOML): its name, spec, algorithm, seed, max rows and policy; "
         "the flags given beside it win",
     )
+    c.add_argument(
+        "--segment",
+        help="of a segmented model file (segment_by): the segment to train on "
+        "(default: every row, the pooled version)",
+    )
+    c.add_argument(
+        "--each-segment",
+        action="store_true",
+        help="of a segmented model file: a version per segment its spec declares "
+        '(and the pooled one with fallback = "pooled")',
+    )
 
 
 def _audit_arguments(c: argparse.ArgumentParser) -> None:
@@ -446,15 +457,30 @@ def _training(settings: Settings, args) -> tuple[Settings, dict]:
     return settings, {"since": args.since, **training_options(args.model_file, **given)}
 
 
+def _segments(args) -> list[str | None]:
+    """The segments to train: ``--each-segment``'s, else ``--segment`` (None: every row)."""
+    from credit_batch.model_file import each_segment
+
+    if args.segment is not None and not args.model_file:
+        raise ParameterError("--segment", args.segment, "needs --model-file (with segment_by)")
+    if not args.each_segment:
+        return [args.segment]
+    if args.segment is not None or not args.model_file:
+        raise ParameterError("--each-segment", True, "needs --model-file, without --segment")
+    return each_segment(args.model_file)
+
+
 def _train(settings: Settings, args) -> None:
     settings, options = _training(settings, args)
-    record = pipeline.train(settings, until=args.until, **options)
-    print(
-        f"registered {record.model_version}: ROC AUC {record.roc_auc:.4f}, "
-        f"log loss {record.log_loss:.4f}, KS {record.ks:.4f} ({record.training_rows:,} rows)"
-    )
-    if args.promote:
-        print(f"champion: {pipeline.promote(settings, record.model_version).model_version}")
+    for segment in _segments(args):
+        record = pipeline.train(settings, until=args.until, segment=segment, **options)
+        label = f" ({record.label})" if record.segment_by else ""
+        print(
+            f"registered {record.model_version}{label}: ROC AUC {record.roc_auc:.4f}, "
+            f"log loss {record.log_loss:.4f}, KS {record.ks:.4f} ({record.training_rows:,} rows)"
+        )
+        if args.promote:
+            print(f"champion: {pipeline.promote(settings, record.model_version).model_version}")
 
 
 def _spec_check(settings: Settings, args) -> None:
@@ -481,10 +507,16 @@ def _spec_check(settings: Settings, args) -> None:
 
 def _train_candidate(settings: Settings, args) -> None:
     settings, options = _training(settings, args)
-    record = lifecycle.train_candidate(settings, cutoff=args.cutoff, **options)
+    for segment in _segments(args):
+        record = lifecycle.train_candidate(settings, cutoff=args.cutoff, segment=segment, **options)
+        _print_candidate(record)
+
+
+def _print_candidate(record) -> None:
     found = json.loads(record.validation)
+    segment = f"{record.label}, " if record.segment_by else ""
     print(
-        f"registered {record.model_version} ({record.role}): trained "
+        f"registered {record.model_version} ({segment}{record.role}): trained "
         f"{record.train_from} .. {record.train_until}, {record.training_rows:,} rows"
     )
     print(
@@ -521,8 +553,9 @@ def _models(settings: Settings, args) -> None:
         print("no models registered yet: `credit-batch demo` trains one on demo data")
         return
     for m in found:
+        name = m["model_name"] if m["segment"] is None else f"{m['model_name']}/{m['segment']}"
         print(
-            f"{m['model_name']:<12} {m['model_version']:<36} {m['role']:<10} {m['algorithm']:<7} "
+            f"{name:<12} {m['model_version']:<36} {m['role']:<10} {m['algorithm']:<7} "
             f"until {m['train_until']}  held-out AUC {m['roc_auc']:.4f}  KS {m['ks']:.4f}  "
             f"gates {m['gate_status'] or '-'}"
         )

@@ -11,12 +11,19 @@ scale, gates, swap cutoff), its owner and its purpose::
     algorithm = "logreg"          # logreg | hgb | lgbm
     seed = 42
     max_rows = 300000
+    segment_by = "country"        # optional: a champion per country (a categorical feature)
+    fallback = "pooled"           # optional: also train a pooled version for the rest
 
     [policy]
     risk_bands = [[0.02, "A"], [0.05, "B"], [0.10, "C"], [0.20, "D"], [1.0, "E"]]
     swap_cutoff = 0.10
     scorecard = { base_points = 600, base_odds = 50, pdo = 20 }
     gates = { min_auc = 0.70, max_psi = 0.25, champion_margin = 0.01 }
+
+A segmented model (``segment_by``) has a version and a champion per segment
+(:mod:`credit_batch.steps.segments`); ``fallback = "pooled"`` trains a version
+on every row too, which scores the rows of segments without a champion
+(``"quarantine"``, the default: they are quarantined with that reason).
 
 Every field but ``name`` and ``spec`` has a default (the package's); a
 mistake is refused with one :class:`~credit_batch.errors.ModelFileError`
@@ -42,9 +49,12 @@ from credit_batch.config import (
 from credit_batch.errors import ModelFileError, ParameterError
 from credit_batch.features import FeatureSpec, load_spec
 
-__all__ = ["ModelFile", "load_model_file", "training_options"]
+__all__ = ["ModelFile", "each_segment", "load_model_file", "training_options"]
 
 _TOP = {"name", "description", "owner", "spec", "algorithm", "seed", "max_rows", "policy"}
+_TOP |= {"segment_by", "fallback"}
+#: What scores the rows of a segment without a champion of its own.
+FALLBACKS = ("quarantine", "pooled")
 _POLICY = {"risk_bands", "swap_cutoff", "scorecard", "gates"}
 
 
@@ -61,6 +71,8 @@ class ModelFile:
     policy: Policy = field(default_factory=Policy)
     owner: str | None = None
     description: str | None = None
+    segment_by: str | None = None
+    fallback: str = "quarantine"
 
 
 def training_options(
@@ -75,7 +87,7 @@ def training_options(
     defaults); a value given here wins over the file's (the CLI's flags, the DAG's Params).
 
     Returns ``algorithm``, ``max_rows``, ``seed`` and ``model_name``, and with a file its
-    ``spec`` and ``policy``.
+    ``spec``, ``policy`` and ``segment_by``.
     """
     given = {"algorithm": algorithm, "max_rows": max_rows, "seed": seed, "model_name": model_name}
     if path is None:
@@ -85,7 +97,21 @@ def training_options(
         model = load_model_file(path)
         base = {"algorithm": model.algorithm, "max_rows": model.max_rows, "seed": model.seed}
         base |= {"model_name": model.name, "spec": model.spec, "policy": model.policy}
+        base |= {"segment_by": model.segment_by}
     return base | {k: v for k, v in given.items() if v is not None}
+
+
+def each_segment(path: str | Path) -> list[str | None]:
+    """The segments a segmented model file trains a version of: each level its spec declares
+    for ``segment_by``, and None (the pooled version) where ``fallback = "pooled"``.
+
+    Raises ParameterError for a model file that is not segmented.
+    """
+    model = load_model_file(path)
+    if model.segment_by is None:
+        raise ParameterError("--each-segment", str(path), "needs a model file with segment_by")
+    levels = list(model.spec.feature(model.segment_by).categories)
+    return levels + ([None] if model.fallback == "pooled" else [])
 
 
 def load_model_file(path: str | Path) -> ModelFile:
@@ -101,11 +127,12 @@ def load_model_file(path: str | Path) -> ModelFile:
     path = Path(path)
     data = read_toml(path, ModelFileError)
     _fields(path, data, "", _TOP, required={"name", "spec"})
+    spec = _spec(path, data["spec"])
     return ModelFile(
         name=_checked(
             path, "name", data["name"], check_model_name, "must match " + MODEL_NAME_PATTERN
         ),
-        spec=_spec(path, data["spec"]),
+        spec=spec,
         path=path,
         algorithm=_choice(path, "algorithm", data.get("algorithm", DEFAULT_ALGORITHM)),
         seed=_integer(path, "seed", data.get("seed", DEFAULT_SEED), minimum=0),
@@ -115,7 +142,29 @@ def load_model_file(path: str | Path) -> ModelFile:
         policy=_policy(path, data.get("policy", {})),
         owner=_text(path, "owner", data.get("owner")),
         description=_text(path, "description", data.get("description")),
+        segment_by=_segment_by(path, spec, data.get("segment_by")),
+        fallback=_fallback(path, data),
     )
+
+
+def _segment_by(path: Path, spec: FeatureSpec, value: object) -> str | None:
+    if value is None:
+        return None
+    if value not in spec.categorical:
+        known = ", ".join(spec.categorical) or "none"
+        raise ModelFileError(
+            path, "segment_by", value, f"must name a categorical feature of the spec ({known})"
+        )
+    return value
+
+
+def _fallback(path: Path, data: dict) -> str:
+    value = data.get("fallback", "quarantine")
+    if value not in FALLBACKS:
+        raise ModelFileError(path, "fallback", value, f"must be one of {', '.join(FALLBACKS)}")
+    if value != "quarantine" and "segment_by" not in data:
+        raise ModelFileError(path, "fallback", value, "needs segment_by (a segmented model)")
+    return value
 
 
 def _fields(path: Path, data: object, where: str, allowed: set[str], *, required=()) -> dict:

@@ -31,7 +31,7 @@ from credit_batch.demo import write_example as demo_data
 from credit_batch.faults import fault_point
 from credit_batch.features import FeatureSpec
 from credit_batch.run import Plan, Run, RunOptions, RunResult
-from credit_batch.steps import drift, explain, scoring, spec_check, validation
+from credit_batch.steps import drift, explain, scoring, segments, spec_check, validation
 from credit_batch.steps import importance as importance_module
 from credit_batch.steps.report import write_report
 from credit_batch.steps.spec_check import check_spec_file as check_spec
@@ -74,7 +74,8 @@ def extract(settings: Settings, options: RunOptions | None = None) -> Plan:
     shadows = options.challengers and not options.model_version
     challengers = registry.shadow_models(settings, model) if shadows else []
     with warehouse.open_warehouse(settings) as wh:
-        extracted = extract_features(settings, wh, model.feature_spec, options)
+        columns = {model.segment_by} - {None}
+        extracted = extract_features(settings, wh, model.feature_spec, options, segment_by=columns)
     return plan_of(settings, options, extracted, model, challengers)
 
 
@@ -102,8 +103,14 @@ class Extracted:
         return sum(p["rows"] for p in self.parts)
 
 
-def extract_features(settings: Settings, wh, spec: FeatureSpec, options: RunOptions) -> Extracted:
-    """Write the snapshot's rows of ``spec``'s feature set to the lake, in partitions."""
+def extract_features(
+    settings: Settings, wh, spec: FeatureSpec, options: RunOptions, *, segment_by=()
+) -> Extracted:
+    """Write the snapshot's rows of ``spec``'s feature set to the lake, in partitions.
+
+    ``segment_by``: columns whose rows per value each partition records (``"segments"``:
+    what the runs of segmented models read, :func:`credit_batch.steps.segments.rows_of`).
+    """
     started, t0 = utcnow(), time.perf_counter()
     part_rows, chunk = options.partition_rows(settings), options.chunk(settings)
     spec_check.check_columns(wh, spec, settings.sql_dir)  # before anything is written
@@ -118,6 +125,10 @@ def extract_features(settings: Settings, wh, spec: FeatureSpec, options: RunOpti
         schema=spec.arrow_schema(),
         dictionary_columns=spec.dictionary_columns,
     )
+    if segment_by:
+        for part in parts:
+            table = lake.read_columns(settings.lake, part["path"], sorted(segment_by))
+            part["segments"] = segments.count_segments(table, sorted(segment_by))
     repeated = warehouse.repeated_ids(wh, spec, date, at_most=MAX_DUPLICATE_IDS + 1)
     logger.info("extracted %d rows of %s (%s)", sum(p["rows"] for p in parts), date, spec.name)
     seconds = time.perf_counter() - t0
@@ -132,8 +143,10 @@ def plan_of(
     challengers=(),
     *,
     run_id: str | None = None,
+    covered=None,
 ) -> Plan:
-    """The plan of ``model`` (and its ``challengers``, in shadow) over ``extracted``."""
+    """The plan of ``model`` (and its ``challengers``, in shadow) over ``extracted``; of a
+    segmented model's segment, its rows (``covered``: see :class:`~credit_batch.run.Run`)."""
     validation.check_duplicates(
         extracted.repeated,
         extracted.rows_in,
@@ -145,13 +158,17 @@ def plan_of(
         model,
         snapshot_date=extracted.snapshot_date,
         chunk_rows=options.chunk(settings),
-        rows_in=extracted.rows_in,
+        rows_in=sum(
+            segments.rows_of(p, segment_by=model.segment_by, segment=model.segment, covered=covered)
+            for p in extracted.parts
+        ),
         started_at=extracted.started_at,
         extract_seconds=extracted.seconds,
         duplicate_ids=extracted.repeated,
         input_fingerprint=lake.input_fingerprint(extracted.parts, extracted.spec.digest),
         policy=model.policy_or(settings.policy),
         run_id=run_id,
+        covered=covered,
     )
     fault_point("extract.before_return")
     if options.skip_unchanged and _loaded_from(settings, run):

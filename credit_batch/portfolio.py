@@ -22,6 +22,7 @@ the task, which Airflow retries. :func:`run_night` runs it all in one process.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -54,12 +55,15 @@ logger = logging.getLogger(__name__)
 
 
 def plan_night(settings: Settings, options: RunOptions) -> list[dict]:
-    """The night's models, each ``{"model_name", "version", "challengers", "failed"}``.
+    """The night's models, each ``{"model_name", "failed", "units"}``, versions pinned.
 
-    Every model's champion (``options.model_name``: that model's; ``model_version``:
-    that version alone, without challengers). A model whose artifact changed or
-    whose spec lacks its features is ``failed`` (its load fails), the others go on;
-    where none can be planned (an unknown version, no champion), the one entry is
+    A unit is ``{"label", "version", "segment", "challengers", "failed"}``: the
+    model's champion, or one per segment of a segmented model (label
+    ``pd_cards/DE``; the pooled one ``pd_cards/*``). Every model's champions
+    (``options.model_name``: that model's; ``model_version``: that version alone,
+    without challengers). A unit whose artifact changed or whose spec lacks its
+    features is ``failed`` (its model's load fails), the others go on; where
+    none can be planned (an unknown version, no champion), the one entry is
     that failure, which extract raises.
     """
     try:
@@ -69,41 +73,49 @@ def plan_night(settings: Settings, options: RunOptions) -> list[dict]:
     except CreditBatchError as exc:  # no model to plan: extract raises it, with one try
         if exc.retryable:
             raise
-        entry = {"model_name": options.model_name, "version": options.model_version}
-        return [{**entry, "challengers": [], "failed": errors.to_record(exc)}]
-    if options.run_id and len(found) > 1:
-        names = ", ".join(r.model_name for r in found)
+        return [{"model_name": options.model_name, "failed": errors.to_record(exc), "units": []}]
+    by_name: dict[str, list] = {}
+    for record in found:
+        by_name.setdefault(record.model_name, []).append(record)
+    if options.run_id and (len(by_name) > 1 or len(found) > 1):
+        labels = ", ".join(r.label for r in found)
         raise ParameterError(
-            "run id", options.run_id, f"resumes one model's run; name one of {names}"
+            "run id", options.run_id, f"resumes one model's run; name one version of {labels}"
         )
-    return [_planned(settings, options, record) for record in found]
+    return [_planned(settings, options, name, records) for name, records in by_name.items()]
 
 
-def _planned(settings: Settings, options: RunOptions, record: registry.ModelRecord) -> dict:
-    entry = {"model_name": record.model_name, "version": record.model_version}
-    entry.update(challengers=[], failed=None)
+def _planned(settings: Settings, options: RunOptions, name: str, records: list) -> dict:
+    units = [_unit(settings, options, record) for record in records]
+    return {"model_name": name, "failed": None, "units": units}
+
+
+def _unit(settings: Settings, options: RunOptions, record: registry.ModelRecord) -> dict:
+    unit = {"label": record.label, "version": record.model_version, "segment": record.segment}
+    unit.update(challengers=[], failed=None)
     try:
         pipeline.check_model(settings, record)
         if options.challengers and not options.model_version:
             found = registry.shadow_models(settings, record)
-            entry["challengers"] = [c.model_version for c in found]
+            unit["challengers"] = [c.model_version for c in found]
     except CreditBatchError as exc:
         if exc.retryable:
             raise
-        logger.error("model %s fails tonight: %s", record.model_name, exc)
-        entry["failed"] = errors.to_record(exc)
-    return entry
+        logger.error("%s fails tonight: %s", record.label, exc)
+        unit["failed"] = errors.to_record(exc)
+    return unit
 
 
 def extract_night(settings: Settings, options: RunOptions, models: list[dict]) -> list[dict]:
     """Extract each feature set of the night once; one item per partition.
 
     Each item is ``{"feature_set", "partition", "plans"}``: ``plans`` holds, for
-    every model reading that feature set, ``{"model_name", "run", "shadows"}``
-    (or ``"failed"``). A feature set whose extract fails with an error a retry
-    cannot mend gives one item with no partition, its models failed.
+    every unit (a model, or a model's segment) reading that feature set,
+    ``{"model_name", "label", "run", "shadows"}`` (or ``"failed"``). A feature set
+    whose extract fails with an error a retry cannot mend gives one item with no
+    partition, its models failed.
     """
-    groups = _by_feature_set(settings, [m for m in models if not m["failed"]])
+    groups = _by_feature_set(settings, models)
     items = []
     if groups:
         with warehouse.open_warehouse(settings) as wh:
@@ -121,125 +133,194 @@ def _nothing_left_to_score(models: list[dict], items: list[dict]) -> None:
     loads would be skipped, and the failure with them: it fails extract instead.
     """
     failures = [m["failed"] for m in models if m["failed"]]
+    failures += [u["failed"] for m in models for u in m["units"] if u["failed"]]
     failures += [e["failed"] for i in items for e in i["plans"] if "failed" in e]
     scoring = any("run" in e for i in items for e in i["plans"])
     if failures and not scoring:
         raise errors.from_record(failures[0])
 
 
-def _by_feature_set(settings: Settings, models: list[dict]) -> dict[str, list]:
+@dataclass(frozen=True)
+class _Unit:
+    """What extract plans one unit with: its record, challengers and rows."""
+
+    record: registry.ModelRecord
+    shadows: list
+    covered: tuple | None  # the carrier's (see Run.covered), else None
+
+
+def _by_feature_set(settings: Settings, models: list[dict]) -> dict[str, list[_Unit]]:
     groups: dict[str, list] = {}
-    if not models:
+    units = [u for m in models for u in m["units"] if not u["failed"]]
+    if not units:
         return groups
     with results.open_results(settings, read_only=True) as db:
         for m in models:
-            record = registry.get_model(db, settings, m["version"])
-            shadows = [registry.get_model(db, settings, v) for v in m["challengers"]]
-            groups.setdefault(record.feature_spec.feature_set, []).append((record, shadows))
+            records = [registry.get_model(db, settings, u["version"]) for u in m["units"]]
+            for unit, record in _segmented(m["units"], records):
+                shadows = [registry.get_model(db, settings, v) for v in unit["challengers"]]
+                group = groups.setdefault(record.record.feature_spec.feature_set, [])
+                group.append(dataclasses.replace(record, shadows=shadows))
     return groups
 
 
-def _extract_group(settings, wh, options, feature_set: str, group: list) -> list:
+def _segmented(units: list[dict], records: list) -> list[tuple[dict, _Unit]]:
+    """Each unit still to score, with its rows: a segmented model's champions split its
+    rows; the pooled one (or, without one, the first segment's) carries the rest."""
+    column = next((r.segment_by for r in records if r.segment_by), None)
+    if column is None:
+        pairs = zip(units, records, strict=True)
+        return [(u, _Unit(r, [], None)) for u, r in pairs if not u["failed"]]
+    covered = tuple(sorted(r.segment for r in records if r.segment is not None))
+    carrier = next((r for r in records if r.segment is None), records[0])
+    out = []
+    for unit, record in zip(units, records, strict=True):
+        record = dataclasses.replace(record, segment_by=column)  # an old champion: the pooled
+        mine = covered if record.model_version == carrier.model_version else None
+        if not unit["failed"]:
+            out.append((unit, _Unit(record, [], mine)))
+    return out
+
+
+def _extract_group(settings, wh, options, feature_set: str, group: list[_Unit]) -> list:
+    spec = group[0].record.feature_spec
+    segment_by = {u.record.segment_by for u in group if u.record.segment_by}
     try:
-        extracted = pipeline.extract_features(settings, wh, group[0][0].feature_spec, options)
+        extracted = pipeline.extract_features(settings, wh, spec, options, segment_by=segment_by)
     except CreditBatchError as exc:
         if exc.retryable:
             raise
-        failed = [_failed(record.model_name, exc) for record, _ in group]
+        failed = [_failed(u.record, exc) for u in group]
         return [{"feature_set": feature_set, "partition": None, "plans": failed}]
-    plans = []
-    for record, shadows in group:
-        run_id = _run_id(options, record.model_name)
+    entries = []
+    for unit in group:
+        record = unit.record
+        run_id = _run_id(options, record.label)
         try:
-            plan = pipeline.plan_of(settings, options, extracted, record, shadows, run_id=run_id)
+            plan = pipeline.plan_of(
+                settings, options, extracted, record, unit.shadows, run_id=run_id,
+                covered=unit.covered,
+            )  # fmt: skip
         except CreditBatchError as exc:
             if exc.retryable:
                 raise
-            plans.append((None, _failed(record.model_name, exc)))
+            entries.append(_failed(record, exc))
             continue
         if plan.partitions:  # none: skipped, the slice holds this input's scores
-            plans.append((plan.partitions, _compact(record.model_name, plan)))
+            entries.append(_compact(record, plan))
     parts = [{"index": i, **p} for i, p in enumerate(extracted.parts)]
-    entries = [entry for _, entry in plans]
     return [{"feature_set": feature_set, "partition": p, "plans": entries} for p in parts]
 
 
-def _run_id(options: RunOptions, model_name: str) -> str:
-    """One run id per model and night: stable for one Airflow DAG run (its retries share it)."""
+def _run_id(options: RunOptions, label: str) -> str:
+    """One run id per unit and night: stable for one Airflow DAG run (its retries share it)."""
     if options.run_id:  # resuming one model's run (plan_night refuses it for several)
         return options.run_id
-    return night_run_id(options.airflow_dag_id, options.airflow_run_id, model_name)
+    return night_run_id(options.airflow_dag_id, options.airflow_run_id, label)
 
 
-def _failed(model_name: str, exc: CreditBatchError) -> dict:
-    logger.error("model %s fails tonight: %s", model_name, exc)
-    return {"model_name": model_name, "failed": errors.to_record(exc)}
+def _failed(record: registry.ModelRecord, exc: CreditBatchError) -> dict:
+    logger.error("%s fails tonight: %s", record.label, exc)
+    failed = errors.to_record(exc)
+    return {"model_name": record.model_name, "label": record.label, "failed": failed}
 
 
-def _compact(model_name: str, plan) -> dict:
+def _compact(record: registry.ModelRecord, plan) -> dict:
     shadows = [s.to_xcom() for s in plan.shadows]
-    return {"model_name": model_name, "run": plan.run.to_xcom(), "shadows": shadows}
+    run = plan.run.to_xcom()
+    return {"model_name": record.model_name, "label": record.label, "run": run, "shadows": shadows}
 
 
 def score_night(settings: Settings, item: dict) -> dict:
-    """Score one partition with every model of its feature set, each into its own slice.
+    """Score one partition with every unit of its feature set, each into its own slice.
 
-    Returns ``{"feature_set", "index", "models": {name: result}}``; a model that
+    Returns ``{"feature_set", "index", "models": {label: result}}``; a unit that
     fails with an error a retry cannot mend gets ``{"failed": ...}``, the others
     are scored.
     """
     partition = item["partition"]
     done = {}
     for entry in item["plans"]:
-        name = entry["model_name"]
+        label = entry["label"]
         if "failed" in entry:
-            done[name] = {"failed": entry["failed"]}
+            done[label] = {"failed": entry["failed"]}
             continue
         run, shadows = Run.from_xcom(entry["run"]), [Run.from_xcom(s) for s in entry["shadows"]]
         try:
-            done[name] = pipeline.score_partition(settings, run, partition, shadows)
+            done[label] = pipeline.score_partition(settings, run, partition, shadows)
         except CreditBatchError as exc:
             if exc.retryable:
                 raise
-            done[name] = {"failed": _failed(name, exc)["failed"]}
+            logger.error("%s fails tonight: %s", label, exc)
+            done[label] = {"failed": errors.to_record(exc)}
     index = None if partition is None else partition["index"]
     return {"feature_set": item["feature_set"], "index": index, "models": done}
 
 
 def load_model(settings: Settings, model: dict, items: list[dict], scored: list[dict]) -> dict:
-    """Load one model's slices (champion and challengers) from the night's scored partitions.
+    """Load one model's slices (each unit's champion and challengers) from the night's
+    scored partitions.
 
-    Raises the model's recorded failure, of its own class, if it failed earlier;
-    returns ``{"model_name", "skipped": True}`` where its input was unchanged.
+    Returns ``{"model_name", "units": [...]}`` (one model without segments: its
+    unit's fields beside), a unit ``{"label", "run", "rows_loaded", ...}`` or
+    ``{"label", "skipped": True}`` where its input was unchanged. A failed
+    unit's recorded failure is raised, of its own class, once the model's other
+    units are loaded.
     """
     name = model["model_name"]
     if model["failed"]:
         raise errors.from_record(model["failed"], model_name=name)
-    mine = [s["models"][name] for s in scored if name in s["models"]]
+    units, failures = [], []
+    for unit in model["units"]:
+        try:
+            units.append(_load_unit(settings, name, unit, items, scored))
+        except CreditBatchError as exc:
+            if exc.retryable:
+                raise
+            failures.append(exc)
+    if failures:
+        raise failures[0]
+    single = units[0] if len(units) == 1 and units[0]["label"] == name else {}
+    return {**single, "model_name": name, "units": units}
+
+
+def _load_unit(settings: Settings, name: str, unit: dict, items, scored) -> dict:
+    label = unit["label"]
+    if unit["failed"]:
+        raise errors.from_record(unit["failed"], model_name=name)
+    mine = [s["models"][label] for s in scored if label in s["models"]]
     failed = [d["failed"] for d in mine if "failed" in d]
     if failed:
         raise errors.from_record(failed[0], model_name=name, partitions_failed=len(failed))
     if not mine:
-        return {"model_name": name, "skipped": True}
-    entry = next(e for i in items for e in i["plans"] if e["model_name"] == name)
+        return {"label": label, "skipped": True}
+    entry = next(e for i in items for e in i["plans"] if e["label"] == label)
     run, shadows = Run.from_xcom(entry["run"]), [Run.from_xcom(s) for s in entry["shadows"]]
     loaded = pipeline.load(settings, run, mine, shadows)
-    return {"model_name": name, "run": entry["run"], **loaded}
+    return {"label": label, "run": entry["run"], **loaded}
 
 
 def importance_of(settings: Settings, loaded: dict) -> dict:
-    """Permutation importance of a loaded model's run (nothing where it was skipped)."""
-    if loaded.get("skipped"):
-        return loaded
-    explained = pipeline.importance(settings, Run.from_xcom(loaded["run"]))
-    return {"model_name": loaded["model_name"], "run": loaded["run"], **explained}
+    """Permutation importance of each loaded unit's run (nothing where it was skipped)."""
+    units = []
+    for unit in loaded["units"]:
+        if not unit.get("skipped"):
+            explained = pipeline.importance(settings, Run.from_xcom(unit["run"]))
+            unit = {"label": unit["label"], "run": unit["run"], **explained}
+        units.append(unit)
+    single = units[0] if len(units) == 1 and units[0]["label"] == loaded["model_name"] else {}
+    return {**single, "model_name": loaded["model_name"], "units": units}
 
 
 def report_of(settings: Settings, loaded: dict) -> dict:
-    """The HTML report of a loaded model's run (nothing where it was skipped)."""
-    if loaded.get("skipped"):
-        return loaded
-    return pipeline.report(settings, Run.from_xcom(loaded["run"]))
+    """The HTML report of each loaded unit's run (nothing where it was skipped)."""
+    units = []
+    for u in loaded["units"]:
+        if not u.get("skipped"):
+            u = {"label": u["label"], **pipeline.report(settings, Run.from_xcom(u["run"]))}
+        units.append(u)
+    single = units[0] if len(units) == 1 and units[0]["label"] == loaded["model_name"] else {}
+    return {**single, "model_name": loaded["model_name"], "units": units}
 
 
 def page(settings: Settings, options: RunOptions) -> dict:
@@ -253,7 +334,8 @@ def page(settings: Settings, options: RunOptions) -> dict:
 
 @dataclass
 class Night:
-    """A night run in one process: each model's :class:`RunResult`, or its error."""
+    """A night run in one process: each unit's :class:`RunResult` (by label: a model's
+    name, or ``pd_cards/DE`` of a segment), or each failed model's error."""
 
     results: dict[str, RunResult] = field(default_factory=dict)
     failed: dict[str, CreditBatchError] = field(default_factory=dict)
@@ -295,19 +377,20 @@ def _score_all(settings: Settings, items: list[dict], workers: int):
 
 
 def _finish(settings, night: Night, model: dict, items, scored, t0: float) -> None:
-    name = model["model_name"]
     try:
         loaded = load_model(settings, model, items, scored)
-        if loaded.get("skipped"):
-            night.skipped += (name,)
-            return
         explained = importance_of(settings, loaded)
         written = report_of(settings, loaded)
     except CreditBatchError as exc:
         if exc.retryable:
             raise
-        night.failed[name] = exc
+        night.failed[model["model_name"]] = exc
         return
-    run = Run.from_xcom(loaded["run"])
-    mine = tuple(s["models"][name] for s in scored if name in s["models"])
-    night.results[name] = RunResult(run, mine, loaded, explained, written, time.perf_counter() - t0)
+    for unit, exp, wr in zip(loaded["units"], explained["units"], written["units"], strict=True):
+        label = unit["label"]
+        if unit.get("skipped"):
+            night.skipped += (label,)
+            continue
+        mine = tuple(s["models"][label] for s in scored if label in s["models"])
+        run, seconds = Run.from_xcom(unit["run"]), time.perf_counter() - t0
+        night.results[label] = RunResult(run, mine, unit, exp, wr, seconds)

@@ -190,6 +190,13 @@ class Run:
     role: str = "champion"  # the model's role when the run started
     shadow: bool = False  # a challenger scored beside the champion (no importance, no report)
     policy: Policy = field(default_factory=Policy)  # the version's: bands, points, gates
+    model_name: str | None = None
+    # a segmented model's run reads the rows of its segment (credit_batch.steps.segments);
+    # ``covered``: the segments with a champion tonight, given to the run that takes the
+    # other rows (the pooled one scores them, a segment's quarantines them); else None
+    segment_by: str | None = None
+    segment: str | None = None
+    covered: tuple[str, ...] | None = None
 
     @classmethod
     def start(
@@ -206,11 +213,13 @@ class Run:
         input_fingerprint: str | None = None,
         policy: Policy | None = None,
         run_id: str | None = None,
+        covered: Iterable[str] | None = None,
     ) -> Run:
         """The run of ``options`` with ``model`` (a registry record) and what extract resolved.
 
         ``policy``: the version's (``ModelRecord.policy_or``); ``run_id``: given by a
-        portfolio night (one per model), else the options' or a new one.
+        portfolio night (one per model), else the options' or a new one; ``covered``:
+        see the attribute.
         """
         background = model.background
         return cls(
@@ -239,6 +248,10 @@ class Run:
             input_fingerprint=input_fingerprint,
             role=getattr(model, "role", "champion"),
             policy=policy or Policy(),
+            model_name=getattr(model, "model_name", None),
+            segment_by=getattr(model, "segment_by", None),
+            segment=getattr(model, "segment", None),
+            covered=None if covered is None else tuple(sorted(covered)),
         )
 
     def twin_for(self, model, *, policy: Policy) -> Run:
@@ -290,6 +303,8 @@ class Run:
             data["explainer_background"] = tuple(data["explainer_background"])
         if isinstance(data.get("policy"), Mapping):
             data["policy"] = Policy.from_dict(data["policy"])
+        if data.get("covered") is not None:
+            data["covered"] = tuple(data["covered"])
         return cls(**data)
 
 

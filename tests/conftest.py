@@ -484,6 +484,7 @@ SLOW_FIRST = (
     # the unit lane's (pytest -m unit):
     "tests/unit/test_serve_schema.py",
     "tests/unit/test_portfolio.py",  # its book built once, its tests on one worker
+    "tests/unit/test_segments.py",  # its loan book built once
     "tests/unit/test_lifecycle.py",
     "tests/unit/test_cli_teaches.py",
     "tests/unit/test_pipeline.py",

@@ -15,6 +15,7 @@ import numpy as np
 
 from credit_batch.errors import ParameterError
 from credit_batch.sampling import sample_batches
+from credit_batch.steps import segments
 from credit_batch.steps.encoding import model_frame
 from credit_batch.steps.validation import valid_rows
 from credit_batch.stores import lake, warehouse
@@ -58,6 +59,7 @@ def lake_sample(settings: Settings, run: Run, *, seed: int):
     batches = lake.iter_features(
         settings.lake, run.snapshot_date, schema, feature_set=run.spec.feature_set
     )
+    batches = segments.scored_batches(batches, run)  # a segment's rows, of a segmented model
     sample = _valid_sample(batches, schema, run, seed)
     # The scan's decoded pages go back to the OS before the warehouse query runs:
     # Arrow's allocator keeps freed memory for reuse (300 MB at 20M rows).

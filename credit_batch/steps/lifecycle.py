@@ -17,7 +17,7 @@ from credit_batch.checks import parse_date
 from credit_batch.config import DEFAULT_ALGORITHM, DEFAULT_SEED, Gates, Policy, Settings
 from credit_batch.errors import DataError, NoChampionError
 from credit_batch.features import FeatureSpec, load_spec
-from credit_batch.steps import drift, performance
+from credit_batch.steps import drift, performance, segments
 from credit_batch.steps.encoding import model_frame
 from credit_batch.steps.model_card import write_model_card
 from credit_batch.steps.training import DEFAULT_MAX_ROWS, train
@@ -46,6 +46,8 @@ def train_candidate(
     actor: str | None = None,
     model_name: str | None = None,
     policy: Policy | None = None,
+    segment_by: str | None = None,
+    segment: str | None = None,
 ) -> registry.ModelRecord:
     """Train on matured snapshots before the newest one at ``cutoff``, validate on it, gate.
 
@@ -53,7 +55,9 @@ def train_candidate(
     (JSON), ``gate_status`` (``passed`` makes it a challenger, ``failed: ...``
     names each failed gate) and ``model_card``. Training the same inputs
     again changes nothing and records no new event. ``model_name``: the model
-    it is a candidate of (default: the spec's name), whose champion it meets.
+    it is a candidate of (default: the spec's name), whose champion it meets;
+    ``segment``: of a model segmented by ``segment_by``, the segment it is trained,
+    validated and gated on (against that segment's champion).
     """
     spec = spec or load_spec(settings.spec_path)
     with warehouse.open_warehouse(settings) as wh:
@@ -68,7 +72,17 @@ def train_candidate(
         spec=spec,
         model_name=model_name,
         policy=policy,
+        segment_by=segment_by,
+        segment=segment,
     )
+    if segment is not None:
+        valid = valid[segments.in_segment(valid, segment_by, segment)]
+        if valid.empty:
+            raise DataError(
+                f"segment {segment_by}={segment!r} has no labeled rows on the validation "
+                f"snapshot {valid_date}: it cannot be validated out of time",
+                segment=segment,
+            )
     if record.validation_date == valid_date and record.gate_status:
         return record
     found = validate(settings, record, valid, spec=spec)
@@ -157,7 +171,9 @@ def _champion_on(settings: Settings, record, frame) -> dict:
     """The champion's version and ROC AUC on the validation snapshot: on ``frame`` when it
     reads the same spec, else on its own spec's rows of that snapshot."""
     try:
-        champion = registry.resolve(settings, None, model_name=record.model_name)
+        champion = registry.resolve(
+            settings, None, model_name=record.model_name, segment=record.segment
+        )
     except NoChampionError:
         return {"champion_version": None, "champion_roc_auc": None}
     if champion.model_version == record.model_version:
@@ -167,6 +183,8 @@ def _champion_on(settings: Settings, record, frame) -> dict:
         date = frame["snapshot_date"].iloc[0]
         with warehouse.open_warehouse(settings) as wh:
             frame = valid_rows(_labeled(wh, spec, date), spec=spec)
+        if record.segment is not None:
+            frame = frame[segments.in_segment(frame, record.segment_by, record.segment)]
     model = registry.load_model(
         settings, champion.artifact_path, champion.sha256, version=champion.model_version
     )

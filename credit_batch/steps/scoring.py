@@ -26,6 +26,7 @@ from credit_batch.errors import DataError, SchemaMismatchError
 from credit_batch.faults import fault_point
 from credit_batch.features import FeatureSpec, default_spec
 from credit_batch.run import Run
+from credit_batch.steps import segments
 from credit_batch.steps.drift import SCORE, counts_of
 from credit_batch.steps.encoding import model_frame
 from credit_batch.steps.explain import N_REASONS, explain, top_reasons
@@ -148,6 +149,7 @@ def score_file(
     bands=DEFAULT_RISK_BANDS,
     scorecard: Scorecard = DEFAULT_SCORECARD,
     describe_rows: int = DEFAULT_DESCRIBE_ROWS,
+    segmented=None,
 ) -> dict:
     """Validate and score a feature partition; return ``rows_scored``, ``rows_quarantined``.
 
@@ -176,6 +178,10 @@ def score_file(
     describe_rows : int
         Invalid rows collected before they are described into the quarantine
         (one description per partition as a rule: the quarantine's memory bound).
+    segmented : Run, optional
+        A segmented model's run: only the rows of its segment are read (and the
+        rows no champion covers, where it carries them: scored by the pooled
+        version, else quarantined with that reason; :mod:`credit_batch.steps.segments`).
 
     Returns
     -------
@@ -196,6 +202,7 @@ def score_file(
         or out_path.with_name(out_path.name.removesuffix(".parquet") + ".quarantine.parquet")
     )
     counts = {"rows_scored": 0, "rows_quarantined": 0, "rows_other_category": 0}
+    counts["rows_uncovered"] = 0  # quarantined: their segment has no champion
     shap_abs = np.zeros(len(feature_names))
     reference = drift_reference or {}
     bins = {name: np.zeros(len(ref["expected"])) for name, ref in reference.items()}
@@ -209,6 +216,7 @@ def score_file(
         bands,
         background,
         scorecard,
+        segmented,
     )
     with (
         atomic_path(out_path) as tmp,
@@ -222,6 +230,11 @@ def score_file(
     ):
         rejected, snapshot = [], None
         for batch in _batches(source, features_path, chunk_rows, columns):
+            batch, outside = _segment_rows(job, batch)
+            if outside is not None and outside.num_rows:
+                qwriter.write_batch(_uncovered(job, outside))
+                counts["rows_quarantined"] += outside.num_rows
+                counts["rows_uncovered"] += outside.num_rows
             scored, invalid, contributions, valid, other = _score_batch(job, batch)
             counts["rows_other_category"] += other
             shap_abs += np.abs(contributions).sum(axis=0)
@@ -286,6 +299,41 @@ class _Job:
     bands: tuple
     background: list[float] | None
     scorecard: Scorecard = DEFAULT_SCORECARD
+    segmented: object = None  # a segmented model's Run: which rows it reads
+
+
+def _segment_rows(job: _Job, batch):
+    """The rows of ``batch`` the job scores, and those it quarantines as uncovered (or None)."""
+    import pyarrow.compute as pc
+
+    if job.segmented is None:
+        return batch, None
+    keep, uncovered = segments.row_masks(batch, job.segmented)
+    batch = batch.filter(keep)
+    if uncovered is None or job.segmented.segment is None:  # the pooled run scores them
+        return batch, None
+    return batch.filter(pc.invert(uncovered)), batch.filter(uncovered)
+
+
+def _uncovered(job: _Job, outside):
+    """Quarantine rows whose segment has no champion tonight, with that reason."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    run, k = job.segmented, outside.num_rows
+    values = pc.fill_null(pc.cast(outside.column(run.segment_by), pa.string()), "").to_pylist()
+    described = [segments.uncovered_reason(run.model_name, run.segment_by, v) for v in values]
+    return pa.record_batch(
+        [
+            outside.column("snapshot_date"),
+            outside.column("customer_id"),
+            pa.array([job.model_version] * k, pa.string()),
+            pa.array([job.run_id] * k, pa.string()),
+            pa.array([r for r, _ in described], pa.string()),
+            pa.array([o for _, o in described], pa.string()),
+        ],
+        schema=quarantine_schema(job.spec.key_arrow),
+    )
 
 
 def _score_batch(job: _Job, batch):
@@ -418,6 +466,7 @@ def score_partition(settings: Settings, run: Run, partition: dict) -> dict:
             run.policy.scorecard.base_odds,
             run.policy.scorecard.pdo,
         ],
+        "rows": [run.segment_by, run.segment, run.covered and list(run.covered)],
     }
     counts = lake.reusable_counts(out, quarantine, key)
     if counts is None:
@@ -438,7 +487,9 @@ def score_partition(settings: Settings, run: Run, partition: dict) -> dict:
         "index": partition["index"],
         "path": out.uri,
         "quarantine_path": quarantine.uri,
-        "rows_in": partition["rows"],
+        "rows_in": segments.rows_of(
+            partition, segment_by=run.segment_by, segment=run.segment, covered=run.covered
+        ),
         **counts,
         "seconds": time.perf_counter() - t0,
     }
@@ -467,6 +518,7 @@ def _score_local(settings: Settings, run: Run, features: Path, model, out, quara
         bands=run.policy.risk_bands,  # the version's policy, not this worker's environment
         scorecard=run.policy.scorecard,
         describe_rows=settings.describe_rows,
+        segmented=run if run.segment_by else None,
     )
 
 

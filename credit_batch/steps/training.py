@@ -29,7 +29,7 @@ from credit_batch.config import (
 )
 from credit_batch.errors import DataError, ParameterError
 from credit_batch.features import FeatureSpec, default_spec, load_spec
-from credit_batch.steps import drift
+from credit_batch.steps import drift, segments
 from credit_batch.steps.encoding import model_frame
 from credit_batch.steps.explain import linear_background
 from credit_batch.steps.validation import valid_rows
@@ -291,6 +291,8 @@ def train(
     spec: FeatureSpec | None = None,
     model_name: str | None = None,
     policy: Policy | None = None,
+    segment_by: str | None = None,
+    segment: str | None = None,
 ):
     """Fit on labeled snapshots in ``[since, until]``, evaluate, save and register a candidate.
 
@@ -298,6 +300,8 @@ def train(
     is registered with the model; ``model_name`` (default: the spec's name) is
     the model the version belongs to; ``policy`` (default: the settings') is
     registered with the version (a model file's: :mod:`credit_batch.model_file`).
+    ``segment_by`` and ``segment``: a segmented model's column and the segment whose
+    rows it is fitted on (None: every row, the pooled version).
     The same rows, spec, algorithm and seed give the same model version:
     training again registers nothing new and returns the registered record.
     """
@@ -312,9 +316,16 @@ def train(
         labeled = warehouse.read_labeled(
             wh, spec, since_date, until_date, sample_rows=max_rows + max_rows // 10, seed=seed
         )
+    if segment_by is not None:
+        segments.check_segment_by(spec, segment_by)
+    if segment is not None:
+        if segment_by is None:
+            raise ParameterError("segment", segment, "needs a model segmented by a column")
+        labeled = labeled[segments.in_segment(labeled, segment_by, segments.check_segment(segment))]
     frame = valid_rows(labeled, spec=spec)
     if frame.empty:
         window = f"between {since_date} and" if since else "up to"
+        window = window if segment is None else f"of segment {segment_by}={segment!r} {window}"
         raise DataError(
             f"no labeled rows {window} {until_date} in the warehouse "
             f"{safe_url(settings.warehouse_url)} ({_holds(settings, spec)}); outcomes come with "
@@ -328,7 +339,14 @@ def train(
     with results.open_results(settings, key_type=spec.key_type) as db:
         results.check_key_type(db, settings, spec, what=f"the spec {spec.name}")
         return registry.save_model(
-            db, settings, fitted, train_until=until_date, model_name=model_name, policy=policy
+            db,
+            settings,
+            fitted,
+            train_until=until_date,
+            model_name=model_name,
+            policy=policy,
+            segment_by=segment_by,
+            segment=segment,
         )
 
 

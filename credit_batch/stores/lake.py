@@ -217,6 +217,14 @@ def write_parts(
     return parts
 
 
+def read_columns(lake: Location, path: str, columns: list[str]):
+    """The ``columns`` of the Parquet file at ``path`` (a lake URI), as an Arrow table."""
+    import pyarrow.parquet as pq
+
+    with lake.at(path).open_input() as source:
+        return pq.read_table(source, columns=columns)
+
+
 def features_parts(lake: Location, date: dt.date, *, feature_set: str) -> list[Location]:
     """The parts a snapshot's ``_manifest.json`` names (written by :func:`write_parts`)."""
     import json
@@ -343,6 +351,7 @@ def reusable_counts(out: Location, quarantine: Location, key: dict) -> dict | No
         "rows_scored": manifest["rows_scored"],
         "rows_quarantined": manifest["rows_quarantined"],
         "rows_other_category": manifest.get("rows_other_category", 0),
+        "rows_uncovered": manifest.get("rows_uncovered", 0),
         "shap_abs_sum": manifest["shap_abs_sum"],
         "drift_counts": manifest["drift_counts"],
         "points_scale": manifest.get("points_scale"),

@@ -126,6 +126,15 @@ class ModelRecord:
     model_card: str | None = None
     policy: str | None = None  # JSON (Policy.to_dict); None: registered before policies
     model_name: str | None = None  # the model this version belongs to
+    segment_by: str | None = None  # a segmented model's column (schema version 3)
+    segment: str | None = None  # its segment's value; None: every row (pooled)
+
+    @property
+    def label(self) -> str:
+        """``pd_cards``, or a segment's ``pd_cards/DE`` (the pooled one: ``pd_cards/*``)."""
+        if self.segment_by is None:
+            return self.model_name
+        return f"{self.model_name}/{'*' if self.segment is None else self.segment}"
 
     def policy_or(self, fallback: Policy) -> Policy:
         """The policy registered with this version; ``fallback`` for a version registered
@@ -170,9 +179,14 @@ def save_model(
     train_until: dt.date,
     model_name: str | None = None,
     policy: Policy | None = None,
+    segment_by: str | None = None,
+    segment: str | None = None,
 ) -> ModelRecord:
     """Write the artifact and metadata, register it as a candidate of ``model_name``
     (default: the spec's name) with ``policy`` (default: the settings'), return its record.
+
+    ``segment_by``, ``segment``: a segmented model's column and this version's
+    segment (None: trained on every row, the pooled version).
 
     The version is ``<algorithm>-<train_until>-<fingerprint[:10]>``: the same
     training inputs give the same version. A version already registered is
@@ -206,6 +220,8 @@ def save_model(
         spec=json.dumps(fitted.spec.to_dict(), sort_keys=True),
         spec_hash=fitted.spec.digest,
         policy=json.dumps((policy or settings.policy).to_dict(), sort_keys=True),
+        segment_by=segment_by,
+        segment=segment,
         **{k: float(fitted.metrics[k]) for k in ("roc_auc", "log_loss", "ks")},
     )
     with atomic_path(folder / "metadata.json") as tmp:
@@ -271,10 +287,15 @@ def get_model(db: Database, settings: Settings, version: str) -> ModelRecord:
 
 
 def resolve(
-    settings: Settings, version: str | None, *, model_name: str | None = None
+    settings: Settings,
+    version: str | None,
+    *,
+    model_name: str | None = None,
+    segment: str | None | object = ...,
 ) -> ModelRecord:
     """The record of ``version``, or of the champion of ``model_name`` (of the only
-    model with a champion when none is named); the results are only read.
+    model with a champion when none is named; of a segmented model, of ``segment``);
+    the results are only read.
 
     Refused (SchemaMismatchError) where the model's spec keys customers by
     another type than the results database, and (ParameterError) where
@@ -291,7 +312,7 @@ def resolve(
                     f"belongs to model {record.model_name!r}, not {model_name!r}",
                 )
         else:
-            record = champion(db, settings, model_name)
+            record = champion(db, settings, model_name, segment=segment)
         spec = record.feature_spec
         what = f"model {record.model_version} (spec {spec.name})"
         results.check_key_type(db, settings, spec, what=what)
@@ -301,18 +322,22 @@ def resolve(
 def night_models(
     settings: Settings, version: str | None = None, *, model_name: str | None = None
 ) -> list[ModelRecord]:
-    """The models a night scores: ``version``, or the champion of ``model_name``, or,
-    with neither, every model's champion (by name); the results are only read.
+    """The models a night scores: ``version``, or the champions of ``model_name`` (one per
+    segment of a segmented model), or, with neither, every model's (by name, then
+    segment); the results are only read.
 
     Raises NoChampionError where no model has a champion. A model whose spec keys
     customers by another type than the results database is refused (as by
     :func:`resolve`).
     """
-    if version or model_name:
+    if version:
         return [resolve(settings, version, model_name=model_name)]
     _results_exist(settings)
     with results.open_results(settings, read_only=True) as db:
-        found = champions(db, settings) or [champion(db, settings)]  # none: NoChampionError
+        found = champions(db, settings)
+        if model_name is not None:
+            found = [r for r in found if r.model_name == check_model_name(model_name)]
+        found = found or [champion(db, settings, model_name)]  # none: NoChampionError
         for record in found:
             what = f"model {record.model_version} (spec {record.feature_spec.name})"
             results.check_key_type(db, settings, record.feature_spec, what=what)
@@ -328,24 +353,34 @@ def _results_exist(settings: Settings) -> None:
         )
 
 
-def champion(db: Database, settings: Settings, model_name: str | None = None) -> ModelRecord:
-    """The champion of ``model_name``, or of the only model with one when none is named.
+def champion(
+    db: Database,
+    settings: Settings,
+    model_name: str | None = None,
+    *,
+    segment: str | None | object = ...,
+) -> ModelRecord:
+    """The champion of ``model_name``, or of the only model with one when none is named;
+    of a segmented model, the champion of ``segment`` (None: the pooled one).
 
     Raises NoChampionError if there is none, ParameterError if no model is
-    named and several models have champions (naming them).
+    named and several models have champions (naming them), or if the model is
+    segmented and no segment is named (naming its segments).
     """
     if model_name is not None:
         params = {"model_name": check_model_name(model_name)}
         found = _fetch(db, settings, "registry/champion.sql", params)
     else:
         found = champions(db, settings)
+    if segment is not ...:
+        found = [r for r in found if r.segment == segment]
     if len(found) > 1:
-        names = ", ".join(f"{r.model_name} ({r.model_version})" for r in found)
-        raise ParameterError(
-            "model name", None, f"must name one of the models with a champion: {names}"
-        )
+        names = ", ".join(f"{r.label} ({r.model_version})" for r in found)
+        what = "a segment, or a version," if model_name else "one of the models with a champion"
+        raise ParameterError("model name", model_name, f"must name {what}: {names}")
     if not found:
         which = f" of model {model_name!r}" if model_name else ""
+        which += "" if segment in (..., None) else f", segment {segment!r}"
         raise NoChampionError(
             f"no champion{which} in {db.url}; run `credit-batch train --until D --promote` "
             "(or `credit-batch promote VERSION`), pass a model version, or on a fresh "
@@ -386,9 +421,11 @@ def promote(
             gate_status=record.gate_status,
         )
     with db.transaction():
-        model = {"model_name": record.model_name}
+        model = {"model_name": record.model_name, "segment": record.segment}
         results.lock(db, settings, f"champion/{record.model_name}")
-        before = _fetch(db, settings, "registry/champion.sql", model)
+        named = {"model_name": record.model_name}
+        champions_of = _fetch(db, settings, "registry/champion.sql", named)
+        before = [r for r in champions_of if r.segment == record.segment]
         db.execute(read_sql(settings.sql_dir, "registry/retire_champion.sql"), model)
         fault_point("promote.between_updates")
         db.execute(
@@ -495,9 +532,12 @@ def set_validation(
     )
 
 
-def challengers(db: Database, settings: Settings, model_name: str) -> list[ModelRecord]:
-    """The active challengers of ``model_name``: candidates whose gates passed, oldest first."""
-    params = {"model_name": check_model_name(model_name)}
+def challengers(
+    db: Database, settings: Settings, model_name: str, *, segment: str | None = None
+) -> list[ModelRecord]:
+    """The active challengers of ``model_name`` (of its ``segment``, None: unsegmented or
+    pooled): candidates whose gates passed, oldest first."""
+    params = {"model_name": check_model_name(model_name), "segment": segment}
     return _fetch(db, settings, "registry/challengers.sql", params)
 
 
@@ -505,7 +545,7 @@ def shadow_models(settings: Settings, champion: ModelRecord) -> list[ModelRecord
     """The challengers of ``champion``'s model a night scores beside it: those that read
     the same features (the same spec), so that the extracted partitions serve them all."""
     with results.open_results(settings, read_only=True) as db:
-        found = challengers(db, settings, champion.model_name)
+        found = challengers(db, settings, champion.model_name, segment=champion.segment)
     same = [c for c in found if c.spec_hash == champion.spec_hash]
     if len(same) < len(found):
         logger.info(

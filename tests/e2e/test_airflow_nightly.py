@@ -155,18 +155,30 @@ def test_a_portfolio_night_loads_each_model_and_a_failed_model_fails_alone(
     airflow_db, demo, tmp_path
 ):
     from tests.unit.test_portfolio import PER_MODEL, make_book, oracle
+    from tests.unit.test_segments import add_regions, regions_oracle
 
     settings, gmsc, accounts = make_book(demo, tmp_path)
+    regions = add_regions(settings, tmp_path / "accounts.toml")  # a champion per region
     conf = {**SMALL, "snapshot_date": "2026-09-30"}
     airflow_dags_test(airflow_db, settings, "2026-11-01", conf)
     want, date = oracle(settings), dt.date(2026, 9, 30)
+    by_region = regions_oracle(settings, date)
     assert query(settings, PER_MODEL, {"d": date}) == [
         {"model_name": "gmsc", "n": want["gmsc"], "runs": 1},
         {"model_name": "pd_accounts", "n": want["pd_accounts"], "runs": 1},
+        {"model_name": "pd_regions", "n": by_region["north"] + by_region["south"], "runs": 2},
     ]
-    tasks = _model_tasks(airflow_db)  # one group per model, labelled by its name
+    per_version = (
+        "SELECT COUNT(*) AS n FROM predictions WHERE model_version = :v AND snapshot_date = :d"
+    )
+    for region, record in regions.items():  # each region's rows, by its own champion
+        found = query(settings, per_version, {"v": record.model_version, "d": date})
+        assert found == [{"n": by_region[region]}]
+    held = "SELECT COUNT(*) AS n FROM quarantine WHERE reason LIKE '%has no champion'"
+    assert query(settings, held) == [{"n": by_region["uncovered"]}]
+    tasks = _model_tasks(airflow_db)  # one group per model (its segments in it), by name
     assert tasks == {(t, m): (1, "success") for t in ("load", "importance", "report")
-                     for m in ("gmsc", "pd_accounts")}  # fmt: skip
+                     for m in ("gmsc", "pd_accounts", "pd_regions")}  # fmt: skip
     page = settings.lake / "reports" / "portfolio" / f"as_of={date}" / "portfolio.html"
     assert "pd_accounts" in page.read_text()
 
@@ -177,7 +189,8 @@ def test_a_portfolio_night_loads_each_model_and_a_failed_model_fails_alone(
     assert done.returncode != 0 and "refusing to load a changed artifact" in output
     newest = query(settings, PER_MODEL, {"d": dt.date.fromisoformat(NEWEST_DATE)})
     scored = expected_counts(settings, NEWEST_DATE)["scored"]
-    assert newest == [{"model_name": "gmsc", "n": scored, "runs": 1}]  # the other model loaded
+    assert newest[0] == {"model_name": "gmsc", "n": scored, "runs": 1}  # the others loaded
+    assert [m["model_name"] for m in newest] == ["gmsc", "pd_regions"]
     tasks = _model_tasks(airflow_db)
     assert tasks[("load", "pd_accounts")] == (1, "failed")  # at once, with its own error
     assert {tasks[(t, "gmsc")] for t in ("load", "importance", "report")} == {(1, "success")}

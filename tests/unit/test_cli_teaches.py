@@ -195,6 +195,12 @@ def test_every_command_and_flag_of_the_cli_summary_runs(tmp_path, monkeypatch, c
         "--model-name", "gmsc",
     )  # fmt: skip
     version = re.search(r"registered (\S+):", out).group(1)
+    code, _, err = run("train", "--until", "2026-08-31", "--segment", "online")
+    assert code == 2 and "--segment" in err and "needs --model-file" in err
+    gmsc_file = "sql/specs/gmsc/model.toml"  # GMSC: no categorical feature to segment by
+    segmenting = ("--model-file", gmsc_file, "--each-segment")
+    code, _, err = run("train", "--until", "2026-08-31", *segmenting)
+    assert code == 2 and "needs a model file with segment_by" in err  # segmented: test_segments
     code, out, _ = run("promote", version, "--reason", "the README's model", "--by", "newcomer")
     assert code == 0 and out == f"champion: {version}\n"
     code, out, _ = run("models")
@@ -213,7 +219,7 @@ def test_every_command_and_flag_of_the_cli_summary_runs(tmp_path, monkeypatch, c
     code, out, _ = run("events", version)
     assert code == 0 and "promoted      by newcomer: the README's model" in out
     code, out, _ = run("upgrade")
-    assert code == 0 and out.endswith("schema version 2, nothing to migrate\n")
+    assert code == 0 and out.endswith("schema version 3, nothing to migrate\n")
     code, _, err = run(
         "run", "--snapshot-date", "2026-10-31", "--workers", "2", "--fail-on-drift",
         "--model-name", "gmsc",

@@ -34,7 +34,10 @@ CREATE TABLE IF NOT EXISTS model_registry (
     validation     VARCHAR,                    -- JSON: metrics, calibration, PSI, champion's AUC
     gate_status    VARCHAR,                    -- passed | failed: <gate>; ... | NULL: not gated
     model_card     VARCHAR,                    -- the model card's URI (HTML)
-    policy         VARCHAR                     -- JSON: risk bands, points scale, gates, swap cutoff
+    policy         VARCHAR,                    -- JSON: risk bands, points scale, gates, swap cutoff
+    -- a segmented model (schema version 3): one champion per (model_name, segment)
+    segment_by     VARCHAR,                    -- the feature-set column it is segmented by
+    segment        VARCHAR                     -- the segment's value; NULL: every row (pooled)
 );
 
 -- The audit trail of the model lifecycle: who did what to which version, when and why.
