@@ -20,8 +20,6 @@ from credit_batch.stores.db import (
     first_line,
     read_sql,
     relative_path_note,
-    table_columns,
-    type_fits,
 )
 
 __all__ = [
@@ -31,6 +29,7 @@ __all__ = [
     "champion_scores",
     "require_champion",
     "customer_key",
+    "scores_view",
     "describe_url",
     "history",
     "lookup",
@@ -45,6 +44,13 @@ __all__ = [
 
 #: Rows ``credit-batch runs`` lists at most.
 MAX_RUNS_LISTED = 10_000
+
+
+def scores_view(settings: Settings, key_type: str) -> str:
+    """The ``latest_predictions`` view of models keyed by ``key_type`` in the results
+    (suffixed where the database was first keyed the other way)."""
+    with results.open_results(settings, read_only=True) as db:
+        return "latest_predictions" + results.key_suffix(db, settings, key_type)
 
 
 def describe_url(url: str) -> str:
@@ -76,9 +82,19 @@ def runs(settings: Settings, *, limit: int = 20) -> list[dict]:
 
 def run_summary(settings: Settings, snapshot_date: dt.date, model_version: str) -> dict:
     """The risk bands (customers, mean score) and top three features of a slice."""
-    params = {"snapshot_date": snapshot_date, "model_version": check_model_version(model_version)}
-    bands, shap = _rows(settings, ["report/bands.sql", "report/shap_summary.sql"], params)
-    return {"bands": bands, "top_features": shap[:3]}
+    from credit_batch.stores import registry
+
+    version = check_model_version(model_version)
+    params = {"snapshot_date": snapshot_date, "model_version": version}
+    if not results.exists(settings):
+        return {"bands": [], "top_features": []}
+    with results.open_results(settings, read_only=True) as db:
+        suffix = registry.key_suffix_of(db, settings, version)
+        bands, shap = (
+            db.fetch_arrow(results.keyed_sql(read_sql(settings.sql_dir, name), suffix), params)
+            for name in ("report/bands.sql", "report/shap_summary.sql")
+        )
+    return {"bands": bands.to_pylist(), "top_features": shap.to_pylist()[:3]}
 
 
 #: The latest score at or before this date when no ``as_of`` is given.
@@ -113,7 +129,7 @@ def lookups(settings: Settings, customer_id, *, as_of=None, model_name=None) -> 
     row per model, by model name), or only ``model_name``'s; see :func:`lookup`."""
     date = as_of_date(as_of)
     name = None if model_name is None else check_model_name(model_name)
-    found = _keyed_rows(settings, "serve/lookup.sql", customer_id, {"as_of": date})
+    found = _keyed_rows(settings, "serve/lookup.sql", customer_id, {"as_of": date}, order=_by_model)
     return [r for r in found if name is None or r["model_name"] == name]
 
 
@@ -124,18 +140,38 @@ def as_of_date(as_of) -> dt.date:
 
 def history(settings: Settings, customer_id) -> list[dict]:
     """Every stored score of ``customer_id``, newest first (every model, with its role)."""
-    return _keyed_rows(settings, "serve/history.sql", customer_id, {})
+    return _keyed_rows(settings, "serve/history.sql", customer_id, {}, order=_newest_first)
 
 
-def _keyed_rows(settings: Settings, name: str, customer_id, params: dict) -> list[dict]:
-    """The rows of the query ``name`` bound to ``customer_id`` as the results' key type."""
+def _by_model(row: dict):
+    return row["model_name"]
+
+
+def _newest_first(row: dict):
+    return (-row["snapshot_date"].toordinal(), row["model_version"])
+
+
+def _keyed_rows(settings: Settings, name: str, customer_id, params: dict, *, order) -> list[dict]:
+    """The rows of the query ``name`` bound to ``customer_id``, from the keyed tables of
+    each key type the results hold that the id can be (an integer id is asked of both),
+    sorted by ``order`` (a row's sort key); refused where it can be none of them."""
     if not results.exists(settings):
         return []
+    found, refused, asked = [], None, 0
     with results.open_results(settings, read_only=True) as db:
-        found = table_columns(db, settings.sql_dir, "predictions").get("customer_id", "")
-        key = customer_key(customer_id, string=type_fits("key:string", found))
         sql = read_sql(settings.sql_dir, name)
-        return db.fetch_arrow(sql, {**params, "customer_id": key}).to_pylist()
+        for key_type, suffix in results.key_suffixes(db, settings).items():
+            try:
+                key = customer_key(customer_id, string=key_type == "string")
+            except ParameterError as exc:
+                refused = exc
+                continue
+            asked += 1
+            bound = {**params, "customer_id": key}
+            found += db.fetch_arrow(results.keyed_sql(sql, suffix), bound).to_pylist()
+    if refused is not None and not asked:
+        raise refused
+    return sorted(found, key=order)
 
 
 #: An integer id as ASCII digits ("¹" and "٣" are digits to ``str.isdigit``, not to ``int``).
@@ -273,9 +309,14 @@ def require_champion(settings: Settings) -> None:
 
 
 def champion_scores(settings: Settings):
-    """Every champion's stored scores (``sql/serve/champion_scores.sql``) and the reason
-    texts by feature, over one read-only connection: ``(Arrow table, {feature: text})``."""
+    """Every champion's stored scores (``sql/serve/champion_scores.sql``), an Arrow table per
+    key type held, and the reason texts by feature, over one read-only connection:
+    ``([Arrow table, ...], {feature: text})``."""
     with results.open_results(settings, read_only=True) as db:
-        table = db.fetch_arrow(read_sql(settings.sql_dir, "serve/champion_scores.sql"))
+        sql = read_sql(settings.sql_dir, "serve/champion_scores.sql")
+        tables = [
+            db.fetch_arrow(results.keyed_sql(sql, suffix))
+            for suffix in results.key_suffixes(db, settings).values()
+        ]
         texts = db.fetch_arrow(read_sql(settings.sql_dir, "serve/reason_texts.sql"))
-    return table, dict(zip(*texts.to_pydict().values(), strict=True))
+    return tables, dict(zip(*texts.to_pydict().values(), strict=True))

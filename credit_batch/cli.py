@@ -33,7 +33,7 @@ __all__ = ["main"]
 
 logger = logging.getLogger(__name__)
 
-_LOOK_FURTHER = 'sql "SELECT risk_band, count(*) FROM latest_predictions GROUP BY 1 ORDER BY 1"'
+_LOOK_FURTHER = 'sql "SELECT risk_band, count(*) FROM {view}{where} GROUP BY 1 ORDER BY 1"'
 
 
 def _prog() -> str:
@@ -719,7 +719,9 @@ def _summary(settings: Settings, done: pipeline.RunResult) -> None:
     print(f"  importance: {done.importance['importance_status']}")
     print(f"  report: {done.report['report_path']}")
     print(f"  results: {catalog.describe_url(loaded['results'])}")
-    print(f"  look further: {_prog()} {_LOOK_FURTHER}")
+    view = catalog.scores_view(settings, run.spec.key_type)
+    where = f" WHERE model_name = '{run.model_name}'" if run.model_name else ""
+    print(f"  look further: {_prog()} {_LOOK_FURTHER.format(view=view, where=where)}")
 
 
 def _runs(settings: Settings, args) -> None:

@@ -241,7 +241,7 @@ def _load_slice(settings: Settings, run: Run, scored: list[dict]) -> dict:
     results.check_partitions(run, scored)
     drift_rows, score_psi, drift_status = drift.slice_rows(run, scored)
     record = results.run_record(run, scored, score_psi=score_psi, drift_status=drift_status)
-    with results.open_results(settings, bounded=True) as db:
+    with results.open_results(settings, bounded=True, key_type=run.spec.key_type) as db:
         inserted = results.replace_predictions(
             db,
             settings,
@@ -251,6 +251,7 @@ def _load_slice(settings: Settings, run: Run, scored: list[dict]) -> dict:
                 scoring.scores_schema(run.spec.key_arrow),
             ),
             record,
+            key_type=run.spec.key_type,
             quarantined=lake.dataset(
                 settings.lake,
                 [s["quarantine_path"] for s in scored],
@@ -259,7 +260,8 @@ def _load_slice(settings: Settings, run: Run, scored: list[dict]) -> dict:
             shap_summary=explain.shap_summary_rows(run, scored),
             drift=drift_rows,
         )
-        results.finish_load(db, settings, run.run_id, seconds=time.perf_counter() - t0)
+        seconds = time.perf_counter() - t0
+        results.finish_load(db, settings, run.run_id, seconds=seconds, key_type=run.spec.key_type)
         url = db.url
     lake.tidy_slice(
         settings.lake,

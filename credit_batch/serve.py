@@ -289,12 +289,14 @@ class _ScoreIndex:
         index = self._current()
         if index is None:
             return catalog.lookups(self._settings, customer_id, as_of=as_of, model_name=model_name)
-        key = catalog.customer_key(customer_id, string=index["string"])
         name = None if model_name is None else check_model_name(model_name)
+        keys = {model: _key_of(customer_id, part) for model, part in index["models"].items()}
+        if keys and not any(key is not None for key in keys.values()):
+            catalog.customer_key(customer_id, string=False)  # refused, as the catalog would
         date, found = catalog.as_of_date(as_of), []
         for model, part in index["models"].items():
-            if name is None or model == name:
-                row = _newest(part, key, date)
+            if (name is None or model == name) and keys[model] is not None:
+                row = _newest(part, keys[model], date)
                 found += [] if row is None else [{**row, "model_name": model}]
         for row in found:
             for i in (1, 2, 3):
@@ -320,33 +322,41 @@ class _ScoreIndex:
         return self._build(version)
 
     def _build(self, version: dict) -> dict:
-        import pyarrow as pa
-        import pyarrow.compute as pc
 
-        table, texts = catalog.champion_scores(self._settings)
-        order = pc.sort_indices(
-            table, [("customer_id", "ascending"), ("snapshot_date", "ascending")]
-        )
-        table = table.take(order)
-        string = pa.types.is_string(table.schema.field("customer_id").type)
-        logger.info("score index: %d champion scores", table.num_rows)
-        names = table.column("model_name")
+        tables, texts = catalog.champion_scores(self._settings)
         models = {}
-        for model in sorted(pc.unique(names).to_pylist()):
-            part = table.filter(pc.equal(names, model)).drop_columns(["model_name"])
-            models[model] = {
-                "table": part,
-                "keys": part.column("customer_id").to_numpy(zero_copy_only=False),
-                "dates": part.column("snapshot_date")
-                .to_numpy(zero_copy_only=False)
-                .astype("M8[D]"),
-            }
-        return {
-            "version": version,
-            "models": models,
+        for table in tables:
+            models.update(_model_parts(table))
+        logger.info("score index: %d champion scores", sum(t.num_rows for t in tables))
+        return {"version": version, "models": models, "texts": texts}
+
+
+def _model_parts(table) -> dict:
+    """Each model's scores in ``table`` (one key type), sorted by customer and snapshot."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    order = pc.sort_indices(table, [("customer_id", "ascending"), ("snapshot_date", "ascending")])
+    table = table.take(order)
+    string = pa.types.is_string(table.schema.field("customer_id").type)
+    names, models = table.column("model_name"), {}
+    for model in sorted(pc.unique(names).to_pylist()):
+        part = table.filter(pc.equal(names, model)).drop_columns(["model_name"])
+        models[model] = {
+            "table": part,
             "string": string,
-            "texts": texts,
+            "keys": part.column("customer_id").to_numpy(zero_copy_only=False),
+            "dates": part.column("snapshot_date").to_numpy(zero_copy_only=False).astype("M8[D]"),
         }
+    return models
+
+
+def _key_of(customer_id, part: dict):
+    """``customer_id`` as the key type of one model's index; None where it cannot be one."""
+    try:
+        return catalog.customer_key(customer_id, string=part["string"])
+    except ParameterError:
+        return None
 
 
 def _newest(part: dict, key, as_of) -> dict | None:

@@ -64,7 +64,8 @@ def slice_performance(settings: Settings, key: dict):
     """``(performance row, calibration rows)`` of one slice, or None without outcomes."""
     with results.open_results(settings, read_only=True) as db:
         record = registry.get_model(db, settings, key["model_version"])
-        scores = results.slice_scores(db, settings, key).to_pandas()
+        key_type = record.feature_spec.key_type
+        scores = results.slice_scores(db, settings, key, key_type=key_type).to_pandas()
     spec = record.feature_spec
     labeled = _outcomes(settings, spec, key["snapshot_date"])
     # Rows that break the rules were quarantined, not scored: the join leaves them out. A

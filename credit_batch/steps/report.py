@@ -80,9 +80,9 @@ def write_report(
 
 def _collect(db: Database, settings: Settings, date: dt.date, version: str) -> dict:
     params = {"snapshot_date": date, "model_version": version}
-    data = {}
+    data, suffix = {}, registry.key_suffix_of(db, settings, version)
     for name in _QUERIES:
-        sql = read_sql(settings.sql_dir, f"report/{name}.sql")  # once: run, and its binds
+        sql = results.keyed_sql(read_sql(settings.sql_dir, f"report/{name}.sql"), suffix)
         data[name] = db.fetch_arrow(
             sql, {k: v for k, v in params.items() if f":{k}" in sql}
         ).to_pylist()

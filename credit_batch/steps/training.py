@@ -337,7 +337,6 @@ def train(
         frame = frame.sample(n=max_rows, random_state=seed)
     fitted = fit_model(frame, algorithm=algorithm, seed=seed, spec=spec)
     with results.open_results(settings, key_type=spec.key_type) as db:
-        results.check_key_type(db, settings, spec, what=f"the spec {spec.name}")
         return registry.save_model(
             db,
             settings,

@@ -60,6 +60,7 @@ __all__ = [
     "verified_artifact",
     "promote",
     "record_event",
+    "key_suffix_of",
     "resolve",
     "retire",
     "save_model",
@@ -286,6 +287,17 @@ def get_model(db: Database, settings: Settings, version: str) -> ModelRecord:
     return found[0]
 
 
+def key_suffix_of(db: Database, settings: Settings, version: str) -> str:
+    """The suffix of the keyed tables holding ``version``'s slices (its spec's key type;
+    "" for a version not registered: the database's own tables; see
+    :data:`credit_batch.stores.results.KEY_SUFFIX`)."""
+    try:
+        key_type = get_model(db, settings, version).feature_spec.key_type
+    except ModelNotFoundError:
+        return ""
+    return results.key_suffix(db, settings, key_type)
+
+
 def resolve(
     settings: Settings,
     version: str | None,
@@ -297,9 +309,8 @@ def resolve(
     model with a champion when none is named; of a segmented model, of ``segment``);
     the results are only read.
 
-    Refused (SchemaMismatchError) where the model's spec keys customers by
-    another type than the results database, and (ParameterError) where
-    ``version`` belongs to another model than ``model_name``.
+    Refused (ParameterError) where ``version`` belongs to another model than
+    ``model_name``.
     """
     _results_exist(settings)
     with results.open_results(settings, read_only=True) as db:
@@ -313,9 +324,6 @@ def resolve(
                 )
         else:
             record = champion(db, settings, model_name, segment=segment)
-        spec = record.feature_spec
-        what = f"model {record.model_version} (spec {spec.name})"
-        results.check_key_type(db, settings, spec, what=what)
     return record
 
 
@@ -326,9 +334,7 @@ def night_models(
     segment of a segmented model), or, with neither, every model's (by name, then
     segment); the results are only read.
 
-    Raises NoChampionError where no model has a champion. A model whose spec keys
-    customers by another type than the results database is refused (as by
-    :func:`resolve`).
+    Raises NoChampionError where no model has a champion.
     """
     if version:
         return [resolve(settings, version, model_name=model_name)]
@@ -337,11 +343,7 @@ def night_models(
         found = champions(db, settings)
         if model_name is not None:
             found = [r for r in found if r.model_name == check_model_name(model_name)]
-        found = found or [champion(db, settings, model_name)]  # none: NoChampionError
-        for record in found:
-            what = f"model {record.model_version} (spec {record.feature_spec.name})"
-            results.check_key_type(db, settings, record.feature_spec, what=what)
-    return found
+        return found or [champion(db, settings, model_name)]  # none: NoChampionError
 
 
 def _results_exist(settings: Settings) -> None:

@@ -8,6 +8,7 @@ reruns never duplicate or half-write.
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING
 
 from credit_batch.checks import allowed_rows, utcnow
@@ -16,7 +17,6 @@ from credit_batch.errors import (
     DataError,
     QuarantineBudgetError,
     ReconciliationError,
-    SchemaMismatchError,
     SchemaVersionError,
 )
 from credit_batch.faults import fault_point
@@ -39,7 +39,11 @@ __all__ = [
     "apply_schema",
     "check_schema_version",
     "schema_version",
-    "check_key_type",
+    "KEY_SUFFIX",
+    "database_key_type",
+    "key_suffix",
+    "key_suffixes",
+    "keyed_sql",
     "check_partitions",
     "exists",
     "finish_load",
@@ -70,13 +74,14 @@ def open_results(
     settings: Settings,
     *,
     read_only: bool = False,
-    key_type: str = "integer",
+    key_type: str | None = None,
     bounded: bool = False,
 ) -> Database:
     """Connect to the results database; a writer also applies the schema.
 
-    ``key_type`` (a spec's) is the type of ``customer_id`` in tables created now;
-    tables that exist keep theirs (see :func:`check_key_type`). ``bounded``: a
+    ``key_type`` (a spec's): the keyed tables of that type are created if missing,
+    under their own names in a fresh database (none given: integer keys), else
+    beside the first type's (:data:`KEY_SUFFIX`). ``bounded``: a
     DuckDB file gets ``settings.duckdb_memory_limit`` and spills beyond it (the
     load: a 20M-row slice's insert and reconciliation held 1.5-2 GiB without).
     """
@@ -98,13 +103,12 @@ def open_results(
     return db
 
 
-def apply_schema(db: Database, settings: Settings, *, key_type: str = "integer") -> None:
+def apply_schema(db: Database, settings: Settings, *, key_type: str | None = None) -> None:
     """Create the tables if missing, add the columns they lack, (re)create the analyst views.
 
     One transaction under the ``schema`` lock: two writers opening a fresh
     PostgreSQL database at once would otherwise race on the same DDL.
     """
-    key = _KEY_SQL[key_type]
     with db.transaction():
         lock(db, settings, "schema")
         found = schema_version(db, settings)
@@ -113,13 +117,24 @@ def apply_schema(db: Database, settings: Settings, *, key_type: str = "integer")
         if db.dialect == "postgresql" and settings.results_schema != "public":
             create = read_sql(settings.sql_dir, "schema/results_schema.sql")
             db.run_script(create.replace("{schema}", check_identifier(settings.results_schema)))
-        schema = read_sql(settings.sql_dir, "schema/results.sql")
-        db.run_script(schema.replace("{key_type}", key))
-        predictions = read_sql(settings.sql_dir, f"schema/predictions.{db.dialect}.sql")
-        db.run_script(predictions.replace("{key_type}", key))
+        db.run_script(read_sql(settings.sql_dir, "schema/results.sql"))
+        first = database_key_type(db, settings) or key_type or "integer"
+        _create_keyed(db, settings, first, "")
+        if key_type not in (None, first):
+            _create_keyed(db, settings, key_type, KEY_SUFFIX[key_type])
         _add_missing_columns(db, settings)
         _migrate(db, settings, found)
         db.run_script(read_sql(settings.sql_dir, "views/analyst_views.sql"))
+        views = read_sql(settings.sql_dir, "views/keyed_views.sql")
+        for suffix in key_suffixes(db, settings).values():
+            db.run_script(views.replace("{suffix}", suffix))
+
+
+def _create_keyed(db: Database, settings: Settings, key_type: str, suffix: str) -> None:
+    """Create the keyed tables (:data:`KEYED_TABLES`) of ``key_type`` under ``suffix``."""
+    for name in (f"schema/predictions.{db.dialect}.sql", "schema/quarantine.sql"):
+        script = keyed_sql(read_sql(settings.sql_dir, name), suffix)
+        db.run_script(script.replace("{key_type}", _KEY_SQL[key_type]))
 
 
 #: Columns added since the first release, as (table, column, type): a results
@@ -246,20 +261,53 @@ MIGRATIONS = {
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
-def check_key_type(db: Database, settings: Settings, spec, *, what: str) -> None:
-    """Refuse a model whose spec's key type is not the results database's ``customer_id``'s.
+#: Tables whose ``customer_id`` has a key type. A results database holds them, under
+#: these names, for the key type it was created with; a model keyed the other way
+#: (integer beside string ids) has its own beside them, suffixed: ``predictions_string_keys``.
+KEYED_TABLES = ("predictions", "quarantine")
+#: Suffix of the keyed tables of a key type that is not the database's first.
+KEY_SUFFIX = {"integer": "_integer_keys", "string": "_string_keys"}
+_KEYED_NAME = re.compile(r"\b(predictions|quarantine)(_customer_idx)?\b")
 
-    A results database holds one type of key, fixed when its tables were created.
-    """
+
+def database_key_type(db: Database, settings: Settings) -> str | None:
+    """The key type ``predictions`` was created with; None before it exists."""
     found = table_columns(db, settings.sql_dir, "predictions").get("customer_id", "")
-    have = "string" if type_fits("key:string", found) else "integer"
-    if found and have != spec.key_type:
-        raise SchemaMismatchError(
-            f"the results database {db.url} keys customers by {have} ids, but {what} keys "
-            f"them by {spec.key_type} ids; use a results database of its own "
-            "(CREDIT_BATCH_RESULTS_URL)",
-            key_type=spec.key_type,
-        )
+    if not found:
+        return None
+    return "string" if type_fits("key:string", found) else "integer"
+
+
+def key_suffix(db: Database, settings: Settings, key_type: str) -> str:
+    """The suffix of the keyed tables of ``key_type`` here: "" for the database's own."""
+    first = database_key_type(db, settings)
+    return "" if first in (None, key_type) else KEY_SUFFIX[key_type]
+
+
+def key_suffixes(db: Database, settings: Settings) -> dict[str, str]:
+    """``{key type: suffix}`` of the keyed tables this database holds (none when fresh)."""
+    first = database_key_type(db, settings)
+    if first is None:
+        return {}
+    found = {first: ""}
+    for other, suffix in KEY_SUFFIX.items():
+        if other != first and table_columns(db, settings.sql_dir, "predictions" + suffix):
+            found[other] = suffix
+    return found
+
+
+def keyed_sql(sql: str, suffix: str) -> str:
+    """``sql`` reading the keyed tables of ``suffix`` (:data:`KEYED_TABLES`, allow-listed)."""
+    if not suffix:
+        return sql
+    if suffix not in KEY_SUFFIX.values():
+        raise ValueError(f"key suffix {suffix!r} must be one of {sorted(KEY_SUFFIX.values())}")
+    return _KEYED_NAME.sub(lambda m: m.group(1) + suffix + (m.group(2) or ""), sql)
+
+
+def read_keyed(db: Database, settings: Settings, name: str, key_type: str) -> str:
+    """The SQL file ``name`` reading the keyed tables of ``key_type`` in this database."""
+    return keyed_sql(read_sql(settings.sql_dir, name), key_suffix(db, settings, key_type))
 
 
 def replace_reasons(db: Database, settings: Settings, reasons: dict[str, str]) -> None:
@@ -301,7 +349,8 @@ def replace_performance(
 
 def loaded_from(db: Database, settings: Settings, run: Run) -> str | None:
     """The run id of the slice's newest load if it came from ``run``'s input fingerprint."""
-    found = db.fetch_arrow(read_sql(settings.sql_dir, "load/loaded_from.sql"), run.key).to_pylist()
+    sql = read_keyed(db, settings, "load/loaded_from.sql", run.spec.key_type)
+    found = db.fetch_arrow(sql, run.key).to_pylist()
     if found and run.input_fingerprint and found[0]["input_fingerprint"] == run.input_fingerprint:
         return found[0]["run_id"]
     return None
@@ -323,7 +372,7 @@ def replace_comparison(db: Database, settings: Settings, champion: Run, challeng
         lock(db, settings, f"comparison/{'/'.join(map(str, key.values()))}")
         db.execute(read_sql(settings.sql_dir, "load/delete_comparison.sql"), key)
         found = db.fetch_arrow(
-            read_sql(settings.sql_dir, "load/compare_challenger.sql"),
+            read_keyed(db, settings, "load/compare_challenger.sql", champion.spec.key_type),
             {**key, "swap_cutoff": cutoff},
         ).to_pylist()
         rows = [{**key, **r, "swap_cutoff": cutoff} for r in found]
@@ -346,9 +395,9 @@ def measured_slices(db: Database, settings: Settings) -> set[tuple]:
     return {(r["snapshot_date"], r["model_version"]) for r in rows}
 
 
-def slice_scores(db: Database, settings: Settings, key: dict):
+def slice_scores(db: Database, settings: Settings, key: dict, *, key_type: str):
     """The ``customer_id``, ``score`` and ``risk_band`` of a slice's predictions (Arrow)."""
-    return db.fetch_arrow(read_sql(settings.sql_dir, "monitor/slice_scores.sql"), key)
+    return db.fetch_arrow(read_keyed(db, settings, "monitor/slice_scores.sql", key_type), key)
 
 
 def lock(db: Database, settings: Settings, name: str) -> None:
@@ -370,6 +419,7 @@ def replace_predictions(
     scored,
     run: dict,
     *,
+    key_type: str,
     quarantined=None,
     shap_summary=None,
     drift=None,
@@ -383,6 +433,8 @@ def replace_predictions(
     run : dict
         The ``scoring_runs`` row; ``rows_in``, ``rows_scored``,
         ``rows_quarantined`` must reconcile with what is inserted.
+    key_type : str
+        The model's key type: its slice lives in that type's keyed tables.
     quarantined : pyarrow.dataset.Dataset, optional
         The rejected rows, columns of ``quarantine``; replace that slice too.
     shap_summary, drift : pyarrow.Table, optional
@@ -393,11 +445,12 @@ def replace_predictions(
     key = {"snapshot_date": run["snapshot_date"], "model_version": run["model_version"]}
     with db.transaction():
         lock(db, settings, _slice_lock(key))
-        db.execute(read_sql(settings.sql_dir, "load/delete_predictions.sql"), key)
-        db.execute(read_sql(settings.sql_dir, "load/delete_quarantine.sql"), key)
+        suffix = key_suffix(db, settings, key_type)
+        for name in ("load/delete_predictions.sql", "load/delete_quarantine.sql"):
+            db.execute(keyed_sql(read_sql(settings.sql_dir, name), suffix), key)
         fault_point("load.after_delete")
-        inserted = _insert_scores(db, key, scored)
-        rejected = db.bulk_insert("quarantine", quarantined) if quarantined is not None else 0
+        inserted = _insert_scores(db, key, scored, "predictions" + suffix)
+        rejected = 0 if quarantined is None else db.bulk_insert("quarantine" + suffix, quarantined)
         if shap_summary is not None:
             db.execute(read_sql(settings.sql_dir, "load/delete_shap_summary.sql"), key)
             db.bulk_insert("shap_summary", shap_summary)
@@ -405,7 +458,7 @@ def replace_predictions(
             db.execute(read_sql(settings.sql_dir, "load/delete_drift.sql"), key)
             db.bulk_insert("drift", drift)
         fault_point("load.after_insert")
-        _reconcile(db, settings, key, inserted, run, rejected)
+        _reconcile(db, settings, key, inserted, run, rejected, suffix)
         db.execute(read_sql(settings.sql_dir, "load/delete_run.sql"), {"run_id": run["run_id"]})
         db.bulk_insert("scoring_runs", pa.Table.from_pylist([run]))
         fault_point("load.before_commit")
@@ -413,9 +466,9 @@ def replace_predictions(
     return inserted
 
 
-def _insert_scores(db: Database, key: dict, scored) -> int:
+def _insert_scores(db: Database, key: dict, scored, table: str) -> int:
     try:
-        return db.bulk_insert("predictions", scored)
+        return db.bulk_insert(table, scored)
     except DataError as exc:  # a unique key broken: the scored files repeat a customer
         raise ReconciliationError(
             f"slice {key['snapshot_date']}/{key['model_version']} does not reconcile: {exc}; "
@@ -428,9 +481,10 @@ def _slice_lock(key: dict) -> str:
 
 
 def _reconcile(
-    db: Database, settings: Settings, key: dict, inserted: int, run: dict, rejected: int
+    db: Database, settings: Settings, key: dict, inserted: int, run: dict, rejected: int, suffix
 ) -> None:
-    counts = db.fetch_arrow(read_sql(settings.sql_dir, "load/count_slice.sql"), key).to_pylist()[0]
+    sql = keyed_sql(read_sql(settings.sql_dir, "load/count_slice.sql"), suffix)
+    counts = db.fetch_arrow(sql, key).to_pylist()[0]
     expected = run["rows_in"] - run["rows_quarantined"]
     if not (
         inserted == counts["n_rows"] == counts["n_customers"] == run["rows_scored"] == expected
@@ -554,7 +608,9 @@ def _scale(scored: list[dict]) -> list:
     return list(found) if found else [None, None, None]
 
 
-def finish_load(db: Database, settings: Settings, run_id: str, *, seconds: float) -> None:
+def finish_load(
+    db: Database, settings: Settings, run_id: str, *, seconds: float, key_type: str
+) -> None:
     """Record the load's seconds on the run, and refresh the planner's statistics.
 
     PostgreSQL's planner knows nothing of rows just bulk-loaded until
@@ -566,7 +622,7 @@ def finish_load(db: Database, settings: Settings, run_id: str, *, seconds: float
         {"load_seconds": seconds, "run_id": run_id},
     )
     if db.dialect == "postgresql":
-        db.run_script(read_sql(settings.sql_dir, "load/analyze.postgresql.sql"))
+        db.run_script(read_keyed(db, settings, "load/analyze.postgresql.sql", key_type))
 
 
 def exists(settings: Settings) -> bool:

@@ -18,7 +18,7 @@ from credit_batch import pipeline
 from credit_batch.config import LENDER_SPEC_PATH, Settings
 from credit_batch.features import load_spec
 from credit_batch.stores.db import connect
-from tests.conftest import query
+from tests.conftest import expected_counts, query
 from tests.e2e.test_airflow_nightly import SMALL, airflow_dags_test
 
 pytestmark = pytest.mark.e2e
@@ -50,11 +50,16 @@ _REGIONS = (
 
 @pytest.fixture(params=["duckdb", "postgresql"])
 def lender(request, tmp_path):
-    """The loan book (4 month-ends, the newest without outcomes) and its promoted model."""
+    """The loan book (4 month-ends, the newest without outcomes) and its promoted model,
+    beside the GMSC book and its champion in the same warehouse and results database
+    (integer keys first, the loan book's strings beside them)."""
     settings = Settings(home=tmp_path / "home")
     if request.param == "postgresql":
         url = request.getfixturevalue("pg_url")
         settings = dataclasses.replace(settings, warehouse_url=url, results_url=url)
+    written = pipeline.demo_data(settings, rows=1_500, snapshots=4, seed=5)
+    gmsc = pipeline.train(settings, until=written[-3]["snapshot_date"])
+    pipeline.promote(settings, gmsc.model_version)
     written = pipeline.demo_data(settings, rows=3_000, snapshots=4, seed=3, example="lender")
     trained = pipeline.train(
         dataclasses.replace(settings, spec_path=LENDER_SPEC_PATH),
@@ -87,9 +92,11 @@ def test_the_loan_book_through_the_nightly_dag_is_scored_explained_and_counted_e
         broken,
     )
     assert run["rows_other_category"] == other
-    rows = query(settings, "SELECT * FROM predictions" + where + " ORDER BY customer_id", key)
+    table = "predictions_string_keys"  # beside GMSC's integer keys, in `predictions`
+    rows = query(settings, f"SELECT * FROM {table}" + where + " ORDER BY customer_id", key)
     assert len(rows) == total - broken == len({r["customer_id"] for r in rows})
     assert all(r["customer_id"].startswith("LN") for r in rows)  # string keys, kept as strings
+    _both_kinds_answer(settings, record, rows[0]["customer_id"], len(rows))
     reasons = {r[f"reason_{i}"] for r in rows for i in (1, 2, 3)} - {None}
     assert reasons <= set(spec.names) and reasons & set(spec.categorical)
     drift = query(settings, "SELECT feature, psi FROM drift" + where, key)
@@ -98,6 +105,30 @@ def test_the_loan_book_through_the_nightly_dag_is_scored_explained_and_counted_e
     assert {i["method"] for i in importance} == {"permutation_unlabeled"}  # no outcomes yet
     assert sorted(i["feature"] for i in importance) == sorted(spec.names)
     _reasons_add_up(settings, record, spec, rows[:300])
+
+
+def _both_kinds_answer(settings, record, account: str, scored: int) -> None:
+    """GMSC's slice of the same night, exact against its oracle; a lookup of either kind of
+    key answers with the model that keys that way; the newest score per model of each."""
+    from credit_batch import catalog
+
+    want = expected_counts(settings, NEWEST)
+    sql = "SELECT r.model_name, COUNT(*) AS n FROM {} p JOIN model_registry r USING"
+    sql += " (model_version) WHERE p.snapshot_date = :d GROUP BY 1"
+    assert query(settings, sql.format("predictions"), {"d": NEWEST}) == [
+        {"model_name": "gmsc", "n": want["scored"]}
+    ]
+    number = query(settings, "SELECT MIN(customer_id) AS c FROM predictions")[0]["c"]
+    for customer, name in ((account, record.model_name), (str(number), "gmsc")):
+        [found] = catalog.lookups(settings, customer)
+        assert (found["model_name"], found["snapshot_date"]) == (name, NEWEST)
+    latest = "SELECT model_name, COUNT(*) AS n FROM {} GROUP BY 1"
+    assert query(settings, latest.format("latest_predictions")) == [
+        {"model_name": "gmsc", "n": want["scored"]}
+    ]
+    assert query(settings, latest.format("latest_predictions_string_keys")) == [
+        {"model_name": record.model_name, "n": scored}  # one night: its every account
+    ]
 
 
 def _reasons_add_up(settings, record, spec, stored: list[dict]) -> None:

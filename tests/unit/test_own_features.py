@@ -212,21 +212,3 @@ def test_a_results_database_of_an_older_version_gets_the_new_columns_and_reads_a
     run_pipeline(settings, snapshot_date="2026-09-30", repeats=1)
     [run] = query(settings, "SELECT rows_other_category FROM scoring_runs")
     assert run["rows_other_category"] == 0
-
-
-@pytest.mark.unit
-def test_a_string_keyed_model_is_refused_by_an_integer_keyed_results_database(demo):
-    """A results database holds one type of key: the loan book's string ids cannot go
-    where GMSC's integers are; training says so and registers nothing."""
-    from credit_batch.config import LENDER_SPEC_PATH
-
-    settings, _, _ = demo
-    pipeline.demo_data(settings, "lender", rows=1_000, snapshots=3, seed=2)
-    before = query(settings, "SELECT model_version FROM model_registry")
-    on_lender = dataclasses.replace(settings, spec_path=LENDER_SPEC_PATH)
-    with pytest.raises(errors.SchemaMismatchError) as info:
-        pipeline.train(on_lender, until="2026-09-30")
-    assert "keys customers by integer ids, but the spec lender keys them by string ids" in str(
-        info.value
-    )
-    assert query(settings, "SELECT model_version FROM model_registry") == before

@@ -200,15 +200,8 @@ CREATE TABLE IF NOT EXISTS feature_reasons (
     reason_text  VARCHAR NOT NULL
 );
 
--- Rows that broke a rule of the feature spec: not scored, kept with the reason.
-CREATE TABLE IF NOT EXISTS quarantine (
-    snapshot_date     DATE NOT NULL,
-    customer_id       {key_type} NOT NULL,  -- as predictions.customer_id
-    model_version     VARCHAR NOT NULL,
-    run_id            VARCHAR NOT NULL,
-    reason            VARCHAR NOT NULL,     -- "column: check; ..."
-    offending_values  VARCHAR NOT NULL      -- JSON: {"column": value, ...}
-);
+-- quarantine: schema/quarantine.sql (a table per key type, as predictions).
+
 
 -- API keys of the HTTP service: only each key's sha256 is kept (the key is shown once).
 CREATE TABLE IF NOT EXISTS api_keys (
