@@ -19,7 +19,7 @@ _CREATE = re.compile(
     r"((?:^--[^\n]*\n)*)CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\);", re.S | re.M
 )
 _COLUMN = re.compile(
-    r"^\s{4}(\w+)\s+([A-Z][A-Z ]*?(?:\(\d+\))?)"  # name, type
+    r"^\s{4}(\w+)\s+([A-Z][A-Z ]*?(?:\(\d+\))?|\{key_type\})"  # name, type (or the key's)
     r"(?:\s+(?:NOT NULL|PRIMARY KEY|CHECK.*?|DEFAULT \S+))*,?\s*(?:--\s*(.*))?$"  # -- comment
 )
 
@@ -52,6 +52,10 @@ def cli() -> str:
     return "\n".join(out)
 
 
+#: How the reference shows the type of a keyed table's ``customer_id``.
+_KEY_TYPE = "BIGINT or VARCHAR (the key type)"
+
+
 def tables(sql_dir: Path | None = None) -> str:
     """Each results table with its columns, types and comments, from ``sql/schema/``."""
     from credit_batch.config import _PACKAGE_SQL_DIR
@@ -59,7 +63,7 @@ def tables(sql_dir: Path | None = None) -> str:
     folder = Path(sql_dir or _PACKAGE_SQL_DIR) / "schema"
     text = "\n".join(
         (folder / name).read_text()
-        for name in ("results.sql", "predictions.duckdb.sql")
+        for name in ("results.sql", "predictions.duckdb.sql", "quarantine.sql")
         if (folder / name).is_file()
     )
     out = []
@@ -77,7 +81,8 @@ def tables(sql_dir: Path | None = None) -> str:
             column = _COLUMN.match(line)
             if column and column.group(1).upper() not in ("PRIMARY", "UNIQUE", "CHECK"):
                 name, kind, note = column.groups()
-                out.append(f"| `{name}` | {kind.strip()} | {_cell(note or '')} |")
+                kind = _KEY_TYPE if kind == "{key_type}" else kind.strip()
+                out.append(f"| `{name}` | {kind} | {_cell(note or '')} |")
         out.append("")
     return "\n".join(out)
 
