@@ -153,7 +153,9 @@ def _example_argument(c: argparse.ArgumentParser) -> None:
         choices=EXAMPLES,
         default="gmsc",
         help="gmsc: the 'Give Me Some Credit' columns (default); lender: a loan book with "
-        "its own key, 10 numeric and 5 categorical features (sql/specs/lender/)",
+        "its own key, 10 numeric and 5 categorical features (sql/specs/lender/); portfolio: "
+        "3 products in 4 countries, a model per product segmented by country "
+        "(sql/specs/portfolio/)",
     )
 
 
@@ -798,6 +800,8 @@ def _cell(value) -> str:
 
 
 def _demo(settings: Settings, args) -> None:
+    if args.example == "portfolio":
+        return _portfolio_demo(settings, args)
     record, done, realized = lifecycle.demo(
         settings, rows=args.rows, example=args.example, progress=_progress
     )
@@ -805,6 +809,39 @@ def _demo(settings: Settings, args) -> None:
     for result in done:
         _summary(settings, result)
     _performance(realized)
+
+
+def _portfolio_demo(settings: Settings, args) -> None:
+    champions, nights, realized = lifecycle.portfolio_demo(
+        settings, rows=args.rows, progress=_progress
+    )
+    models = sorted({r.model_name for r in champions})
+    print(
+        f"demo portfolio: {len(champions)} champions of {len(models)} models ({', '.join(models)})"
+    )
+    for night in nights:
+        _night_table(night)
+    _performance(realized)
+    print(f"  look further: {_prog()} models")
+    failed = sorted({label for night in nights for label in night.failed})
+    if failed:
+        raise CreditBatchError(f"failed in the demo's nights: {', '.join(failed)}")
+
+
+def _night_table(night) -> None:
+    """One line per model and segment of a night: version, rows scored and quarantined."""
+    first = next(iter(night.results.values()), None)
+    print(f"night {first.run.snapshot_date if first else '-'}:")
+    print(f"  {'model/segment':<22} {'version':<36} {'scored':>9} {'quarantined':>11}")
+    for label, done in sorted(night.results.items()):
+        loaded = done.loaded
+        print(
+            f"  {label:<22} {done.run.model_version:<36} {loaded['rows_loaded']:>9,} "
+            f"{loaded['rows_quarantined']:>11,}"
+        )
+    for name, exc in night.failed.items():
+        print(f"  {name:<22} failed: {type(exc).__name__}: {exc}")
+    print(f"  portfolio page: {night.page}")
 
 
 if __name__ == "__main__":

@@ -299,7 +299,9 @@ DEFAULT_SPEC_PATH = _PACKAGE_SQL_DIR / "specs" / "gmsc" / "spec.toml"
 LENDER_SPEC_PATH = _PACKAGE_SQL_DIR / "specs" / "lender" / "spec.toml"
 #: The generated examples ``credit-batch demo --example`` builds, and their specs.
 EXAMPLE_SPECS = {"gmsc": DEFAULT_SPEC_PATH, "lender": LENDER_SPEC_PATH}
-EXAMPLES = tuple(EXAMPLE_SPECS)
+#: ... and the portfolio (three products in four countries: a model file per product,
+#: ``sql/specs/portfolio/``).
+EXAMPLES = (*EXAMPLE_SPECS, "portfolio")
 
 #: Every environment variable the package reads: (name, default, meaning).
 #: The configuration reference of the documentation is generated from this.

@@ -18,7 +18,7 @@ import logging
 
 import numpy as np
 
-from credit_batch import demo_lender
+from credit_batch import demo_lender, demo_portfolio
 from credit_batch.checks import month_ends
 from credit_batch.config import DEFAULT_DEMO_ROWS, DEFAULT_DEMO_SNAPSHOTS, EXAMPLES, Settings
 from credit_batch.errors import ParameterError
@@ -229,12 +229,15 @@ def write_warehouse(
 
 
 def write_example(settings: Settings, example: str = "gmsc", **options) -> list[dict]:
-    """Write the generated warehouse of ``example``: "gmsc" (:func:`write_warehouse`) or
-    "lender" (:func:`credit_batch.demo_lender.write_warehouse`); ``options`` go to it."""
+    """Write the generated warehouse of ``example``: "gmsc" (:func:`write_warehouse`),
+    "lender" (:func:`credit_batch.demo_lender.write_warehouse`) or "portfolio"
+    (:func:`credit_batch.demo_portfolio.write_warehouse`); ``options`` go to it."""
     if example not in EXAMPLES:
         raise ParameterError("example", example, f"must be one of {', '.join(EXAMPLES)}")
     if example == "gmsc":
         return write_warehouse(settings, **options)
     if options.pop("plant_drift", False):
         raise ParameterError("drift", True, "is planted in the gmsc example only")
+    if example == "portfolio":
+        return demo_portfolio.write_warehouse(settings, **options)
     return demo_lender.write_warehouse(settings, **options)

@@ -33,7 +33,7 @@ from credit_batch.features import load_spec
 from credit_batch.stores import warehouse
 from credit_batch.stores.db import read_sql
 
-__all__ = ["RISK", "generate", "write_warehouse"]
+__all__ = ["RISK", "generate", "write_book", "write_warehouse"]
 
 logger = logging.getLogger(__name__)
 
@@ -164,20 +164,28 @@ def write_warehouse(
     unlabeled_snapshots: int = 1,
 ) -> list[dict]:
     """Write the example loan book (each month-end replaced whole); return rows per month."""
-    folder = "specs/lender"
+    generated = generate(
+        rows=rows, snapshots=snapshots, seed=seed, unlabeled_snapshots=unlabeled_snapshots
+    )
+    return write_book(settings, "specs/lender", ("loan_book", "loan_outcomes"), generated)
+
+
+def write_book(settings: Settings, folder: str, tables: tuple[str, str], generated) -> list[dict]:
+    """Write a generated example book: the tables of ``folder/warehouse.sql``, then each
+    ``(date, book, outcomes)`` of ``generated`` into ``tables`` (book, outcomes), each
+    month-end replaced whole (``folder/delete_book.sql``, ``delete_outcomes.sql``) in one
+    transaction; return the rows per month."""
     written = []
     with warehouse.open_warehouse(settings, read_only=False) as wh:
         wh.run_script(read_sql(settings.sql_dir, f"{folder}/warehouse.sql"))
-        for date, book, outcomes in generate(
-            rows=rows, snapshots=snapshots, seed=seed, unlabeled_snapshots=unlabeled_snapshots
-        ):
+        for date, book, outcomes in generated:
             with wh.transaction():
                 params = {"snapshot_date": date}
                 wh.execute(read_sql(settings.sql_dir, f"{folder}/delete_book.sql"), params)
                 wh.execute(read_sql(settings.sql_dir, f"{folder}/delete_outcomes.sql"), params)
-                n = wh.bulk_insert("loan_book", book)
+                n = wh.bulk_insert(tables[0], book)
                 if outcomes is not None:
-                    wh.bulk_insert("loan_outcomes", outcomes)
+                    wh.bulk_insert(tables[1], outcomes)
             written.append({"snapshot_date": date, "rows": n, "labeled": outcomes is not None})
-    logger.info("wrote the example loan book: %d month-ends", len(written))
+    logger.info("wrote the example book %s: %d month-ends", folder, len(written))
     return written

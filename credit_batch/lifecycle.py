@@ -8,6 +8,7 @@
     monitor(settings)                     # realized performance of stored scores
     backfill(settings, D1, D2)            # every snapshot in a range, unchanged slices skipped
     demo(settings)                        # demo data, train, promote, score two snapshots, monitor
+    portfolio_demo(settings)              # the same for the portfolio: 3 models x 4 segments
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = [
     "events",
     "monitor",
     "monitoring_page",
+    "portfolio_demo",
     "sample_in_words",
     "promote",
     "retire",
@@ -172,3 +174,41 @@ def demo(
     options = [RunOptions(snapshot_date=d, model_version=record.model_version) for d in dates[-2:]]
     done = [pipeline.run(settings, o, progress=progress) for o in options]
     return record, done, monitor(settings)
+
+
+def portfolio_demo(
+    settings: Settings,
+    *,
+    rows: int = demo_module.DEFAULT_ROWS,
+    workers: int = 1,
+    progress: Callable | None = None,
+) -> tuple[list[registry.ModelRecord], list, list[dict]]:
+    """The portfolio demo: write the book of three products in four countries, train and
+    promote a champion per segment of each product's model file (and the pooled one
+    where the file's fallback is "pooled"), run the nights of the two newest snapshots
+    (:func:`credit_batch.portfolio.run_night`), monitor.
+
+    Returns the champions, the two :class:`~credit_batch.portfolio.Night` results and the
+    realized performance.
+    """
+    from credit_batch import demo_portfolio, portfolio
+    from credit_batch.model_file import each_segment, training_options
+
+    dates = [w["snapshot_date"] for w in pipeline.demo_data(settings, "portfolio", rows=rows)]
+    champions = []
+    for name in demo_portfolio.MODEL_FILES:
+        path = settings.sql_dir / name
+        for segment in each_segment(path):
+            trained = pipeline.train(
+                settings, until=dates[-3], segment=segment, **training_options(path)
+            )
+            if trained.status != "champion":  # a second demo trains the same versions
+                trained = promote(settings, trained.model_version, reason="the demo's model")
+            champions.append(trained)
+    nights = [
+        portfolio.run_night(
+            settings, RunOptions(snapshot_date=d), workers=workers, progress=progress
+        )
+        for d in dates[-2:]
+    ]
+    return champions, nights, monitor(settings)

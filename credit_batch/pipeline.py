@@ -292,14 +292,18 @@ def importance(settings: Settings, run: Run, *, seed: int = DEFAULT_SEED) -> dic
     model = registry.load_model(settings, run.artifact_path, run.sha256, version=run.model_version)
     spec = run.spec
     valid = importance_module.lake_sample(settings, run, seed=seed)  # memory: the sample
-    tables, dependence = importance_module.unlabeled_rows(model, valid, run, seed=seed)
-    labeled = importance_module.labeled_sample(settings, run, list(valid["customer_id"]), seed=seed)
-    labeled_table = importance_module.labeled_rows(
-        model, labeled, run, target=spec.target, seed=seed
-    )
-    status = f"skipped: no outcomes known for snapshot {date}"
-    if labeled_table is not None:
-        tables[importance_module.METHOD], status = labeled_table, "computed"
+    if valid.empty:  # a pooled fallback with every segment covered: nothing it scored
+        tables, dependence, status = {}, None, "skipped: the slice scored no valid row"
+    else:
+        tables, dependence = importance_module.unlabeled_rows(model, valid, run, seed=seed)
+        customers = list(valid["customer_id"])
+        labeled = importance_module.labeled_sample(settings, run, customers, seed=seed)
+        labeled_table = importance_module.labeled_rows(
+            model, labeled, run, target=spec.target, seed=seed
+        )
+        status = f"skipped: no outcomes known for snapshot {date}"
+        if labeled_table is not None:
+            tables[importance_module.METHOD], status = labeled_table, "computed"
     with results.open_results(settings) as db:
         results.replace_importance(
             db,

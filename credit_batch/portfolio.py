@@ -262,10 +262,11 @@ def load_model(settings: Settings, model: dict, items: list[dict], scored: list[
     scored partitions.
 
     Returns ``{"model_name", "units": [...]}`` (one model without segments: its
-    unit's fields beside), a unit ``{"label", "run", "rows_loaded", ...}`` or
-    ``{"label", "skipped": True}`` where its input was unchanged. A failed
-    unit's recorded failure is raised, of its own class, once the model's other
-    units are loaded.
+    unit's fields beside), a unit ``{"label", "run", "rows_loaded", ...}``,
+    ``{"label", "skipped": True}`` where its input was unchanged, or ``{"label",
+    "failed": record}`` where it failed while others of the model loaded: their
+    importance and reports go on, and :func:`report_of` then raises the failure.
+    Where no unit loaded, the first failure is raised, of its own class.
     """
     name = model["model_name"]
     if model["failed"]:
@@ -278,10 +279,23 @@ def load_model(settings: Settings, model: dict, items: list[dict], scored: list[
             if exc.retryable:
                 raise
             failures.append(exc)
-    if failures:
+            units.append({"label": unit["label"], "failed": errors.to_record(exc)})
+    if failures and len(failures) == len(units):
         raise failures[0]
     single = units[0] if len(units) == 1 and units[0]["label"] == name else {}
     return {**single, "model_name": name, "units": units}
+
+
+def _done(unit: dict) -> bool:
+    """Whether a unit of :func:`load_model` loaded (neither skipped nor failed)."""
+    return not (unit.get("skipped") or unit.get("failed"))
+
+
+def _unit_error(model_name: str, unit: dict) -> CreditBatchError:
+    """A failed unit's error, of its own class, naming the unit."""
+    record = unit["failed"]
+    message = f"{unit['label']}: {record['message']}; the model's other segments loaded"
+    return errors.from_record({**record, "message": message}, model_name=model_name)
 
 
 def _load_unit(settings: Settings, name: str, unit: dict, items, scored) -> dict:
@@ -304,7 +318,7 @@ def importance_of(settings: Settings, loaded: dict) -> dict:
     """Permutation importance of each loaded unit's run (nothing where it was skipped)."""
     units = []
     for unit in loaded["units"]:
-        if not unit.get("skipped"):
+        if _done(unit):
             explained = pipeline.importance(settings, Run.from_xcom(unit["run"]))
             unit = {"label": unit["label"], "run": unit["run"], **explained}
         units.append(unit)
@@ -313,10 +327,19 @@ def importance_of(settings: Settings, loaded: dict) -> dict:
 
 
 def report_of(settings: Settings, loaded: dict) -> dict:
-    """The HTML report of each loaded unit's run (nothing where it was skipped)."""
+    """The HTML report of each loaded unit's run (nothing where it was skipped); then the
+    first failed unit's error is raised (the model's task ends failed, naming it)."""
+    written = _reports(settings, loaded)
+    failed = [u for u in loaded["units"] if u.get("failed")]
+    if failed:
+        raise _unit_error(loaded["model_name"], failed[0])
+    return written
+
+
+def _reports(settings: Settings, loaded: dict) -> dict:
     units = []
     for u in loaded["units"]:
-        if not u.get("skipped"):
+        if _done(u):
             u = {"label": u["label"], **pipeline.report(settings, Run.from_xcom(u["run"]))}
         units.append(u)
     single = units[0] if len(units) == 1 and units[0]["label"] == loaded["model_name"] else {}
@@ -380,7 +403,7 @@ def _finish(settings, night: Night, model: dict, items, scored, t0: float) -> No
     try:
         loaded = load_model(settings, model, items, scored)
         explained = importance_of(settings, loaded)
-        written = report_of(settings, loaded)
+        written = _reports(settings, loaded)
     except CreditBatchError as exc:
         if exc.retryable:
             raise
@@ -388,6 +411,9 @@ def _finish(settings, night: Night, model: dict, items, scored, t0: float) -> No
         return
     for unit, exp, wr in zip(loaded["units"], explained["units"], written["units"], strict=True):
         label = unit["label"]
+        if unit.get("failed"):
+            night.failed[label] = _unit_error(model["model_name"], unit)
+            continue
         if unit.get("skipped"):
             night.skipped += (label,)
             continue

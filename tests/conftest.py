@@ -485,6 +485,7 @@ SLOW_FIRST = (
     "tests/unit/test_serve_schema.py",
     "tests/unit/test_portfolio.py",  # its book built once, its tests on one worker
     "tests/unit/test_segments.py",  # its loan book built once
+    "tests/unit/test_portfolio_example.py",  # the CLI's portfolio demo, once
     "tests/unit/test_lifecycle.py",
     "tests/unit/test_cli_teaches.py",
     "tests/unit/test_pipeline.py",
@@ -514,6 +515,7 @@ SPREAD = (
     "tests/unit/test_budget_and_duplicates.py",
     "tests/unit/test_rough_edges.py",
     "tests/unit/test_analyst_and_cli.py",
+    "tests/unit/test_key_types.py",
     "tests/unit/test_serve_schema.py",  # one fuzzed operation per test (the app built per worker)
 )
 

@@ -77,6 +77,8 @@ ALLOWED_TABLES = frozenset(
         "calibration",
         "loan_book",  # the second example's warehouse (credit_batch.demo_lender)
         "loan_outcomes",
+        "portfolio_book",  # the third example's (credit_batch.demo_portfolio)
+        "portfolio_outcomes",
     }
 )
 _PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")

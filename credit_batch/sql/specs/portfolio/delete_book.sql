@@ -1,0 +1,1 @@
+DELETE FROM portfolio_book WHERE month_end = :snapshot_date

@@ -1,0 +1,1 @@
+DELETE FROM portfolio_outcomes WHERE month_end = :snapshot_date
