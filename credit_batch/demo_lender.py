@@ -33,7 +33,7 @@ from credit_batch.features import load_spec
 from credit_batch.stores import warehouse
 from credit_batch.stores.db import read_sql
 
-__all__ = ["RISK", "generate", "write_book", "write_warehouse"]
+__all__ = ["RISK", "generate", "outcomes_table", "write_book", "write_warehouse"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def generate(*, rows: int, snapshots: int, seed: int = 0, unlabeled_snapshots: i
         newest = i == len(dates) - 1
         book, label = _observe(rng, base, date, months=i, new_region=newest and snapshots > 1)
         labeled = i < snapshots - unlabeled_snapshots
-        yield date, book, (_outcomes(date, base["account_no"], label) if labeled else None)
+        yield date, book, (outcomes_table(date, base["account_no"], label) if labeled else None)
 
 
 def _accounts(rng, n: int, spec) -> dict:
@@ -143,7 +143,8 @@ def _observe(rng, base: dict, date: dt.date, *, months: int, new_region: bool):
     return book, label
 
 
-def _outcomes(date: dt.date, account_no: np.ndarray, label: np.ndarray):
+def outcomes_table(date: dt.date, account_no: np.ndarray, label: np.ndarray):
+    """The outcomes of one month-end: ``month_end``, ``account_no``, ``default_12m``."""
     import pyarrow as pa
 
     return pa.table(

@@ -19,7 +19,7 @@ import numpy as np
 
 from credit_batch.checks import month_ends
 from credit_batch.config import DEFAULT_DEMO_ROWS, DEFAULT_DEMO_SNAPSHOTS, Settings
-from credit_batch.demo_lender import write_book
+from credit_batch.demo_lender import outcomes_table, write_book
 from credit_batch.errors import ParameterError
 
 __all__ = ["COUNTRIES", "MODEL_FILES", "PRODUCTS", "generate", "write_warehouse"]
@@ -33,7 +33,13 @@ MODEL_FILES = tuple(f"specs/portfolio/pd_{product}.toml" for product in PRODUCTS
 _LAST_SNAPSHOT = dt.date(2026, 10, 31)  # as the other demos'
 
 
-def generate(*, rows: int, snapshots: int, seed: int = 0, unlabeled_snapshots: int = 1):
+def generate(
+    *,
+    rows: int = DEFAULT_DEMO_ROWS,
+    snapshots: int = DEFAULT_DEMO_SNAPSHOTS,
+    seed: int = 0,
+    unlabeled_snapshots: int = 1,
+):
     """Yield ``(month_end, portfolio_book, portfolio_outcomes)`` Arrow tables, oldest first.
 
     ``portfolio_outcomes`` is None for the ``unlabeled_snapshots`` newest months.
@@ -45,7 +51,7 @@ def generate(*, rows: int, snapshots: int, seed: int = 0, unlabeled_snapshots: i
     for i, date in enumerate(month_ends(_LAST_SNAPSHOT, snapshots)):
         book, label = _observe(rng, accounts, date, months=i)
         labeled = i < snapshots - unlabeled_snapshots
-        yield date, book, (_outcomes(date, accounts["account_no"], label) if labeled else None)
+        yield date, book, (outcomes_table(date, accounts["account_no"], label) if labeled else None)
 
 
 def _accounts(rng: np.random.Generator, n: int) -> dict:
@@ -103,29 +109,8 @@ def _observe(rng, accounts: dict, date: dt.date, *, months: int):
     return book, label
 
 
-def _outcomes(date: dt.date, account_no: np.ndarray, label: np.ndarray):
-    import pyarrow as pa
-
-    return pa.table(
-        {
-            "month_end": pa.array(np.full(account_no.size, date), pa.date32()),
-            "account_no": pa.array(account_no, pa.string()),
-            "default_12m": label,
-        }
-    )
-
-
-def write_warehouse(
-    settings: Settings,
-    *,
-    rows: int = DEFAULT_DEMO_ROWS,
-    snapshots: int = DEFAULT_DEMO_SNAPSHOTS,
-    seed: int = 0,
-    unlabeled_snapshots: int = 1,
-) -> list[dict]:
-    """Write the example portfolio (each month-end replaced whole); return rows per month."""
-    generated = generate(
-        rows=rows, snapshots=snapshots, seed=seed, unlabeled_snapshots=unlabeled_snapshots
-    )
+def write_warehouse(settings: Settings, **options) -> list[dict]:
+    """Write the example portfolio (each month-end replaced whole); return rows per month.
+    ``options``: those of :func:`generate`."""
     tables = ("portfolio_book", "portfolio_outcomes")
-    return write_book(settings, "specs/portfolio", tables, generated)
+    return write_book(settings, "specs/portfolio", tables, generate(**options))

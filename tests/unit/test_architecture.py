@@ -69,7 +69,7 @@ ALLOWED = {
     "catalog": {"core", "stores"},
     "pipeline": {"core", "stores", "steps", "demo"},
     "portfolio": {"core", "stores", "steps", "pipeline"},  # a night: every model
-    "lifecycle": {"core", "stores", "steps", "pipeline", "demo"},
+    "lifecycle": {"core", "stores", "steps", "pipeline", "portfolio", "demo"},  # demos: nights
     "access": {"core", "stores"},  # the service's API keys
     "serve": {"core", "steps", "catalog", "access"},  # through the use cases, not the stores
     "cli": {"core", "pipeline", "portfolio", "lifecycle", "catalog", "access", "serve"},
