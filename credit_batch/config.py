@@ -818,6 +818,13 @@ TRAIN_PARAMS: dict[str, dict] = {
         "enum": [None, *ALGORITHMS],
         "description": f"empty: the model file's, else {DEFAULT_ALGORITHM}",
     },
+    "segment": {
+        "default": None,
+        "type": ["null", "string"],
+        "maxLength": 200,
+        "description": "Of a segmented model file, the segment to train, validate and gate "
+        "on (empty: every row, the pooled version)",
+    },
     "approve": {
         "default": False,
         "type": "boolean",

@@ -53,14 +53,22 @@ def train_from_model_file(
     since=None,
     algorithm: str | None = None,
     model_name: str | None = None,
+    segment: str | None = None,
     actor: str | None = None,
 ) -> registry.ModelRecord:
     """:func:`train_candidate` with the model file's spec, policy and options (none: the
-    settings' spec); ``algorithm`` and ``model_name``, where given, win over the file's."""
+    settings' spec); ``algorithm`` and ``model_name``, where given, win over the file's.
+    ``segment``: of a model file with ``segment_by``, the segment to train (refused for
+    a file without, or without a file)."""
     from credit_batch.model_file import training_options
 
     options = training_options(model_file, algorithm=algorithm, model_name=model_name)
-    return train_candidate(settings, cutoff=cutoff, since=since, actor=actor, **options)
+    if segment is not None and not options.get("segment_by"):
+        where = f" ({model_file} has none)" if model_file else ""
+        raise ParameterError("segment", segment, f"needs a model file with segment_by{where}")
+    return train_candidate(
+        settings, cutoff=cutoff, since=since, actor=actor, segment=segment, **options
+    )
 
 
 def promote(settings: Settings, version: str, **audit) -> registry.ModelRecord:

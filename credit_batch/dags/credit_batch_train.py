@@ -13,7 +13,8 @@ gate recorded. The registry keeps its figures and its model card.
   its gates passed; who and why go into `model_events`
 
 Monthly; trigger by hand with `cutoff`, `model_file` (a model's file: its spec,
-algorithm, policy and name), `model_name`, `algorithm`, `approve` and `reason`.
+algorithm, policy and name), `model_name`, `algorithm`, `segment` (of a segmented
+model file: the segment to train), `approve` and `reason`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def credit_batch_train():
             since=params["since"],
             algorithm=params["algorithm"],
             model_name=params["model_name"],
+            segment=params["segment"],
             actor=_actor(ctx),
         )
         return {

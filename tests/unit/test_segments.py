@@ -252,3 +252,27 @@ def regions_oracle(settings: Settings, date) -> dict:
         rest += " AND region NOT IN ('north', 'south')"
         out["uncovered"] = wh.fetch_arrow(rest, {"d": date}).to_pylist()[0]["n"]
     return out
+
+
+def test_the_training_dags_segment_param_trains_gates_that_segment_against_its_champion(loans):
+    """What the training DAG's task calls with its Param ``segment``: a candidate of the
+    one segment, validated out of time on its rows, met with that segment's champion;
+    a segment without a segmented model file is refused by name."""
+    from credit_batch import lifecycle
+
+    settings, dates, versions, path = loans
+    record = lifecycle.train_from_model_file(
+        settings, str(path), cutoff=dates[-2], segment="broker", algorithm="hgb", actor="test"
+    )
+    assert (record.model_name, record.segment, record.status) == ("pd_loans", "broker", "candidate")
+    validation = json.loads(
+        query(settings, "SELECT validation FROM model_registry WHERE model_version = :v",
+              {"v": record.model_version})[0]["validation"]
+    )  # fmt: skip
+    held = "SELECT COUNT(*) AS n FROM loan_book WHERE channel = 'broker' AND month_end = :d"
+    with connect(settings.warehouse_url) as wh:
+        want = wh.fetch_arrow(held, {"d": record.validation_date}).to_pylist()[0]["n"]
+    assert 0 < validation["rows"] <= want  # its segment's rows of the held-out snapshot
+    assert validation["champion_version"] == versions["broker"].model_version  # its own
+    with pytest.raises(errors.ParameterError, match="segment.*needs a model file"):
+        lifecycle.train_from_model_file(settings, None, cutoff=dates[-2], segment="broker")
