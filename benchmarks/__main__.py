@@ -20,7 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
-from benchmarks import figures, floors, local_night, registry
+from benchmarks import figures, floors, local_night, registry, segments
 from benchmarks.output import Figure, write
 
 FULL = {
@@ -42,6 +42,8 @@ FULL = {
     "registry_versions": 20,
     "registry_customers": 10_000,
     "portfolio_models": 10,
+    "segments_rows": 500_000,
+    "segments_max": 200,
 }
 SMOKE = {
     "rows": 20_000,
@@ -62,6 +64,8 @@ SMOKE = {
     "registry_versions": 3,
     "registry_customers": 100,
     "portfolio_models": 3,
+    "segments_rows": 4_000,
+    "segments_max": 4,
 }
 FIGURES = (
     "limit",
@@ -84,6 +88,7 @@ FIGURES = (
     "startup",
     "night_local",
     "registry",
+    "segments",
 )
 
 
@@ -187,6 +192,13 @@ def _run(home: Path, sizes: dict, only: set[str], pg_url: str | None) -> list[Fi
                 versions=sizes["registry_versions"],
                 customers=sizes["registry_customers"],
                 repeats=max(3, sizes["repeats"]),
+            )
+        if "segments" in only:
+            top = sizes["segments_max"]
+            found += segments.segments_night(
+                home / "segments",
+                sizes["segments_rows"],
+                segments=tuple(sorted({1, max(top // 10, 2), top})),
             )
         if "startup" in only:
             found += figures.startup(home / "startup", repeats=sizes["repeats"])

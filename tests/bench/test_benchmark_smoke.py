@@ -67,6 +67,9 @@ FIGURES = {
     "registry: models listing at 5 models x 3 versions",
     "registry: one model's champion at 5 models x 3 versions",
     "registry: a lookup, every model at 5 models x 3 versions",
+    "segmented night: 1 segment champions",
+    "segmented night: 2 segment champions",
+    "segmented night: 4 segment champions",
 }
 
 
@@ -106,3 +109,5 @@ def test_benchmark_suite_runs_at_smoke_size_and_writes_every_figure(tmp_path, pg
     book = next(f for f in found if f["name"] == "portfolio night, real Airflow (LocalExecutor)")
     one, three = book["detail"]["one_model_task_instances"], book["detail"]["task_instances"]
     assert book["detail"]["models"] == 3 and three == one + 2 * 3  # load, importance, report
+    segmented = [f for f in found if f["name"].startswith("segmented night")]
+    assert [f["detail"]["segments"] for f in segmented] == [1, 2, 4]
