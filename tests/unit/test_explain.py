@@ -147,3 +147,27 @@ def test_top_reasons_leave_the_contributions_untouched(order):
     before = contributions.copy()
     explain.top_reasons(contributions, list("abcdef"))
     np.testing.assert_array_equal(contributions, before)
+
+
+def test_partial_dependence_equals_scikit_learns_for_numbers_and_levels(data, logreg):
+    """The batched curves are scikit-learn's ``partial_dependence`` (brute, kind="both"),
+    average and every ICE percentile, to 1e-12, also when the grid spans several batches."""
+    from sklearn.inspection import partial_dependence
+
+    from credit_batch.steps import importance
+
+    model, _ = logreg
+    x = data[NAMES].iloc[:700]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(importance, "_CURVE_ROWS", 2_000)  # 2 grid values per call: 10 calls
+        frame = importance.partial_dependence_frame(model, x, ["monthly_income", "age"])
+    for name, part in frame.groupby("feature", sort=False):
+        grid = part["grid_value"].to_numpy()
+        want = partial_dependence(
+            model, x, [name], kind="both", custom_values={name: grid},
+            response_method="predict_proba",
+        )  # fmt: skip
+        np.testing.assert_allclose(part["average"], want["average"][0], rtol=0, atol=1e-12)
+        p10, p50, p90 = np.percentile(want["individual"][0], [10, 50, 90], axis=0)
+        for column, expected in (("ice_p10", p10), ("ice_p50", p50), ("ice_p90", p90)):
+            np.testing.assert_allclose(part[column], expected, rtol=0, atol=1e-12)
