@@ -282,6 +282,12 @@ def load_model(settings: Settings, model: dict, items: list[dict], scored: list[
             units.append({"label": unit["label"], "failed": errors.to_record(exc)})
     if failures and len(failures) == len(units):
         raise failures[0]
+    return _model_result(name, units)
+
+
+def _model_result(name: str, units: list[dict]) -> dict:
+    """``{"model_name", "units"}``; an unsegmented model's one unit's fields beside (what a
+    one-model night returned before segments)."""
     single = units[0] if len(units) == 1 and units[0]["label"] == name else {}
     return {**single, "model_name": name, "units": units}
 
@@ -322,8 +328,7 @@ def importance_of(settings: Settings, loaded: dict) -> dict:
             explained = pipeline.importance(settings, Run.from_xcom(unit["run"]))
             unit = {"label": unit["label"], "run": unit["run"], **explained}
         units.append(unit)
-    single = units[0] if len(units) == 1 and units[0]["label"] == loaded["model_name"] else {}
-    return {**single, "model_name": loaded["model_name"], "units": units}
+    return _model_result(loaded["model_name"], units)
 
 
 def report_of(settings: Settings, loaded: dict) -> dict:
@@ -342,8 +347,7 @@ def _reports(settings: Settings, loaded: dict) -> dict:
         if _done(u):
             u = {"label": u["label"], **pipeline.report(settings, Run.from_xcom(u["run"]))}
         units.append(u)
-    single = units[0] if len(units) == 1 and units[0]["label"] == loaded["model_name"] else {}
-    return {**single, "model_name": loaded["model_name"], "units": units}
+    return _model_result(loaded["model_name"], units)
 
 
 def page(settings: Settings, options: RunOptions) -> dict:
