@@ -42,7 +42,7 @@ FULL = {
     "registry_versions": 20,
     "registry_customers": 10_000,
     "portfolio_models": 10,
-    "segments_rows": 500_000,
+    "segments_rows": 200_000,
     "segments_max": 200,
 }
 SMOKE = {
