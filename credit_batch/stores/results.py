@@ -267,7 +267,7 @@ SCHEMA_VERSION = max(MIGRATIONS)
 KEYED_TABLES = ("predictions", "quarantine")
 #: Suffix of the keyed tables of a key type that is not the database's first.
 KEY_SUFFIX = {"integer": "_integer_keys", "string": "_string_keys"}
-_KEYED_NAME = re.compile(r"\b(predictions|quarantine)(_customer_idx)?\b")
+_KEYED_NAME = re.compile(rf"\b({'|'.join(KEYED_TABLES)})(_customer_idx)?\b")
 
 
 def database_key_type(db: Database, settings: Settings) -> str | None:
