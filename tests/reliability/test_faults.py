@@ -24,19 +24,19 @@ from tests.reliability.conftest import (
 pytestmark = pytest.mark.services
 
 
-def test_training_killed_before_registration_registers_nothing(backend, outcome):
+def test_training_killed_before_registration_registers_nothing(backend, outcome, rerun):
     settings, record, _ = backend
     killed = cli(settings, "train", "--until", "2026-08-31", fault="registry.before_register")
     assert killed.returncode == -signal.SIGKILL
     models = query(settings, "SELECT model_version, status FROM model_registry")
     assert models == [{"model_version": record.model_version, "status": "champion"}]
-    retrained = cli(settings, "train", "--until", "2026-08-31")
-    assert retrained.returncode == 0, retrained.stderr[-3000:]
+    code, log = rerun(settings, "train", "--until", "2026-08-31")
+    assert code == 0, log[-3000:]
     assert len(query(settings, "SELECT * FROM model_registry")) == 2
     outcome("registry unchanged; retrain registers", "1 model after kill, 2 after retrain")
 
 
-def test_promote_killed_between_updates_keeps_the_old_champion(backend, outcome):
+def test_promote_killed_between_updates_keeps_the_old_champion(backend, outcome, rerun):
     from credit_batch import pipeline
 
     settings, record, _ = backend
@@ -49,7 +49,7 @@ def test_promote_killed_between_updates_keeps_the_old_champion(backend, outcome)
         settings, "SELECT model_version FROM model_registry WHERE status = 'champion'"
     )
     assert champions == [{"model_version": record.model_version}]
-    assert cli(settings, "promote", second.model_version, "--reason", "r").returncode == 0
+    assert rerun(settings, "promote", second.model_version, "--reason", "r")[0] == 0
     champions = query(
         settings, "SELECT model_version FROM model_registry WHERE status = 'champion'"
     )

@@ -34,15 +34,15 @@ RUN_POINTS = [
 
 @pytest.mark.parametrize(("point", "survivor"), RUN_POINTS)
 def test_run_killed_at_point_leaves_one_whole_slice_and_retry_completes(
-    any_lake, outcome, point, survivor
+    any_lake, outcome, rerun, point, survivor
 ):
     settings, _, old_run = any_lake
     new_run = f"retry-{point.replace('.', '-')}"
     killed = cli(settings, *RUN_ARGS, "--run-id", new_run, fault=point)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     seen = assert_whole_slice(settings, old_run if survivor == "old" else new_run)
-    retried = cli(settings, *RUN_ARGS, "--run-id", new_run)
-    assert retried.returncode == 0, retried.stderr[-2000:]
+    code, log = rerun(settings, *RUN_ARGS, "--run-id", new_run)
+    assert code == 0, log[-2000:]
     final = assert_whole_slice(settings, new_run)
     runs = query(settings, "SELECT run_id, importance_status FROM scoring_runs ORDER BY run_id")
     assert [r["run_id"] for r in runs] == sorted([old_run, new_run])
@@ -66,29 +66,29 @@ def _scored_parts(settings, run_id: str) -> dict[str, float]:
     }
 
 
-def test_retry_after_a_kill_in_load_reuses_the_scored_partitions(any_lake, outcome):
+def test_retry_after_a_kill_in_load_reuses_the_scored_partitions(any_lake, outcome, rerun):
     settings, _, _ = any_lake
     killed = cli(settings, *RUN_ARGS, "--run-id", "reuse-1", fault="load.after_insert")
     assert killed.returncode == -signal.SIGKILL
     before = _scored_parts(settings, "reuse-1")
-    retried = cli(settings, "-v", *RUN_ARGS, "--run-id", "reuse-1")
-    assert retried.returncode == 0, retried.stderr[-2000:]
-    assert retried.stderr.count("reusing scored partition") == len(before) == 3
+    code, log = rerun(settings, *RUN_ARGS, "--run-id", "reuse-1")
+    assert code == 0, log[-2000:]
+    assert log.count("reusing scored partition") == len(before) == 3
     assert _scored_parts(settings, "reuse-1") == before
     parts = list(before)
     assert_whole_slice(settings, "reuse-1")
     outcome("3 partitions reused, not rescored", f"{len(parts)} reused, files untouched")
 
 
-def test_changed_input_partition_is_rescored_not_reused(any_lake, outcome):
+def test_changed_input_partition_is_rescored_not_reused(any_lake, outcome, rerun):
     settings, _, _ = any_lake
     assert (
         cli(settings, *RUN_ARGS, "--run-id", "reuse-2", fault="load.after_insert").returncode
         == -signal.SIGKILL
     )
-    retried = cli(settings, "-v", *RUN_ARGS, "--run-id", "reuse-2", "--rows-per-partition", "700")
-    assert retried.returncode == 0, retried.stderr[-2000:]
-    assert "reusing scored partition" not in retried.stderr
+    code, log = rerun(settings, *RUN_ARGS, "--run-id", "reuse-2", "--rows-per-partition", "700")
+    assert code == 0, log[-2000:]
+    assert log.count("scored ") >= 3 and "reusing scored partition" not in log  # rescored
     assert_whole_slice(settings, "reuse-2")
     outcome("new partitioning: every partition rescored", "0 reused")
 
