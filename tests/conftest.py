@@ -475,8 +475,9 @@ def pytest_terminal_summary(terminalreporter):
 #: a file whose tests share a module's fixture (a deployment, a clone) runs
 #: whole on one worker, longest first.
 SLOW_FIRST = (
-    "tests/newcomer/test_readme.py",
+    "tests/newcomer/test_production_block.py",
     "tests/e2e/test_celery_deployment.py",
+    "tests/newcomer/test_readme.py",
     "tests/bench/test_benchmark_smoke.py",
     "tests/e2e/test_wheel.py",
     "tests/golden/test_expected_run.py",
@@ -496,7 +497,7 @@ SLOW_FIRST = (
 #: Celery deployment (scheduler, API server, workers) and wait on it; side by side
 #: on two cores each took four times as long. One group: one worker, in turn.
 SAME_WORKER = {
-    "tests/newcomer/test_readme.py": "deployments",
+    "tests/newcomer/test_production_block.py": "deployments",
     "tests/e2e/test_celery_deployment.py": "deployments",
 }
 #: Files whose tests share no fixture wider than a function: their tests are

@@ -1,102 +1,33 @@
 """The README as a newcomer runs it: every command block, verbatim, in a fresh clone.
 
-The blocks are read from README.md itself, so the two cannot drift. They run
-in order, each in its own ``bash -e`` (as a reader pastes them), in a copy of
-the tracked files with no virtual environment and no ``data/`` yet, with an
-environment scrubbed of this test run's Airflow and credit-batch settings and
-of this suite's virtual environment. A new command block in the README fails
-:func:`test_every_command_block_of_the_readme_is_covered` until a test runs it.
+The blocks are read from README.md and the docs pages themselves, so the two
+cannot drift (``tests/newcomer/blocks.py`` says how they run). A new command
+block fails :func:`test_every_command_block_of_every_page_is_covered` until a
+test runs it. The production block (a Celery deployment) runs in
+``test_production_block.py``, on the worker of the other Celery deployment.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO, services_required
+from tests.newcomer.blocks import (
+    PAGES,
+    fresh_clone,
+    newcomer_env,
+    page_blocks,
+    readme_blocks,
+    run_block,
+)
 
 # A block runs for minutes (standalone, the Celery deployment): a timeout above its own.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
-
-BLOCK = re.compile(r"^```bash\n(.*?)^```", re.S | re.M)
-#: The bash blocks of each page, in order, by what they do. A block whose text
-#: is another page's block (the demo in getting-started.md) is that block, run once.
-PAGES = {
-    "README.md": ["demo", "tests", "quick", "query"],
-    "docs/getting-started.md": ["demo", "query"],
-    "docs/airflow.md": ["dags_test", "standalone"],
-    "docs/production.md": ["postgresql", "production"],
-    "docs/own-data.md": ["own_data"],
-    "docs/lifecycle.md": ["lifecycle"],
-    "docs/serving.md": ["serving"],
-}
-
-
-def page_blocks(page: str) -> list[str]:
-    return BLOCK.findall((REPO / page).read_text())
-
-
-def readme_blocks() -> dict[str, str]:
-    """Every documented block by its name (the first page that names it gives its text)."""
-    found: dict[str, str] = {}
-    for page, names in PAGES.items():
-        for name, text in zip(names, page_blocks(page), strict=False):
-            found.setdefault(name, text)
-    return found
-
-
-@pytest.fixture(scope="module")
-def clone(tmp_path_factory) -> Path:
-    """The tracked files of this checkout, copied to a new folder (a fresh clone)."""
-    root = tmp_path_factory.mktemp("newcomer") / "credit-batch"
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    for name in filter(None, files):
-        source, target = REPO / name.decode(), root / name.decode()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_symlink():  # sql/ and dags/ point into the package
-            target.symlink_to(source.readlink())
-        elif source.is_file():
-            shutil.copy2(source, target)
-    return root
-
-
-def newcomer_env() -> dict[str, str]:
-    """This machine's environment without this test run's settings or virtual environment."""
-    venv_bin = str(Path(sys.executable).parent)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("AIRFLOW", "CREDIT_BATCH_", "PG", "VIRTUAL_ENV", "PYTHON"))
-    }
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
-    return env
-
-
-def run_block(clone: Path, name: str, *, timeout: int = 900) -> str:
-    """Run one README block with ``bash -e`` in the clone; return its output; fail on error."""
-    done = subprocess.run(
-        ["bash", "-e", "-c", readme_blocks()[name]],
-        cwd=clone,
-        env=newcomer_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, f"README block {name!r} failed:\n{output[-5000:]}"
-    return output
 
 
 def test_every_command_block_of_every_page_is_covered():
@@ -111,15 +42,22 @@ def test_every_command_block_of_every_page_is_covered():
         assert [blocks[n] for n in names] == page_blocks(page), page
 
 
-def test_the_quick_check_is_the_first_half_of_the_command_ci_runs():
+def test_the_quick_check_is_the_unit_lane_of_the_test_command_which_runs_every_lane():
     blocks = readme_blocks()
-    assert blocks["quick"].strip() + " && " in blocks["tests"]
+    assert blocks["quick"].strip() == ".venv/bin/python -m pytest -m unit"
+    assert blocks["tests"].strip().endswith("&& .venv/bin/python -m pytest")  # every lane
 
 
 def test_the_readme_test_command_is_the_one_ci_runs():
     command = readme_blocks()["tests"].strip()
     # the last line: in a `a && b` list only the last command's failure ends a `set -e` script
     assert (REPO / ".ci" / "run").read_text().strip().splitlines()[-1] == command
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory, wheelhouse) -> Path:
+    """A fresh clone of this checkout, its installs served from the wheelhouse."""
+    return fresh_clone(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -220,35 +158,6 @@ def test_own_data_block_checks_trains_and_scores_the_lender_spec(clone, demo_out
     assert (
         not (clone / "data" / "lender").exists() and (clone / "lender" / "results.duckdb").is_file()
     )
-
-
-@pytest.mark.postgres
-def test_production_block_brings_up_celery_runs_the_demo_and_a_triggered_night_and_stops(
-    airflow_installed, pg_admin
-):
-    import json
-
-    clone = airflow_installed
-    state = clone / ".celery" / "deployment.json"
-    try:
-        out = run_block(clone, "production", timeout=1500)
-    finally:
-        subprocess.run(
-            [str(clone / "deploy" / "celery" / "down"), "--dir", str(clone / ".celery")],
-            env=newcomer_env(),
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
-        if state.exists():
-            names = json.loads(state.read_text())
-            for name in (names["data_db"], names["airflow_db"]):
-                pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    assert re.search(r'"state": *"success"', out), out[-3000:]
-    assert "airflow credit_batch_nightly/celery-2026-09-30" in out, out[-3000:]
-    assert "kept (data, not processes): PostgreSQL databases" in out, out[-3000:]  # down says so
-    left = subprocess.run(["pgrep", "-f", str(clone / ".celery")], capture_output=True, text=True)
-    assert left.stdout == "", f"processes of the deployment left running: {left.stdout}"
 
 
 def test_lifecycle_block_trains_gates_promotes_backfills_and_monitors(clone, demo_output):

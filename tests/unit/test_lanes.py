@@ -82,8 +82,10 @@ def test_scheduling_keeps_a_file_on_one_worker_and_both_deployments_in_one_unit(
     from tests.conftest import scope_of
 
     celery = "tests/e2e/test_celery_deployment.py::test_a"
-    readme = "tests/newcomer/test_readme.py::test_b"
-    assert scope_of(celery) == scope_of(readme) == "deployments"
+    production = "tests/newcomer/test_production_block.py::test_b"
+    assert scope_of(celery) == scope_of(production) == "deployments"
+    readme = "tests/newcomer/test_readme.py::test_c"  # no Celery: beside them
+    assert scope_of(readme) == "tests/newcomer/test_readme.py"
     dags = "tests/dags/test_dag_integrity.py"
     assert scope_of(f"{dags}::test_x") == scope_of(f"{dags}::test_y[p]") == dags
     kill = "tests/reliability/test_kill_points.py::test_k[duckdb-a]"
