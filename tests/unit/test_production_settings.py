@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -239,3 +240,77 @@ def test_a_run_without_partition_or_chunk_params_takes_the_deployments_settings(
     assert (options.partition_rows(settings), options.chunk(settings)) == (5_000_000, 50_000)
     given = RunOptions.from_params({**defaults, "rows_per_partition": 700, "chunk_rows": 300})
     assert (given.partition_rows(settings), given.chunk(settings)) == (700, 300)
+
+
+@pytest.mark.services
+@pytest.mark.postgres
+def test_the_roles_script_run_at_once_by_several_administrators_succeeds_every_time(
+    pg_url, pg_admin
+):
+    """Roles are the cluster's: runs on two databases (two deployments, two test workers)
+    race to create them, and runs on one database race to grant. The script's role names
+    are swapped for names of this test's, so that it makes (and drops) only its own roles.
+
+    The role race is forced: this test creates the writer role in a transaction it holds
+    open, so the script finds no such role, then waits on the test's insert, then meets
+    a duplicate when the test commits."""
+    import time
+    import uuid
+    from concurrent.futures import ThreadPoolExecutor
+
+    import psycopg
+
+    psql = shutil.which("psql")
+    if psql is None:
+        pytest.skip("psql is not installed")
+    tag = uuid.uuid4().hex[:8]
+    names = {"analyst": f"analyst_{tag}", "credit_batch_writer": f"writer_{tag}"}
+    script = (REPO / "sql/roles/postgresql.sql").read_text()
+    for role, mine in names.items():
+        script = re.sub(rf"\b{role}\b", mine, script)
+    assert "analyst" not in script.replace(names["analyst"], "")
+
+    def run(_=None, app: str = "roles"):
+        return subprocess.run(
+            [psql, pg_url, "-q", "-v", "schema=results"],
+            input=script,
+            env={**os.environ, "PGAPPNAME": app},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    try:
+        with psycopg.connect(pg_url.rsplit("/", 1)[0] + "/postgres") as other:
+            other.execute(f'CREATE ROLE "{names["credit_batch_writer"]}" NOLOGIN')  # not committed
+            with ThreadPoolExecutor(1) as pool:
+                racing = pool.submit(run, app=f"race_{tag}")
+                waiting = (
+                    "SELECT 1 FROM pg_stat_activity "
+                    "WHERE application_name = %s AND wait_event_type = 'Lock'"
+                )
+                deadline = time.monotonic() + 30
+                while not pg_admin.execute(waiting, [f"race_{tag}"]).fetchone():
+                    assert time.monotonic() < deadline, (
+                        racing.result().stderr if racing.done() else "no wait"
+                    )
+                    time.sleep(0.05)
+                other.commit()  # the script's CREATE ROLE now meets a duplicate
+                raced = racing.result()
+        with ThreadPoolExecutor(4) as pool:
+            done = [raced, *pool.map(run, range(4))]
+        errors = [line for d in done for line in d.stderr.splitlines() if "ERROR" in line]
+        assert ([d.returncode for d in done], errors) == ([0] * 5, [])
+        made = pg_admin.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s) ORDER BY 1",
+            [list(names.values())],
+        ).fetchall()
+        assert [r[0] for r in made] == sorted(names.values())
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as con:
+            for mine in names.values():
+                if con.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [mine]).fetchone():
+                    con.execute(f'DROP OWNED BY "{mine}"')
+        for mine in names.values():
+            pg_admin.execute(f'DROP ROLE IF EXISTS "{mine}"')

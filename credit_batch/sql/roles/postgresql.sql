@@ -9,14 +9,29 @@
 -- The pipeline then runs with CREDIT_BATCH_RESULTS_SCHEMA set to the same schema.
 \set ON_ERROR_STOP on
 
+-- One transaction; runs of this script on the same database wait for each other (two
+-- grants of one schema at once fail with "tuple concurrently updated").
+BEGIN;
+SELECT pg_advisory_xact_lock(hashtext('credit_batch: sql/roles/postgresql.sql')) \gset
+
+-- Each role is created unless it exists; an administrator running this script at the same
+-- moment (two deployments, two tests) may create it first: that is not an error.
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'analyst') THEN
         CREATE ROLE analyst NOLOGIN;
     END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;  -- made by a concurrent run of this script
+END
+$$;
+DO $$
+BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'credit_batch_writer') THEN
         CREATE ROLE credit_batch_writer NOLOGIN;
     END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;
 END
 $$;
 
@@ -36,3 +51,5 @@ ALTER DEFAULT PRIVILEGES IN SCHEMA :"schema" GRANT SELECT ON TABLES TO analyst;
 -- Nothing else: no CREATE anywhere (PostgreSQL 15 already keeps public closed), no temporary tables.
 REVOKE CREATE ON SCHEMA public FROM analyst;
 REVOKE ALL ON SCHEMA :"schema" FROM PUBLIC;
+
+COMMIT;
