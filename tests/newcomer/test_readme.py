@@ -182,3 +182,28 @@ def test_serving_block_looks_up_and_scores_over_http_and_stops_the_server(clone,
     left = subprocess.run(["pgrep", "-f", f"{clone}/.venv/bin/credit-batch serve"],
                           capture_output=True, text=True)  # fmt: skip
     assert left.stdout == "", f"the server was left running: {left.stdout}"
+
+
+def test_what_the_documented_blocks_leave_in_the_clone_is_ignored_by_git():
+    """The folders and files the blocks write (the demo's data, the lender example's home,
+    Airflow's home and log, the Celery deployment's folder) never show up as changes."""
+    left = [
+        "data/results.duckdb",
+        "lender/results.duckdb",
+        ".airflow/airflow.db",
+        "airflow.log",
+        "airflow.pid",
+        ".celery/deployment.json",
+        "site/index.html",
+        ".venv/bin/python",
+    ]
+    done = subprocess.run(
+        ["git", "check-ignore", "--verbose", "--non-matching", "--no-index", *left],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = done.stdout.splitlines()
+    not_ignored = [line.split("\t")[1] for line in lines if line.startswith("::")]
+    assert not_ignored == [] and len(lines) == len(left), done.stdout
