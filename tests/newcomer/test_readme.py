@@ -3,8 +3,7 @@
 The blocks are read from README.md and the docs pages themselves, so the two
 cannot drift (``tests/newcomer/blocks.py`` says how they run). A new command
 block fails :func:`test_every_command_block_of_every_page_is_covered` until a
-test runs it. The production block (a Celery deployment) runs in
-``test_production_block.py``, on the worker of the other Celery deployment.
+test runs it.
 """
 
 from __future__ import annotations
@@ -158,6 +157,35 @@ def test_own_data_block_checks_trains_and_scores_the_lender_spec(clone, demo_out
     assert (
         not (clone / "data" / "lender").exists() and (clone / "lender" / "results.duckdb").is_file()
     )
+
+
+@pytest.mark.postgres
+def test_production_block_brings_up_celery_runs_the_demo_and_a_triggered_night_and_stops(
+    airflow_installed, pg_admin
+):
+    import json
+
+    clone = airflow_installed
+    state = clone / ".celery" / "deployment.json"
+    try:
+        out = run_block(clone, "production", timeout=1500)
+    finally:
+        subprocess.run(
+            [str(clone / "deploy" / "celery" / "down"), "--dir", str(clone / ".celery")],
+            env=newcomer_env(),
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        if state.exists():
+            names = json.loads(state.read_text())
+            for name in (names["data_db"], names["airflow_db"]):
+                pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    assert re.search(r'"state": *"success"', out), out[-3000:]
+    assert "airflow credit_batch_nightly/celery-2026-09-30" in out, out[-3000:]
+    assert "kept (data, not processes): PostgreSQL databases" in out, out[-3000:]  # down says so
+    left = subprocess.run(["pgrep", "-f", str(clone / ".celery")], capture_output=True, text=True)
+    assert left.stdout == "", f"processes of the deployment left running: {left.stdout}"
 
 
 def test_lifecycle_block_trains_gates_promotes_backfills_and_monitors(clone, demo_output):

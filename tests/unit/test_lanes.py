@@ -78,14 +78,13 @@ def test_a_hanging_test_fails_at_its_timeout(suite):
     result.stdout.fnmatch_lines(["*Timeout*"])
 
 
-def test_scheduling_keeps_a_file_on_one_worker_and_both_deployments_in_one_unit():
-    from tests.conftest import scope_of
+def test_scheduling_keeps_a_file_on_one_worker_and_spreads_the_kill_points():
+    from tests.conftest import SLOW_FIRST, scope_of
 
-    celery = "tests/e2e/test_celery_deployment.py::test_a"
-    production = "tests/newcomer/test_production_block.py::test_b"
-    assert scope_of(celery) == scope_of(production) == "deployments"
-    readme = "tests/newcomer/test_readme.py::test_c"  # no Celery: beside them
-    assert scope_of(readme) == "tests/newcomer/test_readme.py"
+    celery = "tests/e2e/test_celery_deployment.py"
+    readme = "tests/newcomer/test_readme.py"
+    assert scope_of(f"{celery}::test_a") == celery and scope_of(f"{readme}::test_b") == readme
+    assert SLOW_FIRST[:2] == (readme, celery)  # the two deployments start on the two workers
     dags = "tests/dags/test_dag_integrity.py"
     assert scope_of(f"{dags}::test_x") == scope_of(f"{dags}::test_y[p]") == dags
     kill = "tests/reliability/test_kill_points.py::test_k[duckdb-a]"
