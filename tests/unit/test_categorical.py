@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import shap
 
@@ -148,3 +149,35 @@ def test_levels_are_looked_up_by_index_with_nan_for_missing_and_undeclared():
     assert list(out.columns) == ["x", "region"] and frame["region"].dtype == "str"  # untouched
     numeric_only = dataclasses.replace(spec, features=(Feature("x"),))
     assert model_frame(frame, numeric_only).equals(frame[["x"]])  # nothing to look up
+
+
+def test_level_counts_keep_a_bin_for_every_declared_level_also_the_absent_last_ones():
+    """Kills mutmut's survivor in level_counts (bincount without minlength): levels no
+    value holds, the last ones included, keep their zero bins before other and missing."""
+    values = pd.Series(["north", "north", "south", None, "mars"], dtype="str")
+    counts = drift.level_counts(values, REGIONS)
+    assert counts.tolist() == [2.0, 1.0, 0.0, 0.0, 1.0, 1.0]  # 4 levels, other, missing
+    arrow = drift.level_counts(pa.array(["west", None]), REGIONS)
+    assert arrow.tolist() == [0.0, 0.0, 0.0, 1.0, 0.0, 1.0]
+
+
+def test_a_one_row_reference_gives_that_rows_level_the_whole_share():
+    ref = drift._level_reference(pd.Series(["east"], dtype="str"), REGIONS)
+    assert ref["expected"] == [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+
+
+def test_rows_scored_as_other_are_counted_over_every_feature_with_that_policy():
+    """Two features score unseen values as "other": a row counts once whichever holds it
+    (kills the survivor that kept only the last feature's rows)."""
+    spec = dataclasses.replace(
+        SPEC,
+        features=(
+            *SPEC.features,
+            Feature("channel", "categorical", categories=("web", "branch"), unseen="other"),
+        ),
+    )
+    frame = demo_frame(10, seed=1).head(4).reset_index(drop=True)
+    frame["region"] = pd.Series(["mars", "north", "north", "venus"], dtype="str")
+    frame["housing"] = pd.Series(["own"] * 4, dtype="str")
+    frame["channel"] = pd.Series(["web", "phone", "web", "fax"], dtype="str")
+    assert validation.other_category_rows(frame, spec) == 3  # rows 0 and 3 (region), 1 (channel)
