@@ -168,7 +168,8 @@ def test_a_one_row_reference_gives_that_rows_level_the_whole_share():
 
 def test_rows_scored_as_other_are_counted_over_every_feature_with_that_policy():
     """Two features score unseen values as "other": a row counts once whichever holds it
-    (kills the survivor that kept only the last feature's rows)."""
+    (kills the survivor that kept only the last feature's rows); a feature whose unseen
+    values are quarantined counts no row (kills ``and`` turned ``or``)."""
     spec = dataclasses.replace(
         SPEC,
         features=(
@@ -178,6 +179,6 @@ def test_rows_scored_as_other_are_counted_over_every_feature_with_that_policy():
     )
     frame = demo_frame(10, seed=1).head(4).reset_index(drop=True)
     frame["region"] = pd.Series(["mars", "north", "north", "venus"], dtype="str")
-    frame["housing"] = pd.Series(["own"] * 4, dtype="str")
+    frame["housing"] = pd.Series(["own", "own", "boat", "own"], dtype="str")  # quarantined
     frame["channel"] = pd.Series(["web", "phone", "web", "fax"], dtype="str")
     assert validation.other_category_rows(frame, spec) == 3  # rows 0 and 3 (region), 1 (channel)
