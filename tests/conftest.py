@@ -202,18 +202,22 @@ def s3_server(tmp_path_factory):
         proc.wait(timeout=10)
 
 
-def _create_bucket(options, bucket: str, *, deadline: float) -> None:
-
+def s3_filesystem(options, **extra):
+    """pyarrow's S3 client of the test S3 API server that ``options`` reach."""
     import pyarrow.fs as pafs
 
-    fs = pafs.S3FileSystem(
+    return pafs.S3FileSystem(
         access_key=options.access_key_id,
         secret_key=options.secret_access_key,
         region=options.region,
         endpoint_override=options.endpoint_url.removeprefix("http://"),
         scheme="http",
-        allow_bucket_creation=True,
+        **extra,
     )
+
+
+def _create_bucket(options, bucket: str, *, deadline: float) -> None:
+    fs = s3_filesystem(options, allow_bucket_creation=True)
     while True:
         try:
             fs.create_dir(bucket)

@@ -26,6 +26,7 @@ from tests.conftest import (
     expected_counts,
     query,
     run_pipeline,
+    s3_filesystem,
     s3_settings,
     storage_env,
 )
@@ -160,14 +161,7 @@ def _copy_prefix(template, settings) -> None:
     """Every object of the template's lake (models included) under ``settings``' prefix."""
     import pyarrow.fs as pafs
 
-    s3 = template.s3
-    fs = pafs.S3FileSystem(
-        access_key=s3.access_key_id,
-        secret_key=s3.secret_access_key,
-        region=s3.region,
-        endpoint_override=s3.endpoint_url.removeprefix("http://"),
-        scheme="http",
-    )
+    fs = s3_filesystem(template.s3)
     pafs.copy_files(
         template.lake_url.removeprefix("s3://"),
         settings.lake_url.removeprefix("s3://"),
