@@ -64,6 +64,19 @@ def models(settings: Settings) -> list[dict]:
     return _rows(settings, ["registry/list.sql"], {})[0]
 
 
+def lineage(settings: Settings, model_name: str | None = None) -> dict:
+    """Which model reads which: ``{"edges": {model: models it reads}, "versions": rows}``;
+    with ``model_name``, the rows of the versions that changing it affects (those reading
+    it, directly or through others: :func:`credit_batch.stores.registry.lineage`)."""
+    from credit_batch.stores import registry
+
+    if not results.exists(settings):
+        return {"edges": {}, "versions": []}
+    with results.open_results(settings, read_only=True) as db:
+        edges = registry.model_edges(db, settings)
+        return {"edges": edges, "versions": registry.lineage(db, settings, model_name)}
+
+
 def runs(settings: Settings, *, limit: int = 20) -> list[dict]:
     """The newest runs, with status, start, origin and seconds per step.
 

@@ -101,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_retire)
     c = sub.add_parser("models", help="list registered model versions and roles (reads only)")
     c.set_defaults(func=_models)
+    c = sub.add_parser("lineage", help="which model reads which model's scores (reads only)")
+    c.add_argument("model", nargs="?", help="only the versions that changing this model affects")
+    c.set_defaults(func=_lineage)
     c = sub.add_parser(
         "upgrade", help="migrate the results database in place to this release's schema version"
     )
@@ -563,6 +566,23 @@ def _models(settings: Settings, args) -> None:
         )
     print("(held-out AUC and KS: rows of the training window kept out of training;")
     print(" out-of-time figures: `credit-batch train-candidate` and the model card)")
+
+
+def _lineage(settings: Settings, args) -> None:
+    found = catalog.lineage(settings, args.model)
+    pairs = [(up, n) for n, ups in sorted(found["edges"].items()) for up in sorted(ups)]
+    if not pairs:
+        print("no model reads another model's score")
+        return
+    for up, name in pairs:
+        print(f"{name} reads {up}")
+    what = f"changing {args.model} affects" if args.model else "versions trained on"
+    print(f"{what}:" if found["versions"] else f"{what}: no registered version")
+    for r in found["versions"]:
+        print(
+            f"  {r['model_name']} {r['model_version']} ({r['status']}) "
+            f"trained on {r['upstream_model']} {r['upstream_version']}"
+        )
 
 
 def _upgrade(settings: Settings, args) -> None:

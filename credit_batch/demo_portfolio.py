@@ -8,7 +8,9 @@ and its outcomes (tables and the product views from
 and each model file (``pd_cards.toml``, ...) names the spec, the segments and
 the policy. The risk differs by product and country, and the features by
 product, so each segment's champion is a model of its own. A few rows break
-the rules (an impossible age): quarantined.
+the rules (an impossible age): quarantined. A collections model
+(``collections_cards.toml``) scores the card accounts in arrears from the
+cards PD model's score of the same night (``arrears.toml``: ``upstream_model``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from credit_batch.config import DEFAULT_DEMO_ROWS, DEFAULT_DEMO_SNAPSHOTS, Setti
 from credit_batch.demo_lender import outcomes_table, write_book
 from credit_batch.errors import ParameterError
 
-__all__ = ["COUNTRIES", "MODEL_FILES", "PRODUCTS", "generate", "write_warehouse"]
+__all__ = ["COUNTRIES", "MODEL_FILES", "PRODUCTS", "READER_FILES", "generate", "write_warehouse"]
 
 #: Product: (account number prefix, share of accounts, log-odds of default added).
 PRODUCTS = {"cards": ("CD", 0.45, 0.5), "loans": ("LN", 0.35, 0.0), "mortgages": ("MG", 0.2, -1.2)}
@@ -30,6 +32,8 @@ PRODUCTS = {"cards": ("CD", 0.45, 0.5), "loans": ("LN", 0.35, 0.0), "mortgages":
 COUNTRIES = {"uk": (0.4, 0.0), "ie": (0.15, 0.35), "fr": (0.25, -0.25), "de": (0.2, -0.5)}
 #: The model files of the portfolio, one per product (``sql/specs/portfolio/``).
 MODEL_FILES = tuple(f"specs/portfolio/pd_{product}.toml" for product in PRODUCTS)
+#: The models reading the PD models' scores: trained once those have scored their window.
+READER_FILES = ("specs/portfolio/collections_cards.toml",)
 _LAST_SNAPSHOT = dt.date(2026, 10, 31)  # as the other demos'
 
 

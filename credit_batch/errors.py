@@ -16,12 +16,14 @@ multiprocessing move exceptions between processes)::
     │   ├── SchemaVersionError       the results database is older or newer than this release
     │   ├── QuarantineBudgetError    more rows broke the rules than the budget allows
     │   ├── DriftError               the scores drifted into the act band (if asked to fail)
-    │   └── ReconciliationError      rows in != rows scored + rows quarantined
+    │   ├── ReconciliationError      rows in != rows scored + rows quarantined
+    │   └── UpstreamScoresError      a model read by another has no scores of that snapshot
     └── ModelError                   the model cannot be used
         ├── ModelNotFoundError       unknown model version
         ├── NoChampionError          no version is promoted to champion
         ├── ArtifactIntegrityError   the artifact's sha256 does not match
-        └── GateError                a lifecycle act its gates or role forbid
+        ├── GateError                a lifecycle act its gates or role forbid
+        └── ModelGraphError          models would read each other in a cycle (or too deep)
 
 Only :class:`ServiceUnavailableError` is ``retryable``: retrying any other
 error gives the same answer, so schedulers should fail the task at once.
@@ -43,6 +45,7 @@ __all__ = [
     "GateError",
     "ModelError",
     "ModelFileError",
+    "ModelGraphError",
     "ModelNotFoundError",
     "NoChampionError",
     "ParameterError",
@@ -54,6 +57,7 @@ __all__ = [
     "SnapshotNotFoundError",
     "SpecError",
     "UnsupportedDatabaseError",
+    "UpstreamScoresError",
     "from_record",
     "to_record",
 ]
@@ -209,6 +213,15 @@ class ReconciliationError(DataError):
     )
 
 
+class UpstreamScoresError(DataError):
+    """A model reads another model's scores, and that model has none of the snapshot."""
+
+    remedy = (
+        "Score the upstream model for that snapshot first (`credit-batch run "
+        "--snapshot-date D --model-name UPSTREAM` scores it and every model reading it)."
+    )
+
+
 class ModelError(CreditBatchError):
     """The model cannot be used."""
 
@@ -247,6 +260,16 @@ class GateError(ModelError):
     remedy = (
         "Train a better candidate, or promote with `--override-gates` and a reason "
         "(recorded in `model_events`)."
+    )
+
+
+class ModelGraphError(ModelError):
+    """Registering the version would make models read each other in a cycle, or chain
+    more models than a night has waves for."""
+
+    remedy = (
+        "Change the spec's `upstream_model` features so that no model reads itself "
+        "through others (`credit-batch lineage NAME` shows who reads whom)."
     )
 
 

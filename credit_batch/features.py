@@ -18,10 +18,10 @@ import functools
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from credit_batch.checks import IDENTIFIER, read_toml
+from credit_batch.checks import IDENTIFIER, MODEL_NAME_PATTERN, read_toml
 from credit_batch.config import DEFAULT_SPEC_PATH
 from credit_batch.errors import SchemaMismatchError, SpecError
 
@@ -33,6 +33,7 @@ __all__ = [
     "KEY_TYPES",
     "MAX_MAGNITUDE",
     "UNSEEN_POLICIES",
+    "UPSTREAM_OUTPUTS",
     "default_spec",
     "load_spec",
 ]
@@ -45,6 +46,8 @@ FEATURE_TYPES = ("numeric", "integer", "boolean", "categorical")
 MAX_MAGNITUDE = 1e15
 #: What a category not declared in the spec gets at scoring time.
 UNSEEN_POLICIES = ("quarantine", "other")
+#: What a feature read from another model's scores takes of them.
+UPSTREAM_OUTPUTS = ("score", "points")
 #: How risk moves as a feature's value grows.
 DIRECTIONS = ("increases", "decreases", "none")
 #: Types of the entity key: ``customer_id`` is BIGINT or VARCHAR in the lake and results.
@@ -87,6 +90,13 @@ class Feature:
         What a categorical value outside ``categories`` gets: the row is
         quarantined, or scored as "other" (no level: every one-hot column 0)
         and counted in the run's ``rows_other_category``.
+    upstream_model : str or None
+        The model whose stored score of the same snapshot and key this
+        feature is (a collections model reading ``pd_cards``): not a warehouse
+        column; the extract joins the upstream's champion scores, and the
+        night scores the upstream first (:mod:`credit_batch.graph`).
+    upstream_output : {"score", "points"}
+        Which of the upstream's outputs: its probability, or its points.
 
     A row that breaks a rule is quarantined, not scored (see
     :mod:`credit_batch.steps.validation`); the rules live here and nowhere else.
@@ -105,6 +115,8 @@ class Feature:
     discrete: bool = False
     categories: tuple[str, ...] = ()
     unseen: str = "quarantine"
+    upstream_model: str | None = None
+    upstream_output: str = "score"
 
     @property
     def categorical(self) -> bool:
@@ -153,6 +165,25 @@ class FeatureSpec:
     def names(self) -> list[str]:
         """All feature names, in model order."""
         return [f.name for f in self.features]
+
+    @property
+    def upstream(self) -> tuple[Feature, ...]:
+        """The features that are other models' scores (``upstream_model`` set)."""
+        return tuple(f for f in self.features if f.upstream_model)
+
+    @property
+    def upstream_models(self) -> tuple[str, ...]:
+        """The names of the models this spec reads the scores of, sorted, once each."""
+        return tuple(sorted({f.upstream_model for f in self.upstream}))
+
+    @property
+    def in_warehouse(self) -> FeatureSpec:
+        """The spec of the warehouse's columns only (no upstream feature): what the
+        warehouse queries read and are checked against."""
+        if not self.upstream:
+            return self
+        kept = tuple(f for f in self.features if not f.upstream_model)
+        return replace(self, features=kept)
 
     @property
     def skewed(self) -> list[str]:
@@ -212,7 +243,7 @@ class FeatureSpec:
         given = {"features": self.features_query, "labeled": self.labeled_query}.get(name)
         if given is not None:
             return given
-        columns = ",\n    ".join(_select(f, "f") for f in self.features)
+        columns = ",\n    ".join(_select(f, "f") for f in self.in_warehouse.features)
         # training's rows in one order on every database: strings in byte order
         collate = ' COLLATE "C"' if self.key_type == "string" else ""
         return _QUERIES[name].format(
@@ -226,8 +257,16 @@ class FeatureSpec:
         )
 
     def to_dict(self) -> dict:
-        """Plain JSON of the whole spec, queries included (what the registry stores)."""
-        return asdict(self)
+        """Plain JSON of the whole spec, queries included (what the registry stores).
+
+        A feature's upstream fields are left out where it reads no model, so a spec
+        written before them keeps its digest (and its feature set, its versions).
+        """
+        data = asdict(self)
+        for feature in data["features"]:
+            if feature["upstream_model"] is None:
+                del feature["upstream_model"], feature["upstream_output"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> FeatureSpec:
@@ -301,6 +340,7 @@ _TARGET = {"name", "table", "query"}
 _FEATURE = {f.name for f in fields(Feature)}
 _NUMERIC_ONLY = {"minimum", "maximum", "forbidden", "skewed"}
 _CATEGORICAL_ONLY = {"categories", "unseen"}
+_UPSTREAM_TYPES = ("numeric",)
 _BIND = {
     "features": (":snapshot_date",),
     "labeled": (":date_from", ":date_to"),
@@ -444,7 +484,9 @@ class _Reader:
         forbidden = item.get("forbidden", [])
         if not isinstance(forbidden, list):
             raise self.fail(f"{where}.forbidden", forbidden, "must be an array of numbers")
+        upstream = self.upstream(where, item, kind)
         return Feature(
+            **upstream,
             name=self.identifier(f"{where}.name", item["name"]),
             type=kind,
             description=self.text(f"{where}.description", item.get("description", "")),
@@ -461,6 +503,22 @@ class _Reader:
                 f"{where}.unseen", item.get("unseen", "quarantine"), UNSEEN_POLICIES
             ),
         )
+
+    def upstream(self, where: str, item: dict, kind: str) -> dict:
+        """``upstream_model`` and ``upstream_output`` of a feature read from another model."""
+        if "upstream_model" not in item:
+            if "upstream_output" in item:
+                raise self.fail(f"{where}.upstream_output", item["upstream_output"],
+                                "needs upstream_model (the model whose output it is)")  # fmt: skip
+            return {}
+        model = item["upstream_model"]
+        if not isinstance(model, str) or not re.match(MODEL_NAME_PATTERN, model):
+            raise self.fail(f"{where}.upstream_model", model, "must be a model name")
+        if kind not in _UPSTREAM_TYPES:
+            raise self.fail(f"{where}.type", kind, "must be numeric for a model's output")
+        output = item.get("upstream_output", "score")
+        output = self.choice(f"{where}.upstream_output", output, UPSTREAM_OUTPUTS)
+        return {"upstream_model": model, "upstream_output": output}
 
     def categories(self, where: str, value: object, kind: str) -> tuple[str, ...]:
         if kind != "categorical":

@@ -184,6 +184,12 @@ def demo(
     return record, done, monitor(settings)
 
 
+def _demo_champion(settings: Settings, trained: registry.ModelRecord) -> registry.ModelRecord:
+    if trained.status == "champion":  # a second demo trains the same versions
+        return trained
+    return promote(settings, trained.model_version, reason="the demo's model")
+
+
 def portfolio_demo(
     settings: Settings,
     *,
@@ -193,7 +199,9 @@ def portfolio_demo(
 ) -> tuple[list[registry.ModelRecord], list, list[dict]]:
     """The portfolio demo: write the book of three products in four countries, train and
     promote a champion per segment of each product's model file (and the pooled one
-    where the file's fallback is "pooled"), run the nights of the two newest snapshots
+    where the file's fallback is "pooled"), score the training month with them, train
+    and promote the collections model on their stored scores (it reads ``pd_cards``),
+    run the nights of the two newest snapshots
     (:func:`credit_batch.portfolio.run_night`), monitor.
 
     Returns the champions, the two :class:`~credit_batch.portfolio.Night` results and the
@@ -210,9 +218,15 @@ def portfolio_demo(
             trained = pipeline.train(
                 settings, until=dates[-3], segment=segment, **training_options(path)
             )
-            if trained.status != "champion":  # a second demo trains the same versions
-                trained = promote(settings, trained.model_version, reason="the demo's model")
-            champions.append(trained)
+            champions.append(_demo_champion(settings, trained))
+    # the readers of PD scores train on the PD champions' stored scores of their window
+    portfolio.run_night(settings, RunOptions(snapshot_date=dates[-3]), workers=workers)
+    for name in demo_portfolio.READER_FILES:
+        path = settings.sql_dir / name
+        trained = pipeline.train(
+            settings, since=dates[-3], until=dates[-3], **training_options(path)
+        )
+        champions.append(_demo_champion(settings, trained))
     nights = [
         portfolio.run_night(
             settings, RunOptions(snapshot_date=d), workers=workers, progress=progress

@@ -31,7 +31,7 @@ from credit_batch.demo import write_example as demo_data
 from credit_batch.faults import fault_point
 from credit_batch.features import FeatureSpec
 from credit_batch.run import Plan, Run, RunOptions, RunResult
-from credit_batch.steps import drift, explain, scoring, segments, spec_check, validation
+from credit_batch.steps import drift, explain, scoring, segments, spec_check, upstream, validation
 from credit_batch.steps import importance as importance_module
 from credit_batch.steps.report import write_report
 from credit_batch.steps.spec_check import check_spec_file as check_spec
@@ -113,11 +113,16 @@ def extract_features(
     """
     started, t0 = utcnow(), time.perf_counter()
     part_rows, chunk = options.partition_rows(settings), options.chunk(settings)
-    spec_check.check_columns(wh, spec, settings.sql_dir)  # before anything is written
+    spec_check.check_columns(wh, spec.in_warehouse, settings.sql_dir)  # before any write
     date = warehouse.resolve_snapshot(
         wh, spec, snapshot_date=options.snapshot_date, as_of=options.as_of
     )
-    batches = warehouse.stream_features(wh, spec, date, batch_rows=min(chunk, part_rows))
+    scores = upstream.read_scores(settings, spec, [date])  # other models' scores it reads
+    batches = warehouse.stream_features(
+        wh, spec.in_warehouse, date, batch_rows=min(chunk, part_rows)
+    )
+    if spec.upstream:
+        batches = upstream.join_batches(batches, spec, scores)
     parts = lake.write_parts(
         batches,
         lake.features_dir(settings.lake, date, feature_set=spec.feature_set),

@@ -3,12 +3,13 @@
 The night's steps, as the nightly DAG's tasks call them::
 
     models = plan_night(settings, options)            # one entry per model (pinned versions)
-    items = extract_night(settings, options, models)  # each feature set extracted once
-    scored = [score_night(settings, i) for i in items]  # one per partition: every model
-                                                      # reading that feature set
-    for model in models:                              # one mapped task group per model
-        loaded = load_model(settings, model, items, scored)
-        importance_of(settings, loaded); report_of(settings, loaded)
+    for wave in range(graph.MAX_WAVES):               # models reading models' scores: later
+        w = extract_wave(settings, options, models, wave)  # each feature set extracted once
+        scored = [score_night(settings, i) for i in w["items"]]  # one per partition: every
+                                                      # model reading that feature set
+        for model in w["models"]:                     # one mapped task group per model
+            loaded = load_model(settings, model, w["items"], scored)
+            importance_of(settings, loaded); report_of(settings, loaded)
     page(settings, options)                           # the portfolio page, every model
 
 Models whose specs are equal share one extract (the lake keys it by feature
@@ -18,6 +19,11 @@ challengers beside it, in shadow, as before). A model's failure is recorded
 extracting or scoring, and raised again, of its own class, by that model's
 load: the other models load. Errors a retry may mend (a database away) fail
 the task, which Airflow retries. :func:`run_night` runs it all in one process.
+
+A model whose spec reads another model's scores (``upstream_model``) is in a
+later *wave* than that model (:func:`credit_batch.graph.waves`): its extract
+starts once the earlier waves have loaded, and joins the scores stored tonight.
+Rerunning a model (``options.model_name``) reruns every model reading it.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from multiprocessing import get_context
 
-from credit_batch import errors, pipeline
+from credit_batch import errors, graph, pipeline
 from credit_batch.checks import check_rows, utcnow
 from credit_batch.config import MAX_WORKERS, Settings
 from credit_batch.errors import CreditBatchError, ParameterError
@@ -42,6 +48,7 @@ from credit_batch.stores import registry, results, warehouse
 __all__ = [
     "Night",
     "extract_night",
+    "extract_wave",
     "importance_of",
     "load_model",
     "page",
@@ -74,6 +81,8 @@ def plan_night(settings: Settings, options: RunOptions) -> list[dict]:
         if exc.retryable:
             raise
         return [{"model_name": options.model_name, "failed": errors.to_record(exc), "units": []}]
+    if options.model_name and not options.model_version:
+        found = _with_readers(settings, found)
     by_name: dict[str, list] = {}
     for record in found:
         by_name.setdefault(record.model_name, []).append(record)
@@ -82,12 +91,36 @@ def plan_night(settings: Settings, options: RunOptions) -> list[dict]:
         raise ParameterError(
             "run id", options.run_id, f"resumes one model's run; name one version of {labels}"
         )
-    return [_planned(settings, options, name, records) for name, records in by_name.items()]
+    reads = {name: _reads(records) for name, records in by_name.items()}
+    wave = {name: i for i, names in enumerate(graph.waves(reads)) for name in names}
+    return [
+        _planned(settings, options, name, records, wave=wave[name], reads=reads[name])
+        for name, records in by_name.items()
+    ]
 
 
-def _planned(settings: Settings, options: RunOptions, name: str, records: list) -> dict:
+def _reads(records: list) -> list[str]:
+    """The models a model's champions read the scores of (their specs' upstream models)."""
+    return sorted({up for r in records for up in r.feature_spec.upstream_models})
+
+
+def _with_readers(settings: Settings, found: list) -> list:
+    """``found`` (one model's champions) and the champions of every model reading it,
+    directly or through others: rerunning a model reruns the models reading its scores."""
+    every = registry.night_models(settings)
+    edges: dict[str, set] = {}
+    for record in every:
+        edges.setdefault(record.model_name, set()).update(record.feature_spec.upstream_models)
+    reached = graph.downstream_of(edges, {r.model_name for r in found})
+    readers = [r for r in every if r.model_name in reached and r not in found]
+    return found + readers
+
+
+def _planned(
+    settings: Settings, options: RunOptions, name: str, records: list, *, wave: int, reads: list
+) -> dict:
     units = [_unit(settings, options, record) for record in records]
-    return {"model_name": name, "failed": None, "units": units}
+    return {"model_name": name, "failed": None, "units": units, "wave": wave, "reads": reads}
 
 
 def _unit(settings: Settings, options: RunOptions, record: registry.ModelRecord) -> dict:
@@ -104,6 +137,14 @@ def _unit(settings: Settings, options: RunOptions, record: registry.ModelRecord)
         logger.error("%s fails tonight: %s", record.label, exc)
         unit["failed"] = errors.to_record(exc)
     return unit
+
+
+def extract_wave(settings: Settings, options: RunOptions, models: list[dict], wave: int) -> dict:
+    """:func:`extract_night` of the models of one wave (see :mod:`credit_batch.graph`):
+    ``{"models": those models, "items": their partitions}``. Wave ``n`` runs once the
+    loads of the waves before it are done, so the scores its models read are stored."""
+    mine = [m for m in models if m.get("wave", 0) == wave]
+    return {"models": mine, "items": extract_night(settings, options, mine) if mine else []}
 
 
 def extract_night(settings: Settings, options: RunOptions, models: list[dict]) -> list[dict]:
@@ -383,14 +424,22 @@ def run_night(
     options = options or RunOptions()
     t0 = time.perf_counter()
     models = plan_night(settings, options)
-    items = extract_night(settings, options, models)
-    scored = _score_all(settings, items, workers)
-    if progress is not None:
-        scored = progress(scored, len(items))
-    scored = list(scored)
-    night = Night()
-    for model in models:
-        _finish(settings, night, model, items, scored, t0)
+    night, last = Night(), max(m.get("wave", 0) for m in models)
+    for wave in range(last + 1):
+        try:
+            extracted = extract_wave(settings, options, models, wave)
+        except CreditBatchError as exc:
+            if exc.retryable or last == 0:  # a night of one wave: its error, as it was
+                raise
+            night.failed.update({m["model_name"]: exc for m in models if m.get("wave") == wave})
+            continue
+        items = extracted["items"]
+        scored = _score_all(settings, items, workers)
+        if progress is not None:
+            scored = progress(scored, len(items))
+        scored = list(scored)
+        for model in extracted["models"]:
+            _finish(settings, night, model, items, scored, t0)
     night.page = page(settings, options)["portfolio_page"]
     return night
 

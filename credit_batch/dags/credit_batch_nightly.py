@@ -6,6 +6,9 @@ Scores every customer of a warehouse snapshot with every model of the portfolio
 their permutation importance in SQL for later lookup.
 
 * **plan**: the night's models (`model_name` or `model_version`: one only), versions pinned
+* **waves**: a model reading another model's scores (a spec feature's `upstream_model`) is
+  in a later wave: `extract_wave_1` starts once wave 0 has loaded (task order, not Asset
+  events); each model's load emits the Asset `credit_batch://scores/NAME` (extra: `reads`)
 * **extract**: each feature set once (models with equal specs share it) ->
   `lake/features/feature_set=F/snapshot_date=D/part-*.parquet`
 * **score**: one mapped task per partition: validate, score, reason codes, drift counts,
@@ -27,14 +30,16 @@ from __future__ import annotations
 import datetime as dt
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, get_current_context, task, task_group
+from airflow.sdk import Asset, AssetAlias, Param, dag, get_current_context, task, task_group
 
 from credit_batch.config import ASSETS, RUN_PARAMS, deployment, task_defaults
+from credit_batch.graph import MAX_WAVES
 from credit_batch.run import RunOptions
 
 TZ = "Europe/London"
 WHERE = deployment()  # the load's pool, the scoring queue and concurrency (CREDIT_BATCH_...)
 LABEL = {"map_index_template": "{{ model_name }}"}  # a model's mapped tasks show its name
+SCORES = AssetAlias("credit_batch_model_scores")  # one Asset per model: credit_batch://scores/NAME
 
 
 @dag(
@@ -54,6 +59,10 @@ def credit_batch_nightly():
 
         return _fail_fast(portfolio.plan_night, _options())  # one entry per model
 
+    @task
+    def models_of_wave(models: list[dict], wave: int) -> list[dict]:
+        return [m for m in models if m.get("wave", 0) == wave]  # see credit_batch.graph
+
     @task(inlets=[Asset(ASSETS["warehouse"])], outlets=[Asset(ASSETS["features"])])
     def extract(models: list[dict]) -> list[dict]:
         from credit_batch import portfolio
@@ -69,13 +78,17 @@ def credit_batch_nightly():
 
     @task_group(prefix_group_id=False)
     def model_night(model: dict, items: list[dict], scored: list[dict]):
-        @task(pool=WHERE.load_pool, outlets=[Asset(ASSETS["predictions"])], **LABEL)
+        @task(pool=WHERE.load_pool, outlets=[Asset(ASSETS["predictions"]), SCORES], **LABEL)
         def load(model: dict, items: list[dict], scored: list[dict]) -> dict:
             from credit_batch import portfolio
 
-            get_current_context()["model_name"] = model["model_name"]
+            ctx = get_current_context()
+            ctx["model_name"] = model["model_name"]
             # One slice request: iterating a lazy sequence asks past its end ("XCom not found").
-            return _fail_fast(portfolio.load_model, model, items[:], scored[:])
+            loaded = _fail_fast(portfolio.load_model, model, items[:], scored[:])
+            asset = Asset(f"credit_batch://scores/{model['model_name']}")  # reads: the edges
+            ctx["outlet_events"][SCORES].add(asset, extra={"reads": model.get("reads", [])})
+            return loaded
 
         @task(execution_timeout=dt.timedelta(minutes=30), **LABEL)
         def importance(loaded: dict) -> dict:
@@ -105,10 +118,18 @@ def credit_batch_nightly():
 
         raise AirflowFailException("a model of the night failed: its load task says why")
 
-    models = plan()
-    items = extract(models)
-    scored = score.expand_kwargs(items)
-    night = model_night.partial(items=items, scored=scored).expand(model=models)
+    models, night = plan(), None
+    for wave in range(MAX_WAVES):  # models reading models' scores: after those models load
+        mine = models_of_wave.override(task_id=f"models_of_wave_{wave}")(models, wave)
+        later = {"task_id": f"extract_wave_{wave}", "trigger_rule": "all_done"}
+        items = extract.override(**later)(mine) if wave else extract(mine)
+        score_ = score.override(task_id=f"score_wave_{wave}") if wave else score
+        scored = score_.expand_kwargs(items)
+        group = model_night.override(group_id=f"wave_{wave}", prefix_group_id=True)
+        if night is not None:
+            night >> items
+        night = (group if wave else model_night).partial(items=items, scored=scored)
+        night = night.expand(model=mine)
     night >> [portfolio_page(), every_model_loaded()]
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from credit_batch.errors import ParameterError
 from credit_batch.sampling import sample_batches
-from credit_batch.steps import segments
+from credit_batch.steps import segments, upstream
 from credit_batch.steps.encoding import model_frame
 from credit_batch.steps.validation import valid_rows
 from credit_batch.stores import lake, warehouse
@@ -70,8 +70,11 @@ def lake_sample(settings: Settings, run: Run, *, seed: int):
 def labeled_sample(settings: Settings, run: Run, customers: list, *, seed: int):
     """The valid labeled rows of ``customers`` (the lake's sample) in the warehouse."""
     spec, date = run.spec, run.snapshot_date
+    scores = upstream.read_scores(settings, spec, [date])  # other models' scores it reads
     with warehouse.open_warehouse(settings) as wh:
-        batches = warehouse.stream_labeled(wh, spec, date, date, customers=customers)
+        batches = warehouse.stream_labeled(wh, spec.in_warehouse, date, date, customers=customers)
+        if spec.upstream:
+            batches = upstream.join_batches(batches, spec, scores, with_target=True)
         return _valid_sample(batches, spec.arrow_schema(with_target=True), run, seed)
 
 

@@ -17,7 +17,7 @@ from credit_batch.checks import parse_date
 from credit_batch.config import DEFAULT_ALGORITHM, DEFAULT_SEED, Gates, Policy, Settings
 from credit_batch.errors import DataError, NoChampionError
 from credit_batch.features import FeatureSpec, load_spec
-from credit_batch.steps import drift, performance, segments
+from credit_batch.steps import drift, performance, segments, upstream
 from credit_batch.steps.encoding import model_frame
 from credit_batch.steps.model_card import write_model_card
 from credit_batch.steps.training import DEFAULT_MAX_ROWS, train
@@ -61,7 +61,8 @@ def train_candidate(
     """
     spec = spec or load_spec(settings.spec_path)
     with warehouse.open_warehouse(settings) as wh:
-        valid_date, valid, until = _newest_matured(wh, spec, parse_date(cutoff, name="cutoff"))
+        cutoff = parse_date(cutoff, name="cutoff")
+        valid_date, valid, until = _newest_matured(settings, wh, spec, cutoff)
     record = train(
         settings,
         until=until,
@@ -118,12 +119,12 @@ def _record_training(db, settings, record, found: dict, gate_status: str, *, act
     )
 
 
-def _newest_matured(wh, spec: FeatureSpec, cutoff: dt.date):
+def _newest_matured(settings: Settings, wh, spec: FeatureSpec, cutoff: dt.date):
     """The newest snapshot at or before ``cutoff`` with outcomes, its valid labeled rows,
     and the snapshot before it (the last one to train on)."""
     dates = sorted((r["snapshot_date"] for r in warehouse.list_snapshots(wh, spec)), reverse=True)
     for date in [d for d in dates if d <= cutoff]:
-        frame = valid_rows(_labeled(wh, spec, date), spec=spec)
+        frame = valid_rows(_labeled(settings, wh, spec, date), spec=spec)
         if not frame.empty:
             before = [d for d in dates if d < date]
             if not before:
@@ -137,9 +138,15 @@ def _newest_matured(wh, spec: FeatureSpec, cutoff: dt.date):
     )
 
 
-def _labeled(wh, spec: FeatureSpec, date: dt.date):
-    """A snapshot's labeled rows: whole, or a sample of a big book's."""
-    return warehouse.read_labeled(wh, spec, date, date, sample_rows=VALIDATION_ROWS, seed=0)
+def _labeled(settings: Settings, wh, spec: FeatureSpec, date: dt.date):
+    """A snapshot's labeled rows: whole, or a sample of a big book's (with the scores of
+    the models the spec reads, where it reads any)."""
+    found = warehouse.read_labeled(
+        wh, spec.in_warehouse, date, date, sample_rows=VALIDATION_ROWS, seed=0
+    )
+    if not spec.upstream:
+        return found
+    return upstream.join_frame(found, spec, upstream.read_scores(settings, spec, [date]))
 
 
 def validate(settings: Settings, record, frame, *, spec: FeatureSpec) -> dict:
@@ -182,7 +189,7 @@ def _champion_on(settings: Settings, record, frame) -> dict:
     if champion.spec_hash != record.spec_hash:
         date = frame["snapshot_date"].iloc[0]
         with warehouse.open_warehouse(settings) as wh:
-            frame = valid_rows(_labeled(wh, spec, date), spec=spec)
+            frame = valid_rows(_labeled(settings, wh, spec, date), spec=spec)
         if record.segment is not None:
             frame = frame[segments.in_segment(frame, record.segment_by, record.segment)]
     model = registry.load_model(

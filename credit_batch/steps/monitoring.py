@@ -106,7 +106,8 @@ def _outcomes(settings: Settings, spec, date):
 
     names = ["customer_id", spec.target]
     with warehouse.open_warehouse(settings) as wh:
-        batches = [b.select(names) for b in warehouse.stream_labeled(wh, spec, date, date)]
+        found = warehouse.stream_labeled(wh, spec.in_warehouse, date, date)
+        batches = [b.select(names) for b in found]
     schema = spec.arrow_schema(with_target=True)
     table = pa.Table.from_batches(batches, schema=pa.schema([schema.field(n) for n in names]))
     return table.to_pandas()

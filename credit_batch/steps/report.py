@@ -113,15 +113,17 @@ def write_portfolio_page(settings: Settings, *, as_of) -> Location:
     with results.open_results(settings, read_only=True) as db:
         sql = read_sql(settings.sql_dir, "report/portfolio.sql")
         rows = db.fetch_arrow(sql, {"as_of": date}).to_pylist()
+        edges = registry.model_edges(db, settings)
     path = lake.portfolio_path(settings.lake, date)
     with lake.atomic_path(path) as tmp:
-        tmp.write_text(render_portfolio(rows, date), encoding="utf-8")
+        tmp.write_text(render_portfolio(rows, date, edges=edges), encoding="utf-8")
     logger.info("portfolio page of %s: %s (%d models)", date, path, len(rows))
     return path
 
 
-def render_portfolio(rows: list[dict], as_of: dt.date) -> str:
-    """The portfolio page's HTML: one row per model (see ``sql/report/portfolio.sql``)."""
+def render_portfolio(rows: list[dict], as_of: dt.date, *, edges: dict | None = None) -> str:
+    """The portfolio page's HTML: one row per model (see ``sql/report/portfolio.sql``), and
+    the graph of which model reads which (``edges``: ``{model: models it reads}``)."""
     header = ["model", "champion", "challengers", "last night", "rows in", "scored"]
     header += ["quarantined", "score PSI", "drift", "realized AUC (snapshot)"]
     body = [_portfolio_row(r) for r in rows]
@@ -134,13 +136,47 @@ def render_portfolio(rows: list[dict], as_of: dt.date) -> str:
         "outside the model's training window.</p>",
         _table(header, body) if body else "<p>No model has a champion yet.</p>",
         "<h2>Which model reads which</h2>",
-        "<p>No model reads another model's score: every model reads its own feature set.</p>",
+        _graph({r["model_name"] for r in rows}, edges or {}),
     ]
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>credit-batch portfolio {_e(as_of)}</title>"
         f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>"
     )
+
+
+def _graph(names: set[str], edges: dict) -> str:
+    """The models in waves (columns, :func:`credit_batch.graph.waves`), an arrow from each
+    model to each model reading its score, as inline SVG; a list of the edges beside."""
+    from credit_batch import graph
+
+    mine = {n: set(edges.get(n, ())) & names for n in sorted(names)}
+    pairs = [(up, n) for n, ups in mine.items() for up in sorted(ups)]
+    if not pairs:
+        return "<p>No model reads another model's score: each reads its own feature set.</p>"
+    where = {}
+    for col, wave in enumerate(graph.waves(mine)):
+        for row, name in enumerate(wave):
+            where[name] = (20 + 240 * col, 20 + 50 * row)
+    width = 20 + 240 * (1 + max(x for x, _ in where.values()) // 240)
+    height = 20 + 50 * (1 + max(y for _, y in where.values()) // 50)
+    shapes = [
+        f"<rect x='{x}' y='{y}' width='180' height='30' rx='4' fill='#eef' stroke='#446'/>"
+        f"<text x='{x + 8}' y='{y + 20}' font-size='13'>{_e(n)}</text>"
+        for n, (x, y) in where.items()
+    ]
+    shapes += [
+        f"<line x1='{where[a][0] + 180}' y1='{where[a][1] + 15}' x2='{where[b][0]}' "
+        f"y2='{where[b][1] + 15}' stroke='#446' marker-end='url(#arrow)'/>"
+        for a, b in pairs
+    ]
+    marker = (
+        "<defs><marker id='arrow' markerWidth='8' markerHeight='8' refX='8' refY='4' "
+        "orient='auto'><path d='M0,0 L8,4 L0,8 z' fill='#446'/></marker></defs>"
+    )
+    svg = f"<svg class='graph' width='{width}' height='{height}'>{marker}{''.join(shapes)}</svg>"
+    listed = "".join(f"<li>{_e(b)} reads the score of {_e(a)}</li>" for a, b in pairs)
+    return f"{svg}<ul class='edges'>{listed}</ul>"
 
 
 def _portfolio_row(r: dict) -> list:

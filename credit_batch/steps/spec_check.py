@@ -40,10 +40,13 @@ def check_spec(
     feature the spec's own query derives need not be a table column), and
     SnapshotNotFoundError when the table holds no snapshot. Otherwise reads up
     to ``sample_rows`` rows of the snapshot (default: the newest) through the
-    spec's extract query and counts the rows that break a rule, per rule.
+    spec's extract query and counts the rows that break a rule, per rule. A feature
+    read from another model's scores (``upstream_model``) is listed, not checked here.
     """
     from credit_batch.steps.validation import split_valid
 
+    upstream = {f.name: f.upstream_model for f in spec.upstream}
+    spec = spec.in_warehouse
     columns = check_columns(db, spec, sql_dir)
     snapshots = warehouse.list_snapshots(db, spec)
     date = warehouse.resolve_snapshot(db, spec, snapshot_date=snapshot_date)
@@ -56,6 +59,7 @@ def check_spec(
         "table": spec.table,
         "features": len(spec.features),
         "derived": [f.name for f in spec.features if f.name not in columns],
+        "upstream": upstream,
         "snapshots": len(snapshots),
         "snapshot_date": date,
         "sample_rows": len(frame),

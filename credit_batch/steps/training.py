@@ -29,7 +29,7 @@ from credit_batch.config import (
 )
 from credit_batch.errors import DataError, ParameterError
 from credit_batch.features import FeatureSpec, default_spec, load_spec
-from credit_batch.steps import drift, segments
+from credit_batch.steps import drift, segments, upstream
 from credit_batch.steps.encoding import model_frame
 from credit_batch.steps.explain import linear_background
 from credit_batch.steps.validation import valid_rows
@@ -314,8 +314,16 @@ def train(
     check_algorithm(algorithm)
     with warehouse.open_warehouse(settings) as wh:
         labeled = warehouse.read_labeled(
-            wh, spec, since_date, until_date, sample_rows=max_rows + max_rows // 10, seed=seed
+            wh,
+            spec.in_warehouse,
+            since_date,
+            until_date,
+            sample_rows=max_rows + max_rows // 10,
+            seed=seed,
         )
+    scores = upstream.read_scores(settings, spec, labeled["snapshot_date"].unique())
+    if scores:  # features that are other models' stored scores
+        labeled = upstream.join_frame(labeled, spec, scores)
     if segment_by is not None:
         segments.check_segment_by(spec, segment_by)
     if segment is not None:
@@ -346,6 +354,7 @@ def train(
             policy=policy,
             segment_by=segment_by,
             segment=segment,
+            upstream=upstream.versions_read(scores),
         )
 
 

@@ -70,6 +70,7 @@ ALLOWED_TABLES = frozenset(
         "partial_dependence",
         "feature_reasons",
         "model_events",
+        "model_lineage",
         "schema_migrations",
         "api_keys",
         "challenger_comparison",

@@ -33,6 +33,7 @@ from credit_batch.config import Policy, Settings, safe_url
 from credit_batch.errors import (
     ArtifactIntegrityError,
     GateError,
+    ModelGraphError,
     ModelNotFoundError,
     NoChampionError,
     ParameterError,
@@ -55,7 +56,9 @@ __all__ = [
     "default_actor",
     "events",
     "get_model",
+    "lineage",
     "list_models",
+    "model_edges",
     "load_model",
     "verified_artifact",
     "promote",
@@ -182,12 +185,17 @@ def save_model(
     policy: Policy | None = None,
     segment_by: str | None = None,
     segment: str | None = None,
+    upstream: dict[str, list[str]] | None = None,
 ) -> ModelRecord:
     """Write the artifact and metadata, register it as a candidate of ``model_name``
     (default: the spec's name) with ``policy`` (default: the settings'), return its record.
 
     ``segment_by``, ``segment``: a segmented model's column and this version's
-    segment (None: trained on every row, the pooled version).
+    segment (None: trained on every row, the pooled version). ``upstream``: the
+    versions of each model whose scores it was trained on (``model_lineage``).
+    A version whose spec reads models (``upstream_model``) that would read it back,
+    or chain more than :data:`credit_batch.graph.MAX_WAVES`, is refused
+    (ModelGraphError), before anything is written.
 
     The version is ``<algorithm>-<train_until>-<fingerprint[:10]>``: the same
     training inputs give the same version. A version already registered is
@@ -201,6 +209,7 @@ def save_model(
         _same_model(known[0], model_name)
         logger.info("model %s is already registered; nothing to write", version)
         return known[0]
+    check_edges(db, settings, model_name, fitted.spec)
     folder = settings.models / version
     name, data = _artifact_bytes(fitted)
     with atomic_path(folder / name) as tmp:
@@ -228,8 +237,48 @@ def save_model(
     with atomic_path(folder / "metadata.json") as tmp:
         tmp.write_text(json.dumps(asdict(record), default=str, indent=2))
     fault_point("registry.before_register")
-    _register(db, settings, record)
+    _register(db, settings, record, upstream or {})
     return record
+
+
+def model_edges(db: Database, settings: Settings) -> dict[str, set[str]]:
+    """``{model: the models its versions (not retired) read}``, every registered model."""
+    edges: dict[str, set[str]] = {}
+    for name, spec in _model_specs(db, settings):
+        edges.setdefault(name, set()).update(spec.upstream_models)
+    return edges
+
+
+def _model_specs(db: Database, settings: Settings) -> list[tuple[str, FeatureSpec]]:
+    rows = db.fetch_arrow(read_sql(settings.sql_dir, "registry/edges.sql")).to_pylist()
+    return [(r["model_name"], FeatureSpec.from_dict(json.loads(r["spec"]))) for r in rows]
+
+
+def check_edges(db: Database, settings: Settings, model_name: str, spec: FeatureSpec) -> None:
+    """Refuse ``spec`` for ``model_name`` where a model it reads is unknown or keyed
+    otherwise, or where the edges close a cycle (ModelGraphError, naming it)."""
+    from credit_batch import graph
+
+    if not spec.upstream:
+        return
+    specs = _model_specs(db, settings)
+    key_types = {name: s.key_type for name, s in specs}
+    for name in spec.upstream_models:
+        if name not in key_types:
+            raise ModelGraphError(
+                f"model {model_name} reads the scores of model {name}, which is not "
+                "registered; train and promote it first",
+                models=[name, model_name],
+            )
+        if key_types[name] != spec.key_type:
+            raise ModelGraphError(
+                f"model {model_name} ({spec.key_type} keys) reads model {name}, whose "
+                f"customers have {key_types[name]} keys: a score is joined on the same key",
+                models=[name, model_name],
+            )
+    edges = model_edges(db, settings)
+    edges[model_name] = edges.get(model_name, set()) | set(spec.upstream_models)
+    graph.check_graph(edges, adding=model_name)
 
 
 def _same_model(record: ModelRecord, name: str) -> None:
@@ -257,7 +306,7 @@ def _json_or_none(value) -> str | None:
     return None if value is None else json.dumps(value)
 
 
-def _register(db: Database, settings: Settings, record: ModelRecord) -> None:
+def _register(db: Database, settings: Settings, record: ModelRecord, upstream: dict) -> None:
     import pyarrow as pa
 
     with db.transaction():
@@ -265,8 +314,31 @@ def _register(db: Database, settings: Settings, record: ModelRecord) -> None:
         if _fetch(db, settings, "registry/get.sql", {"model_version": record.model_version}):
             logger.info("model %s is already registered", record.model_version)
             return
+        if record.feature_spec.upstream:  # two readers registered at once: one graph
+            results.lock(db, settings, "model-graph")
+            check_edges(db, settings, record.model_name, record.feature_spec)
         db.bulk_insert("model_registry", pa.Table.from_pylist([record.row()]))
         results.replace_reasons(db, settings, record.feature_spec.reasons)
+        lineage = [
+            {"model_version": record.model_version, "model_name": record.model_name,
+             "upstream_model": name, "upstream_version": version}
+            for name, versions in sorted(upstream.items()) for version in versions
+        ]  # fmt: skip
+        if lineage:
+            db.bulk_insert("model_lineage", pa.Table.from_pylist(lineage))
+
+
+def lineage(db: Database, settings: Settings, model_name: str | None = None) -> list[dict]:
+    """Lineage rows (``upstream_model``, ``upstream_version``, ``model_name``,
+    ``model_version``, ``status``); with ``model_name``, of the models reading it,
+    directly or through others: what changing it affects."""
+    from credit_batch import graph
+
+    rows = db.fetch_arrow(read_sql(settings.sql_dir, "registry/lineage.sql")).to_pylist()
+    if model_name is None:
+        return rows
+    reached = graph.downstream_of(model_edges(db, settings), [check_model_name(model_name)])
+    return [r for r in rows if r["model_name"] in reached - {model_name}]
 
 
 def _fetch(db: Database, settings: Settings, name: str, params: dict) -> list[ModelRecord]:

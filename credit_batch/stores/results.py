@@ -251,12 +251,18 @@ def _no_rows_to_change(db: Database, settings: Settings) -> None:
     """Every version registered before segments is unsegmented (both columns NULL)."""
 
 
+def _no_lineage(db: Database, settings: Settings) -> None:
+    """No version registered before lineage read another model: ``model_lineage`` (created
+    by the schema script) starts empty."""
+
+
 #: The versioned migrations, in order: ``version: (description, function)``.
 #: Version 1 is every database made before versions were recorded (the columns
 #: of :data:`_ADDED_COLUMNS` are added in place before any migration runs).
 MIGRATIONS = {
     2: ("named models: model_registry.model_name and model_events.model_name", _named_models),
     3: ("segments: model_registry.segment_by and model_registry.segment", _no_rows_to_change),
+    4: ("lineage: model_lineage, the upstream versions a version was trained on", _no_lineage),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -44,8 +44,9 @@ def test_assets_trace_the_flow_and_schedule_the_monitor(dagbag):
     outlets = {t: [a.name for a in nightly.task_dict[t].outlets] for t in ("extract", "load")}
     assert outlets == {
         "extract": ["credit_batch_lake_features"],
-        "load": ["credit_batch_predictions"],
+        "load": ["credit_batch_predictions", "credit_batch_model_scores"],  # + one per model
     }
+    assert type(nightly.task_dict["load"].outlets[1]).__name__ == "AssetAlias"
     watched = {a.name for a in monitor.timetable.asset_condition.objects}
     assert watched == {"credit_batch_outcomes", "credit_batch_predictions"}
     assert [a.name for a in dagbag.dags["credit_batch_train"].task_dict["train"].outlets] == [
@@ -54,23 +55,34 @@ def test_assets_trace_the_flow_and_schedule_the_monitor(dagbag):
 
 
 def test_nightly_dag_has_exact_tasks_and_wiring(dagbag):
+    """Wave 0 as one model's night always was; waves 1 and 2 (models reading models'
+    scores) wait for the wave before to be done, failed models included."""
     dag = dagbag.dags[DAG_ID]
     tasks = {"plan", "extract", "score", "load", "importance", "report", "portfolio_page"}
-    tasks.add("every_model_loaded")
+    tasks |= {"every_model_loaded", "models_of_wave_0"}
+    for w in (1, 2):
+        tasks |= {f"models_of_wave_{w}", f"extract_wave_{w}", f"score_wave_{w}"}
+        tasks |= {f"wave_{w}.load", f"wave_{w}.importance", f"wave_{w}.report"}
     assert set(dag.task_dict) == tasks
-    assert dag.task_dict["plan"].downstream_task_ids == {"extract", "load"}
+    waves = {f"models_of_wave_{w}" for w in (0, 1, 2)}
+    assert dag.task_dict["plan"].downstream_task_ids == waves
+    assert dag.task_dict["models_of_wave_0"].downstream_task_ids == {"extract", "load"}
     assert dag.task_dict["extract"].downstream_task_ids == {"score", "load"}
     assert dag.task_dict["score"].downstream_task_ids == {"load"}
     assert dag.task_dict["load"].downstream_task_ids == {"importance"}
     assert dag.task_dict["importance"].downstream_task_ids == {"report"}
-    assert dag.task_dict["report"].downstream_task_ids == {"portfolio_page", "every_model_loaded"}
+    assert dag.task_dict["report"].downstream_task_ids == {"extract_wave_1"}
+    assert dag.task_dict["extract_wave_1"].trigger_rule == "all_done"  # failed models too
+    assert dag.task_dict["wave_1.report"].downstream_task_ids == {"extract_wave_2"}
+    last = dag.task_dict["wave_2.report"].downstream_task_ids
+    assert last == {"portfolio_page", "every_model_loaded"}
     assert dag.task_dict["portfolio_page"].trigger_rule == "all_done"  # failed models too
     assert dag.task_dict["every_model_loaded"].trigger_rule == "one_failed"  # fails the run
     from airflow.sdk.definitions.mappedoperator import MappedOperator
     from airflow.sdk.definitions.taskgroup import MappedTaskGroup
 
     mapped = {t for t, op in dag.task_dict.items() if isinstance(op, MappedOperator)}
-    assert mapped == {"score"}  # one per partition
+    assert mapped == {"score", "score_wave_1", "score_wave_2"}  # one per partition
     group = dag.task_dict["load"].task_group  # one per model
     assert isinstance(group, MappedTaskGroup) and group is dag.task_dict["report"].task_group
     labels = {t: dag.task_dict[t].map_index_template for t in ("load", "importance", "report")}

@@ -40,6 +40,17 @@ CREATE TABLE IF NOT EXISTS model_registry (
     segment        VARCHAR                     -- the segment's value; NULL: every row (pooled)
 );
 
+-- Lineage (schema version 4): the versions of other models whose stored scores a
+-- version was trained on (a spec feature with upstream_model). "Which models does
+-- changing pd_cards affect?": the versions whose upstream_model is pd_cards.
+CREATE TABLE IF NOT EXISTS model_lineage (
+    model_version     VARCHAR NOT NULL,   -- the reading version
+    model_name        VARCHAR NOT NULL,
+    upstream_model    VARCHAR NOT NULL,   -- the model it reads
+    upstream_version  VARCHAR NOT NULL,   -- a version whose scores it was trained on
+    PRIMARY KEY (model_version, upstream_version)
+);
+
 -- The audit trail of the model lifecycle: who did what to which version, when and why.
 CREATE TABLE IF NOT EXISTS model_events (
     event_id       VARCHAR PRIMARY KEY,

@@ -33,3 +33,9 @@ SELECT * FROM portfolio_book WHERE product = 'loans';
 
 CREATE OR REPLACE VIEW mortgages_book AS
 SELECT * FROM portfolio_book WHERE product = 'mortgages';
+
+-- Card accounts in arrears (a payment missed in the last 12 months): what the
+-- collections model (collections_cards.toml) reads, beside the cards PD score.
+CREATE OR REPLACE VIEW cards_arrears_book AS
+SELECT *, balance / NULLIF(credit_limit, 0) AS utilization
+FROM portfolio_book WHERE product = 'cards' AND missed_payments_12m >= 1;
