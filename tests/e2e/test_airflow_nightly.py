@@ -194,3 +194,66 @@ def test_a_portfolio_night_loads_each_model_and_a_failed_model_fails_alone(
     tasks = _model_tasks(airflow_db)
     assert tasks[("load", "pd_accounts")] == (1, "failed")  # at once, with its own error
     assert {tasks[(t, "gmsc")] for t in ("load", "importance", "report")} == {(1, "success")}
+
+
+def _task_times(env: dict) -> dict[tuple[str, str], tuple]:
+    """``(task, rendered map index) -> (start, end, state)`` of the newest run's tasks."""
+    import sqlite3
+
+    con = sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db")
+    try:
+        rows = con.execute(
+            "SELECT task_id, rendered_map_index, start_date, end_date, state FROM task_instance "
+            "WHERE run_id = (SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC "
+            "LIMIT 1)",
+            (DAG_ID,),
+        ).fetchall()
+        events = con.execute(
+            "SELECT a.uri, e.extra FROM asset_event AS e JOIN asset AS a ON a.id = e.asset_id "
+            "WHERE a.uri LIKE 'credit_batch://scores/%' ORDER BY e.id"
+        ).fetchall()
+    finally:
+        con.close()
+    return {(t, label): (start, end, state) for t, label, start, end, state in rows}, events
+
+
+def test_a_model_reading_another_is_scored_in_the_next_wave_from_that_nights_scores(
+    airflow_db, demo, tmp_path
+):
+    """Wave 1 starts once wave 0 has loaded (task order in one DAG run, not Asset events);
+    the reader's scores are its predict_proba on the rows with gmsc's score of the night;
+    each model's load emits its scores Asset, the reader's naming what it reads; rerunning
+    gmsc alone reruns its reader."""
+    from credit_batch import pipeline, portfolio
+    from credit_batch.features import load_spec
+    from credit_batch.run import RunOptions
+    from tests.unit.test_models_reading_models import _oracle, _scores, spec_file
+
+    settings, written, gmsc = demo
+    dates = [w["snapshot_date"] for w in written]
+    portfolio.run_night(settings, RunOptions(snapshot_date=dates[-2]))  # gmsc's, to train on
+    spec = load_spec(spec_file(tmp_path / "spec", name="gmsc_reader"))
+    reader = pipeline.train(
+        settings, since=dates[-2], until=dates[-2], spec=spec, model_name="gmsc_reader"
+    )
+    pipeline.promote(settings, reader.model_version, reason="reads gmsc")
+    airflow_dags_test(airflow_db, settings, "2026-11-01", {**SMALL, "snapshot_date": NEWEST_DATE})
+    tasks, events = _task_times(airflow_db)
+    assert tasks[("load", "gmsc")][2] == tasks[("wave_1.load", "gmsc_reader")][2] == "success"
+    assert ("load", "gmsc_reader") not in tasks and ("wave_1.load", "gmsc") not in tasks
+    assert tasks[("report", "gmsc")][1] <= tasks[("extract_wave_1", None)][0]  # after wave 0
+    assert tasks[("extract_wave_2", None)][2] == "success"  # an empty wave: nothing to extract
+    date = dt.date.fromisoformat(NEWEST_DATE)
+    want = _oracle(settings, reader, gmsc, date)
+    got = _scores(settings, reader.model_version, date)
+    assert set(got) == set(want) and max(abs(got[k]["score"] - want[k]) for k in want) <= 1e-12
+    assert [(uri, json.loads(extra)) for uri, extra in events] == [
+        ("credit_batch://scores/gmsc", {"reads": []}),
+        ("credit_batch://scores/gmsc_reader", {"reads": ["gmsc"]}),
+    ]
+
+    conf = {**SMALL, "snapshot_date": NEWEST_DATE, "model_name": "gmsc", "skip_unchanged": False}
+    airflow_dags_test(airflow_db, settings, "2026-11-02", conf)
+    again = _scores(settings, reader.model_version, date)
+    assert set(again) == set(got)
+    assert {r["run_id"] for r in again.values()}.isdisjoint({r["run_id"] for r in got.values()})

@@ -219,7 +219,9 @@ def test_every_command_and_flag_of_the_cli_summary_runs(tmp_path, monkeypatch, c
     code, out, _ = run("events", version)
     assert code == 0 and "promoted      by newcomer: the README's model" in out
     code, out, _ = run("upgrade")
-    assert code == 0 and out.endswith("schema version 3, nothing to migrate\n")
+    assert code == 0 and out.endswith("schema version 4, nothing to migrate\n")
+    code, out, _ = run("lineage", "gmsc")
+    assert code == 0 and out == "no model reads another model's score\n"
     code, _, err = run(
         "run", "--snapshot-date", "2026-10-31", "--workers", "2", "--fail-on-drift",
         "--model-name", "gmsc",
