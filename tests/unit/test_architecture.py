@@ -23,6 +23,7 @@ CORE = {
     "storage",
     "sampling",
     "model_file",
+    "graph",  # which model reads which: the standard library's graphlib only
 }
 FACES = {"pipeline", "portfolio", "lifecycle", "catalog", "access", "serve", "cli"}
 HEAVY = {"pandas", "pyarrow", "sklearn", "shap", "duckdb", "psycopg", "numpy", "skops", "pandera"}

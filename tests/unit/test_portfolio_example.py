@@ -146,7 +146,7 @@ def test_each_model_keeps_its_own_policy_and_the_idle_fallback_skips_its_importa
     nights = len(NIGHTS) + 1  # and the training month, scored for the collections model
     assert idle == [{"importance_status": "skipped: the slice scored no valid row"}] * nights
     page = Path(settings.home / "lake" / "reports" / "portfolio")
-    assert len(list(page.glob("as_of=*/portfolio.html"))) == 2
+    assert len(list(page.glob("as_of=*/portfolio.html"))) == nights
 
 
 def test_a_segment_over_its_error_budget_fails_alone_and_its_models_other_segments_finish(

@@ -412,3 +412,34 @@ def test_a_promotion_of_one_model_never_waits_for_another_models(pg_demo):
     with results.open_results(settings, read_only=True) as db:
         champions = {r.model_name: r.model_version for r in registry.champions(db, settings)}
     assert champions == {"gmsc": gmsc.model_version, "pd_cards": cards.model_version}
+
+
+def test_a_model_reading_another_on_postgresql_reads_that_nights_scores(pg_demo, tmp_path):
+    """Warehouse and results on PostgreSQL: the reader trains on gmsc's stored scores
+    (lineage recorded), scores after it from the night's scores, to 1e-12 of its own
+    predict_proba; a version closing the cycle is refused under the graph's lock."""
+    from credit_batch import portfolio
+    from credit_batch.errors import ModelGraphError
+    from credit_batch.features import load_spec
+    from tests.unit.test_models_reading_models import SMALL, _oracle, _scores, spec_file
+
+    settings, written, gmsc = pg_demo
+    dates = [w["snapshot_date"] for w in written]
+    portfolio.run_night(settings, RunOptions(snapshot_date=dates[-2], **SMALL))
+    spec = load_spec(spec_file(tmp_path / "spec", name="gmsc_reader"))
+    reader = pipeline.train(
+        settings, since=dates[-2], until=dates[-2], spec=spec, model_name="gmsc_reader"
+    )
+    pipeline.promote(settings, reader.model_version, reason="reads gmsc")
+    night = portfolio.run_night(settings, RunOptions(snapshot_date=dates[-2], **SMALL))
+    assert sorted(night.results) == ["gmsc", "gmsc_reader"] and not night.failed
+    want = _oracle(settings, reader, gmsc, dates[-2])
+    got = _scores(settings, reader.model_version, dates[-2])
+    assert set(got) == set(want) and max(abs(got[k]["score"] - want[k]) for k in want) <= 1e-12
+    lineage = query(settings, "SELECT model_version, upstream_version FROM model_lineage")
+    assert lineage == [
+        {"model_version": reader.model_version, "upstream_version": gmsc.model_version}
+    ]
+    back = load_spec(spec_file(tmp_path / "back", name="gmsc", reads="gmsc_reader"))
+    with pytest.raises(ModelGraphError, match="cycle: gmsc -> gmsc_reader -> gmsc"):
+        pipeline.train(settings, since=dates[-2], until=dates[-2], spec=back, model_name="gmsc")
