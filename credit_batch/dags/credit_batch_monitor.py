@@ -25,8 +25,7 @@ from airflow.sdk import (
 )
 
 from credit_batch.config import ASSETS, task_defaults
-
-TZ = "Europe/London"
+from credit_batch.dags._tasks import TZ
 
 
 @dag(
@@ -52,20 +51,11 @@ TZ = "Europe/London"
 def credit_batch_monitor():
     @task(inlets=[Asset(ASSETS["outcomes"]), Asset(ASSETS["predictions"])])
     def realized_performance() -> list[dict]:
-        from airflow.sdk import Connection
-        from airflow.sdk.exceptions import AirflowFailException
-
         from credit_batch import lifecycle
-        from credit_batch.run import call_step
+        from credit_batch.dags._tasks import fail_fast
 
         date = get_current_context()["params"]["snapshot_date"]
-        found = call_step(
-            lifecycle.monitor,
-            snapshot_date=date,
-            only_new=date is None,
-            connection=Connection.get,
-            fail=AirflowFailException,
-        )
+        found = fail_fast(lifecycle.monitor, snapshot_date=date, only_new=date is None)
         return [
             {k: str(r[k]) for k in ("snapshot_date", "model_version", "roc_auc")} for r in found
         ]

@@ -7,8 +7,9 @@ their permutation importance in SQL for later lookup.
 
 * **plan**: the night's models (`model_name` or `model_version`: one only), versions pinned
 * **waves**: a model reading another model's scores (a spec feature's `upstream_model`) is
-  in a later wave: `extract_wave_1` starts once wave 0 has loaded (task order, not Asset
-  events); each model's load emits the Asset `credit_batch://scores/NAME` (extra: `reads`)
+  in a later wave: `extract_wave_1` starts once wave 0 is done (`wave_0_done`: loaded or
+  failed; task order, not Asset events); each model's load emits the Asset
+  `credit_batch://scores/NAME` (extra: `reads`)
 * **extract**: each feature set once (models with equal specs share it) ->
   `lake/features/feature_set=F/snapshot_date=D/part-*.parquet`
 * **score**: one mapped task per partition: validate, score, reason codes, drift counts,
@@ -30,13 +31,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pendulum
+from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Asset, AssetAlias, Param, dag, get_current_context, task, task_group
 
 from credit_batch.config import ASSETS, RUN_PARAMS, deployment, task_defaults
+from credit_batch.dags._tasks import TZ, fail_fast, run_options
 from credit_batch.graph import MAX_WAVES
-from credit_batch.run import RunOptions
 
-TZ = "Europe/London"
 WHERE = deployment()  # the load's pool, the scoring queue and concurrency (CREDIT_BATCH_...)
 LABEL = {"map_index_template": "{{ model_name }}"}  # a model's mapped tasks show its name
 SCORES = AssetAlias("credit_batch_model_scores")  # one Asset per model: credit_batch://scores/NAME
@@ -57,7 +58,7 @@ def credit_batch_nightly():
     def plan() -> list[dict]:
         from credit_batch import portfolio
 
-        return _fail_fast(portfolio.plan_night, _options())  # one entry per model
+        return fail_fast(portfolio.plan_night, run_options())  # one entry per model
 
     @task
     def models_of_wave(models: list[dict], wave: int) -> list[dict]:
@@ -67,14 +68,14 @@ def credit_batch_nightly():
     def extract(models: list[dict]) -> list[dict]:
         from credit_batch import portfolio
 
-        return _fail_fast(portfolio.extract_night, _options(), models)  # one per partition
+        return fail_fast(portfolio.extract_night, run_options(), models)  # one per partition
 
     @task(queue=WHERE.score_queue, max_active_tis_per_dagrun=WHERE.score_concurrency)
     def score(feature_set: str, partition: dict | None, plans: list[dict]) -> dict:
         from credit_batch import portfolio
 
         item = {"feature_set": feature_set, "partition": partition, "plans": plans}
-        return _fail_fast(portfolio.score_night, item)
+        return fail_fast(portfolio.score_night, item)
 
     @task_group(prefix_group_id=False)
     def model_night(model: dict, items: list[dict], scored: list[dict]):
@@ -85,7 +86,7 @@ def credit_batch_nightly():
             ctx = get_current_context()
             ctx["model_name"] = model["model_name"]
             # One slice request: iterating a lazy sequence asks past its end ("XCom not found").
-            loaded = _fail_fast(portfolio.load_model, model, items[:], scored[:])
+            loaded = fail_fast(portfolio.load_model, model, items[:], scored[:])
             asset = Asset(f"credit_batch://scores/{model['model_name']}")  # reads: the edges
             ctx["outlet_events"][SCORES].add(asset, extra={"reads": model.get("reads", [])})
             return loaded
@@ -95,14 +96,14 @@ def credit_batch_nightly():
             from credit_batch import portfolio
 
             get_current_context()["model_name"] = loaded["model_name"]
-            return _fail_fast(portfolio.importance_of, loaded)
+            return fail_fast(portfolio.importance_of, loaded)
 
         @task(**LABEL)
         def report(loaded: dict) -> dict:
             from credit_batch import portfolio
 
             get_current_context()["model_name"] = loaded["model_name"]
-            return _fail_fast(portfolio.report_of, loaded)
+            return fail_fast(portfolio.report_of, loaded)
 
         report(importance(load(model, items, scored)))
 
@@ -110,7 +111,7 @@ def credit_batch_nightly():
     def portfolio_page() -> dict:
         from credit_batch import portfolio
 
-        return _fail_fast(portfolio.page, _options())
+        return fail_fast(portfolio.page, run_options())
 
     @task(trigger_rule="one_failed")  # the run ends failed when a model did (the page ran)
     def every_model_loaded() -> None:
@@ -118,45 +119,25 @@ def credit_batch_nightly():
 
         raise AirflowFailException("a model of the night failed: its load task says why")
 
-    models, night = plan(), None
+    models, nights = plan(), []
     for wave in range(MAX_WAVES):  # models reading models' scores: after those models load
         mine = models_of_wave.override(task_id=f"models_of_wave_{wave}")(models, wave)
-        later = {"task_id": f"extract_wave_{wave}", "trigger_rule": "all_done"}
-        items = extract.override(**later)(mine) if wave else extract(mine)
-        score_ = score.override(task_id=f"score_wave_{wave}") if wave else score
-        scored = score_.expand_kwargs(items)
-        group = model_night.override(group_id=f"wave_{wave}", prefix_group_id=True)
-        if night is not None:
-            night >> items
-        night = (group if wave else model_night).partial(items=items, scored=scored)
-        night = night.expand(model=mine)
-    night >> [portfolio_page(), every_model_loaded()]
+        items = extract.override(**_named("extract", wave))(mine)
+        if nights:  # a barrier: the wave before is done, loaded or failed
+            done = EmptyOperator(task_id=f"wave_{wave - 1}_done", trigger_rule="all_done")
+            nights[-1] >> done >> items
+        scored = score.override(**_named("score", wave)).expand_kwargs(items)
+        group = model_night.override(**_named("wave", wave, group=True))
+        nights.append(group.partial(items=items, scored=scored).expand(model=mine))
+    nights >> portfolio_page()
+    nights >> every_model_loaded()
 
 
-def _options():
-    """The run's options from the DAG run's Params, logical date and ids."""
-    ctx = get_current_context()
-    dag_run = ctx["dag_run"]
-    when = pendulum.instance(ctx.get("logical_date") or dag_run.run_after)
-    return RunOptions.from_params(
-        ctx["params"],
-        as_of=when.in_timezone(TZ).date(),
-        airflow_dag_id=dag_run.dag_id,
-        airflow_run_id=dag_run.run_id,
-    )
-
-
-def _fail_fast(step, *args):
-    """Call ``step(settings, *args)``; fail the task at once where a retry cannot help.
-
-    Connections are looked up when a task runs (passwords stay masked in logs).
-    """
-    from airflow.sdk import Connection
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from credit_batch.run import call_step
-
-    return call_step(step, *args, connection=Connection.get, fail=AirflowFailException)
+def _named(name: str, wave: int, *, group: bool = False) -> dict:
+    """Wave 0 keeps the plain names (extract, score, load...); wave n: extract_wave_n..."""
+    if group:
+        return {"group_id": f"wave_{wave}", "prefix_group_id": True} if wave else {}
+    return {"task_id": f"{name}_wave_{wave}"} if wave else {}
 
 
 credit_batch_nightly()

@@ -23,8 +23,7 @@ import pendulum
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 from credit_batch.config import ASSETS, DEFAULT_TRAIN_SCHEDULE, TRAIN_PARAMS, task_defaults
-
-TZ = "Europe/London"
+from credit_batch.dags._tasks import TZ, actor, fail_fast
 
 
 @dag(
@@ -45,7 +44,7 @@ def credit_batch_train():
         ctx = get_current_context()
         when = pendulum.instance(ctx.get("logical_date") or ctx["dag_run"].run_after)
         params = ctx["params"]
-        record = _fail_fast(
+        record = fail_fast(
             lifecycle.train_from_model_file,
             params["model_file"],
             cutoff=params["cutoff"] or when.in_timezone(TZ).date(),
@@ -53,7 +52,7 @@ def credit_batch_train():
             algorithm=params["algorithm"],
             model_name=params["model_name"],
             segment=params["segment"],
-            actor=_actor(ctx),
+            actor=actor(),
         )
         return {
             "model_version": record.model_version,
@@ -68,33 +67,15 @@ def credit_batch_train():
 
         ctx = get_current_context()
         params = ctx["params"]
-        return _fail_fast(
+        return fail_fast(
             lifecycle.approve,
             trained["model_version"],
             approve=params["approve"],
-            actor=_actor(ctx),
+            actor=actor(),
             reason=params["reason"],
         )
 
     approve(train())
-
-
-def _actor(ctx) -> str:
-    """Who acts: the user who triggered the run (if Airflow knows), and the DAG run."""
-    run = ctx["dag_run"]
-    where = f"airflow:{run.dag_id}/{run.run_id}"
-    user = getattr(run, "triggering_user_name", None)
-    return f"{user} ({where})" if user else where
-
-
-def _fail_fast(step, *args, **kwargs):
-    """Call ``step(settings, *args, **kwargs)``; fail at once where a retry cannot help."""
-    from airflow.sdk import Connection
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from credit_batch.run import call_step
-
-    return call_step(step, *args, connection=Connection.get, fail=AirflowFailException, **kwargs)
 
 
 credit_batch_train()

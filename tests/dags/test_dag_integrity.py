@@ -63,6 +63,7 @@ def test_nightly_dag_has_exact_tasks_and_wiring(dagbag):
     for w in (1, 2):
         tasks |= {f"models_of_wave_{w}", f"extract_wave_{w}", f"score_wave_{w}"}
         tasks |= {f"wave_{w}.load", f"wave_{w}.importance", f"wave_{w}.report"}
+        tasks |= {f"wave_{w - 1}_done"}
     assert set(dag.task_dict) == tasks
     waves = {f"models_of_wave_{w}" for w in (0, 1, 2)}
     assert dag.task_dict["plan"].downstream_task_ids == waves
@@ -71,11 +72,15 @@ def test_nightly_dag_has_exact_tasks_and_wiring(dagbag):
     assert dag.task_dict["score"].downstream_task_ids == {"load"}
     assert dag.task_dict["load"].downstream_task_ids == {"importance"}
     assert dag.task_dict["importance"].downstream_task_ids == {"report"}
-    assert dag.task_dict["report"].downstream_task_ids == {"extract_wave_1"}
-    assert dag.task_dict["extract_wave_1"].trigger_rule == "all_done"  # failed models too
-    assert dag.task_dict["wave_1.report"].downstream_task_ids == {"extract_wave_2"}
-    last = dag.task_dict["wave_2.report"].downstream_task_ids
-    assert last == {"portfolio_page", "every_model_loaded"}
+    ends = {"portfolio_page", "every_model_loaded"}  # every wave's failure fails the run
+    for w in (0, 1):
+        report = dag.task_dict["report" if w == 0 else f"wave_{w}.report"]
+        assert report.downstream_task_ids == {f"wave_{w}_done"} | ends
+        barrier = dag.task_dict[f"wave_{w}_done"]  # the wave before done, failed models too
+        assert barrier.trigger_rule == "all_done"
+        assert barrier.downstream_task_ids == {f"extract_wave_{w + 1}"}
+        assert dag.task_dict[f"extract_wave_{w + 1}"].trigger_rule == "all_success"
+    assert dag.task_dict["wave_2.report"].downstream_task_ids == ends
     assert dag.task_dict["portfolio_page"].trigger_rule == "all_done"  # failed models too
     assert dag.task_dict["every_model_loaded"].trigger_rule == "one_failed"  # fails the run
     from airflow.sdk.definitions.mappedoperator import MappedOperator

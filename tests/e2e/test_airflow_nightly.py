@@ -202,15 +202,17 @@ def _task_times(env: dict) -> dict[tuple[str, str], tuple]:
 
     con = sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db")
     try:
+        newest = "(SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1)"
         rows = con.execute(
             "SELECT task_id, rendered_map_index, start_date, end_date, state FROM task_instance "
-            "WHERE run_id = (SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC "
-            "LIMIT 1)",
+            f"WHERE run_id = {newest}",
             (DAG_ID,),
         ).fetchall()
-        events = con.execute(
+        events = con.execute(  # this run's only: the worker's Airflow home holds others' too
             "SELECT a.uri, e.extra FROM asset_event AS e JOIN asset AS a ON a.id = e.asset_id "
-            "WHERE a.uri LIKE 'credit_batch://scores/%' ORDER BY e.id"
+            f"WHERE a.uri LIKE 'credit_batch://scores/%' AND e.source_run_id = {newest} "
+            "ORDER BY e.id",
+            (DAG_ID,),
         ).fetchall()
     finally:
         con.close()

@@ -80,6 +80,7 @@ def test_demo_and_an_airflow_run_work_from_an_empty_folder(installed):
 
     folder = _cli(installed, "dags-folder").stdout.strip()
     assert not Path(folder).is_relative_to(REPO)
+    assert (Path(folder) / ".airflowignore").read_text().split() == ["_tasks.py"]  # not a DAG
     airflow_env = {
         "AIRFLOW_HOME": str(work / ".airflow"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
