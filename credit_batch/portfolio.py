@@ -239,8 +239,8 @@ def _extract_group(settings, wh, options, feature_set: str, group: list[_Unit]) 
         run_id = _run_id(options, record.label)
         try:
             plan = pipeline.plan_of(
-                settings, options, extracted, record, unit.shadows, run_id=run_id,
-                covered=unit.covered,
+                settings, _shared_sample(options, record, group), extracted, record,
+                unit.shadows, run_id=run_id, covered=unit.covered,
             )  # fmt: skip
         except CreditBatchError as exc:
             if exc.retryable:
@@ -251,6 +251,22 @@ def _extract_group(settings, wh, options, feature_set: str, group: list[_Unit]) 
             entries.append(_compact(record, plan))
     parts = [{"index": i, **p} for i, p in enumerate(extracted.parts)]
     return [{"feature_set": feature_set, "partition": p, "plans": entries} for p in parts]
+
+
+#: The fewest rows a segment's importance sample shares out of its model's.
+MIN_SEGMENT_SAMPLE_ROWS = 1_000
+
+
+def _shared_sample(options: RunOptions, record, group: list[_Unit]) -> RunOptions:
+    """A segmented model's units share its importance sample (``importance_sample_rows``)
+    equally, at least :data:`MIN_SEGMENT_SAMPLE_ROWS` each: 200 segments of a 2M-row book
+    each sampling 20,000 rows would explain 2M rows a night, one model 20,000."""
+    if record.segment_by is None:
+        return options
+    units = sum(u.record.model_name == record.model_name for u in group)
+    whole = options.importance_sample_rows
+    share = min(whole, max(MIN_SEGMENT_SAMPLE_ROWS, whole // max(units, 1)))
+    return dataclasses.replace(options, importance_sample_rows=share)
 
 
 def _run_id(options: RunOptions, label: str) -> str:

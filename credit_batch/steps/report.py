@@ -492,10 +492,12 @@ def _figure(svg: str) -> str:
 
 
 def _svg(fig) -> str:
+    import matplotlib
     import matplotlib.pyplot as plt
 
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text as text: not glyph paths
+        fig.savefig(buf, format="svg", bbox_inches="tight")
     plt.close(fig)
     text = buf.getvalue()
     return text[text.index("<svg") :]  # drop the XML prolog and DOCTYPE
@@ -512,13 +514,10 @@ def _plt():
 
 def _histogram_plot(rows: list[dict]) -> str:
     fig, ax = _plt().subplots(figsize=(8, 2.6))
-    ax.bar(
-        [r["bin"] / 50 for r in rows],
-        [r["customers"] for r in rows],
-        width=0.02,
-        align="edge",
-        color="#4a78a8",
-    )
+    counts = [0] * 50  # bins of 0.02; one filled outline, not 50 bars (a third of the time)
+    for r in rows:
+        counts[min(int(r["bin"]), 49)] = r["customers"]
+    ax.stairs(counts, [i / 50 for i in range(51)], fill=True, color="#4a78a8")
     ax.set_xlabel("score (probability of serious delinquency)")
     ax.set_ylabel("customers")
     return _svg(fig)

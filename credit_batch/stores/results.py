@@ -103,12 +103,28 @@ def open_results(
     return db
 
 
+#: What this process has applied the schema to: (url, schema, key type). A writer
+#: opening it again finds the current version and skips the DDL (three steps of each of
+#: a segmented model's 200 units open the database: the DDL was a third of a unit's
+#: load); a new process, perhaps a newer release, applies it once.
+_APPLIED: set[tuple] = set()
+
+
 def apply_schema(db: Database, settings: Settings, *, key_type: str | None = None) -> None:
     """Create the tables if missing, add the columns they lack, (re)create the analyst views.
 
     One transaction under the ``schema`` lock: two writers opening a fresh
-    PostgreSQL database at once would otherwise race on the same DDL.
+    PostgreSQL database at once would otherwise race on the same DDL. Once per
+    process and database, while its recorded version is this release's.
     """
+    done = (db.url, settings.results_schema, key_type)
+    if done in _APPLIED and schema_version(db, settings) == SCHEMA_VERSION:
+        return
+    _apply_schema(db, settings, key_type=key_type)
+    _APPLIED.add(done)
+
+
+def _apply_schema(db: Database, settings: Settings, *, key_type: str | None) -> None:
     with db.transaction():
         lock(db, settings, "schema")
         found = schema_version(db, settings)

@@ -125,6 +125,42 @@ def test_unlabeled_importance_ranks_the_feature_that_moves_the_score_first():
     assert (frame["baseline_score"] == 0).all()
 
 
+def test_unlabeled_importance_scores_sklearn_shuffles_in_one_batch_to_the_same_numbers():
+    """The shuffled copies are scikit-learn's own (its seeds, its order), scored in one
+    model call instead of one per shuffle: equal to permutation_importance scoring each."""
+    from sklearn.inspection import permutation_importance
+
+    model, x, _ = _planted(3_000, seed=2)
+    reference = model.predict_proba(x)[:, 1]
+
+    def change(m, xp, ref) -> float:
+        return -float(np.mean(np.abs(m.predict_proba(xp)[:, 1] - ref)))
+
+    want = permutation_importance(
+        model, x, reference, scoring=change, n_repeats=4, random_state=5, n_jobs=1
+    )
+    calls = []
+
+    class Counted:
+        def fit(self, *_):  # what permutation_importance checks the estimator has
+            return self
+
+        def predict_proba(self, frame):
+            calls.append(len(frame))
+            return model.predict_proba(frame)
+
+    got = importance.unlabeled_importance_frame(Counted(), x, n_repeats=4, seed=5)
+    got = got.set_index("feature").loc[list(x.columns)]
+    assert np.allclose(got["importance_mean"], want.importances_mean, rtol=0, atol=1e-12)
+    assert np.allclose(got["importance_std"], want.importances_std, rtol=0, atol=1e-12)
+    assert calls == [3_000, 3 * 4 * 3_000]  # the reference, then every shuffle at once
+    calls.clear()
+    one = x.assign(noise=x["noise"].iloc[0])  # one value (a segment's own column)
+    got = importance.unlabeled_importance_frame(Counted(), one, n_repeats=4, seed=5)
+    assert got.set_index("feature").loc["noise", "importance_mean"] == 0.0
+    assert calls == [3_000, 2 * 4 * 3_000]  # its shuffles change nothing: not scored
+
+
 def _id_batches(ids: np.ndarray, size: int):
     for start in range(0, len(ids), size):
         chunk = ids[start : start + size]

@@ -159,6 +159,24 @@ def test_the_pooled_champion_scores_the_rows_of_segments_without_one(loans):
     assert no_champion == []
 
 
+def test_a_segmented_models_units_share_its_importance_sample(loans, monkeypatch):
+    """Four units (three channels and the pooled one) share the model's 600 sample rows:
+    150 each (the floor lowered to 50 for this small book), not 600 each."""
+    settings, dates, versions, _ = loans
+    pipeline.promote(settings, versions[None].model_version, reason="the fallback")
+    monkeypatch.setattr(portfolio, "MIN_SEGMENT_SAMPLE_ROWS", 50)
+    options = RunOptions(snapshot_date=dates[-1], importance_sample_rows=600, importance_repeats=1)
+    night = portfolio.run_night(settings, options)
+    assert not night.failed and len(night.results) == 4
+    for segment in (*CHAMPIONED, None):
+        rows = query(
+            settings,
+            "SELECT DISTINCT sample_rows FROM feature_importance WHERE model_version = :v",
+            {"v": versions[segment].model_version},
+        )
+        assert rows == [{"sample_rows": 150}], segment
+
+
 def test_promoting_one_segment_leaves_every_other_champion(loans):
     settings, dates, versions, path = loans
     from credit_batch.model_file import training_options
