@@ -64,6 +64,8 @@ def night_local(
     for ti in tasks["task_instances"]:
         if ti.get("state") == "skipped":  # never started (every_model_loaded on a good night)
             continue
+        if ti.get("operator") == "EmptyOperator":  # a wave's barrier: no worker process
+            continue
         peaks[ti["task_id"]] = max(peaks.get(ti["task_id"], 0.0), memory.peak_of(ti["id"]))
     shares = ", ".join(f"{k} {v:.1f} s" for k, v in steps.items())
     return [

@@ -496,12 +496,6 @@ SLOW_FIRST = (
     "tests/unit/test_budget_and_duplicates.py",
     "tests/unit/test_serve.py",
 )
-#: Files that must run on one worker in turn (none now). The two Celery deployments
-#: (the production block of ``test_readme.py`` and ``test_celery_deployment.py``)
-#: side by side on two cores each took four times as long: they start first on the
-#: two workers, and the production block comes about eight minutes into the
-#: newcomer's path, after the Celery module's six.
-SAME_WORKER: dict[str, str] = {}
 #: Files whose tests share no fixture wider than a function: their tests are
 #: spread over the workers one by one; every other file runs whole on one
 #: worker, so that its module fixtures are built once (``scope_of``).
@@ -524,11 +518,9 @@ SPREAD = (
 
 
 def scope_of(nodeid: str) -> str:
-    """The unit of work a test is scheduled in: its file, its ``SAME_WORKER`` group, or itself."""
+    """The unit of work a test is scheduled in: its file, or itself (a ``SPREAD`` file's)."""
     path = nodeid.split("::")[0]
-    if path in SPREAD:
-        return nodeid
-    return SAME_WORKER.get(path, path)
+    return nodeid if path in SPREAD else path
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own choice from --dist

@@ -105,7 +105,9 @@ def test_benchmark_suite_runs_at_smoke_size_and_writes_every_figure(tmp_path, pg
     memory = next(f for f in found if f["name"] == "whole night, peak RSS of every task")
     peaks = memory["detail"]["peak_rss_mib"]  # every task process was sampled
     assert set(peaks) >= {"extract", "score", "load", "importance"}
-    assert all(v > 50 for v in peaks.values())
+    steps = ("plan", "extract", "score", "load", "importance", "report")  # seconds each
+    assert all(peaks[t] > 50 for t in steps), peaks  # sampled while working, not at start
+    # (a wave's 1 s bookkeeping task may be sampled only as it starts, under load)
     book = next(f for f in found if f["name"] == "portfolio night, real Airflow (LocalExecutor)")
     one, three = book["detail"]["one_model_task_instances"], book["detail"]["task_instances"]
     assert book["detail"]["models"] == 3 and three == one + 2 * 3  # load, importance, report
