@@ -566,5 +566,7 @@ def _pdp_plot(rows: list[dict]) -> str:
         ax.plot(x, [r["average"] for r in curve], color="#1f3d5c", label="average")
         ax.set_title(name, fontsize=9)
         ax.set_ylabel("score")
-    axes[0][0].legend(fontsize=7)
+    labelled = next((ax for ax in axes[0] if ax.get_legend_handles_labels()[0]), None)
+    if labelled is not None:  # a numeric feature's curve (a categorical's bars have none)
+        labelled.legend(fontsize=7)
     return _svg(fig)
