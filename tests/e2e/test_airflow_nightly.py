@@ -226,19 +226,11 @@ def test_a_model_reading_another_is_scored_in_the_next_wave_from_that_nights_sco
     the reader's scores are its predict_proba on the rows with gmsc's score of the night;
     each model's load emits its scores Asset, the reader's naming what it reads; rerunning
     gmsc alone reruns its reader."""
-    from credit_batch import pipeline, portfolio
-    from credit_batch.features import load_spec
-    from credit_batch.run import RunOptions
-    from tests.unit.test_models_reading_models import _oracle, _scores, spec_file
+    from tests.unit.test_models_reading_models import _oracle, _scores, promoted_reader
 
     settings, written, gmsc = demo
     dates = [w["snapshot_date"] for w in written]
-    portfolio.run_night(settings, RunOptions(snapshot_date=dates[-2]))  # gmsc's, to train on
-    spec = load_spec(spec_file(tmp_path / "spec", name="gmsc_reader"))
-    reader = pipeline.train(
-        settings, since=dates[-2], until=dates[-2], spec=spec, model_name="gmsc_reader"
-    )
-    pipeline.promote(settings, reader.model_version, reason="reads gmsc")
+    reader = promoted_reader(settings, tmp_path / "spec", dates[-2])  # on gmsc's stored scores
     airflow_dags_test(airflow_db, settings, "2026-11-01", {**SMALL, "snapshot_date": NEWEST_DATE})
     tasks, events = _task_times(airflow_db)
     assert tasks[("load", "gmsc")][2] == tasks[("wave_1.load", "gmsc_reader")][2] == "success"

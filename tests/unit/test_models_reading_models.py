@@ -63,14 +63,19 @@ def reader_template(tmp_path_factory, demo_template):
     shutil.copytree(home, folder / "home")
     settings = Settings(home=folder / "home")
     dates = [w["snapshot_date"] for w in written]
-    portfolio.run_night(settings, RunOptions(snapshot_date=dates[-2], **SMALL))
-    spec = load_spec(spec_file(folder / "spec", name="gmsc_reader"))
-    reader = pipeline.train(
-        settings, since=dates[-2], until=dates[-2], spec=spec, model_name="gmsc_reader"
-    )
-    pipeline.promote(settings, reader.model_version, reason="reads gmsc")
+    reader = promoted_reader(settings, folder / "spec", dates[-2], **SMALL)
     night = portfolio.run_night(settings, RunOptions(snapshot_date=dates[-1], **SMALL))
     return settings, dates, gmsc, reader, night
+
+
+def promoted_reader(settings: Settings, folder: Path, date, **options):
+    """``gmsc`` scored on ``date``, then ``gmsc_reader`` trained on those stored scores
+    (its spec written in ``folder``) and promoted; its record."""
+    portfolio.run_night(settings, RunOptions(snapshot_date=date, **options))
+    spec = load_spec(spec_file(folder, name="gmsc_reader"))
+    reader = pipeline.train(settings, since=date, until=date, spec=spec, model_name="gmsc_reader")
+    pipeline.promote(settings, reader.model_version, reason="reads gmsc")
+    return reader
 
 
 @pytest.fixture

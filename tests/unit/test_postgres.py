@@ -421,16 +421,17 @@ def test_a_model_reading_another_on_postgresql_reads_that_nights_scores(pg_demo,
     from credit_batch import portfolio
     from credit_batch.errors import ModelGraphError
     from credit_batch.features import load_spec
-    from tests.unit.test_models_reading_models import SMALL, _oracle, _scores, spec_file
+    from tests.unit.test_models_reading_models import (
+        SMALL,
+        _oracle,
+        _scores,
+        promoted_reader,
+        spec_file,
+    )
 
     settings, written, gmsc = pg_demo
     dates = [w["snapshot_date"] for w in written]
-    portfolio.run_night(settings, RunOptions(snapshot_date=dates[-2], **SMALL))
-    spec = load_spec(spec_file(tmp_path / "spec", name="gmsc_reader"))
-    reader = pipeline.train(
-        settings, since=dates[-2], until=dates[-2], spec=spec, model_name="gmsc_reader"
-    )
-    pipeline.promote(settings, reader.model_version, reason="reads gmsc")
+    reader = promoted_reader(settings, tmp_path / "spec", dates[-2], **SMALL)
     night = portfolio.run_night(settings, RunOptions(snapshot_date=dates[-2], **SMALL))
     assert sorted(night.results) == ["gmsc", "gmsc_reader"] and not night.failed
     want = _oracle(settings, reader, gmsc, dates[-2])
