@@ -103,11 +103,12 @@ def open_results(
     return db
 
 
-#: What this process has applied the schema to: (url, schema, key type). A writer
-#: opening it again finds the current version and skips the DDL (three steps of each of
-#: a segmented model's 200 units open the database: the DDL was a third of a unit's
-#: load); a new process, perhaps a newer release, applies it once.
-_APPLIED: set[tuple] = set()
+#: What this process has applied the schema to: (url, schema, key type) -> its shape
+#: then (:func:`_shape`). A writer opening it again with the same shape and the current
+#: version skips the DDL (three steps of each of a segmented model's 200 units open the
+#: database: the DDL was a third of a unit's load); a new process, perhaps a newer
+#: release, applies it once.
+_APPLIED: dict[tuple, int] = {}
 
 
 def apply_schema(db: Database, settings: Settings, *, key_type: str | None = None) -> None:
@@ -118,10 +119,16 @@ def apply_schema(db: Database, settings: Settings, *, key_type: str | None = Non
     process and database, while its recorded version is this release's.
     """
     done = (db.url, settings.results_schema, key_type)
-    if done in _APPLIED and schema_version(db, settings) == SCHEMA_VERSION:
+    same = done in _APPLIED and _APPLIED[done] == _shape(db, settings)
+    if same and schema_version(db, settings) == SCHEMA_VERSION:
         return
     _apply_schema(db, settings, key_type=key_type)
-    _APPLIED.add(done)
+    _APPLIED[done] = _shape(db, settings)
+
+
+def _shape(db: Database, settings: Settings) -> int:
+    """How many columns the tables and views of the connection's schema have."""
+    return db.fetch_arrow(read_sql(settings.sql_dir, "schema/shape.sql")).column(0)[0].as_py()
 
 
 def _apply_schema(db: Database, settings: Settings, *, key_type: str | None) -> None:
