@@ -186,20 +186,12 @@ def unlabeled_importance_frame(model, x, *, n_repeats: int = 5, seed: int = 0):
 def _shuffled_changes(model, x, reference, shuffles: list, n_repeats: int) -> np.ndarray:
     """Mean |score change| of each shuffle (features x repeats), copies scored in batches;
     a column with one value (a segment's own segment column) moves nothing: 0, unscored."""
-    import pandas as pd
-
     constant = x.nunique(dropna=False).to_numpy() <= 1  # a segment's own column: no change
     moving = [k for k in range(len(shuffles)) if not constant[k // n_repeats]]
-    per_call = max(1, _CURVE_ROWS // max(len(x), 1))
     out = np.zeros(len(shuffles))
-    for start in range(0, len(moving), per_call):
-        chunk, copies = moving[start : start + per_call], []
-        for k in chunk:
-            copy = x.copy()
-            copy[x.columns[k // n_repeats]] = shuffles[k]
-            copies.append(copy)
-        scores = model.predict_proba(pd.concat(copies, ignore_index=True))[:, 1]
-        out[chunk] = np.abs(scores.reshape(len(copies), len(x)) - reference).mean(axis=1)
+    if moving:
+        changes = [(x.columns[k // n_repeats], shuffles[k]) for k in moving]
+        out[moving] = np.abs(_scored_copies(model, x, changes) - reference).mean(axis=1)
     return out.reshape(x.shape[1], n_repeats)
 
 
@@ -264,17 +256,26 @@ _CURVE_ROWS = 100_000
 
 def _curves(model, x, name: str, grid: np.ndarray) -> np.ndarray:
     """The score of every row of ``x`` with ``name`` set to each grid value (ICE curves):
-    an array of rows x grid values, the grid's copies scored a batch at a time."""
+    an array of rows x grid values."""
+    return _scored_copies(model, x, [(name, np.full(len(x), value)) for value in grid]).T
+
+
+def _scored_copies(model, x, changes: list) -> np.ndarray:
+    """The scores of copies of ``x``, one per ``(column, values)`` of ``changes`` with that
+    column set to the values (cast to its type): copies x rows, scored about
+    :data:`_CURVE_ROWS` rows a model call rather than one call per copy."""
     import pandas as pd
 
     per_call = max(1, _CURVE_ROWS // max(len(x), 1))
-    out = np.empty((len(x), len(grid)))
-    for start in range(0, len(grid), per_call):
-        values = grid[start : start + per_call]
-        batch = pd.concat([x] * len(values), ignore_index=True)
-        batch[name] = np.repeat(values, len(x)).astype(x[name].dtype, copy=False)
-        scores = model.predict_proba(batch)[:, 1]
-        out[:, start : start + len(values)] = scores.reshape(len(values), len(x)).T
+    out = np.empty((len(changes), len(x)))
+    for start in range(0, len(changes), per_call):
+        chunk, copies = changes[start : start + per_call], []
+        for column, values in chunk:
+            copy = x.copy()
+            copy[column] = np.asarray(values).astype(x[column].dtype, copy=False)
+            copies.append(copy)
+        scores = model.predict_proba(pd.concat(copies, ignore_index=True))[:, 1]
+        out[start : start + len(chunk)] = scores.reshape(len(chunk), len(x))
     return out
 
 
