@@ -51,6 +51,7 @@ __all__ = [
     "extract_wave",
     "importance_of",
     "load_model",
+    "models_of_wave",
     "page",
     "plan_night",
     "report_of",
@@ -139,11 +140,16 @@ def _unit(settings: Settings, options: RunOptions, record: registry.ModelRecord)
     return unit
 
 
+def models_of_wave(models: list[dict], wave: int) -> list[dict]:
+    """The planned models (:func:`plan_night`) of one wave (see :mod:`credit_batch.graph`)."""
+    return [m for m in models if m.get("wave", 0) == wave]
+
+
 def extract_wave(settings: Settings, options: RunOptions, models: list[dict], wave: int) -> dict:
     """:func:`extract_night` of the models of one wave (see :mod:`credit_batch.graph`):
     ``{"models": those models, "items": their partitions}``. Wave ``n`` runs once the
     loads of the waves before it are done, so the scores its models read are stored."""
-    mine = [m for m in models if m.get("wave", 0) == wave]
+    mine = models_of_wave(models, wave)
     return {"models": mine, "items": extract_night(settings, options, mine) if mine else []}
 
 
@@ -447,7 +453,7 @@ def run_night(
         except CreditBatchError as exc:
             if exc.retryable or last == 0:  # a night of one wave: its error, as it was
                 raise
-            night.failed.update({m["model_name"]: exc for m in models if m.get("wave") == wave})
+            night.failed.update({m["model_name"]: exc for m in models_of_wave(models, wave)})
             continue
         items = extracted["items"]
         scored = _score_all(settings, items, workers)

@@ -22,20 +22,31 @@ def fail_fast(step, *args, **kwargs):
 
 
 def run_options():
-    """The nightly run's options from its Params, logical date (in :data:`TZ`) and ids."""
-    import pendulum
+    """The nightly run's options from its Params, logical day and ids."""
     from airflow.sdk import get_current_context
 
     from credit_batch.run import RunOptions
 
     ctx = get_current_context()
     dag_run = ctx["dag_run"]
-    when = pendulum.instance(ctx.get("logical_date") or dag_run.run_after)
     return RunOptions.from_params(
         ctx["params"],
-        as_of=when.in_timezone(TZ).date(),
+        as_of=logical_day(),
         airflow_dag_id=dag_run.dag_id,
         airflow_run_id=dag_run.run_id,
+    )
+
+
+def logical_day():
+    """The run's logical date (a manual run without one: when it was queued) in :data:`TZ`."""
+    import pendulum
+    from airflow.sdk import get_current_context
+
+    ctx = get_current_context()
+    return (
+        pendulum.instance(ctx.get("logical_date") or ctx["dag_run"].run_after)
+        .in_timezone(TZ)
+        .date()
     )
 
 

@@ -25,7 +25,7 @@ from airflow.sdk import (
 )
 
 from credit_batch.config import ASSETS, task_defaults
-from credit_batch.dags._tasks import TZ
+from credit_batch.dags._tasks import TZ, fail_fast
 
 
 @dag(
@@ -52,7 +52,6 @@ def credit_batch_monitor():
     @task(inlets=[Asset(ASSETS["outcomes"]), Asset(ASSETS["predictions"])])
     def realized_performance() -> list[dict]:
         from credit_batch import lifecycle
-        from credit_batch.dags._tasks import fail_fast
 
         date = get_current_context()["params"]["snapshot_date"]
         found = fail_fast(lifecycle.monitor, snapshot_date=date, only_new=date is None)

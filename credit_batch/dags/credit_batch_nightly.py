@@ -62,7 +62,9 @@ def credit_batch_nightly():
 
     @task
     def models_of_wave(models: list[dict], wave: int) -> list[dict]:
-        return [m for m in models if m.get("wave", 0) == wave]  # see credit_batch.graph
+        from credit_batch import portfolio
+
+        return portfolio.models_of_wave(models, wave)
 
     @task(inlets=[Asset(ASSETS["warehouse"])], outlets=[Asset(ASSETS["features"])])
     def extract(models: list[dict]) -> list[dict]:

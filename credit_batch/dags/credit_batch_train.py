@@ -23,7 +23,7 @@ import pendulum
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 from credit_batch.config import ASSETS, DEFAULT_TRAIN_SCHEDULE, TRAIN_PARAMS, task_defaults
-from credit_batch.dags._tasks import TZ, actor, fail_fast
+from credit_batch.dags._tasks import TZ, actor, fail_fast, logical_day
 
 
 @dag(
@@ -41,13 +41,11 @@ def credit_batch_train():
     def train() -> dict:
         from credit_batch import lifecycle
 
-        ctx = get_current_context()
-        when = pendulum.instance(ctx.get("logical_date") or ctx["dag_run"].run_after)
-        params = ctx["params"]
+        params = get_current_context()["params"]
         record = fail_fast(
             lifecycle.train_from_model_file,
             params["model_file"],
-            cutoff=params["cutoff"] or when.in_timezone(TZ).date(),
+            cutoff=params["cutoff"] or logical_day(),
             since=params["since"],
             algorithm=params["algorithm"],
             model_name=params["model_name"],
@@ -65,8 +63,7 @@ def credit_batch_train():
     def approve(trained: dict) -> dict:
         from credit_batch import lifecycle
 
-        ctx = get_current_context()
-        params = ctx["params"]
+        params = get_current_context()["params"]
         return fail_fast(
             lifecycle.approve,
             trained["model_version"],
