@@ -20,7 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
-from benchmarks import figures, floors, local_night, registry, segments
+from benchmarks import figures, floors, local_night, online, registry, segments
 from benchmarks.output import Figure, write
 
 FULL = {
@@ -44,6 +44,7 @@ FULL = {
     "portfolio_models": 10,
     "segments_rows": 200_000,
     "segments_max": 200,
+    "online_rows": 2_000_000,
 }
 SMOKE = {
     "rows": 20_000,
@@ -66,6 +67,7 @@ SMOKE = {
     "portfolio_models": 3,
     "segments_rows": 4_000,
     "segments_max": 4,
+    "online_rows": 5_000,
 }
 FIGURES = (
     "limit",
@@ -89,6 +91,7 @@ FIGURES = (
     "night_local",
     "registry",
     "segments",
+    "online",
 )
 
 
@@ -200,6 +203,11 @@ def _run(home: Path, sizes: dict, only: set[str], pg_url: str | None) -> list[Fi
                 sizes["segments_rows"],
                 segments=tuple(sorted({1, max(top // 10, 2), top})),
             )
+        if "online" in only:
+            with _pg_database(pg_url) as url:
+                found += online.materialization(
+                    home / "online", sizes["online_rows"], pg_url=url, repeats=sizes["repeats"]
+                )
         if "startup" in only:
             found += figures.startup(home / "startup", repeats=sizes["repeats"])
         if "reasons" in only:

@@ -40,6 +40,14 @@ __all__ = [
     "rows",
     "run_summary",
     "runs",
+    "champions_of",
+    "loaded_model",
+    "no_features_error",
+    "champion_records",
+    "indexed_features",
+    "online_index",
+    "stored_features",
+    "version_record",
 ]
 
 #: Rows ``credit-batch runs`` lists at most.
@@ -293,25 +301,107 @@ def change_stamp(settings: Settings):
 
 
 def champion_models(settings: Settings, known: dict | None = None) -> dict:
-    """Every model's champion, loaded: ``{model name: (record, fitted model)}`` (none on a
-    fresh home). A champion of ``known`` with the same sha256 is kept, not loaded again;
-    every artifact loaded is verified against its registered sha256."""
+    """Every model's champions, loaded: ``{model name: [(record, fitted model), ...]}``, a
+    segmented model's pooled one first (none on a fresh home). A champion of ``known``
+    with the same version and sha256 is kept, not loaded again; every artifact loaded is
+    verified against its registered sha256."""
     from credit_batch.stores import registry
 
     if not results.exists(settings):
         return {}
     with results.open_results(settings, read_only=True) as db:
         records = registry.champions(db, settings)
-    kept = {}
+    had = {r.model_version: (r, m) for units in (known or {}).values() for r, m in units}
+    kept: dict[str, list] = {}
     for record in records:
-        found = (known or {}).get(record.model_name)
+        found = had.get(record.model_version)
         if found is None or found[0].sha256 != record.sha256:
-            model = registry.load_model(
-                settings, record.artifact_path, record.sha256, version=record.model_version
-            )
-            found = (record, model)
-        kept[record.model_name] = found
+            found = (record, loaded_model(settings, record))
+        kept.setdefault(record.model_name, []).append(found)
     return kept
+
+
+def loaded_model(settings: Settings, record):
+    """``record``'s fitted model, its artifact verified against the registered sha256."""
+    from credit_batch.stores import registry
+
+    return registry.load_model(
+        settings, record.artifact_path, record.sha256, version=record.model_version
+    )
+
+
+def champion_records(settings: Settings, model_name: str | None = None) -> list:
+    """``[(record, None), ...]``: the champions of ``model_name`` (of the only model with
+    one when none is named), a segmented model's pooled one first; NoChampionError where
+    it has none, saying what to run."""
+    from credit_batch.stores import registry
+
+    require_results(settings)
+    with results.open_results(settings, read_only=True) as db:
+        found = registry.champions(db, settings)
+    by_name: dict[str, list] = {}
+    for record in found:
+        by_name.setdefault(record.model_name, []).append((record, None))
+    units = champions_of(by_name, model_name)
+    if not units:
+        registry.resolve(settings, None, model_name=model_name)  # raises, saying why
+    return units
+
+
+def version_record(settings: Settings, version: str, *, model_name: str | None = None):
+    """The record of ``version`` (ParameterError where it is another model's)."""
+    from credit_batch.stores import registry
+
+    return registry.resolve(settings, version, model_name=model_name)
+
+
+def stored_features(settings: Settings, spec, customer_id) -> dict | None:
+    """The customer's newest row of ``spec``'s feature set in the online store, or None
+    (:func:`credit_batch.stores.online_store.features_of`)."""
+    from credit_batch.stores import online_store
+
+    return online_store.features_of(settings, spec, customer_id)
+
+
+def online_index(settings: Settings, kept: dict | None = None) -> dict:
+    """The whole online store in memory (the service's lookups on DuckDB):
+    ``{"sets": what it holds, "index": ...}``; ``kept`` is returned as it is while the
+    store holds the same."""
+    from credit_batch.stores import online_store
+
+    sets = online_store.feature_sets(settings)
+    if kept is not None and kept["sets"] == sets:
+        return kept
+    tables = online_store.feature_tables(settings) if sets else []
+    return {"sets": sets, "index": online_store.index_of(tables)}
+
+
+def indexed_features(index: dict, spec, customer_id) -> dict | None:
+    """The customer's row in :func:`online_index`'s ``index``, as :func:`stored_features`."""
+    from credit_batch.stores import online_store
+
+    return online_store.indexed(index["index"], spec, customer_id)
+
+
+def champions_of(loaded: dict, model_name: str | None) -> list:
+    """The champions of ``model_name`` in ``loaded`` (:func:`champion_models`), or of the only
+    model there when none is named (ParameterError naming them where there are several)."""
+    if model_name is not None:
+        return loaded.get(check_model_name(model_name), [])
+    if len(loaded) > 1:
+        names = ", ".join(sorted(loaded))
+        raise ParameterError("model name", None, f"must name one of the models: {names}")
+    return next(iter(loaded.values()), [])
+
+
+def no_features_error(customer_id, spec) -> DataError:
+    """The error of a customer the online store holds no features of."""
+    return DataError(
+        f"no stored features of customer {customer_id} in feature set {spec.feature_set}: "
+        "a night that extracts it writes them",
+        customer_id=customer_id,
+        feature_set=spec.feature_set,
+    )
 
 
 def require_champion(settings: Settings) -> None:

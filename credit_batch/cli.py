@@ -128,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_report)
     _sql_parser(sub)
     _lookup_parser(sub)
+    _score_now_parser(sub)
     _serve_parsers(sub)
     _spec_parser(sub)
     c = sub.add_parser(
@@ -291,6 +292,47 @@ def _lookup_parser(sub) -> None:
     c.add_argument("--history", action="store_true", help="every stored score, newest first")
     c.add_argument("--json", action="store_true", help="print JSON")
     c.set_defaults(func=_lookup)
+
+
+def _score_now_parser(sub) -> None:
+    c = sub.add_parser(
+        "score-now",
+        help="score a customer now from the stored batch features (the online store)",
+    )
+    c.add_argument("customer_id", help="the customer's id (the key of the feature set)")
+    c.add_argument("--model-name", help="whose champion (default: the only model with one)")
+    c.add_argument("--model", help="model version (default: the champion of the customer)")
+    c.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FEATURE=VALUE",
+        help='a request-time feature\'s value instead of the stored one (JSON: 5000, "web")',
+    )
+    c.set_defaults(func=_score_now)
+
+
+def _score_now(settings: Settings, args) -> None:
+    overrides = dict(_override(given) for given in args.set)
+    from credit_batch import serve
+
+    found = serve.score_now(
+        settings, args.customer_id, model_name=args.model_name, version=args.model,
+        overrides=overrides or None,
+    )  # fmt: skip
+    print(json.dumps(found, default=str, indent=1))
+
+
+def _override(given: str) -> tuple[str, object]:
+    """``NAME=VALUE`` of ``--set``: VALUE as JSON where it is JSON (a number, null,
+    a quoted string), else as the text given (a category)."""
+    name, sep, text = given.partition("=")
+    if not sep or not name:
+        raise ParameterError("--set", given, "must be FEATURE=VALUE")
+    try:
+        return name, json.loads(text)
+    except json.JSONDecodeError:
+        return name, text
 
 
 def _serve_parsers(sub) -> None:

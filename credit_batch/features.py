@@ -97,6 +97,10 @@ class Feature:
         night scores the upstream first (:mod:`credit_batch.graph`).
     upstream_output : {"score", "points"}
         Which of the upstream's outputs: its probability, or its points.
+    request_time : bool
+        Known when a request comes (the amount asked for): online prediction
+        from batch features may take it from the request instead of the
+        stored value. The night reads it from the warehouse like any other.
 
     A row that breaks a rule is quarantined, not scored (see
     :mod:`credit_batch.steps.validation`); the rules live here and nowhere else.
@@ -117,6 +121,7 @@ class Feature:
     unseen: str = "quarantine"
     upstream_model: str | None = None
     upstream_output: str = "score"
+    request_time: bool = False
 
     @property
     def categorical(self) -> bool:
@@ -184,6 +189,11 @@ class FeatureSpec:
             return self
         kept = tuple(f for f in self.features if not f.upstream_model)
         return replace(self, features=kept)
+
+    @property
+    def request_time(self) -> list[str]:
+        """Names of the features a request may give (see :attr:`Feature.request_time`)."""
+        return [f.name for f in self.features if f.request_time]
 
     @property
     def skewed(self) -> list[str]:
@@ -259,13 +269,16 @@ class FeatureSpec:
     def to_dict(self) -> dict:
         """Plain JSON of the whole spec, queries included (what the registry stores).
 
-        A feature's upstream fields are left out where it reads no model, so a spec
-        written before them keeps its digest (and its feature set, its versions).
+        A feature's upstream fields are left out where it reads no model (and
+        ``request_time`` where false), so a spec written before them keeps its
+        digest (and its feature set, its versions).
         """
         data = asdict(self)
         for feature in data["features"]:
             if feature["upstream_model"] is None:
                 del feature["upstream_model"], feature["upstream_output"]
+            if not feature["request_time"]:  # likewise: older specs keep their digests
+                del feature["request_time"]
         return data
 
     @classmethod
@@ -502,6 +515,7 @@ class _Reader:
             unseen=self.choice(
                 f"{where}.unseen", item.get("unseen", "quarantine"), UNSEEN_POLICIES
             ),
+            request_time=self.flag(f"{where}.request_time", item.get("request_time", False)),
         )
 
     def upstream(self, where: str, item: dict, kind: str) -> dict:

@@ -36,7 +36,7 @@ from credit_batch.steps import importance as importance_module
 from credit_batch.steps.report import write_report
 from credit_batch.steps.spec_check import check_spec_file as check_spec
 from credit_batch.steps.training import train
-from credit_batch.stores import lake, registry, results, warehouse
+from credit_batch.stores import lake, online_store, registry, results, warehouse
 
 __all__ = [
     "RunResult",
@@ -136,6 +136,7 @@ def extract_features(
             part["segments"] = segments.count_segments(table, sorted(segment_by))
     repeated = warehouse.repeated_ids(wh, spec, date, at_most=MAX_DUPLICATE_IDS + 1)
     logger.info("extracted %d rows of %s (%s)", sum(p["rows"] for p in parts), date, spec.name)
+    online_store.materialize(settings, spec, date)  # the online store: newest rows win
     seconds = time.perf_counter() - t0
     return Extracted(spec, date, tuple(parts), frozenset(repeated), started, seconds)
 

@@ -63,7 +63,12 @@ def tables(sql_dir: Path | None = None) -> str:
     folder = Path(sql_dir or _PACKAGE_SQL_DIR) / "schema"
     text = "\n".join(
         (folder / name).read_text()
-        for name in ("results.sql", "predictions.duckdb.sql", "quarantine.sql")
+        for name in (
+            "results.sql",
+            "predictions.duckdb.sql",
+            "quarantine.sql",
+            "online_features.duckdb.sql",
+        )
         if (folder / name).is_file()
     )
     out = []

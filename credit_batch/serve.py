@@ -7,6 +7,10 @@
 - ``POST /v1/score``: one applicant's features -> score, band, points and
   reason codes by the champion, with the batch's rules (422 naming the field,
   the rule and the value);
+- ``POST /v1/models/{model}/customers/{customer_id}/score[?version=V]``: online
+  prediction from batch features: the customer's newest features from the
+  online store (body: request-time features to use instead), scored now by
+  the model's champion (404: no stored features);
 - ``GET /healthz`` (alive), ``GET /readyz`` (results reachable, champion
   loaded and its sha256 verified), ``GET /metrics`` (Prometheus),
   ``GET /openapi.json``.
@@ -43,13 +47,21 @@ from credit_batch.errors import (
     CreditBatchError,
     DataError,
     ModelError,
+    ModelNotFoundError,
     NoChampionError,
     ParameterError,
     ServiceUnavailableError,
 )
 from credit_batch.steps import online
 
-__all__ = ["CACHE_SECONDS", "MAX_BODY_BYTES", "create_api_key", "create_app", "revoke_api_key"]
+__all__ = [
+    "CACHE_SECONDS",
+    "MAX_BODY_BYTES",
+    "create_api_key",
+    "create_app",
+    "revoke_api_key",
+    "score_now",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -205,6 +217,15 @@ def _models() -> SimpleNamespace:
         reasons: list[Reason]
         model_version: str
 
+    class CustomerScore(OnlineScore):
+        """A customer's score now, from the stored batch features of ``feature_set`` as of
+        ``features_snapshot_date`` (``overridden``: the features the request gave)."""
+
+        customer_id: int | str
+        feature_set: str
+        features_snapshot_date: dt.date
+        overridden: list[str]
+
     class Problem(BaseModel):
         """What was wrong: ``detail``, and for a broken field its name, rule and value."""
 
@@ -217,7 +238,7 @@ def _models() -> SimpleNamespace:
         reason: str | None = None
 
     return SimpleNamespace(
-        **{m.__name__: m for m in (Score, StoredScore, OnlineScore, Problem, Health)}
+        **{m.__name__: m for m in (Score, StoredScore, OnlineScore, CustomerScore, Problem, Health)}
     )
 
 
@@ -231,34 +252,108 @@ def _stamp(settings: Settings):
 
 
 class _Champion:
-    """Every model's champion, loaded once per version and sha256 (verified on load)."""
+    """Every model's champions, loaded once per version and sha256 (verified on load)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._kept = _Kept(self._read, name="champion", stamp=_stamp(settings))
 
-    def get(self, model_name: str | None = None):
-        """``(record, model)`` of ``model_name``'s champion; none named: of the only model
-        with one (NoChampionError where none has, ParameterError naming them where several)."""
-        loaded = self._kept.get()
+    def get(self, model_name: str | None = None, *, fields: object = None):
+        """``(record, model)`` of ``model_name``'s champion (of a segmented model: of the
+        segment ``fields`` fall in, else the pooled one); none named: of the only model."""
+        units = self.units(model_name)
+        if not isinstance(fields, dict):
+            return units[0]
+        return online.champion_for(units, fields, model_name=units[0][0].model_name)
+
+    def units(self, model_name: str | None = None) -> list:
+        """``[(record, model), ...]``: the champions of ``model_name`` (a segmented model's
+        pooled one first), or of the only model with one; NoChampionError where none has,
+        ParameterError naming the models where several have and none is named."""
+        units = catalog.champions_of(self._kept.get(), model_name)
+        if units:
+            return units
         if model_name is not None:
-            name = check_model_name(model_name)
-            if name not in loaded:
-                raise NoChampionError(f"no champion of model {name!r}", model_name=name)
-            return loaded[name]
-        if len(loaded) > 1:
-            names = ", ".join(sorted(loaded))
-            raise ParameterError("model name", None, f"must name one of the models: {names}")
-        if not loaded:
-            catalog.require_champion(self._settings)  # raises, saying what to run
-        return next(iter(loaded.values()))
+            raise NoChampionError(f"no champion of model {model_name!r}", model_name=model_name)
+        catalog.require_champion(self._settings)  # raises, saying what to run
+        raise NoChampionError("no champion", model_name=None)  # (not reached)
 
     def versions(self) -> str:
-        """The champions' versions, by model name, comma-separated (readiness, metrics)."""
-        return ",".join(record.model_version for record, _ in self._kept.get().values())
+        """Each model's (pooled) champion's version, comma-separated (readiness, metrics)."""
+        return ",".join(units[0][0].model_version for units in self._kept.get().values())
 
     def _read(self, loaded):
         return catalog.champion_models(self._settings, loaded)
+
+
+class _Versions:
+    """Named versions asked for by online prediction, loaded once per version and sha256."""
+
+    KEEP = 8  # the versions kept loaded at most (the least recently asked for goes first)
+
+    def __init__(self, settings: Settings) -> None:
+        import collections
+
+        self._settings, self._lock = settings, threading.Lock()
+        self._loaded: collections.OrderedDict = collections.OrderedDict()
+
+    def get(self, model_name: str, version: str) -> tuple:
+        """``(record, model)`` of ``version``, which must be one of ``model_name``'s."""
+        record = catalog.version_record(self._settings, version, model_name=model_name)
+        with self._lock:
+            found = self._loaded.get(version)
+            if found is None or found[0].sha256 != record.sha256:
+                found = (record, catalog.loaded_model(self._settings, record))
+            self._loaded[version] = found
+            self._loaded.move_to_end(version)
+            while len(self._loaded) > self.KEEP:
+                self._loaded.popitem(last=False)
+        return found
+
+
+class _OnlineFeatures:
+    """The online store's rows: on PostgreSQL one indexed query per request; on DuckDB
+    an in-memory index, rebuilt (as :class:`_ScoreIndex`) when the store changed."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._postgres = settings.results_url.startswith("postgresql")
+        self._kept = _Kept(self._read, name="online store", stamp=_stamp(settings))
+
+    def of(self, spec, customer_id) -> dict | None:
+        """The customer's newest stored features of ``spec``'s feature set, or None."""
+        if self._postgres:
+            return catalog.stored_features(self._settings, spec, customer_id)
+        return catalog.indexed_features(self._kept.get(), spec, customer_id)
+
+    def warm(self) -> None:
+        if not self._postgres:
+            self._kept.get()
+
+    def _read(self, kept):
+        return catalog.online_index(self._settings, kept)
+
+
+def score_now(
+    settings: Settings, customer_id, *, model_name=None, version=None, overrides=None
+) -> dict:
+    """Score a customer now from their newest stored batch features (the online store)
+    with ``model_name``'s champion (of the customer's segment), or ``version``, reading
+    the registry now; see :func:`credit_batch.steps.online.score_customer` (the CLI's
+    ``score-now``). DataError where the online store holds no features of the customer."""
+    if version is not None:
+        units = [(catalog.version_record(settings, version, model_name=model_name), None)]
+    else:
+        units = catalog.champion_records(settings, model_name)
+    spec = units[0][0].feature_spec
+    key = catalog.customer_key(customer_id, string=spec.key_type == "string")
+    stored = catalog.stored_features(settings, spec, key)
+    if stored is None:
+        raise catalog.no_features_error(customer_id, spec)
+    name = units[0][0].model_name
+    record, _ = online.champion_for(units, stored["features"], model_name=name)
+    model = catalog.loaded_model(settings, record)
+    return online.score_customer(settings, model, record, key, stored, overrides=overrides)
 
 
 class _ScoreIndex:
@@ -383,12 +478,14 @@ def create_app(settings: Settings | None = None):
     settings = settings or Settings.from_env()
     metrics, champion = _Metrics(), _Champion(settings)
     index, statuses = _ScoreIndex(settings), _key_statuses(settings)
+    online_features = _OnlineFeatures(settings)
 
     @asynccontextmanager
     async def warm(app):
         try:
             statuses.get()
             index.warm()
+            online_features.warm()
             champion.get()  # the only champion, or the reason there is none (readiness)
             metrics.champion = champion.versions()
         except CreditBatchError as exc:  # /readyz says so, and says why
@@ -407,6 +504,7 @@ def create_app(settings: Settings | None = None):
     _middleware(app, metrics)
     _health_routes(app, settings, champion, index, metrics)
     _score_routes(app, settings, champion, index, statuses)
+    _online_routes(app, settings, champion, online_features, statuses)
     _applicant_body(app, champion)
     return app
 
@@ -539,7 +637,7 @@ def _score_routes(app, settings: Settings, champion: _Champion, index, statuses)
     def score_applicant(features: Annotated[dict[str, Any], Body()]):
         """Score one applicant with the champion: the spec's features, null where unknown
         (where several models have champions: 422, naming them)."""
-        record, model = champion.get()
+        record, model = champion.get(fields=features)
         return online.score_applicant(settings, model, record, features)
 
     @app.post(
@@ -555,10 +653,52 @@ def _score_routes(app, settings: Settings, champion: _Champion, index, statuses)
     ):
         """Score one applicant with one model's champion (its spec's features)."""
         try:
-            record, model = champion.get(model_name)
+            record, model = champion.get(model_name, fields=features)
         except NoChampionError as exc:
             raise HTTPException(404, str(exc)) from None
         return online.score_applicant(settings, model, record, features)
+
+
+def _online_routes(app, settings: Settings, champion: _Champion, stored, statuses) -> None:
+    from typing import Annotated, Any
+
+    from fastapi import Body, Depends, HTTPException, Path, Query
+
+    versions = _Versions(settings)
+    model_path = Path(min_length=1, max_length=64)
+    customer = Path(min_length=1, max_length=catalog.MAX_CUSTOMER_ID_LENGTH)
+    version_query = Query(description="a version of the model (default: its champion)")
+
+    @app.post(
+        "/v1/models/{model_name}/customers/{customer_id}/score",
+        dependencies=[Depends(_authorized(statuses))],
+        tags=["online"],
+        response_model=_models().CustomerScore,
+        responses=_problems(400, 401, 403, 404, 413, 422, 503),
+    )
+    def score_customer(
+        model_name: Annotated[str, model_path],
+        customer_id: Annotated[str, customer],
+        version: Annotated[str | None, version_query] = None,
+        overrides: Annotated[dict[str, Any] | None, Body()] = None,
+    ):
+        """Score a customer now from their newest stored batch features (the online store),
+        with the model's champion of their segment (or ``version``); the body may give the
+        spec's request-time features. The answer names the features' snapshot."""
+        try:
+            units = [versions.get(model_name, version)] if version else champion.units(model_name)
+        except (NoChampionError, ModelNotFoundError) as exc:
+            raise HTTPException(404, str(exc)) from None
+        spec = units[0][0].feature_spec
+        key = catalog.customer_key(customer_id, string=spec.key_type == "string")
+        found = stored.of(spec, key)
+        if found is None:
+            raise HTTPException(404, str(catalog.no_features_error(customer_id, spec)))
+        try:
+            record, model = online.champion_for(units, found["features"], model_name=model_name)
+        except NoChampionError as exc:
+            raise HTTPException(404, str(exc)) from None
+        return online.score_customer(settings, model, record, key, found, overrides=overrides)
 
 
 def _applicant_body(app, champion: _Champion) -> None:

@@ -13,12 +13,20 @@ import json
 import math
 
 from credit_batch.config import Settings
-from credit_batch.errors import ParameterError
+from credit_batch.errors import NoChampionError, ParameterError
 from credit_batch.features import MAX_MAGNITUDE, FeatureSpec
-from credit_batch.steps import scoring
+from credit_batch.steps import scoring, segments
 from credit_batch.steps.validation import describe_invalid
 
-__all__ = ["ApplicantError", "applicant_schema", "check_fields", "score_applicant"]
+__all__ = [
+    "ApplicantError",
+    "applicant_schema",
+    "champion_for",
+    "check_fields",
+    "check_overrides",
+    "score_applicant",
+    "score_customer",
+]
 
 #: Where an applicant has no id of the results' key type yet.
 _APPLICANT = {"integer": 0, "string": "applicant"}
@@ -109,11 +117,86 @@ def score_applicant(settings: Settings, model, record, fields: dict) -> dict:
     Raises ApplicantError naming the field, the rule and the value where a
     field breaks the spec (the batch would quarantine the row).
     """
-    import pyarrow as pa
-
     spec = record.feature_spec
     row = {"snapshot_date": None, "customer_id": _APPLICANT[spec.key_type]}
     row.update(check_fields(fields, spec))
+    return _score_row(settings, model, record, row, fields)
+
+
+def score_customer(
+    settings: Settings, model, record, customer_id, stored: dict, *, overrides=None
+) -> dict:
+    """Score a customer now from their stored batch features (the online store), by
+    ``record``'s model, with the batch's rules, reasons and points.
+
+    Parameters
+    ----------
+    customer_id : int or str
+        The customer, of the spec's key type.
+    stored : dict
+        The customer's row of the online store
+        (:func:`credit_batch.stores.online_store.features_of`).
+    overrides : dict, optional
+        Values of the spec's request-time features (``request_time = true``)
+        to score with instead of the stored ones; any other name is refused.
+
+    Returns
+    -------
+    dict
+        What :func:`score_applicant` returns, with ``customer_id``,
+        ``feature_set``, ``features_snapshot_date`` (the snapshot the stored
+        features are of) and ``overridden`` (the names taken from the request).
+    """
+    spec = record.feature_spec
+    given = check_overrides(overrides, spec)
+    fields = {name: stored["features"].get(name) for name in spec.names} | given
+    row = {"snapshot_date": stored["snapshot_date"], "customer_id": customer_id, **fields}
+    answer = _score_row(settings, model, record, row, fields)
+    return answer | {
+        "customer_id": customer_id,
+        "feature_set": spec.feature_set,
+        "features_snapshot_date": stored["snapshot_date"],
+        "overridden": sorted(given),
+    }
+
+
+def check_overrides(overrides: object, spec: FeatureSpec) -> dict:
+    """``overrides`` checked as values of ``spec``'s request-time features (as the lake
+    holds them); ApplicantError naming the first field that is not one, or breaks its kind."""
+    if overrides is None:
+        return {}
+    if not isinstance(overrides, dict):
+        raise ApplicantError("body", type(overrides).__name__, "must be a JSON object")
+    allowed = spec.request_time
+    for name in overrides:
+        if name not in allowed:
+            known = ", ".join(allowed) or "none in this model's spec"
+            rule = f"is not a request-time feature of the model ({known})"
+            raise ApplicantError(name, overrides[name], rule)
+    return {name: _check_kind(name, value, spec) for name, value in overrides.items()}
+
+
+def champion_for(units: list, features: dict, *, model_name: str):
+    """The unit of ``units`` (``(record, ...)`` of one model's champions) that scores a row
+    of ``features``: the only one; of a segmented model, its segment's champion, else the
+    pooled one. NoChampionError (with the quarantine's reason) where there is none."""
+    first = units[0][0]
+    if first.segment_by is None:
+        return units[0]
+    value = features.get(first.segment_by)
+    value = "" if value is None else str(value)
+    by_segment = {unit[0].segment: unit for unit in units}
+    found = by_segment.get(value, by_segment.get(None))
+    if found is None:
+        reason, _ = segments.uncovered_reason(model_name, first.segment_by, value)
+        raise NoChampionError(reason, model_name=model_name)
+    return found
+
+
+def _score_row(settings: Settings, model, record, row: dict, fields: dict) -> dict:
+    import pyarrow as pa
+
+    spec = record.feature_spec
     batch = pa.RecordBatch.from_pylist([row], schema=spec.arrow_schema())
     scored, rejected = scoring.score_batch(
         model,

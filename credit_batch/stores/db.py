@@ -65,6 +65,10 @@ ALLOWED_TABLES = frozenset(
         "quarantine",
         "quarantine_integer_keys",
         "quarantine_string_keys",
+        "online_features",
+        "online_features_integer_keys",
+        "online_features_string_keys",
+        "online_staged",  # a materialization's rows before the merge (a temporary table)
         "shap_summary",
         "drift",
         "partial_dependence",

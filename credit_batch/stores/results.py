@@ -155,7 +155,8 @@ def _apply_schema(db: Database, settings: Settings, *, key_type: str | None) -> 
 
 def _create_keyed(db: Database, settings: Settings, key_type: str, suffix: str) -> None:
     """Create the keyed tables (:data:`KEYED_TABLES`) of ``key_type`` under ``suffix``."""
-    for name in (f"schema/predictions.{db.dialect}.sql", "schema/quarantine.sql"):
+    names = [f"schema/{t}.{db.dialect}.sql" for t in ("predictions", "online_features")]
+    for name in [*names, "schema/quarantine.sql"]:
         script = keyed_sql(read_sql(settings.sql_dir, name), suffix)
         db.run_script(script.replace("{key_type}", _KEY_SQL[key_type]))
 
@@ -293,7 +294,7 @@ SCHEMA_VERSION = max(MIGRATIONS)
 #: Tables whose ``customer_id`` has a key type. A results database holds them, under
 #: these names, for the key type it was created with; a model keyed the other way
 #: (integer beside string ids) has its own beside them, suffixed: ``predictions_string_keys``.
-KEYED_TABLES = ("predictions", "quarantine")
+KEYED_TABLES = ("predictions", "quarantine", "online_features")
 #: Suffix of the keyed tables of a key type that is not the database's first.
 KEY_SUFFIX = {"integer": "_integer_keys", "string": "_string_keys"}
 _KEYED_NAME = re.compile(rf"\b({'|'.join(KEYED_TABLES)})(_customer_idx)?\b")

@@ -70,6 +70,12 @@ FIGURES = {
     "segmented night: 1 segment champions",
     "segmented night: 2 segment champions",
     "segmented night: 4 segment champions",
+    "score a customer now (online store) at 100 requests/s",
+    *(
+        f"online store: materialize 5,000 customers {case}, {store}"
+        for case in ("into an empty store", "replacing every row")
+        for store in ("DuckDB", "PostgreSQL")
+    ),
 }
 
 
@@ -111,5 +117,7 @@ def test_benchmark_suite_runs_at_smoke_size_and_writes_every_figure(tmp_path, pg
     book = next(f for f in found if f["name"] == "portfolio night, real Airflow (LocalExecutor)")
     one, three = book["detail"]["one_model_task_instances"], book["detail"]["task_instances"]
     assert book["detail"]["models"] == 3 and three == one + 2 * 3  # load, importance, report
+    now = next(f for f in found if f["name"].startswith("score a customer now"))
+    assert now["detail"]["errors"] == 0 and now["detail"]["n"] > 0  # every request a 200
     segmented = [f for f in found if f["name"].startswith("segmented night")]
     assert [f["detail"]["segments"] for f in segmented] == [1, 2, 4]

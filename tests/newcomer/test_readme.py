@@ -202,8 +202,9 @@ def test_serving_block_looks_up_and_scores_over_http_and_stops_the_server(clone,
 
     out = run_block(clone, "serving")
     lines = [line for line in out.splitlines() if line.startswith("{")]
-    stored, online = json.loads(lines[0]), json.loads(lines[1])
+    stored, now, online = (json.loads(line) for line in lines[:3])
     assert stored["customer_id"] == 1 and stored["reason_1_text"], out[-3000:]
+    assert (now["score"], now["features_snapshot_date"]) == (stored["score"], "2026-10-31")
     assert f"customer 1: score {stored['score']:.4f}, band {stored['risk_band']}" in out
     assert online["risk_band"] in {"A", "B", "C", "D", "E"} and len(online["reasons"]) == 3
     assert all(reason["text"] for reason in online["reasons"])  # the README shows them

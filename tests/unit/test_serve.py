@@ -66,6 +66,49 @@ def test_lookup_gives_exactly_the_stored_newest_champion_score(served):
 
 
 @pytest.mark.unit
+def test_scoring_a_customer_now_gives_the_stored_score_of_their_newest_features(served):
+    settings, client, _ = served
+    newest = {
+        r["customer_id"]
+        for r in query(
+            settings, "SELECT customer_id FROM predictions WHERE snapshot_date = :d", {"d": NEWEST}
+        )
+    }
+    older_only = query(
+        settings,
+        "SELECT customer_id FROM predictions WHERE snapshot_date = :d ORDER BY customer_id",
+        {"d": OLDER},
+    )
+    gone = next(r["customer_id"] for r in older_only if r["customer_id"] not in newest)
+    for customer, date in ((1, NEWEST), (17, NEWEST), (2024, NEWEST), (gone, OLDER)):
+        got = client.post(f"/v1/models/gmsc/customers/{customer}/score")
+        assert got.status_code == 200, got.text
+        body, want = got.json(), _stored(settings, customer, date)
+        assert (body["score"], body["risk_band"], body["points"]) == (
+            want["score"], want["risk_band"], want["points"]
+        )  # fmt: skip
+        assert body["features_snapshot_date"] == date.isoformat(), customer
+        assert body["reasons"][0]["feature"] == want["reason_1"] and body["overridden"] == []
+    version = _stored(settings, 1, NEWEST)["model_version"]
+    named = client.post("/v1/models/gmsc/customers/1/score", params={"version": version})
+    assert named.status_code == 200 and named.json()["model_version"] == version
+
+
+@pytest.mark.unit
+def test_scoring_a_customer_now_refuses_what_it_cannot_answer(served):
+    _, client, _ = served
+    unknown = client.post("/v1/models/gmsc/customers/99999999/score")
+    assert unknown.status_code == 404 and "no stored features of customer 99999999" in unknown.text
+    assert client.post("/v1/models/nobody/customers/1/score").status_code == 404
+    stale = client.post("/v1/models/gmsc/customers/1/score", params={"version": "nope-1"})
+    assert stale.status_code == 404 and "'nope-1' is not registered" in stale.text
+    bad = client.post("/v1/models/gmsc/customers/1/score", json={"age": 30})
+    assert bad.status_code == 422 and bad.json()["name"] == "age"
+    assert "is not a request-time feature of the model" in bad.json()["rule"]
+    assert client.post("/v1/models/gmsc/customers/x1/score").status_code == 422  # integer keys
+
+
+@pytest.mark.unit
 def test_a_query_parameter_the_route_does_not_take_is_a_422_naming_it(served):
     """``?asof=`` (a typo of ``as_of``) would otherwise answer for today, silently."""
     _, client, _ = served
@@ -116,7 +159,8 @@ def test_online_scores_equal_the_batch_for_a_thousand_rows(served):
             continue
         assert got.status_code == 200, got.text
         body, want = got.json(), stored[customer]
-        assert abs(body["score"] - want["score"]) <= 1e-12
+        assert body["score"] == want["score"]  # the same bits: one row alone, or in a chunk
+        assert body["points"] == want["points"]
         assert body["risk_band"] == want["risk_band"]
         assert [r["feature"] for r in body["reasons"]] == [
             want[f"reason_{i}"] for i in (1, 2, 3) if want[f"reason_{i}"]
@@ -305,6 +349,9 @@ def test_on_postgresql_lookups_and_online_scores_answer_from_the_database(pg_dem
     assert got.status_code == 200 and got.json()["score"] == _stored(settings, 17, NEWEST)["score"]
     assert client.get("/v1/customers/99999999/score").status_code == 404
     assert client.post("/v1/score", json=_applicant(settings)).status_code == 200
+    now = client.post("/v1/models/gmsc/customers/17/score")  # the online store's row, by key
+    assert now.status_code == 200 and now.json()["score"] == _stored(settings, 17, NEWEST)["score"]
+    assert client.post("/v1/models/gmsc/customers/99999999/score").status_code == 404
     key = client.headers.pop("Authorization").removeprefix("Bearer ")
     waited = revoked_within(client, key, lambda: serve.revoke_api_key(settings, "pg"))
     # "Within 5 s", as on DuckDB: slack 1 s for the refresh's read and the polling (50 ms).

@@ -86,6 +86,7 @@ ROUTES = (
     "GET /v1/customers/{customer_id}/score",
     "GET /v1/customers/{customer_id}/scores",
     "GET /v1/models/{model_name}/customers/{customer_id}/score",
+    "POST /v1/models/{model_name}/customers/{customer_id}/score",
     "GET /v1/customers/{customer_id}/history",
     "POST /v1/score",
     "POST /v1/models/{model_name}/score",

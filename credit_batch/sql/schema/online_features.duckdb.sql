@@ -1,0 +1,11 @@
+-- The online store: each customer's newest batch features per feature set, and the
+-- snapshot they came from (credit_batch.stores.online_store). One row per (feature
+-- set, customer), kept by the write (load/upsert_online.duckdb.sql) rather than by a
+-- PRIMARY KEY, whose index would slow every bulk write (see predictions.duckdb.sql).
+CREATE TABLE IF NOT EXISTS online_features (
+    feature_set    VARCHAR NOT NULL,  -- <spec name>-<digest[:12]>, as the lake's folders
+    customer_id    {key_type} NOT NULL,
+    snapshot_date  DATE NOT NULL,
+    features       VARCHAR NOT NULL,  -- JSON object: the spec's features as the lake holds them
+    written_at     TIMESTAMP NOT NULL
+);
