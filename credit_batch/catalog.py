@@ -47,6 +47,7 @@ __all__ = [
     "indexed_features",
     "online_index",
     "stored_features",
+    "stored_features_of",
     "version_record",
 ]
 
@@ -361,6 +362,13 @@ def stored_features(settings: Settings, spec, customer_id) -> dict | None:
     from credit_batch.stores import online_store
 
     return online_store.features_of(settings, spec, customer_id)
+
+
+def stored_features_of(settings: Settings, spec, customer_ids) -> dict:
+    """:func:`stored_features` of several customers over one connection: ``{id: row}``."""
+    from credit_batch.stores import online_store
+
+    return online_store.features_of_many(settings, spec, customer_ids)
 
 
 def online_index(settings: Settings, kept: dict | None = None) -> dict:

@@ -129,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     _sql_parser(sub)
     _lookup_parser(sub)
     _score_now_parser(sub)
+    _stream_parser(sub)
     _serve_parsers(sub)
     _spec_parser(sub)
     c = sub.add_parser(
@@ -333,6 +334,56 @@ def _override(given: str) -> tuple[str, object]:
         return name, json.loads(text)
     except json.JSONDecodeError:
         return name, text
+
+
+def _stream_parser(sub) -> None:
+    c = sub.add_parser(
+        "stream-score",
+        help="score events of a Redis stream as they arrive, with the stored batch features",
+    )
+    c.add_argument("--stream", required=True, help="the events' stream key")
+    c.add_argument(
+        "--redis-url",
+        help="redis://host:port/db (default: CREDIT_BATCH_REDIS_URL, else redis://127.0.0.1:6379/0)",
+    )
+    c.add_argument("--group", default="credit-batch", help="consumer group (default credit-batch)")
+    c.add_argument("--consumer", help="this consumer's name (default: host-pid)")
+    c.add_argument("--model-name", help="whose champion (default: the only model with one)")
+    c.add_argument("--batch-size", type=int, default=500, help="events per micro-batch (500)")
+    c.add_argument("--block-ms", type=int, default=200, help="wait for events, ms (200)")
+    c.add_argument(
+        "--claim-idle-ms",
+        type=int,
+        default=30_000,
+        help="take over a dead consumer's events idle this long, ms (30000)",
+    )
+    c.add_argument("--max-events", type=int, help="stop after this many events")
+    c.add_argument("--idle-exit", type=float, help="stop after this many seconds without events")
+    c.set_defaults(func=_stream_score)
+
+
+def _stream_score(settings: Settings, args) -> None:
+    import os
+    import signal
+    import socket
+    import threading
+
+    from credit_batch import stream
+
+    url = args.redis_url or os.environ.get("CREDIT_BATCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    consumer = args.consumer or f"{socket.gethostname()}-{os.getpid()}"
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    transport = stream.open_transport(url, args.stream, group=args.group, consumer=consumer)
+    try:
+        counts = stream.consume(
+            settings, transport, model_name=args.model_name, batch_size=args.batch_size,
+            block_ms=args.block_ms, claim_idle_ms=args.claim_idle_ms,
+            max_events=args.max_events, idle_seconds=args.idle_exit, stop=stop,
+        )  # fmt: skip
+    finally:
+        transport.close()
+    print(json.dumps({"consumer": consumer, **counts}))
 
 
 def _serve_parsers(sub) -> None:

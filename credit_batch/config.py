@@ -377,6 +377,11 @@ ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
         "DuckDB's reads and the load spill to disk beyond it",
     ),
     (
+        "CREDIT_BATCH_REDIS_URL",
+        "redis://127.0.0.1:6379/0",
+        "the Redis of streaming prediction (`credit-batch stream-score --redis-url`)",
+    ),
+    (
         "CREDIT_BATCH_WAREHOUSE_CONN_ID",
         "unset",
         "an Airflow connection (type postgres) that gives the warehouse URL inside a task",

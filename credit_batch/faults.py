@@ -55,6 +55,7 @@ POINTS = (
     "importance.before_commit",
     "registry.before_register",
     "promote.between_updates",
+    "stream.after_write",
 )
 ACTIONS = ("kill", "unavailable", "error", "pause")
 #: A paused process gives up waiting (and goes on) after this many seconds.

@@ -69,6 +69,8 @@ ALLOWED_TABLES = frozenset(
         "online_features_integer_keys",
         "online_features_string_keys",
         "online_staged",  # a materialization's rows before the merge (a temporary table)
+        "stream_predictions",
+        "stream_staged",  # a micro-batch's scores before the insert (a temporary table)
         "shap_summary",
         "drift",
         "partial_dependence",

@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import time
 
 from credit_batch.checks import utcnow
@@ -41,6 +42,7 @@ __all__ = [
     "feature_sets",
     "feature_tables",
     "features_of",
+    "features_of_many",
     "index_of",
     "indexed",
     "materialize",
@@ -79,10 +81,10 @@ def materialize(settings: Settings, spec: FeatureSpec, snapshot_date: dt.date) -
         stage = read_sql(settings.sql_dir, "load/stage_online.sql")
         db.execute(stage.replace("{key_type}", _KEY_SQL[spec.key_type]))
         rows, repeated = _stage(db, source, spec, snapshot_date)
-        kept = db.fetch_arrow(results.keyed_sql(_NEWER, suffix)).column(0)[0].as_py()
         upsert = read_sql(settings.sql_dir, f"load/upsert_online.{db.dialect}.sql")
-        db.run_script(results.keyed_sql(upsert, suffix))
+        written = [db.execute(sql) for sql in _statements(results.keyed_sql(upsert, suffix))][-1]
         db.execute("DROP TABLE online_staged")
+    kept = rows - written  # the last statement inserts (or updates) every row it writes
     done = {
         "feature_set": spec.feature_set,
         "snapshot_date": snapshot_date,
@@ -95,11 +97,10 @@ def materialize(settings: Settings, spec: FeatureSpec, snapshot_date: dt.date) -
     return done
 
 
-_NEWER = (
-    "SELECT COUNT(*) FROM online_staged AS s JOIN online_features AS o "
-    "ON o.feature_set = s.feature_set AND o.customer_id = s.customer_id "
-    "WHERE o.snapshot_date > s.snapshot_date"
-)
+def _statements(script: str) -> list[str]:
+    """The ``;``-separated statements of ``script``, its ``--`` comments left out."""
+    code = re.sub(r"--[^\n]*", "", script)
+    return [statement for statement in code.split(";") if statement.strip()]
 
 
 def _stage(db: Database, source, spec: FeatureSpec, date: dt.date) -> tuple[int, int]:
@@ -157,6 +158,26 @@ def features_of(settings: Settings, spec: FeatureSpec, customer_id) -> dict | No
         params = {"feature_set": spec.feature_set, "customer_id": customer_id}
         found = db.fetch_arrow(sql, params).to_pylist()
     return _decoded(found[0]) if found else None
+
+
+def features_of_many(settings: Settings, spec: FeatureSpec, customer_ids) -> dict:
+    """:func:`features_of` of each of ``customer_ids`` over one connection: ``{id: row}``
+    (an id the store holds nothing of is left out)."""
+    if not customer_ids or not results.exists(settings):
+        return {}
+    found = {}
+    with results.open_results(settings, read_only=True) as db:
+        suffixes = results.key_suffixes(db, settings)
+        if spec.key_type not in suffixes:
+            return {}
+        sql = results.keyed_sql(read_sql(settings.sql_dir, "serve/online_features.sql"),
+                                suffixes[spec.key_type])  # fmt: skip
+        for key in customer_ids:
+            params = {"feature_set": spec.feature_set, "customer_id": key}
+            rows = db.fetch_arrow(sql, params).to_pylist()
+            if rows:
+                found[key] = _decoded(rows[0])
+    return found
 
 
 def _decoded(row: dict) -> dict:

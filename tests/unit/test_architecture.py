@@ -25,7 +25,7 @@ CORE = {
     "model_file",
     "graph",  # which model reads which: the standard library's graphlib only
 }
-FACES = {"pipeline", "portfolio", "lifecycle", "catalog", "access", "serve", "cli"}
+FACES = {"pipeline", "portfolio", "lifecycle", "catalog", "access", "serve", "stream", "cli"}
 HEAVY = {"pandas", "pyarrow", "sklearn", "shap", "duckdb", "psycopg", "numpy", "skops", "pandera"}
 
 
@@ -73,7 +73,8 @@ ALLOWED = {
     "lifecycle": {"core", "stores", "steps", "pipeline", "portfolio", "demo"},  # demos: nights
     "access": {"core", "stores"},  # the service's API keys
     "serve": {"core", "steps", "catalog", "access"},  # through the use cases, not the stores
-    "cli": {"core", "pipeline", "portfolio", "lifecycle", "catalog", "access", "serve"},
+    "stream": {"core", "stores", "steps", "catalog"},  # the transport is a store (Redis)
+    "cli": {"core", "pipeline", "portfolio", "lifecycle", "catalog", "access", "serve", "stream"},
     "dags": {"core", "pipeline", "portfolio", "lifecycle", "dags"},  # tasks call the faces; _tasks
     "reference": {"core", "cli"},  # the documentation's generated pages
 }

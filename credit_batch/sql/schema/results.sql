@@ -221,3 +221,26 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_at  TIMESTAMP NOT NULL,
     revoked_at  TIMESTAMP
 );
+
+-- Streaming prediction (credit-batch stream-score): one row per event, whatever the
+-- deliveries (at least once from Redis Streams; a replay inserts nothing).
+CREATE TABLE IF NOT EXISTS stream_predictions (
+    event_id       VARCHAR PRIMARY KEY,          -- the producer's id of the event
+    stream_entry   VARCHAR NOT NULL,             -- the Redis Streams entry it came as
+    model_name     VARCHAR NOT NULL,
+    model_version  VARCHAR NOT NULL,
+    customer_id    VARCHAR NOT NULL,             -- as text, whatever the key type
+    event_at       TIMESTAMP,                    -- when the event happened (the producer's)
+    features_snapshot_date DATE NOT NULL,        -- the batch features' snapshot it was joined to
+    overridden     VARCHAR NOT NULL,             -- JSON list: the features the event gave
+    score          DOUBLE PRECISION NOT NULL,
+    risk_band      VARCHAR NOT NULL,
+    points         DOUBLE PRECISION,
+    reason_1       VARCHAR,
+    reason_1_value DOUBLE PRECISION,
+    reason_2       VARCHAR,
+    reason_2_value DOUBLE PRECISION,
+    reason_3       VARCHAR,
+    reason_3_value DOUBLE PRECISION,
+    scored_at      TIMESTAMP NOT NULL
+);
