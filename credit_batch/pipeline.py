@@ -136,7 +136,6 @@ def extract_features(
             part["segments"] = segments.count_segments(table, sorted(segment_by))
     repeated = warehouse.repeated_ids(wh, spec, date, at_most=MAX_DUPLICATE_IDS + 1)
     logger.info("extracted %d rows of %s (%s)", sum(p["rows"] for p in parts), date, spec.name)
-    online_store.materialize(settings, spec, date)  # the online store: newest rows win
     seconds = time.perf_counter() - t0
     return Extracted(spec, date, tuple(parts), frozenset(repeated), started, seconds)
 
@@ -377,9 +376,17 @@ def run(
         scored = progress(scored, len(plan.partitions))
     scored = tuple(scored)
     loaded = load(settings, plan.run, list(scored), plan.shadows)
+    materialize(settings, plan.run)
     explained = importance(settings, plan.run)
     written = report(settings, plan.run)
     return RunResult(plan.run, scored, loaded, explained, written, time.perf_counter() - t0)
+
+
+def materialize(settings: Settings, run: Run) -> dict:
+    """Write the run's snapshot of its feature set to the online store (the extract's
+    partitions in the lake; newest snapshots win): see
+    :func:`credit_batch.stores.online_store.materialize`."""
+    return online_store.materialize(settings, run.spec, run.snapshot_date)
 
 
 def load_csv(settings: Settings, path: str, *, snapshot_date) -> int:

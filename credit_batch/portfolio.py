@@ -383,6 +383,23 @@ def _load_unit(settings: Settings, name: str, unit: dict, items, scored) -> dict
     return {"label": label, "run": entry["run"], **loaded}
 
 
+def materialize_night(settings: Settings, items: list[dict]) -> list[dict]:
+    """Write each feature set the night extracted to the online store, once per feature
+    set and snapshot (:func:`credit_batch.pipeline.materialize`), beside the scoring.
+
+    The spec comes with the runs planned on it; a feature set none of whose units is
+    scored tonight (each skipped: its slice holds this very input, so the night that
+    scored it wrote the store) or that failed to extract is left as it is.
+    """
+    runs = {}
+    for item in items:
+        found = [Run.from_xcom(e["run"]) for e in item["plans"] if "run" in e]
+        if item["partition"] is not None and found:
+            runs.setdefault((found[0].spec.feature_set, found[0].snapshot_date), found[0])
+    done = [pipeline.materialize(settings, run) for run in runs.values()]
+    return [{**d, "snapshot_date": d["snapshot_date"].isoformat()} for d in done]
+
+
 def importance_of(settings: Settings, loaded: dict) -> dict:
     """Permutation importance of each loaded unit's run (nothing where it was skipped)."""
     units = []
@@ -462,6 +479,7 @@ def run_night(
         scored = list(scored)
         for model in extracted["models"]:
             _finish(settings, night, model, items, scored, t0)
+        materialize_night(settings, items)
     night.page = page(settings, options)["portfolio_page"]
     return night
 

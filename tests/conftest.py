@@ -332,6 +332,7 @@ def run_pipeline(settings: Settings, **kwargs) -> dict:
         )
     )
     loaded = pipeline.load(settings, plan.run, scored, plan.shadows)
+    pipeline.materialize(settings, plan.run)
     explained = pipeline.importance(settings, plan.run)
     return {"plan": plan, "scored": scored, "loaded": loaded, "explained": explained}
 

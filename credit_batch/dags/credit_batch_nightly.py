@@ -12,6 +12,8 @@ their permutation importance in SQL for later lookup.
   `credit_batch://scores/NAME` (extra: `reads`)
 * **extract**: each feature set once (models with equal specs share it) ->
   `lake/features/feature_set=F/snapshot_date=D/part-*.parquet`
+* **materialize**: beside the scoring, each feature set's rows into the online store
+  (`online_features`: each customer's newest features, for scoring a customer now)
 * **score**: one mapped task per partition: validate, score, reason codes, drift counts,
   with every model reading that feature set, each into its own slice
 * **load**, **importance**, **report**: one mapped group per model (labelled by its name):
@@ -72,6 +74,12 @@ def credit_batch_nightly():
 
         return fail_fast(portfolio.extract_night, run_options(), models)  # one per partition
 
+    @task(pool=WHERE.load_pool)  # beside the scoring; a writer of the results, as a load
+    def materialize(items: list[dict]) -> list[dict]:
+        from credit_batch import portfolio
+
+        return fail_fast(portfolio.materialize_night, items[:])  # one per feature set
+
     @task(queue=WHERE.score_queue, max_active_tis_per_dagrun=WHERE.score_concurrency)
     def score(feature_set: str, partition: dict | None, plans: list[dict]) -> dict:
         from credit_batch import portfolio
@@ -121,10 +129,11 @@ def credit_batch_nightly():
 
         raise AirflowFailException("a model of the night failed: its load task says why")
 
-    models, nights = plan(), []
+    models, nights, stored = plan(), [], []
     for wave in range(MAX_WAVES):  # models reading models' scores: after those models load
         mine = models_of_wave.override(task_id=f"models_of_wave_{wave}")(models, wave)
         items = extract.override(**_named("extract", wave))(mine)
+        stored.append(materialize.override(**_named("materialize", wave))(items))
         if nights:  # a barrier: the wave before is done, loaded or failed
             done = EmptyOperator(task_id=f"wave_{wave - 1}_done", trigger_rule="all_done")
             nights[-1] >> done >> items
@@ -132,7 +141,7 @@ def credit_batch_nightly():
         group = model_night.override(**_named("wave", wave, group=True))
         nights.append(group.partial(items=items, scored=scored).expand(model=mine))
     nights >> portfolio_page()
-    nights >> every_model_loaded()
+    [*nights, *stored] >> every_model_loaded()  # a failed write of the online store fails it
 
 
 def _named(name: str, wave: int, *, group: bool = False) -> dict:

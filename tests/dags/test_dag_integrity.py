@@ -59,16 +59,21 @@ def test_nightly_dag_has_exact_tasks_and_wiring(dagbag):
     scores) wait for the wave before to be done, failed models included."""
     dag = dagbag.dags[DAG_ID]
     tasks = {"plan", "extract", "score", "load", "importance", "report", "portfolio_page"}
-    tasks |= {"every_model_loaded", "models_of_wave_0"}
+    tasks |= {"every_model_loaded", "models_of_wave_0", "materialize"}
     for w in (1, 2):
         tasks |= {f"models_of_wave_{w}", f"extract_wave_{w}", f"score_wave_{w}"}
+        tasks |= {f"materialize_wave_{w}"}
         tasks |= {f"wave_{w}.load", f"wave_{w}.importance", f"wave_{w}.report"}
         tasks |= {f"wave_{w - 1}_done"}
     assert set(dag.task_dict) == tasks
     waves = {f"models_of_wave_{w}" for w in (0, 1, 2)}
     assert dag.task_dict["plan"].downstream_task_ids == waves
     assert dag.task_dict["models_of_wave_0"].downstream_task_ids == {"extract", "load"}
-    assert dag.task_dict["extract"].downstream_task_ids == {"score", "load"}
+    assert dag.task_dict["extract"].downstream_task_ids == {"score", "load", "materialize"}
+    for name in ("materialize", "materialize_wave_1", "materialize_wave_2"):  # beside scoring
+        task = dag.task_dict[name]
+        assert task.downstream_task_ids == {"every_model_loaded"}, name  # its failure fails it
+        assert task.pool == dag.task_dict["load"].pool  # a writer of the results, as a load
     assert dag.task_dict["score"].downstream_task_ids == {"load"}
     assert dag.task_dict["load"].downstream_task_ids == {"importance"}
     assert dag.task_dict["importance"].downstream_task_ids == {"report"}

@@ -104,6 +104,11 @@ def _nightly_rerun_and_backfill(env, settings, record) -> None:
     )
     assert len(slice_rows(settings, older)) == want_older["scored"]
     assert slice_rows(settings, newest) == first
+    # The online store: each customer's newest snapshot, the backfill under it.
+    held = query(settings, "SELECT snapshot_date, COUNT(*) AS n FROM online_features "
+                 "GROUP BY 1 ORDER BY 1")  # fmt: skip
+    assert held == [{"snapshot_date": older, "n": _online_oracle(settings)["older"]},
+                    {"snapshot_date": newest, "n": _online_oracle(settings)["newest"]}]  # fmt: skip
     runs = query(
         settings, "SELECT snapshot_date, importance_status FROM scoring_runs ORDER BY finished_at"
     )
@@ -119,6 +124,26 @@ def _nightly_rerun_and_backfill(env, settings, record) -> None:
         {"snapshot_date": older, "method": "permutation_unlabeled", "n": 13},
         {"snapshot_date": newest, "method": "permutation_unlabeled", "n": 13},
     ]
+
+
+_ONLINE_ORACLE = """
+WITH n AS (SELECT customer_id FROM features WHERE snapshot_date = :new
+           GROUP BY customer_id HAVING COUNT(*) = 1),
+     o AS (SELECT customer_id FROM features WHERE snapshot_date = :old
+           GROUP BY customer_id HAVING COUNT(*) = 1)
+SELECT (SELECT COUNT(*) FROM n) AS newest,
+       (SELECT COUNT(*) FROM o WHERE customer_id NOT IN (SELECT customer_id FROM n)) AS older
+"""
+
+
+def _online_oracle(settings) -> dict:
+    """From the warehouse, apart from the package: the customers once in the newest
+    snapshot, and those once in the older one but not once in the newest."""
+    from credit_batch.stores.db import connect
+
+    with connect(settings.warehouse_url, read_only=True) as wh:
+        dates = {"new": dt.date(2026, 10, 31), "old": dt.date(2026, 9, 30)}
+        return wh.fetch_arrow(_ONLINE_ORACLE, dates).to_pylist()[0]
 
 
 def test_nightly_dag_on_duckdb_scores_once_reruns_identically_and_backfills(airflow_db, demo):

@@ -46,7 +46,14 @@ def _extract(settings: Settings, table: pa.Table, date: dt.date) -> dict:
 
 def _stored(settings: Settings) -> dict:
     rows = query(settings, "SELECT customer_id, snapshot_date, features FROM online_features")
-    return {r["customer_id"]: (r["snapshot_date"], json.loads(r["features"])) for r in rows}
+    names = SPEC.names  # the JSON array holds the features in the spec's order
+    return {
+        r["customer_id"]: (
+            r["snapshot_date"],
+            dict(zip(names, json.loads(r["features"]), strict=True)),
+        )
+        for r in rows
+    }
 
 
 def _newest_wins_and_a_backfill_changes_nothing(settings: Settings) -> None:
@@ -113,6 +120,7 @@ def night(tmp_path_factory, demo_template):
     plan = pipeline.extract(settings, RunOptions(snapshot_date=NEW))
     scored = list(pipeline.score_partitions(settings, plan.run, plan.partitions, workers=1))
     pipeline.load(settings, plan.run, scored)
+    pipeline.materialize(settings, plan.run)
     return settings, demo_template[2]
 
 

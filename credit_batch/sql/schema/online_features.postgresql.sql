@@ -6,7 +6,7 @@ CREATE TABLE IF NOT EXISTS online_features (
     feature_set    VARCHAR NOT NULL,  -- <spec name>-<digest[:12]>, as the lake's folders
     customer_id    {key_type} NOT NULL,
     snapshot_date  DATE NOT NULL,
-    features       VARCHAR NOT NULL,  -- JSON object: the spec's features as the lake holds them
+    features       VARCHAR NOT NULL,  -- JSON array: the features in the spec's order, as in the lake
     written_at     TIMESTAMP NOT NULL,
     PRIMARY KEY (feature_set, customer_id)
 );
