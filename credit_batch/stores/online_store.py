@@ -38,6 +38,7 @@ import time
 
 from credit_batch.checks import utcnow
 from credit_batch.config import Settings
+from credit_batch.errors import DataError
 from credit_batch.features import FeatureSpec
 from credit_batch.stores import lake, results
 from credit_batch.stores.db import Database, read_sql
@@ -187,6 +188,12 @@ def features_of_many(settings: Settings, spec: FeatureSpec, customer_ids) -> dic
 def _decoded(row: dict, spec: FeatureSpec) -> dict:
     """``row`` with its features by name (stored as a JSON array in the spec's order)."""
     values = json.loads(row["features"])
+    if not isinstance(values, list) or len(values) != len(spec.names):
+        raise DataError(
+            f"the online store's row of feature set {spec.feature_set} is not a JSON array "
+            f"of its {len(spec.names)} features; a night that extracts it writes it again",
+            feature_set=spec.feature_set,
+        )
     return {**row, "features": dict(zip(spec.names, values, strict=True))}
 
 

@@ -214,3 +214,27 @@ def test_a_segmented_model_scores_with_the_segments_champion_else_the_pooled_one
         online.champion_for([de, fr], {"country": "IT"}, model_name="m")
     plain = (SimpleNamespace(segment_by=None, segment=None), "only")
     assert online.champion_for([plain], {}, model_name="m") is plain
+
+
+@pytest.mark.unit
+def test_scoring_now_follows_a_promotion_at_once_and_the_service_within_its_refresh(demo):
+    """A customer asks at 11:00; the model promoted at 10:00 decides, not last night's."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    settings, written, old = demo
+    plan = pipeline.extract(settings, RunOptions(snapshot_date=NEW))
+    pipeline.materialize(settings, plan.run)
+    client = TestClient(serve.create_app(settings))
+    client.headers["Authorization"] = f"Bearer {serve.create_api_key(settings, 'now')}"
+    route = "/v1/models/gmsc/customers/1/score"
+    assert client.post(route).json()["model_version"] == old.model_version
+    new = pipeline.train(settings, until=written[-3]["snapshot_date"], seed=2, model_name="gmsc")
+    pipeline.promote(settings, new.model_version, reason="the 10:00 promotion")
+    assert new.model_version != old.model_version
+    assert serve.score_now(settings, 1)["model_version"] == new.model_version  # at once
+    t0 = time.monotonic()
+    while client.post(route).json()["model_version"] != new.model_version:
+        assert time.monotonic() - t0 < serve.CACHE_SECONDS + 1.0, "the service kept the old one"
+        time.sleep(0.05)
