@@ -150,6 +150,18 @@ def demo(tmp_path, demo_template):
 S3_BUCKET = "credit-batch-test"
 
 
+def redis_answers() -> bool:
+    """Whether Redis answers a PING on 127.0.0.1:6379."""
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 now."""
     import socket

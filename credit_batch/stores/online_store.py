@@ -55,8 +55,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_KEY_SQL = {"integer": "BIGINT", "string": "VARCHAR"}
-
 
 def materialize(settings: Settings, spec: FeatureSpec, snapshot_date: dt.date) -> dict:
     """Write the snapshot's rows of ``spec``'s feature set (from the lake) to the online store.
@@ -84,7 +82,7 @@ def materialize(settings: Settings, spec: FeatureSpec, snapshot_date: dt.date) -
         results.lock(db, settings, f"online/{spec.feature_set}")
         suffix = results.key_suffix(db, settings, spec.key_type)
         stage = read_sql(settings.sql_dir, "load/stage_online.sql")
-        db.execute(stage.replace("{key_type}", _KEY_SQL[spec.key_type]))
+        db.execute(stage.replace("{key_type}", results.KEY_SQL[spec.key_type]))
         rows, repeated = _stage(db, source, spec, snapshot_date)
         upsert = read_sql(settings.sql_dir, f"load/upsert_online.{db.dialect}.sql")
         written = [db.execute(sql) for sql in _statements(results.keyed_sql(upsert, suffix))][-1]
@@ -152,17 +150,7 @@ def features_of(settings: Settings, spec: FeatureSpec, customer_id) -> dict | No
     each feature to its value as the lake held it (None where missing).
     ``customer_id`` must already be of the spec's key type.
     """
-    if not results.exists(settings):
-        return None
-    with results.open_results(settings, read_only=True) as db:
-        suffixes = results.key_suffixes(db, settings)
-        if spec.key_type not in suffixes:
-            return None
-        sql = results.keyed_sql(read_sql(settings.sql_dir, "serve/online_features.sql"),
-                                suffixes[spec.key_type])  # fmt: skip
-        params = {"feature_set": spec.feature_set, "customer_id": customer_id}
-        found = db.fetch_arrow(sql, params).to_pylist()
-    return _decoded(found[0], spec) if found else None
+    return features_of_many(settings, spec, [customer_id]).get(customer_id)
 
 
 def features_of_many(settings: Settings, spec: FeatureSpec, customer_ids) -> dict:

@@ -39,6 +39,7 @@ __all__ = [
     "apply_schema",
     "check_schema_version",
     "schema_version",
+    "KEY_SQL",
     "KEY_SUFFIX",
     "database_key_type",
     "key_suffix",
@@ -67,7 +68,7 @@ logger = logging.getLogger(__name__)
 
 
 #: SQL type of ``customer_id`` per key type of a spec.
-_KEY_SQL = {"integer": "BIGINT", "string": "VARCHAR"}
+KEY_SQL = {"integer": "BIGINT", "string": "VARCHAR"}
 
 
 def open_results(
@@ -158,7 +159,7 @@ def _create_keyed(db: Database, settings: Settings, key_type: str, suffix: str) 
     names = [f"schema/{t}.{db.dialect}.sql" for t in ("predictions", "online_features")]
     for name in [*names, "schema/quarantine.sql"]:
         script = keyed_sql(read_sql(settings.sql_dir, name), suffix)
-        db.run_script(script.replace("{key_type}", _KEY_SQL[key_type]))
+        db.run_script(script.replace("{key_type}", KEY_SQL[key_type]))
 
 
 #: Columns added since the first release, as (table, column, type): a results

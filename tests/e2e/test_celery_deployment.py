@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, expected_counts, services_required
+from tests.conftest import REPO, expected_counts, redis_answers, services_required
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(900)]
 
@@ -99,15 +98,6 @@ class Deployment:
         return int((self.folder / "pids" / f"{name}.pid").read_text())
 
 
-def _redis_answers() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=2) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 def _up(folder: Path, env: dict) -> tuple[dict, float]:
     t0 = time.perf_counter()
     done = subprocess.run(
@@ -129,7 +119,7 @@ def _up(folder: Path, env: dict) -> tuple[dict, float]:
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory, pg_admin):
-    if not _redis_answers():
+    if not redis_answers():
         reason = "Redis is not running on 127.0.0.1:6379 (the Celery broker)"
         pytest.fail(reason) if services_required() else pytest.skip(reason)
     folder = tmp_path_factory.mktemp("celery")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -16,7 +15,7 @@ import pytest
 from credit_batch import serve, stream
 from credit_batch.config import Settings
 from credit_batch.stores.streams import RedisStreams
-from tests.conftest import query, run_pipeline, services_required
+from tests.conftest import query, redis_answers, run_pipeline, services_required
 
 pytestmark = pytest.mark.services
 
@@ -24,21 +23,12 @@ REDIS = "redis://127.0.0.1:6379/0"
 NEWEST = dt.date(2026, 10, 31)
 
 
-def _redis_answers() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=2) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def night(tmp_path_factory, demo_template):
     """The demo home scored on its newest snapshot (the online store filled by it)."""
     import shutil
 
-    if not _redis_answers():
+    if not redis_answers():
         reason = "Redis is not running on 127.0.0.1:6379"
         pytest.fail(reason) if services_required() else pytest.skip(reason)
     home = tmp_path_factory.mktemp("stream") / "home"
