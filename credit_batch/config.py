@@ -60,6 +60,7 @@ __all__ = [
     "DEFAULT_SPEC_PATH",
     "EXAMPLES",
     "EXAMPLE_SPECS",
+    "STREAM_MODEL_FILE",
     "LENDER_SPEC_PATH",
     "DEFAULT_TRAIN_MAX_ROWS",
     "MAX_CHUNK_ROWS",
@@ -297,8 +298,14 @@ DAGS_FOLDER = Path(str(importlib.resources.files("credit_batch").joinpath("dags"
 DEFAULT_SPEC_PATH = _PACKAGE_SQL_DIR / "specs" / "gmsc" / "spec.toml"
 #: The second example's spec: a loan book with categorical features.
 LENDER_SPEC_PATH = _PACKAGE_SQL_DIR / "specs" / "lender" / "spec.toml"
+#: The streaming example's model file: GMSC features and streaming features of events.
+STREAM_MODEL_FILE = _PACKAGE_SQL_DIR / "specs" / "streaming" / "model.toml"
 #: The generated examples ``credit-batch demo --example`` builds, and their specs.
-EXAMPLE_SPECS = {"gmsc": DEFAULT_SPEC_PATH, "lender": LENDER_SPEC_PATH}
+EXAMPLE_SPECS = {
+    "gmsc": DEFAULT_SPEC_PATH,
+    "lender": LENDER_SPEC_PATH,
+    "streaming": STREAM_MODEL_FILE.with_name("spec.toml"),
+}
 #: ... and the portfolio (three products in four countries: a model file per product,
 #: ``sql/specs/portfolio/``).
 EXAMPLES = (*EXAMPLE_SPECS, "portfolio")

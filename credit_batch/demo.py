@@ -230,7 +230,8 @@ def write_warehouse(
 
 def write_example(settings: Settings, example: str = "gmsc", **options) -> list[dict]:
     """Write the generated warehouse of ``example``: "gmsc" (:func:`write_warehouse`),
-    "lender" (:func:`credit_batch.demo_lender.write_warehouse`) or "portfolio"
+    "lender" (:func:`credit_batch.demo_lender.write_warehouse`), "streaming"
+    (:func:`credit_batch.demo_stream.write_warehouse`) or "portfolio"
     (:func:`credit_batch.demo_portfolio.write_warehouse`); ``options`` go to it."""
     if example not in EXAMPLES:
         raise ParameterError("example", example, f"must be one of {', '.join(EXAMPLES)}")
@@ -240,4 +241,8 @@ def write_example(settings: Settings, example: str = "gmsc", **options) -> list[
         raise ParameterError("drift", True, "is planted in the gmsc example only")
     if example == "portfolio":
         return demo_portfolio.write_warehouse(settings, **options)
+    if example == "streaming":
+        from credit_batch import demo_stream  # it reuses this module's generator
+
+        return demo_stream.write_warehouse(settings, **options)
     return demo_lender.write_warehouse(settings, **options)

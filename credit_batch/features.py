@@ -24,9 +24,12 @@ from pathlib import Path
 from credit_batch.checks import IDENTIFIER, MODEL_NAME_PATTERN, read_toml
 from credit_batch.config import DEFAULT_SPEC_PATH
 from credit_batch.errors import SchemaMismatchError, SpecError
+from credit_batch.windows import parse_window, with_streaming
 
 __all__ = [
+    "AGGREGATES",
     "DIRECTIONS",
+    "EventSource",
     "FEATURE_TYPES",
     "Feature",
     "FeatureSpec",
@@ -34,6 +37,7 @@ __all__ = [
     "MAX_MAGNITUDE",
     "UNSEEN_POLICIES",
     "UPSTREAM_OUTPUTS",
+    "Window",
     "default_spec",
     "load_spec",
 ]
@@ -50,8 +54,45 @@ UNSEEN_POLICIES = ("quarantine", "other")
 UPSTREAM_OUTPUTS = ("score", "points")
 #: How risk moves as a feature's value grows.
 DIRECTIONS = ("increases", "decreases", "none")
+#: Aggregates of a streaming feature over its window of a customer's events.
+AGGREGATES = ("count", "sum", "minutes_since_last")
 #: Types of the entity key: ``customer_id`` is BIGINT or VARCHAR in the lake and results.
 KEY_TYPES = ("integer", "string")
+
+
+@dataclass(frozen=True)
+class Window:
+    """What a streaming feature aggregates: a customer's events of one kind over a window.
+
+    The value as of an instant ``T`` is over the events of ``kind`` with
+    ``T - window < at <= T`` (event time): ``count`` of them, ``sum`` of their
+    ``field`` (0 where none), or ``minutes_since_last`` of them (the window's
+    length in minutes where none). The stream consumer keeps it in Redis
+    (:mod:`credit_batch.stores.windows`); the warehouse computes the same from
+    its event history for training and the night (``T`` = the snapshot date at
+    00:00), by SQL generated from this definition.
+    """
+
+    kind: str
+    aggregate: str
+    window: int  # seconds
+    field: str | None = None
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """Where a spec's streaming features come from: the event history in the warehouse
+    (``table``: one row per event with its id, customer, time, kind and fields), the
+    grace for late events (seconds; an event older than the customer's newest by more
+    is dead-lettered) and the event kinds that are scored (``triggers``; all where empty)."""
+
+    table: str = "events"
+    key: str = "customer_id"
+    id_column: str = "event_id"
+    time_column: str = "event_at"
+    kind_column: str = "kind"
+    grace: int = 600
+    triggers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +142,10 @@ class Feature:
         Known when a request comes (the amount asked for): online prediction
         from batch features may take it from the request instead of the
         stored value. The night reads it from the warehouse like any other.
+    stream : Window or None
+        A streaming feature: an aggregate of the customer's events (see
+        :class:`Window`), kept current by the stream consumer and computed
+        from the warehouse's event history for training and the night.
 
     A row that breaks a rule is quarantined, not scored (see
     :mod:`credit_batch.steps.validation`); the rules live here and nowhere else.
@@ -122,6 +167,7 @@ class Feature:
     upstream_model: str | None = None
     upstream_output: str = "score"
     request_time: bool = False
+    stream: Window | None = None
 
     @property
     def categorical(self) -> bool:
@@ -155,6 +201,7 @@ class FeatureSpec:
     outcomes_table: str = "outcomes"
     features_query: str | None = field(default=None, repr=False)
     labeled_query: str | None = field(default=None, repr=False)
+    events: EventSource | None = None
 
     def check_provides(self, names: list[str], *, model: str) -> None:
         """Raise SchemaMismatchError unless every one of ``names`` is a feature of the spec."""
@@ -194,6 +241,11 @@ class FeatureSpec:
     def request_time(self) -> list[str]:
         """Names of the features a request may give (see :attr:`Feature.request_time`)."""
         return [f.name for f in self.features if f.request_time]
+
+    @property
+    def streaming(self) -> tuple[Feature, ...]:
+        """The streaming features (``stream`` set): aggregates of the customer's events."""
+        return tuple(f for f in self.features if f.stream is not None)
 
     @property
     def skewed(self) -> list[str]:
@@ -251,9 +303,14 @@ class FeatureSpec:
         every other query is generated from its (checked) identifiers.
         """
         given = {"features": self.features_query, "labeled": self.labeled_query}.get(name)
-        if given is not None:
-            return given
-        columns = ",\n    ".join(_select(f, "f") for f in self.in_warehouse.features)
+        if name in ("features", "labeled") and self.streaming:
+            return with_streaming(self, given or self._generated(name), labeled=name == "labeled")
+        return given if given is not None else self._generated(name)
+
+    def _generated(self, name: str) -> str:
+        columns = ",\n    ".join(
+            _select(f, "f") for f in self.in_warehouse.features if f.stream is None
+        )
         # training's rows in one order on every database: strings in byte order
         collate = ' COLLATE "C"' if self.key_type == "string" else ""
         return _QUERIES[name].format(
@@ -274,11 +331,15 @@ class FeatureSpec:
         digest (and its feature set, its versions).
         """
         data = asdict(self)
+        if data["events"] is None:  # likewise for specs with no streaming feature
+            del data["events"]
         for feature in data["features"]:
             if feature["upstream_model"] is None:
                 del feature["upstream_model"], feature["upstream_output"]
             if not feature["request_time"]:  # likewise: older specs keep their digests
                 del feature["request_time"]
+            if feature["stream"] is None:
+                del feature["stream"]
         return data
 
     @classmethod
@@ -290,11 +351,15 @@ class FeatureSpec:
                     **f,
                     "forbidden": tuple(f.get("forbidden") or ()),
                     "categories": tuple(f.get("categories") or ()),
+                    "stream": Window(**f["stream"]) if f.get("stream") else None,
                 }
             )
             for f in data["features"]
         )
-        return cls(**{**data, "features": feats})
+        events = data.get("events")
+        if events:
+            events = EventSource(**{**events, "triggers": tuple(events.get("triggers") or ())})
+        return cls(**{**data, "features": feats, "events": events or None})
 
     @property
     def digest(self) -> str:
@@ -346,7 +411,9 @@ _QUERIES = {
 
 # -- reading a spec file -----------------------------------------------------
 
-_TOP = {"name", "description", "entity", "extract", "target", "features"}
+_TOP = {"name", "description", "entity", "extract", "target", "features", "events"}
+_EVENTS = {f.name for f in fields(EventSource)}
+_WINDOW = {f.name for f in fields(Window)}
 _ENTITY = {"key", "key_type", "snapshot_column", "table"}
 _EXTRACT = {"query"}
 _TARGET = {"name", "table", "query"}
@@ -466,6 +533,7 @@ class _Reader:
             outcomes_table=self.identifier("target.table", target["table"]),
             features_query=_maybe(self.query, "extract.query", extract.get("query"), "features"),
             labeled_query=_maybe(self.query, "target.query", target.get("query"), "labeled"),
+            events=self.events(data.get("events"), feats, key),
         )
 
     def features(self, data: object) -> tuple[Feature, ...]:
@@ -516,7 +584,58 @@ class _Reader:
                 f"{where}.unseen", item.get("unseen", "quarantine"), UNSEEN_POLICIES
             ),
             request_time=self.flag(f"{where}.request_time", item.get("request_time", False)),
+            stream=self.window(f"{where}.stream", item.get("stream"), kind, item),
         )
+
+    def window(self, where: str, item: object, kind: str, feature: dict) -> Window | None:
+        """A streaming feature's window (``[features.stream]``), or None."""
+        if item is None:
+            return None
+        item = self.table(item, where, _WINDOW, {"kind", "aggregate", "window"})
+        if kind != "numeric":
+            raise self.fail(f"{where[:-7]}.type", kind, "must be numeric for a streaming feature")
+        for name in ("request_time", "upstream_model"):
+            if feature.get(name):
+                raise self.fail(f"{where[:-7]}.{name}", feature[name],
+                                "does not apply to a streaming feature")  # fmt: skip
+        aggregate = self.choice(f"{where}.aggregate", item["aggregate"], AGGREGATES)
+        seconds = parse_window(item["window"])
+        if seconds is None:
+            rule = 'must be a positive whole number of s, m, h or d ("30d")'
+            raise self.fail(f"{where}.window", item["window"], rule)
+        field_ = item.get("field")
+        if (aggregate == "sum") != (field_ is not None):
+            rule = "is required of a sum" if field_ is None else f"does not apply to {aggregate}"
+            raise self.fail(f"{where}.field", field_, rule)
+        return Window(
+            kind=self.identifier(f"{where}.kind", item["kind"]),
+            aggregate=aggregate,
+            window=seconds,
+            field=None if field_ is None else self.identifier(f"{where}.field", field_),
+        )
+
+    def events(self, item: object, feats: tuple[Feature, ...], key: str) -> EventSource | None:
+        """The ``[events]`` table: required where a feature is streaming, else refused."""
+        streaming = [i for i, f in enumerate(feats) if f.stream is not None]
+        if item is None:
+            if streaming:
+                raise self.fail("events", None, f"is required by the streaming feature "
+                                f"features[{streaming[0]}]")  # fmt: skip
+            return None
+        if not streaming:
+            raise self.fail("events", item, "applies only to a spec with a streaming feature")
+        item = self.table(item, "events", _EVENTS, {"table"})
+        names = {n: self.identifier(f"events.{n}", item.get(n, d))
+                 for n, d in (("table", None), ("key", key), ("id_column", "event_id"),
+                              ("time_column", "event_at"), ("kind_column", "kind"))}  # fmt: skip
+        grace = parse_window(item.get("grace", "10m"))
+        if grace is None:
+            raise self.fail("events.grace", item.get("grace"), 'must be a window such as "10m"')
+        triggers = item.get("triggers", [])
+        if not isinstance(triggers, list):
+            raise self.fail("events.triggers", triggers, "must be an array of event kinds")
+        kinds = tuple(self.identifier("events.triggers", k) for k in triggers)
+        return EventSource(**names, grace=grace, triggers=kinds)
 
     def upstream(self, where: str, item: dict, kind: str) -> dict:
         """``upstream_model`` and ``upstream_output`` of a feature read from another model."""

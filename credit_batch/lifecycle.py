@@ -20,7 +20,7 @@ from collections.abc import Callable
 from credit_batch import demo as demo_module
 from credit_batch import pipeline
 from credit_batch.checks import parse_date
-from credit_batch.config import EXAMPLE_SPECS, Settings
+from credit_batch.config import EXAMPLE_SPECS, STREAM_MODEL_FILE, Settings
 from credit_batch.errors import ParameterError
 from credit_batch.run import RunOptions
 from credit_batch.steps import monitoring
@@ -174,8 +174,11 @@ def demo(
     """
     written = pipeline.demo_data(settings, example, rows=rows)
     dates = [w["snapshot_date"] for w in written]
-    on_spec = dataclasses.replace(settings, spec_path=EXAMPLE_SPECS[example])
-    trained = pipeline.train(on_spec, until=dates[-3])
+    if example == "streaming":  # a named model with its policy: pd_stream
+        trained = train_from_model_file(settings, str(STREAM_MODEL_FILE), cutoff=dates[-3])
+    else:
+        on_spec = dataclasses.replace(settings, spec_path=EXAMPLE_SPECS[example])
+        trained = pipeline.train(on_spec, until=dates[-3])
     record = trained
     if trained.status != "champion":  # a second demo trains the same version: no second act
         record = promote(settings, trained.model_version, reason="the demo's model")

@@ -19,8 +19,15 @@ leaves its entries pending; another claims them after ``claim_idle_ms``. So
 delivery is at least once, the table holds each event once, and the output
 stream may carry an event twice, with the same event id and score.
 
-Not built yet (issue 27): windowed streaming features kept in Redis, their
-offline twins, and the Prometheus metrics of the consumer.
+Where the champion's spec has streaming features (``Feature.stream``), each
+event also carries its ``kind`` and its ``values`` (a JSON object of the event's
+fields: ``{"amount": 120.5}``) and must carry ``at`` (event time). The
+micro-batch's events go, in stream order, to the customers' windows in Redis
+(:class:`credit_batch.stores.stream_state.RedisWindows`); an event older than its
+customer's newest by more than the spec's grace is dead-lettered as late. The
+events of a trigger kind (``events.triggers``; every kind where none is named)
+are then scored with the streaming features as of their own time; the others
+only update the windows (counted as ``updated``).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import threading
 import time
 
@@ -39,6 +47,7 @@ from credit_batch.faults import fault_point
 from credit_batch.steps import online
 from credit_batch.stores import results
 from credit_batch.stores.db import read_sql
+from credit_batch.windows import MICROS, micros
 
 __all__ = ["CHAMPION_SECONDS", "consume", "open_transport", "process"]
 
@@ -46,7 +55,7 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between two reads of the champion: a promotion is scored within them.
 CHAMPION_SECONDS = 5.0
-_EVENT_FIELDS = {"event_id", "customer_id", "at", "features"}
+_EVENT_FIELDS = {"event_id", "customer_id", "at", "features", "kind", "values"}
 
 
 def open_transport(url: str, stream: str, *, group: str, consumer: str):
@@ -68,14 +77,17 @@ def consume(
     max_events: int | None = None,
     idle_seconds: float | None = None,
     stop: threading.Event | None = None,
+    state_url: str | None = None,
 ) -> dict:
     """Score the events of ``transport`` until ``stop`` is set, ``max_events`` are done or
     nothing arrived for ``idle_seconds``; return the counts (``events``, ``scored``,
-    ``dead``, ``batches``)."""
+    ``updated``, ``dead``, ``batches``). ``state_url`` is the Redis of the streaming
+    features' windows (default: the transport's)."""
     if batch_size < 1 or block_ms < 1 or claim_idle_ms < 1:
         raise ParameterError("batch size", batch_size, "must be positive, as the waits")
-    counts = {"events": 0, "scored": 0, "dead": 0, "batches": 0}
+    counts = {"events": 0, "scored": 0, "updated": 0, "dead": 0, "batches": 0}
     champions, quiet_since = _Champions(settings, model_name), time.monotonic()
+    windows = _Windows(state_url or transport.url, f"{transport.stream}:windows")
     while not (stop is not None and stop.is_set()):
         entries = transport.claim(batch_size, min_idle_ms=claim_idle_ms)
         entries = entries or transport.read(batch_size, block_ms=block_ms)
@@ -83,14 +95,38 @@ def consume(
             if idle_seconds is not None and time.monotonic() - quiet_since > idle_seconds:
                 break
             continue
-        done = process(settings, transport, entries, champions.get())
+        units = champions.get()
+        done = process(settings, transport, entries, units, windows.of(units[0][0].feature_spec))
         for name in counts:
             counts[name] += done.get(name, 1 if name == "batches" else 0)
         quiet_since = time.monotonic()
         if max_events is not None and counts["events"] >= max_events:
             break
     logger.info("stream consumer %s: %s", getattr(transport, "consumer", "?"), counts)
+    windows.close()
     return counts
+
+
+class _Windows:
+    """The windows of the champion's spec (opened again when a promotion changes the spec)."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self._url, self._prefix, self._open = url, prefix, None
+
+    def of(self, spec):
+        if not spec.streaming:
+            return None
+        if self._open is None or self._open.spec.digest != spec.digest:
+            from credit_batch.stores.stream_state import RedisWindows
+
+            self.close()
+            self._open = RedisWindows(self._url, self._prefix, spec)
+        return self._open
+
+    def close(self) -> None:
+        if self._open is not None:
+            self._open.close()
+            self._open = None
 
 
 class _Champions:
@@ -110,72 +146,134 @@ class _Champions:
         return units
 
 
-def process(settings: Settings, transport, entries: list, units: list) -> dict:
+def process(settings: Settings, transport, entries: list, units: list, windows=None) -> dict:
     """Score one micro-batch of ``entries`` with ``units`` (a model's ``(record, model)``
-    champions), store, publish, dead-letter, acknowledge; return the counts."""
-    rows, dead = [], []
-    features = _stored(settings, units[0][0].feature_spec, entries)
+    champions) and ``windows`` (the streaming features' state, where the spec has any):
+    store, publish, dead-letter, acknowledge; return the counts."""
+    spec = units[0][0].feature_spec
+    parsed, dead = [], []
     for entry in entries:
         try:
-            rows.append(_scored(settings, entry, units, features))
+            parsed.append((entry, _event(entry, spec)))
+        except CreditBatchError as exc:
+            dead.append((entry, _reason(exc)))
+    streamed = {}
+    if spec.streaming:
+        parsed, late, streamed = _windowed(windows, spec, parsed)
+        dead += late
+    triggered = [(e, event) for e, event in parsed if _triggers(spec, event)]
+    rows = []
+    keys = sorted({event["key"] for _, event in triggered}, key=str)
+    features = catalog.stored_features_of(settings, spec, keys)
+    for entry, event in triggered:
+        try:
+            taken = streamed.get(entry.entry_id)
+            rows.append(_scored(settings, entry, event, units, features, taken))
         except CreditBatchError as exc:
             dead.append((entry, _reason(exc)))
     stored = _insert(settings, rows) if rows else []
     fault_point("stream.after_write")  # committed, not yet acknowledged
     transport.publish(stored)
-    for entry, reason in dead:
+    order = {e.entry_id: i for i, e in enumerate(entries)}
+    for entry, reason in sorted(dead, key=lambda d: order[d[0].entry_id]):
         transport.dead_letter(entry, reason)
     transport.ack([e.entry_id for e in entries])
-    return {"events": len(entries), "scored": len(rows), "dead": len(dead)}
+    updated = len(parsed) - len(triggered)
+    return {"events": len(entries), "scored": len(rows), "updated": updated, "dead": len(dead)}
 
 
-def _stored(settings: Settings, spec, entries: list) -> dict:
-    """The newest stored features of the entries' customers: ``{key: row}`` (one
-    connection for the micro-batch; an id that cannot be a key is left out)."""
-    keys = set()
-    for entry in entries:
-        try:
-            keys.add(_key(entry.fields.get("customer_id"), spec))
-        except ParameterError:
+def _triggers(spec, event: dict) -> bool:
+    triggers = spec.events.triggers if spec.events is not None else ()
+    return not triggers or event["kind"] in triggers
+
+
+def _windowed(windows, spec, parsed: list) -> tuple[list, list, dict]:
+    """Keep the events in their customers' windows, in stream order; return those kept,
+    the late ones (dead letters) and the streaming features of each kept entry as of its
+    event's time."""
+    grace = spec.events.grace
+    newest = windows.newest(sorted({str(event["key"]) for _, event in parsed}))
+    kept, late = [], []
+    for entry, event in parsed:
+        customer, at = str(event["key"]), micros(event["at"])
+        seen = newest.get(customer)
+        if seen is not None and at < seen - grace * MICROS:
+            reached = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=seen)
+            rule = (f"is later than the grace of {grace} s "
+                    f"(the customer's events reached {reached.isoformat()})")  # fmt: skip
+            late.append((entry, _reason(ParameterError("at", entry.fields["at"], rule))))
             continue
-    return catalog.stored_features_of(settings, spec, sorted(keys, key=str))
+        newest[customer] = max(at, seen if seen is not None else at)
+        kept.append((entry, event, customer, at))
+    windows.add([(c, ev["kind"], at, ev["event_id"], ev["values"]) for _, ev, c, at in kept])
+    asked = [(e, c, at) for e, ev, c, at in kept if _triggers(spec, ev)]
+    values = windows.values([(c, at) for _, c, at in asked])
+    streamed = {e.entry_id: v for (e, _, _), v in zip(asked, values, strict=True)}
+    return [(e, ev) for e, ev, _, _ in kept], late, streamed
 
 
 def _key(value, spec):
     return catalog.customer_key(value, string=spec.key_type == "string")
 
 
-def _scored(settings: Settings, entry, units: list, features: dict) -> dict:
-    event = _event(entry)
+def _scored(settings: Settings, entry, event: dict, units: list, features: dict, streamed):
     spec = units[0][0].feature_spec
-    key = _key(event["customer_id"], spec)
-    stored = features.get(key)
+    stored = features.get(event["key"])
     if stored is None:
         rule = f"has no batch features in feature set {spec.feature_set}"
         raise ParameterError("customer_id", event["customer_id"], rule)
     name = units[0][0].model_name
     record, model = online.champion_for(units, stored["features"], model_name=name)
     answer = online.score_customer(
-        settings, model, record, key, stored, overrides=event["features"]
-    )
-    return _row(entry, event, record, answer)
+        settings, model, record, event["key"], stored, overrides=event["features"],
+        streamed=streamed,
+    )  # fmt: skip
+    taken = (event["features"] or {}) | (streamed or {})
+    return _row(entry, event, record, answer, taken)
 
 
-def _event(entry) -> dict:
-    """The entry's fields as an event; ParameterError naming the first broken field."""
+def _event(entry, spec) -> dict:
+    """The entry's fields as an event of ``spec``; ParameterError naming the first broken
+    field (with streaming features, ``at`` and a known ``kind`` are required, and the
+    ``values`` their sums read)."""
     fields = entry.fields
     unknown = sorted(set(fields) - _EVENT_FIELDS)
     if unknown:
         raise ParameterError(unknown[0], fields[unknown[0]], "is not a field of an event")
-    for name in ("event_id", "customer_id"):
+    for name in ("event_id", "customer_id", *(("at", "kind") if spec.streaming else ())):
         if not fields.get(name):
             raise ParameterError(name, fields.get(name), "is required")
-    return {
+    event = {
         "event_id": fields["event_id"],
         "customer_id": fields["customer_id"],
+        "key": _key(fields["customer_id"], spec),
         "at": _when(fields.get("at")),
-        "features": _overrides(fields.get("features")),
+        "kind": fields.get("kind"),
+        "features": _object("features", fields.get("features")),
+        "values": _object("values", fields.get("values")) or {},
     }
+    if spec.streaming:
+        _check_kind(event, spec)
+    return event
+
+
+def _check_kind(event: dict, spec) -> None:
+    """The event's kind is the spec's, and it holds a finite number for each sum of it."""
+    kinds = {f.stream.kind for f in spec.streaming} | set(spec.events.triggers)
+    if event["kind"] not in kinds:
+        rule = f"is not an event kind of the spec ({', '.join(sorted(kinds))})"
+        raise ParameterError("kind", event["kind"], rule)
+    for feature in spec.streaming:
+        window = feature.stream
+        if window.kind == event["kind"] and window.field is not None:
+            value = event["values"].get(window.field)
+            if not _finite(value):
+                rule = f"must be a finite number in the values of a {window.kind} event"
+                raise ParameterError(window.field, value, rule)
+
+
+def _finite(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _when(text: str | None) -> dt.datetime | None:
@@ -188,16 +286,19 @@ def _when(text: str | None) -> dt.datetime | None:
     return at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo else at
 
 
-def _overrides(text: str | None) -> dict | None:
+def _object(name: str, text: str | None) -> dict | None:
     if text is None:
         return None
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError:
-        raise ParameterError("features", text, "must be a JSON object") from None
+        raise ParameterError(name, text, "must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise ParameterError(name, text, "must be a JSON object")
+    return value
 
 
-def _row(entry, event: dict, record, answer: dict) -> dict:
+def _row(entry, event: dict, record, answer: dict, taken: dict) -> dict:
     reasons = answer["reasons"] + [{"feature": None, "value": None}] * 3
     row = {
         "event_id": event["event_id"],
@@ -207,7 +308,7 @@ def _row(entry, event: dict, record, answer: dict) -> dict:
         "customer_id": str(answer["customer_id"]),
         "event_at": event["at"],
         "features_snapshot_date": answer["features_snapshot_date"],
-        "overridden": json.dumps(answer["overridden"]),
+        "overridden": json.dumps(taken, sort_keys=True),
         "score": answer["score"],
         "risk_band": answer["risk_band"],
         "points": answer["points"],

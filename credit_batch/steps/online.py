@@ -124,7 +124,7 @@ def score_applicant(settings: Settings, model, record, fields: dict) -> dict:
 
 
 def score_customer(
-    settings: Settings, model, record, customer_id, stored: dict, *, overrides=None
+    settings: Settings, model, record, customer_id, stored: dict, *, overrides=None, streamed=None
 ) -> dict:
     """Score a customer now from their stored batch features (the online store), by
     ``record``'s model, with the batch's rules, reasons and points.
@@ -139,6 +139,9 @@ def score_customer(
     overrides : dict, optional
         Values of the spec's request-time features (``request_time = true``)
         to score with instead of the stored ones; any other name is refused.
+    streamed : dict, optional
+        Values of the spec's streaming features as of the event being scored
+        (:func:`credit_batch.windows.values_at`), taken over the stored ones.
 
     Returns
     -------
@@ -148,7 +151,7 @@ def score_customer(
         features are of) and ``overridden`` (the names taken from the request).
     """
     spec = record.feature_spec
-    given = check_overrides(overrides, spec)
+    given = check_overrides(overrides, spec) | (streamed or {})
     fields = {name: stored["features"].get(name) for name in spec.names} | given
     row = {"snapshot_date": stored["snapshot_date"], "customer_id": customer_id, **fields}
     answer = _score_row(settings, model, record, row, fields)

@@ -75,7 +75,7 @@ def check_columns(db: Database, spec: FeatureSpec, sql_dir) -> dict[str, str]:
     """Return the columns of ``spec.table`` and their types, or raise SchemaMismatchError
     naming every column the spec needs that is missing or of a type that cannot fit."""
     columns = _columns(db, spec.table, sql_dir)
-    problems = _column_problems(spec, columns)
+    problems = _column_problems(spec, columns) + _event_problems(db, spec, sql_dir)
     if problems:
         raise SchemaMismatchError(
             f"spec {spec.name} does not fit the warehouse table {spec.table} in {db.url}: "
@@ -97,7 +97,7 @@ def _columns(db: Database, table: str, sql_dir) -> dict[str, str]:
 
 def _column_problems(spec: FeatureSpec, columns: dict[str, str]) -> list[str]:
     wanted = [(spec.key, f"key:{spec.key_type}"), (spec.snapshot_column, "date")]
-    wanted += [(f.name, f.type) for f in spec.features]
+    wanted += [(f.name, f.type) for f in spec.features if f.stream is None]
     problems = []
     for name, kind in wanted:
         if name not in columns:
@@ -106,6 +106,20 @@ def _column_problems(spec: FeatureSpec, columns: dict[str, str]) -> list[str]:
         elif not type_fits(kind, columns[name]):
             problems.append(f"column {name} is {columns[name]}, not {kind.split(':')[-1]}")
     return problems
+
+
+def _event_problems(db: Database, spec: FeatureSpec, sql_dir) -> list[str]:
+    """What the streaming features' SQL twin needs of the event table and does not find."""
+    source = spec.events
+    if source is None:
+        return []
+    found = table_columns(db, sql_dir, source.table)
+    if not found:
+        return [f"the event table {source.table} (events.table) is missing"]
+    wanted = [source.key, source.id_column, source.time_column, source.kind_column]
+    wanted += sorted({f.stream.field for f in spec.streaming if f.stream.field})
+    return [f"column {name} of the event table {source.table} is missing"
+            for name in dict.fromkeys(wanted) if name not in found]  # fmt: skip
 
 
 def _sample(db: Database, spec: FeatureSpec, date, rows: int):

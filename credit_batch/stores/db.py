@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 ALLOWED_TABLES = frozenset(
     {
         "features",
+        "events",  # the streaming example's event history
         "outcomes",
         "predictions",
         "predictions_integer_keys",

@@ -55,7 +55,7 @@ class RedisStreams:
     def __init__(self, url: str, stream: str, *, group: str, consumer: str) -> None:
         import redis
 
-        self.stream, self.group, self.consumer = stream, group, consumer
+        self.url, self.stream, self.group, self.consumer = url, stream, group, consumer
         self.scores, self.dead = f"{stream}:scores", f"{stream}:dead"
         self._redis = redis.Redis.from_url(url, decode_responses=True)
         try:

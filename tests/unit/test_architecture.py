@@ -24,6 +24,7 @@ CORE = {
     "sampling",
     "model_file",
     "graph",  # which model reads which: the standard library's graphlib only
+    "windows",  # streaming features: their SQL twin and their value over events
 }
 FACES = {"pipeline", "portfolio", "lifecycle", "catalog", "access", "serve", "stream", "cli"}
 HEAVY = {"pandas", "pyarrow", "sklearn", "shap", "duckdb", "psycopg", "numpy", "skops", "pandera"}

@@ -81,7 +81,7 @@ def test_streamed_scores_are_the_nights_and_the_online_scores_to_the_bit(events)
         client.xadd(key, {"event_id": f"e{i}", "customer_id": str(want["customer_id"]),
                           "at": "2026-11-01T10:00:00+01:00"})  # fmt: skip
     counts = _consume(settings, key, batch_size=8)
-    assert counts == {"events": 30, "scored": 30, "dead": 0, "batches": 4}
+    assert counts == {"events": 30, "scored": 30, "updated": 0, "dead": 0, "batches": 4}
     streamed = _streamed(settings, "e")
     assert len(streamed) == 30
     for i, want in enumerate(wanted):
@@ -113,7 +113,7 @@ def test_duplicates_are_stored_once_and_bad_events_are_dead_lettered_with_their_
     for event in sent:
         client.xadd(key, event)
     counts = _consume(settings, key, batch_size=100)
-    assert counts == {"events": 8, "scored": 2, "dead": 6, "batches": 1}
+    assert counts == {"events": 8, "scored": 2, "updated": 0, "dead": 6, "batches": 1}
     assert list(_streamed(settings, "twice")) == ["twice"] and not _streamed(settings, "b")
     dead = [f["reason"] for _, f in client.xrange(f"{key}:dead")]
     assert dead == [

@@ -232,7 +232,7 @@ CREATE TABLE IF NOT EXISTS stream_predictions (
     customer_id    VARCHAR NOT NULL,             -- as text, whatever the key type
     event_at       TIMESTAMP,                    -- when the event happened (the producer's)
     features_snapshot_date DATE NOT NULL,        -- the batch features' snapshot it was joined to
-    overridden     VARCHAR NOT NULL,             -- JSON list: the features the event gave
+    overridden     VARCHAR NOT NULL,             -- JSON object: the values the event gave, and its streaming features
     score          DOUBLE PRECISION NOT NULL,
     risk_band      VARCHAR NOT NULL,
     points         DOUBLE PRECISION,
