@@ -359,6 +359,10 @@ def _stream_parser(sub) -> None:
     )
     c.add_argument("--max-events", type=int, help="stop after this many events")
     c.add_argument("--idle-exit", type=float, help="stop after this many seconds without events")
+    c.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    c.add_argument(
+        "--processes", type=int, default=1, help="consumer processes, one group (default 1)"
+    )
     c.set_defaults(func=_stream_score)
 
 
@@ -372,18 +376,52 @@ def _stream_score(settings: Settings, args) -> None:
 
     url = args.redis_url or os.environ.get("CREDIT_BATCH_REDIS_URL", "redis://127.0.0.1:6379/0")
     consumer = args.consumer or f"{socket.gethostname()}-{os.getpid()}"
+    if args.processes != 1:
+        return _stream_processes(args, consumer)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    metrics = stream.StreamMetrics()
+    server = metrics.serve(args.metrics_port) if args.metrics_port else None
     transport = stream.open_transport(url, args.stream, group=args.group, consumer=consumer)
     try:
         counts = stream.consume(
             settings, transport, model_name=args.model_name, batch_size=args.batch_size,
-            block_ms=args.block_ms, claim_idle_ms=args.claim_idle_ms,
+            block_ms=args.block_ms, claim_idle_ms=args.claim_idle_ms, metrics=metrics,
             max_events=args.max_events, idle_seconds=args.idle_exit, stop=stop,
         )  # fmt: skip
     finally:
         transport.close()
+        if server is not None:
+            server.shutdown()
     print(json.dumps({"consumer": consumer, **counts}))
+
+
+def _stream_processes(args, consumer: str) -> None:
+    """Run ``--processes`` consumers of one group, each this command with its own name
+    (and metrics port, from ``--metrics-port`` on); SIGTERM stops them all."""
+    import signal
+    import subprocess
+    import sys
+
+    if args.processes < 1:
+        raise ParameterError("--processes", args.processes, "must be at least 1")
+    children = []
+    for i in range(args.processes):
+        argv = [*sys.argv[1:], "--processes", "1", "--consumer", f"{consumer}-{i}"]
+        if args.metrics_port:
+            argv += ["--metrics-port", str(args.metrics_port + i)]
+        command = [sys.executable, "-m", "credit_batch.cli", *argv]
+        children.append(subprocess.Popen(command, stdout=subprocess.PIPE, text=True))
+    signal.signal(signal.SIGTERM, lambda *_: [c.terminate() for c in children])
+    totals: dict = {}
+    for i, child in enumerate(children):
+        out, _ = child.communicate()
+        for name, value in json.loads(out.strip().splitlines()[-1]).items():
+            if name != "consumer":
+                totals[name] = totals.get(name, 0) + value
+        if child.returncode:
+            raise CreditBatchError(f"stream consumer {consumer}-{i} exited {child.returncode}")
+    print(json.dumps({"consumers": args.processes, **totals}))
 
 
 def _serve_parsers(sub) -> None:

@@ -49,7 +49,7 @@ from credit_batch.stores import results
 from credit_batch.stores.db import read_sql
 from credit_batch.windows import MICROS, micros
 
-__all__ = ["CHAMPION_SECONDS", "consume", "open_transport", "process"]
+__all__ = ["CHAMPION_SECONDS", "StreamMetrics", "consume", "open_transport", "process"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +78,13 @@ def consume(
     idle_seconds: float | None = None,
     stop: threading.Event | None = None,
     state_url: str | None = None,
+    metrics: StreamMetrics | None = None,
 ) -> dict:
     """Score the events of ``transport`` until ``stop`` is set, ``max_events`` are done or
     nothing arrived for ``idle_seconds``; return the counts (``events``, ``scored``,
     ``updated``, ``dead``, ``batches``). ``state_url`` is the Redis of the streaming
-    features' windows (default: the transport's)."""
+    features' windows (default: the transport's); ``metrics`` counts into a
+    :class:`StreamMetrics`."""
     if batch_size < 1 or block_ms < 1 or claim_idle_ms < 1:
         raise ParameterError("batch size", batch_size, "must be positive, as the waits")
     counts = {"events": 0, "scored": 0, "updated": 0, "dead": 0, "batches": 0}
@@ -95,8 +97,10 @@ def consume(
             if idle_seconds is not None and time.monotonic() - quiet_since > idle_seconds:
                 break
             continue
-        units = champions.get()
+        units, began = champions.get(), time.monotonic()
         done = process(settings, transport, entries, units, windows.of(units[0][0].feature_spec))
+        if metrics is not None:
+            metrics.observe(done, time.monotonic() - began, units, transport)
         for name in counts:
             counts[name] += done.get(name, 1 if name == "batches" else 0)
         quiet_since = time.monotonic()
@@ -105,6 +109,53 @@ def consume(
     logger.info("stream consumer %s: %s", getattr(transport, "consumer", "?"), counts)
     windows.close()
     return counts
+
+
+class StreamMetrics:
+    """The consumer's Prometheus metrics, in a registry of its own (``/metrics`` of
+    ``credit-batch stream-score --metrics-port``): events by outcome, micro-batch
+    latency, the group's lag and pending entries, the champion's version."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.events = Counter("credit_batch_stream_events", "Events read, by outcome",
+                              ["outcome"], registry=self.registry)  # fmt: skip
+        self.latency = Histogram(
+            "credit_batch_stream_batch_seconds", "Micro-batch time, read to acknowledged",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=self.registry,
+        )  # fmt: skip
+        self.lag = Gauge("credit_batch_stream_lag", "Entries not yet read by the group",
+                         registry=self.registry)  # fmt: skip
+        self.pending = Gauge(
+            "credit_batch_stream_pending", "Entries read, not acknowledged", registry=self.registry
+        )
+        self.model = Gauge("credit_batch_stream_model", "1 for the champion version scoring",
+                           ["model_name", "model_version"], registry=self.registry)  # fmt: skip
+
+    def observe(self, done: dict, seconds: float, units: list, transport) -> None:
+        for outcome in ("scored", "updated", "dead"):
+            self.events.labels(outcome).inc(done[outcome])
+        self.latency.observe(seconds)
+        backlog = transport.backlog()
+        self.lag.set(backlog["lag"])
+        self.pending.set(backlog["pending"])
+        self.model.clear()
+        for record, _ in units:
+            self.model.labels(record.model_name, record.model_version).set(1)
+
+    def text(self) -> str:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry).decode()
+
+    def serve(self, port: int, host: str = "127.0.0.1"):
+        """Serve ``/metrics`` on ``host:port`` from a thread; return the server."""
+        from prometheus_client import start_http_server
+
+        server, _ = start_http_server(port, addr=host, registry=self.registry)
+        return server
 
 
 class _Windows:

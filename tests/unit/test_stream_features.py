@@ -167,3 +167,58 @@ def test_out_of_order_events_within_the_grace_count_and_late_ones_are_dead_lette
     stored = query(settings, "SELECT event_id FROM stream_predictions WHERE event_id IN "
                              "('live-10', 'live-11', 'live-13')")  # fmt: skip
     assert sorted(r["event_id"] for r in stored) == ["live-10", "live-11"]
+
+
+def test_two_consumer_processes_share_the_stream_and_serve_their_metrics(events):
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    from urllib.request import urlopen
+
+    from tests.conftest import free_port
+
+    (settings, _), key, client = events
+    customers = _customers(settings, 40)
+    _send(
+        client, key, [_event(100 + i, c, i, "card", amount=10.0) for i, c in enumerate(customers)]
+    )
+    port = free_port()
+    cli = Path(sys.executable).with_name("credit-batch")
+    child = subprocess.Popen(
+        [str(cli), "stream-score", "--stream", key, "--redis-url", REDIS, "--batch-size", "5",
+         "--processes", "2", "--metrics-port", str(port), "--idle-exit", "6"],
+        env={**os.environ, "CREDIT_BATCH_HOME": str(settings.home)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    scored, deadline, texts = 0.0, time.monotonic() + 60, []
+    while scored < 40 and time.monotonic() < deadline and child.poll() is None:
+        texts = []
+        for p in (port, port + 1):
+            try:
+                texts.append(urlopen(f"http://127.0.0.1:{p}/metrics", timeout=2).read().decode())
+            except OSError:
+                texts.append("")
+        scored = sum(
+            _sample(t, 'credit_batch_stream_events_total{outcome="scored"}') for t in texts
+        )
+        time.sleep(0.2)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err[-2000:]
+    assert scored == 40, texts
+    assert any('model_name="pd_stream"' in t for t in texts)  # one may have had nothing
+    assert all("credit_batch_stream_pending " in t for t in texts)  # each process served
+    assert client.xinfo_groups(key)[0]["pending"] == 0
+    totals = json.loads(out.strip().splitlines()[-1])
+    assert (totals["consumers"], totals["events"], totals["scored"]) == (2, 40, 40)
+    rows = query(settings, "SELECT event_id FROM stream_predictions")
+    assert len({r["event_id"] for r in rows} & {f"live-{100 + i}" for i in range(40)}) == 40
+
+
+def _sample(text: str, name: str) -> float:
+    """The value of the sample ``name`` (with its labels) in a Prometheus text page."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0

@@ -95,8 +95,10 @@ def test_the_sql_twin_equals_the_online_value_on_postgresql(pg_url, tmp_path):
 def test_a_window_counts_its_end_and_leaves_its_start_out():
     at = micros(T0)
     day = 86400 * 10**6
-    events = {"card": [(at, {"amount": 1.5}), (at - day, {"amount": 100.0})],
-              "payment": [(at - 30 * day, {"missed": 1}), (at - 30 * day + 1, {"missed": 1})]}  # fmt: skip
+    events = {
+        "card": [(at, {"amount": 1.5}), (at - day, {"amount": 100.0})],
+        "payment": [(at - 30 * day, {"missed": 1}), (at - 30 * day + 1, {"missed": 1})],
+    }
     got = values_at(SPEC, events, at)
     assert got == {"missed_payments_30d": 1.0, "card_spend_24h": 1.5, "minutes_since_card": 0.0}
     later = values_at(SPEC, events, at + 90 * 10**6)  # 90 s on: the newest card 1.5 minutes ago
@@ -131,10 +133,10 @@ def test_a_broken_streaming_feature_is_refused_naming_its_field(tmp_path, change
     text = EXAMPLE_SPECS["streaming"].read_text()
     if change == "events":
         start = text.index("[events]")
-        text = text[:start] + text[text.index("[[features]]"):]
+        text = text[:start] + text[text.index("[[features]]") :]
     elif change.startswith("window"):
         text = text.replace('window = "30d"', 'window = "30 days"')
-    elif change.startswith("aggregate = \"sum\""):
+    elif change.startswith('aggregate = "sum"'):
         text = text.replace('aggregate = "sum", field = "missed"', 'aggregate = "sum"')
     elif change.startswith("field"):
         text = text.replace('aggregate = "minutes_since_last"',
