@@ -364,6 +364,15 @@ def _stream_parser(sub) -> None:
         "--processes", type=int, default=1, help="consumer processes, one group (default 1)"
     )
     c.set_defaults(func=_stream_score)
+    c = sub.add_parser(
+        "stream-warm",
+        help="fill the stream consumers' windows from the warehouse's event history",
+    )
+    c.add_argument("--stream", required=True, help="the events' stream key")
+    c.add_argument("--redis-url", help="as stream-score's")
+    c.add_argument("--model-name", help="whose champion's spec (default: the only model)")
+    c.add_argument("--until", required=True, help="ISO time: the history's end, UTC")
+    c.set_defaults(func=_stream_warm)
 
 
 def _stream_score(settings: Settings, args) -> None:
@@ -394,6 +403,23 @@ def _stream_score(settings: Settings, args) -> None:
         if server is not None:
             server.shutdown()
     print(json.dumps({"consumer": consumer, **counts}))
+
+
+def _stream_warm(settings: Settings, args) -> None:
+    import datetime as dt
+    import os
+
+    from credit_batch import stream
+
+    url = args.redis_url or os.environ.get("CREDIT_BATCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        until = dt.datetime.fromisoformat(args.until)
+    except ValueError:
+        raise ParameterError("--until", args.until, "must be an ISO 8601 time") from None
+    if until.tzinfo is not None:
+        until = until.astimezone(dt.UTC).replace(tzinfo=None)
+    done = stream.warm(settings, url, args.stream, until=until, model_name=args.model_name)
+    print(json.dumps({"stream": args.stream, **done}))
 
 
 def _stream_processes(args, consumer: str) -> None:

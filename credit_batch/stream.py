@@ -49,7 +49,14 @@ from credit_batch.stores import results
 from credit_batch.stores.db import read_sql
 from credit_batch.windows import MICROS, micros
 
-__all__ = ["CHAMPION_SECONDS", "StreamMetrics", "consume", "open_transport", "process"]
+__all__ = [
+    "CHAMPION_SECONDS",
+    "StreamMetrics",
+    "consume",
+    "open_transport",
+    "process",
+    "warm",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +116,50 @@ def consume(
     logger.info("stream consumer %s: %s", getattr(transport, "consumer", "?"), counts)
     windows.close()
     return counts
+
+
+def warm(settings: Settings, url: str, stream: str, *, until: dt.datetime, model_name=None) -> dict:
+    """Fill the online windows of ``stream``'s consumers from the warehouse's event history
+    up to ``until`` (the events of the champion spec's longest window and grace before it),
+    so the first live events are scored with the history training saw. Idempotent: an
+    event already kept is not added twice. Return ``{"events", "customers"}``."""
+    from credit_batch.stores import warehouse
+    from credit_batch.stores.stream_state import RedisWindows
+    from credit_batch.windows import history_sql
+
+    spec = _Champions(settings, model_name).get()[0][0].feature_spec
+    if not spec.streaming:
+        raise ParameterError("model", spec.name, "has no streaming feature to warm")
+    windows = RedisWindows(url, f"{stream}:windows", spec)
+    since = until - dt.timedelta(seconds=windows.keep)
+    params, n, customers = {"since": since, "until": until}, 0, set()
+    try:
+        with warehouse.open_warehouse(settings) as wh:
+            sql, schema = history_sql(spec), _history_schema(spec)
+            for batch in wh.stream_arrow(sql, params, schema=schema, batch_rows=50_000):
+                rows = batch.to_pylist()
+                windows.add([_kept(r, spec) for r in rows])
+                n += len(rows)
+                customers.update(r["customer_id"] for r in rows)
+    finally:
+        windows.close()
+    logger.info("warmed %s:windows with %d events of %d customers", stream, n, len(customers))
+    return {"events": n, "customers": len(customers)}
+
+
+def _history_schema(spec):
+    import pyarrow as pa
+
+    fields = sorted({f.stream.field for f in spec.streaming if f.stream.field})
+    columns = [("customer_id", spec.key_arrow), ("event_id", pa.string()),
+               ("kind", pa.string()), ("at", pa.timestamp("us"))]  # fmt: skip
+    return pa.schema(columns + [(name, pa.float64()) for name in fields])
+
+
+def _kept(row: dict, spec) -> tuple:
+    fields = {f.stream.field: row[f.stream.field] for f in spec.streaming if f.stream.field}
+    fields = {name: value for name, value in fields.items() if value is not None}
+    return str(row["customer_id"]), row["kind"], micros(row["at"]), row["event_id"], fields
 
 
 class StreamMetrics:

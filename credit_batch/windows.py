@@ -6,7 +6,9 @@ time. Its value as of an instant ``T`` is over the events with
 ``T - window < at <= T``:
 
 - ``count``: how many;
-- ``sum``: the sum of the event field ``field`` (0 where none);
+- ``sum``: the sum of the event field ``field`` (0 where none), added as
+  decimals of 6 places, so the sum is exact and alike in any order, on every
+  database and in Python (a value with more decimals is rounded to 6);
 - ``minutes_since_last``: minutes from the newest of them to ``T``, in whole
   seconds (the window's length where none).
 
@@ -22,9 +24,11 @@ the two equal, customer by customer and instant by instant.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 
 __all__ = [
     "MICROS",
+    "history_sql",
     "instant_sql",
     "longest_window",
     "micros",
@@ -35,6 +39,7 @@ __all__ = [
 
 #: Microseconds per second: event times are kept as integer microseconds since the epoch.
 MICROS = 1_000_000
+_MICRO_UNIT = decimal.Decimal("0.000001")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _EPOCH = dt.datetime(1970, 1, 1)
 
@@ -79,10 +84,17 @@ def _aggregate(window, times: list, at: int) -> float:
     if window.aggregate == "count":
         return float(len(times))
     if window.aggregate == "sum":
-        return float(sum(float(fields[window.field]) for _, fields in times))
+        with decimal.localcontext(prec=60):
+            total = sum((_decimal(fields[window.field]) for _, fields in times), decimal.Decimal(0))
+            return float(total)
     if not times:
         return window.window / 60
     return ((at - times[-1][0]) // MICROS) / 60
+
+
+def _decimal(value) -> decimal.Decimal:
+    """``value`` at 6 decimal places, as the SQL twin's ``DECIMAL(38, 6)`` holds it."""
+    return decimal.Decimal(repr(float(value))).quantize(_MICRO_UNIT, decimal.ROUND_HALF_EVEN)
 
 
 def with_streaming(spec, base: str, *, labeled: bool) -> str:
@@ -116,6 +128,23 @@ def instant_sql(spec) -> str:
     return f"SELECT {names}\nFROM ({base}) AS b\n{_lateral(spec)}"
 
 
+def history_sql(spec) -> str:
+    """SQL of the warehouse's events that the streaming features read, with event time in
+    ``(:since, :until]``, oldest first: what warms the online windows at a consumer's start."""
+    source = spec.events
+    kinds = ", ".join(f"'{k}'" for k in sorted({f.stream.kind for f in spec.streaming}))
+    fields = sorted({f.stream.field for f in spec.streaming if f.stream.field})
+    values = "".join(f", e.{name} AS {name}" for name in fields)
+    return (
+        f"SELECT e.{source.key} AS customer_id, e.{source.id_column} AS event_id, "
+        f"e.{source.kind_column} AS kind, e.{source.time_column} AS at{values}\n"
+        f"FROM {source.table} AS e\n"
+        f"WHERE e.{source.kind_column} IN ({kinds})\n"
+        f"  AND e.{source.time_column} > :since AND e.{source.time_column} <= :until\n"
+        f"ORDER BY e.{source.time_column}"
+    )
+
+
 def _lateral(spec) -> str:
     source, when = spec.events, "CAST(b.snapshot_date AS TIMESTAMP)"
     aggregates = ",\n        ".join(
@@ -138,8 +167,8 @@ def _sql_aggregate(window, source, when: str) -> str:
     if window.aggregate == "count":
         return f"CAST(COUNT(*) FILTER (WHERE {inside}) AS DOUBLE PRECISION)"
     if window.aggregate == "sum":
-        value = f"CAST(e.{window.field} AS DOUBLE PRECISION)"
-        return f"COALESCE(SUM({value}) FILTER (WHERE {inside}), 0.0)"
+        value = f"CAST(e.{window.field} AS DECIMAL(38, 6))"  # exact: any order, any database
+        return f"CAST(COALESCE(SUM({value}) FILTER (WHERE {inside}), 0) AS DOUBLE PRECISION)"
     gap = f"{when} - MAX({at}) FILTER (WHERE {inside})"
     # whole seconds, then minutes: one exact rounding on every database and in Python
     minutes = f"FLOOR(CAST(EXTRACT(EPOCH FROM ({gap})) AS DOUBLE PRECISION)) / 60.0"
