@@ -139,6 +139,10 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("demo", help="demo data, train, promote, score two snapshots: all of it")
     _rows_argument(c)
     _example_argument(c)
+    c.add_argument("--events-per-second", type=float, default=50.0,
+                   help="streaming example: live events sent per second (50)")  # fmt: skip
+    c.add_argument("--stream-seconds", type=float, default=10.0,
+                   help="streaming example: seconds of live events (10)")  # fmt: skip
     c.set_defaults(func=_demo)
     return p
 
@@ -160,7 +164,8 @@ def _example_argument(c: argparse.ArgumentParser) -> None:
         help="gmsc: the 'Give Me Some Credit' columns (default); lender: a loan book with "
         "its own key, 10 numeric and 5 categorical features (sql/specs/lender/); portfolio: "
         "3 products in 4 countries, a model per product segmented by country "
-        "(sql/specs/portfolio/)",
+        "(sql/specs/portfolio/); streaming: GMSC features and streaming features of "
+        "payment and card events (sql/specs/streaming/), then live events through Redis",
     )
 
 
@@ -986,6 +991,27 @@ def _demo(settings: Settings, args) -> None:
     for result in done:
         _summary(settings, result)
     _performance(realized)
+    if args.example == "streaming":
+        _stream_demo(settings, args)
+
+
+def _stream_demo(settings: Settings, args) -> None:
+    """The streaming example's live part: events through Redis, scores moving."""
+    import os
+
+    from credit_batch import stream
+    from credit_batch.config import safe_url
+
+    url = os.environ.get("CREDIT_BATCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    seconds, rate = args.stream_seconds, args.events_per_second
+    print(f"live: {rate:g} payment and card events/s for {seconds:g} s through {safe_url(url)}")
+    done = stream.run_demo(settings, url, rate=rate, seconds=seconds)
+    counts = done["counts"]
+    print(f"  events {counts['events']}, scored {counts['scored']}, dead {counts['dead']}")
+    print(f"  {'customer':>10} {'night score':>12} {'score now':>10} {'events':>7}")
+    for row in done["customers"]:
+        now = "-" if row["now"] is None else f"{row['now']:.4f}"
+        print(f"  {row['customer_id']:>10} {row['night']:>12.4f} {now:>10} {row['events']:>7}")
 
 
 def _portfolio_demo(settings: Settings, args) -> None:

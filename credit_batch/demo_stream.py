@@ -134,7 +134,7 @@ def produce(
 def _event(rng, customers: list[int], at: dt.datetime, i: int) -> dict:
     customer = int(customers[rng.integers(len(customers))])
     if rng.random() < 0.2:
-        kind, values = "payment", {"missed": int(rng.random() < 0.3), "amount": 150.0}
+        kind, values = "payment", {"missed": int(rng.random() < 0.1), "amount": 150.0}
     else:
         kind, values = "card", {"amount": float(np.round(rng.lognormal(4, 1), 2))}
     return {

@@ -55,6 +55,7 @@ __all__ = [
     "consume",
     "open_transport",
     "process",
+    "run_demo",
     "warm",
 ]
 
@@ -145,6 +146,60 @@ def warm(settings: Settings, url: str, stream: str, *, until: dt.datetime, model
         windows.close()
     logger.info("warmed %s:windows with %d events of %d customers", stream, n, len(customers))
     return {"events": n, "customers": len(customers)}
+
+
+def run_demo(settings: Settings, url: str, *, rate: float, seconds: float) -> dict:
+    """The streaming demo's live part: warm the windows to the newest night, send
+    synthetic payment and card events of 20 customers at ``rate`` per second for
+    ``seconds`` (:func:`credit_batch.demo_stream.produce`), score them as they come;
+    return the counts and each customer's night score and newest streamed score."""
+    import hashlib
+
+    from credit_batch.demo_stream import produce
+
+    # the demo's own stream, one per home: never another home's (nor a test's)
+    key = "credit-batch-demo-" + hashlib.sha256(str(settings.home).encode()).hexdigest()[:10]
+    newest = _newest_night(settings)
+    transport = open_transport(url, key, group="credit-batch", consumer="demo")
+    transport.reset()
+    warm(settings, url, key, until=newest["at"])
+    customers = [row["customer_id"] for row in newest["rows"]]
+    options = {"rate": rate, "seconds": seconds, "start": newest["at"]}
+    sender = threading.Thread(target=produce, args=(url, key, customers), kwargs=options)
+    sender.start()
+    try:
+        counts = consume(settings, transport, idle_seconds=2.0, block_ms=100)
+    finally:
+        sender.join()
+        transport.close()
+    moved = _moved(settings, newest["rows"])
+    return {"counts": counts, "customers": moved}
+
+
+def _newest_night(settings: Settings) -> dict:
+    """The newest scored snapshot's instant and its first 20 customers' scores."""
+    with results.open_results(settings) as db:
+        rows = db.fetch_arrow(read_sql(settings.sql_dir, "serve/newest_scores.sql")).to_pylist()
+    if not rows:
+        raise NoChampionError("no scored night to stream after: run the nightly scoring first")
+    return {"at": dt.datetime.combine(rows[0]["snapshot_date"], dt.time()), "rows": rows}
+
+
+def _moved(settings: Settings, night: list[dict]) -> list[dict]:
+    """Each customer's night score, newest streamed score and events scored."""
+    with results.open_results(settings) as db:
+        sql = read_sql(settings.sql_dir, "serve/stream_scores_of_demo.sql")
+        streamed = db.fetch_arrow(sql).to_pylist()
+    newest, counted = {}, {}
+    for row in streamed:
+        newest[row["customer_id"]] = row["score"]  # ordered by event time
+        counted[row["customer_id"]] = counted.get(row["customer_id"], 0) + 1
+    out = []
+    for row in night:
+        key = str(row["customer_id"])
+        out.append({"customer_id": row["customer_id"], "night": row["score"],
+                    "now": newest.get(key), "events": counted.get(key, 0)})  # fmt: skip
+    return out
 
 
 def _history_schema(spec):

@@ -105,5 +105,13 @@ class RedisStreams:
                 return {"lag": info.get("lag") or 0, "pending": info["pending"]}
         return {"lag": 0, "pending": 0}
 
+    def reset(self) -> None:
+        """Delete the stream, its output, dead letters and windows, and make the group again
+        (the demo's own stream, before it starts)."""
+        keys = [self.stream, self.scores, self.dead]
+        keys += list(self._redis.scan_iter(f"{self.stream}:windows:*", count=1000))
+        self._redis.delete(*keys)
+        self._redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+
     def close(self) -> None:
         self._redis.close()

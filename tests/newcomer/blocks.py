@@ -33,9 +33,10 @@ PAGES = {
     "docs/own-data.md": ["own_data"],
     "docs/lifecycle.md": ["lifecycle"],
     "docs/serving.md": ["serving"],
+    "docs/streaming.md": ["streaming"],
 }
 #: Every extra a documented block installs (``-e .`` and ``-e '.[EXTRA]'``).
-EXTRAS = "airflow,postgres,deploy,serve"
+EXTRAS = "airflow,postgres,deploy,serve,stream"
 #: The wheelhouse the blocks' installs read, once :func:`build_wheelhouse` made it.
 WHEELHOUSE: list[Path] = []
 

@@ -213,12 +213,29 @@ def test_serving_block_looks_up_and_scores_over_http_and_stops_the_server(clone,
     assert left.stdout == "", f"the server was left running: {left.stdout}"
 
 
+def test_streaming_block_scores_live_events_and_the_scores_move(clone, demo_output):
+    from tests.conftest import redis_answers
+
+    if not redis_answers():
+        reason = "Redis is not running on 127.0.0.1:6379"
+        pytest.fail(reason) if services_required() else pytest.skip(reason)
+    out = run_block(clone, "streaming")
+    found = re.search(r"events (\d+), scored (\d+), dead (\d+)", out)
+    assert found, out[-3000:]
+    events, scored, dead = map(int, found.groups())
+    assert events >= 100 and scored == events and dead == 0  # 50 events/s for 3 s
+    rows = re.findall(r"^ +(\d+) +(0\.\d{4}) +(0\.\d{4}) +(\d+)$", out, re.M)
+    assert len(rows) >= 15, out[-3000:]  # of the 20 customers, most had an event
+    assert any(night != now for _, night, now, _ in rows)  # the scores moved
+
+
 def test_what_the_documented_blocks_leave_in_the_clone_is_ignored_by_git():
     """The folders and files the blocks write (the demo's data, the lender example's home,
     Airflow's home and log, the Celery deployment's folder) never show up as changes."""
     left = [
         "data/results.duckdb",
         "lender/results.duckdb",
+        "streaming/results.duckdb",
         ".airflow/airflow.db",
         "airflow.log",
         "airflow.pid",
