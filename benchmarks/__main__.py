@@ -20,7 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
-from benchmarks import figures, floors, local_night, online, registry, segments
+from benchmarks import figures, floors, local_night, online, registry, segments, streaming
 from benchmarks.output import Figure, write
 
 FULL = {
@@ -45,6 +45,9 @@ FULL = {
     "segments_rows": 200_000,
     "segments_max": 200,
     "online_rows": 2_000_000,
+    "stream_customers": 20_000,
+    "stream_events": 20_000,
+    "stream_seconds": 10,
 }
 SMOKE = {
     "rows": 20_000,
@@ -68,6 +71,9 @@ SMOKE = {
     "segments_rows": 4_000,
     "segments_max": 4,
     "online_rows": 5_000,
+    "stream_customers": 1_500,
+    "stream_events": 1_500,
+    "stream_seconds": 2,
 }
 FIGURES = (
     "limit",
@@ -92,6 +98,7 @@ FIGURES = (
     "registry",
     "segments",
     "online",
+    "streaming",
 )
 
 
@@ -208,6 +215,12 @@ def _run(home: Path, sizes: dict, only: set[str], pg_url: str | None) -> list[Fi
                 found += online.materialization(
                     home / "online", sizes["online_rows"], pg_url=url, repeats=sizes["repeats"]
                 )
+        if "streaming" in only:
+            with _pg_database(pg_url) as url:
+                found += streaming.streaming(
+                    home / "streaming", sizes["stream_customers"], sizes["stream_events"],
+                    pg_url=url, seconds=sizes["stream_seconds"],
+                ) if url else []  # fmt: skip
         if "startup" in only:
             found += figures.startup(home / "startup", repeats=sizes["repeats"])
         if "reasons" in only:

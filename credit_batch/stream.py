@@ -319,15 +319,22 @@ def process(settings: Settings, transport, entries: list, units: list, windows=N
         parsed, late, streamed = _windowed(windows, spec, parsed)
         dead += late
     triggered = [(e, event) for e, event in parsed if _triggers(spec, event)]
-    rows = []
     keys = sorted({event["key"] for _, event in triggered}, key=str)
     features = catalog.stored_features_of(settings, spec, keys)
-    for entry, event in triggered:
-        try:
-            taken = streamed.get(entry.entry_id)
-            rows.append(_scored(settings, entry, event, units, features, taken))
-        except CreditBatchError as exc:
-            dead.append((entry, _reason(exc)))
+    rows, scoring = [], _by_champion(triggered, units, features, dead)
+    for (record, model), items in scoring.values():
+        asked = [
+            {"customer_id": event["key"], "stored": stored, "overrides": event["features"],
+             "streamed": streamed.get(entry.entry_id)}
+            for entry, event, stored in items
+        ]  # fmt: skip
+        answers = online.score_customers(settings, model, record, asked)
+        for (entry, event, _), one, answer in zip(items, asked, answers, strict=True):
+            if isinstance(answer, CreditBatchError):
+                dead.append((entry, _reason(answer)))
+                continue
+            taken = (event["features"] or {}) | (one["streamed"] or {})
+            rows.append(_row(entry, event, record, answer, taken))
     stored = _insert(settings, rows) if rows else []
     fault_point("stream.after_write")  # committed, not yet acknowledged
     transport.publish(stored)
@@ -373,20 +380,23 @@ def _key(value, spec):
     return catalog.customer_key(value, string=spec.key_type == "string")
 
 
-def _scored(settings: Settings, entry, event: dict, units: list, features: dict, streamed):
-    spec = units[0][0].feature_spec
-    stored = features.get(event["key"])
-    if stored is None:
-        rule = f"has no batch features in feature set {spec.feature_set}"
-        raise ParameterError("customer_id", event["customer_id"], rule)
-    name = units[0][0].model_name
-    record, model = online.champion_for(units, stored["features"], model_name=name)
-    answer = online.score_customer(
-        settings, model, record, event["key"], stored, overrides=event["features"],
-        streamed=streamed,
-    )  # fmt: skip
-    taken = (event["features"] or {}) | (streamed or {})
-    return _row(entry, event, record, answer, taken)
+def _by_champion(triggered: list, units: list, features: dict, dead: list) -> dict:
+    """The triggered events with their stored features, by the champion that scores them
+    (one per segment); an event without features or champion goes to ``dead``."""
+    spec, name = units[0][0].feature_spec, units[0][0].model_name
+    found: dict = {}
+    for entry, event in triggered:
+        stored = features.get(event["key"])
+        try:
+            if stored is None:
+                rule = f"has no batch features in feature set {spec.feature_set}"
+                raise ParameterError("customer_id", event["customer_id"], rule)
+            unit = online.champion_for(units, stored["features"], model_name=name)
+        except CreditBatchError as exc:
+            dead.append((entry, _reason(exc)))
+            continue
+        found.setdefault(id(unit), (unit, []))[1].append((entry, event, stored))
+    return found
 
 
 def _event(entry, spec) -> dict:

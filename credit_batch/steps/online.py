@@ -26,6 +26,7 @@ __all__ = [
     "check_overrides",
     "score_applicant",
     "score_customer",
+    "score_customers",
 ]
 
 #: Where an applicant has no id of the results' key type yet.
@@ -150,17 +151,43 @@ def score_customer(
         ``feature_set``, ``features_snapshot_date`` (the snapshot the stored
         features are of) and ``overridden`` (the names taken from the request).
     """
-    spec = record.feature_spec
-    given = check_overrides(overrides, spec) | (streamed or {})
-    fields = {name: stored["features"].get(name) for name in spec.names} | given
-    row = {"snapshot_date": stored["snapshot_date"], "customer_id": customer_id, **fields}
-    answer = _score_row(settings, model, record, row, fields)
-    return answer | {
-        "customer_id": customer_id,
-        "feature_set": spec.feature_set,
-        "features_snapshot_date": stored["snapshot_date"],
-        "overridden": sorted(given),
-    }
+    asked = {"customer_id": customer_id, "stored": stored, "overrides": overrides,
+             "streamed": streamed}  # fmt: skip
+    (answer,) = score_customers(settings, model, record, [asked])
+    if isinstance(answer, ApplicantError):
+        raise answer
+    return answer
+
+
+def score_customers(settings: Settings, model, record, asked: list[dict]) -> list:
+    """:func:`score_customer` of several customers in one batch (a stream's micro-batch):
+    for each ``{"customer_id", "stored", "overrides", "streamed"}``, its answer or the
+    ApplicantError it would raise alone. A row scores to the same bits in any batch."""
+    spec, out, rows, taken = record.feature_spec, [], [], []
+    for one in asked:
+        try:
+            given = check_overrides(one["overrides"], spec) | (one["streamed"] or {})
+        except ApplicantError as exc:
+            out.append(exc)
+            continue
+        stored = one["stored"]
+        fields = {name: stored["features"].get(name) for name in spec.names} | given
+        rows.append({"snapshot_date": stored["snapshot_date"],
+                     "customer_id": one["customer_id"], **fields})  # fmt: skip
+        taken.append((len(out), given))
+        out.append(None)
+    answers = _score_rows(settings, model, record, rows)
+    for (i, given), answer in zip(taken, answers, strict=True):
+        if not isinstance(answer, ApplicantError):
+            stored = asked[i]["stored"]
+            answer = answer | {
+                "customer_id": asked[i]["customer_id"],
+                "feature_set": spec.feature_set,
+                "features_snapshot_date": stored["snapshot_date"],
+                "overridden": sorted(given),
+            }
+        out[i] = answer
+    return out
 
 
 def check_overrides(overrides: object, spec: FeatureSpec) -> dict:
@@ -197,10 +224,20 @@ def champion_for(units: list, features: dict, *, model_name: str):
 
 
 def _score_row(settings: Settings, model, record, row: dict, fields: dict) -> dict:
+    (answer,) = _score_rows(settings, model, record, [row])
+    if isinstance(answer, ApplicantError):
+        raise answer
+    return answer
+
+
+def _score_rows(settings: Settings, model, record, rows: list[dict]) -> list:
+    """Each row's answer, or the ApplicantError naming the rule it breaks (one batch)."""
     import pyarrow as pa
 
+    if not rows:
+        return []
     spec = record.feature_spec
-    batch = pa.RecordBatch.from_pylist([row], schema=spec.arrow_schema())
+    batch = pa.RecordBatch.from_pylist(rows, schema=spec.arrow_schema())
     scored, rejected = scoring.score_batch(
         model,
         batch,
@@ -210,12 +247,15 @@ def _score_row(settings: Settings, model, record, row: dict, fields: dict) -> di
         policy=record.policy_or(settings.policy),  # the batch's bands and points
         background=record.background,
     )
+    out: list = [None] * len(rows)
     if len(rejected):
-        broken = describe_invalid(rejected.reset_index(drop=True), spec=spec).iloc[0]
-        column, _, rule = broken["reason"].split("; ")[0].partition(": ")
-        value = json.loads(broken["offending_values"]).get(column, fields.get(column))
-        raise ApplicantError(column, value, f"breaks the rule {rule}")
-    return _answer(scored.to_pylist()[0], record, spec.reasons)
+        described = describe_invalid(rejected.reset_index(drop=True), spec=spec)
+        for i, (_, broken) in zip(rejected.index, described.iterrows(), strict=True):
+            column, _, rule = broken["reason"].split("; ")[0].partition(": ")
+            value = json.loads(broken["offending_values"]).get(column, rows[i].get(column))
+            out[i] = ApplicantError(column, value, f"breaks the rule {rule}")
+    answers = iter(scored.to_pylist())
+    return [o if o is not None else _answer(next(answers), record, spec.reasons) for o in out]
 
 
 def _answer(row: dict, record, texts: dict[str, str]) -> dict:
