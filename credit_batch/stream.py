@@ -45,7 +45,7 @@ from credit_batch.config import Settings
 from credit_batch.errors import CreditBatchError, NoChampionError, ParameterError
 from credit_batch.faults import fault_point
 from credit_batch.steps import online
-from credit_batch.stores import results
+from credit_batch.stores import online_store, results
 from credit_batch.stores.db import read_sql
 from credit_batch.windows import MICROS, micros
 
@@ -98,25 +98,44 @@ def consume(
     counts = {"events": 0, "scored": 0, "updated": 0, "dead": 0, "batches": 0}
     champions, quiet_since = _Champions(settings, model_name), time.monotonic()
     windows = _Windows(state_url or transport.url, f"{transport.stream}:windows")
-    while not (stop is not None and stop.is_set()):
-        entries = transport.claim(batch_size, min_idle_ms=claim_idle_ms)
-        entries = entries or transport.read(batch_size, block_ms=block_ms)
-        if not entries:
-            if idle_seconds is not None and time.monotonic() - quiet_since > idle_seconds:
+    held = _held_results(settings)
+    try:
+        while not (stop is not None and stop.is_set()):
+            entries = transport.claim(batch_size, min_idle_ms=claim_idle_ms)
+            entries = entries or transport.read(batch_size, block_ms=block_ms)
+            if not entries:
+                if idle_seconds is not None and time.monotonic() - quiet_since > idle_seconds:
+                    break
+                continue
+            units, began = champions.get(), time.monotonic()
+            spec = units[0][0].feature_spec
+            done = process(settings, transport, entries, units, windows.of(spec), results_db=held)
+            if metrics is not None:
+                metrics.observe(done, time.monotonic() - began, units, transport)
+            _add(counts, done)
+            quiet_since = time.monotonic()
+            if max_events is not None and counts["events"] >= max_events:
                 break
-            continue
-        units, began = champions.get(), time.monotonic()
-        done = process(settings, transport, entries, units, windows.of(units[0][0].feature_spec))
-        if metrics is not None:
-            metrics.observe(done, time.monotonic() - began, units, transport)
-        for name in counts:
-            counts[name] += done.get(name, 1 if name == "batches" else 0)
-        quiet_since = time.monotonic()
-        if max_events is not None and counts["events"] >= max_events:
-            break
+    finally:
+        windows.close()
+        if held is not None:
+            held.close()
     logger.info("stream consumer %s: %s", getattr(transport, "consumer", "?"), counts)
-    windows.close()
     return counts
+
+
+def _add(counts: dict, done: dict) -> None:
+    for name in counts:
+        counts[name] += done.get(name, 1 if name == "batches" else 0)
+
+
+def _held_results(settings: Settings):
+    """A writer connection to PostgreSQL results held for the consumer's life (its schema
+    applied once), or None: a DuckDB file is opened per micro-batch, so the night's load
+    (another process) can take it between two."""
+    if not settings.results_url.startswith("postgresql"):
+        return None
+    return results.open_results(settings)
 
 
 def warm(settings: Settings, url: str, stream: str, *, until: dt.datetime, model_name=None) -> dict:
@@ -303,10 +322,13 @@ class _Champions:
         return units
 
 
-def process(settings: Settings, transport, entries: list, units: list, windows=None) -> dict:
+def process(
+    settings: Settings, transport, entries: list, units: list, windows=None, *, results_db=None
+) -> dict:
     """Score one micro-batch of ``entries`` with ``units`` (a model's ``(record, model)``
     champions) and ``windows`` (the streaming features' state, where the spec has any):
-    store, publish, dead-letter, acknowledge; return the counts."""
+    store, publish, dead-letter, acknowledge; return the counts. ``results_db``: an open
+    writer connection to the results (else one is opened for the batch)."""
     spec = units[0][0].feature_spec
     parsed, dead = [], []
     for entry in entries:
@@ -320,7 +342,7 @@ def process(settings: Settings, transport, entries: list, units: list, windows=N
         dead += late
     triggered = [(e, event) for e, event in parsed if _triggers(spec, event)]
     keys = sorted({event["key"] for _, event in triggered}, key=str)
-    features = catalog.stored_features_of(settings, spec, keys)
+    features = online_store.features_of_many(settings, spec, keys, db=results_db)
     rows, scoring = [], _by_champion(triggered, units, features, dead)
     for (record, model), items in scoring.values():
         asked = [
@@ -335,7 +357,7 @@ def process(settings: Settings, transport, entries: list, units: list, windows=N
                 continue
             taken = (event["features"] or {}) | (one["streamed"] or {})
             rows.append(_row(entry, event, record, answer, taken))
-    stored = _insert(settings, rows) if rows else []
+    stored = _insert(settings, rows, db=results_db) if rows else []
     fault_point("stream.after_write")  # committed, not yet acknowledged
     transport.publish(stored)
     order = {e.entry_id: i for i, e in enumerate(entries)}
@@ -494,12 +516,15 @@ def _reason(exc: CreditBatchError) -> str:
     return str(exc)  # a segment without a champion: the quarantine's own "column: ..." text
 
 
-def _insert(settings: Settings, rows: list[dict]) -> list[dict]:
+def _insert(settings: Settings, rows: list[dict], *, db=None) -> list[dict]:
     """Insert the rows once each (one transaction); return the stored rows of their events
     (a redelivered event's as first stored)."""
     import pyarrow as pa
 
-    with results.open_results(settings) as db, db.transaction():
+    if db is None:
+        with results.open_results(settings) as opened:
+            return _insert(settings, rows, db=opened)
+    with db.transaction():
         db.execute(read_sql(settings.sql_dir, "load/stage_stream.sql"))
         db.bulk_insert("stream_staged", pa.Table.from_pylist(rows))
         db.execute(read_sql(settings.sql_dir, "load/insert_stream.sql"))

@@ -153,24 +153,32 @@ def features_of(settings: Settings, spec: FeatureSpec, customer_id) -> dict | No
     return features_of_many(settings, spec, [customer_id]).get(customer_id)
 
 
-def features_of_many(settings: Settings, spec: FeatureSpec, customer_ids) -> dict:
-    """:func:`features_of` of each of ``customer_ids`` over one connection: ``{id: row}``
-    (an id the store holds nothing of is left out)."""
-    if not customer_ids or not results.exists(settings):
+def features_of_many(settings: Settings, spec: FeatureSpec, customer_ids, *, db=None) -> dict:
+    """:func:`features_of` of each of ``customer_ids`` in one query per 500 ids:
+    ``{id: row}`` (an id the store holds nothing of is left out). ``db``: an open
+    connection to the results to use (a stream consumer's), else one is opened."""
+    if not customer_ids or (db is None and not results.exists(settings)):
         return {}
-    found = {}
-    with results.open_results(settings, read_only=True) as db:
-        suffixes = results.key_suffixes(db, settings)
-        if spec.key_type not in suffixes:
-            return {}
-        sql = results.keyed_sql(read_sql(settings.sql_dir, "serve/online_features.sql"),
-                                suffixes[spec.key_type])  # fmt: skip
-        for key in customer_ids:
-            params = {"feature_set": spec.feature_set, "customer_id": key}
-            rows = db.fetch_arrow(sql, params).to_pylist()
-            if rows:
-                found[key] = _decoded(rows[0], spec)
+    if db is None:
+        with results.open_results(settings, read_only=True) as opened:
+            return features_of_many(settings, spec, customer_ids, db=opened)
+    suffixes = results.key_suffixes(db, settings)
+    if spec.key_type not in suffixes:
+        return {}
+    sql = results.keyed_sql(read_sql(settings.sql_dir, "serve/online_features_of.sql"),
+                            suffixes[spec.key_type])  # fmt: skip
+    found, ids = {}, list(customer_ids)
+    for first in range(0, len(ids), _IDS_PER_QUERY):
+        chunk = ids[first : first + _IDS_PER_QUERY]
+        names = ", ".join(f":k{i}" for i in range(len(chunk)))  # bound, never inlined
+        params = {"feature_set": spec.feature_set, **{f"k{i}": k for i, k in enumerate(chunk)}}
+        for row in db.fetch_arrow(sql.replace(":customer_ids", names), params).to_pylist():
+            key = row.pop("customer_id")
+            found[key] = _decoded(row, spec)
     return found
+
+
+_IDS_PER_QUERY = 500
 
 
 def _decoded(row: dict, spec: FeatureSpec) -> dict:
