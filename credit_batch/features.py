@@ -361,9 +361,10 @@ class FeatureSpec:
             events = EventSource(**{**events, "triggers": tuple(events.get("triggers") or ())})
         return cls(**{**data, "features": feats, "events": events or None})
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
-        """sha256 of the spec's canonical JSON: equal specs, equal digests."""
+        """sha256 of the spec's canonical JSON: equal specs, equal digests (computed once
+        per spec: a frozen spec's digest cannot change)."""
         text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
