@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -346,7 +347,12 @@ def _stream_parser(sub) -> None:
         "stream-score",
         help="score events of a Redis stream as they arrive, with the stored batch features",
     )
-    c.add_argument("--stream", required=True, help="the events' stream key")
+    c.add_argument(
+        "--stream",
+        default=os.environ.get("CREDIT_BATCH_STREAM"),
+        required="CREDIT_BATCH_STREAM" not in os.environ,
+        help="the events' stream key (default: CREDIT_BATCH_STREAM)",
+    )
     c.add_argument(
         "--redis-url",
         help="redis://host:port/db (default: CREDIT_BATCH_REDIS_URL, else redis://127.0.0.1:6379/0)",
@@ -373,7 +379,12 @@ def _stream_parser(sub) -> None:
         "stream-warm",
         help="fill the stream consumers' windows from the warehouse's event history",
     )
-    c.add_argument("--stream", required=True, help="the events' stream key")
+    c.add_argument(
+        "--stream",
+        default=os.environ.get("CREDIT_BATCH_STREAM"),
+        required="CREDIT_BATCH_STREAM" not in os.environ,
+        help="the events' stream key (default: CREDIT_BATCH_STREAM)",
+    )
     c.add_argument("--redis-url", help="as stream-score's")
     c.add_argument("--model-name", help="whose champion's spec (default: the only model)")
     c.add_argument("--until", required=True, help="ISO time: the history's end, UTC")

@@ -389,6 +389,11 @@ ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
         "the Redis of streaming prediction (`credit-batch stream-score --redis-url`)",
     ),
     (
+        "CREDIT_BATCH_STREAM",
+        "unset",
+        "the events' stream key of `credit-batch stream-score` and `stream-warm` (`--stream`)",
+    ),
+    (
         "CREDIT_BATCH_WAREHOUSE_CONN_ID",
         "unset",
         "an Airflow connection (type postgres) that gives the warehouse URL inside a task",

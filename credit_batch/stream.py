@@ -101,13 +101,20 @@ def consume(
     held = _held_results(settings)
     try:
         while not (stop is not None and stop.is_set()):
-            entries = transport.claim(batch_size, min_idle_ms=claim_idle_ms)
-            entries = entries or transport.read(batch_size, block_ms=block_ms)
+            units = champions.ready()
+            entries = (
+                [] if units is None else transport.claim(batch_size, min_idle_ms=claim_idle_ms)
+            )
+            entries = entries or (
+                [] if units is None else transport.read(batch_size, block_ms=block_ms)
+            )
             if not entries:
                 if idle_seconds is not None and time.monotonic() - quiet_since > idle_seconds:
                     break
+                if units is None:
+                    time.sleep(min(1.0, block_ms / 1000))
                 continue
-            units, began = champions.get(), time.monotonic()
+            began = time.monotonic()
             spec = units[0][0].feature_spec
             done = process(settings, transport, entries, units, windows.of(spec), results_db=held)
             if metrics is not None:
@@ -310,7 +317,7 @@ class _Champions:
 
     def __init__(self, settings: Settings, model_name: str | None) -> None:
         self._settings, self._name = settings, model_name
-        self._loaded, self._at = None, -CHAMPION_SECONDS
+        self._loaded, self._at, self._waiting = None, -CHAMPION_SECONDS, False
 
     def get(self) -> list:
         if time.monotonic() - self._at >= CHAMPION_SECONDS:
@@ -318,8 +325,20 @@ class _Champions:
             self._loaded, self._at = known, time.monotonic()
         units = catalog.champions_of(self._loaded, self._name)
         if not units:
-            raise NoChampionError(f"no champion of model {self._name!r}", model_name=self._name)
+            which = f"model {self._name!r}" if self._name else "any model"
+            raise NoChampionError(f"no champion of {which}", model_name=self._name)
         return units
+
+    def ready(self) -> list | None:
+        """:meth:`get`, or None while the model has no champion (nothing is read then:
+        a consumer started before the first promotion waits for it)."""
+        try:
+            return self.get()
+        except NoChampionError as exc:
+            if not self._waiting:
+                logger.warning("%s: waiting for a champion before reading events", exc)
+            self._waiting = True
+            return None
 
 
 def process(

@@ -75,7 +75,8 @@ def values_at(spec, events: dict[str, list[tuple[int, dict]]], at: int) -> dict[
     for feature in spec.streaming:
         window = feature.stream
         start = at - window.window * MICROS
-        times = sorted((t, fields) for t, fields in events.get(window.kind, ()) if start < t <= at)
+        inside = [(t, fields) for t, fields in events.get(window.kind, ()) if start < t <= at]
+        times = sorted(inside, key=lambda pair: pair[0])  # events of one instant: any order
         out[feature.name] = _aggregate(window, times, at)
     return out
 

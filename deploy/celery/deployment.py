@@ -41,6 +41,8 @@ REPO = HERE.parents[1]
 BUCKET = "credit-batch-lake"
 ADMIN = "admin"
 WORKERS = ("worker1", "worker2")
+#: The stream the deployment's consumers score (credit-batch stream-score), on its Redis database.
+STREAM = "events"
 AIRFLOW_PROCESSES = ("api-server", "scheduler", "dag-processor", "triggerer", *WORKERS)
 #: Connection ids the tasks read their stores from (never a URL in the DAG).
 CONNECTIONS = {
@@ -154,6 +156,8 @@ def client_env(folder: Path, state: dict) -> dict[str, str]:
         "AWS_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": state["s3_key"],
         "AWS_SECRET_ACCESS_KEY": state["s3_secret"],
+        "CREDIT_BATCH_REDIS_URL": state["redis"],
+        "CREDIT_BATCH_STREAM": STREAM,
     }
 
 
@@ -239,6 +243,7 @@ def up(folder: Path, *, pg_admin_url: str, redis: str) -> int:
             "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")])),
         }
         _start(folder, name, command, {**env, **identity})
+    _start_stream(folder, state)
     token = _wait_for_api(folder, state)
     _configure(folder, state, token)
     _wait_for_workers(folder, env)
@@ -246,6 +251,19 @@ def up(folder: Path, *, pg_admin_url: str, redis: str) -> int:
         print(f"export {key}={value}")
     log(f"up: Airflow at http://127.0.0.1:{state['api_port']} (user {ADMIN})")
     return 0
+
+
+def _start_stream(folder: Path, state: dict) -> None:
+    """Two stream consumers of the stream ``events`` on the deployment's Redis database
+    (``credit-batch stream-score``), metrics on ``stream_metrics_port`` and the next port."""
+    if "stream_metrics_port" not in state:  # a deployment made before the stream consumers
+        state["stream_metrics_port"] = _free_port()
+        (folder / "deployment.json").write_text(json.dumps(state, indent=1))
+    command = [
+        _bin("credit-batch"), "stream-score", "--stream", STREAM, "--redis-url", state["redis"],
+        "--processes", "2", "--metrics-port", str(state["stream_metrics_port"]),
+    ]  # fmt: skip
+    _start(folder, "stream", command, {**os.environ, **client_env(folder, state)})
 
 
 def _bin(name: str) -> str:

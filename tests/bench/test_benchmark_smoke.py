@@ -71,6 +71,10 @@ FIGURES = {
     "segmented night: 2 segment champions",
     "segmented night: 4 segment champions",
     "score a customer now (online store) at 100 requests/s",
+    "streaming: events/s, one consumer",
+    "streaming: 2 consumers vs 1",
+    "streaming: p99 event-to-score latency at 1,000 events/s",
+    "streaming: consumer lag back to zero after a consumer is killed",
     *(
         f"online store: materialize 5,000 customers {case}, {store}"
         for case in ("into an empty store", "replacing every row")
@@ -119,5 +123,9 @@ def test_benchmark_suite_runs_at_smoke_size_and_writes_every_figure(tmp_path, pg
     assert book["detail"]["models"] == 3 and three == one + 2 * 3  # load, importance, report
     now = next(f for f in found if f["name"].startswith("score a customer now"))
     assert now["detail"]["errors"] == 0 and now["detail"]["n"] > 0  # every request a 200
+    latency = next(f for f in found if f["name"].startswith("streaming: p99"))
+    assert latency["detail"]["n"] == latency["detail"]["sent"] > 0  # every event scored
+    caught = next(f for f in found if f["name"].startswith("streaming: consumer lag"))
+    assert caught["detail"]["backlog"] == {"lag": 0, "pending": 0}  # caught up, not timed out
     segmented = [f for f in found if f["name"].startswith("segmented night")]
     assert [f["detail"]["segments"] for f in segmented] == [1, 2, 4]

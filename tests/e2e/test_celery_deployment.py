@@ -392,3 +392,35 @@ def test_a_frozen_worker_resumed_after_its_task_was_retried_does_not_change_the_
     assert not Path(f"/proc/{paused}").exists(), "the stale attempt is still running"
     time.sleep(5)
     assert _assert_one_whole_slice(deployment, run_id) == before
+
+
+def test_the_deployments_stream_consumers_score_an_event_with_the_champion(demo_done):
+    """``up`` starts two stream consumers (waiting for a champion until the demo promoted
+    one): an event sent to the deployment's stream is scored as the night scored it."""
+    import uuid
+    from urllib.request import urlopen
+
+    import redis
+
+    from tests.conftest import query
+
+    deployment = demo_done
+    settings = deployment.settings()
+    (night,) = query(settings, "SELECT customer_id, score FROM predictions WHERE snapshot_date = "
+                               "(SELECT MAX(snapshot_date) FROM predictions) "
+                               "ORDER BY customer_id LIMIT 1")  # fmt: skip
+    event_id = f"deploy-{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(deployment.env["CREDIT_BATCH_REDIS_URL"])
+    client.xadd(deployment.env["CREDIT_BATCH_STREAM"],
+                {"event_id": event_id, "customer_id": str(night["customer_id"])})  # fmt: skip
+    client.close()
+    sql = "SELECT score, model_name FROM stream_predictions WHERE event_id = :e"
+    deadline, found = time.monotonic() + 90, []
+    while not found and time.monotonic() < deadline:
+        found = query(settings, sql, {"e": event_id})
+        time.sleep(0.5)
+    assert found and found[0]["score"] == night["score"], found
+    port = deployment.state["stream_metrics_port"]
+    pages = [urlopen(f"http://127.0.0.1:{p}/metrics", timeout=5).read().decode()
+             for p in (port, port + 1)]  # fmt: skip
+    assert sum('outcome="scored"} 1.0' in page for page in pages) == 1, pages

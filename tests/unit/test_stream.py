@@ -171,3 +171,66 @@ def _cli():
     from pathlib import Path
 
     return Path(sys.executable).with_name("credit-batch")
+
+
+def test_a_private_appendonly_redis_killed_and_restarted_mid_stream_loses_nothing(night, tmp_path):
+    """The machine's Redis keeps nothing on disk: this test starts its own, with
+    ``appendonly yes`` (every write fsynced), kills it (SIGKILL) between two consumers'
+    micro-batches and starts it again on the same files."""
+    import shutil
+    import time
+
+    import redis
+
+    from tests.conftest import free_port
+
+    server = shutil.which("redis-server")
+    if server is None:
+        reason = "redis-server is not installed"
+        pytest.fail(reason) if services_required() else pytest.skip(reason)
+    port, data = free_port(), tmp_path / "redis"
+    data.mkdir()
+    url = f"redis://127.0.0.1:{port}/0"
+
+    def start():
+        proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1",
+                                 "--appendonly", "yes", "--appendfsync", "always",
+                                 "--save", "", "--dir", str(data)],
+                                stdout=subprocess.DEVNULL)  # fmt: skip
+        client = redis.Redis.from_url(url, decode_responses=True)
+        for _ in range(100):
+            try:
+                client.ping()
+                return proc, client
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise AssertionError("the private Redis did not start")
+
+    wanted = _stored_scores(night, 60)
+    proc, client = start()
+    try:
+        for i, want in enumerate(wanted[:40]):
+            client.xadd("events", {"event_id": f"a{i}", "customer_id": str(want["customer_id"])})
+        transport = RedisStreams(url, "events", group="scorers", consumer="c1")
+        first = stream.consume(night, transport, batch_size=10, max_events=20, block_ms=50)
+        transport.close()
+        assert first["events"] == 20
+        proc.kill()  # SIGKILL: no shutdown save
+        proc.wait()
+        client.close()
+        proc, client = start()
+        assert client.xlen("events") == 40  # kept on disk
+        assert client.xinfo_groups("events")[0]["pending"] == 0  # acknowledgements too
+        for i, want in enumerate(wanted[40:], start=40):
+            client.xadd("events", {"event_id": f"a{i}", "customer_id": str(want["customer_id"])})
+        transport = RedisStreams(url, "events", group="scorers", consumer="c2")
+        rest = stream.consume(night, transport, batch_size=10, idle_seconds=1.0, block_ms=50)
+        transport.close()
+        assert rest["events"] == 40  # the 20 left, and the 20 sent after the restart
+        streamed = _streamed(night, "a")
+        assert sorted(streamed) == sorted(f"a{i}" for i in range(60))  # each once
+        assert [streamed[f"a{i}"]["score"] for i in range(60)] == [w["score"] for w in wanted]
+    finally:
+        proc.kill()
+        proc.wait()
+        client.close()

@@ -99,7 +99,7 @@ def test_a_window_counts_its_end_and_leaves_its_start_out():
     at = micros(T0)
     day = 86400 * 10**6
     events = {
-        "card": [(at, {"amount": 1.5}), (at - day, {"amount": 100.0})],
+        "card": [(at, {"amount": 1.0}), (at, {"amount": 0.5}), (at - day, {"amount": 100.0})],
         "payment": [(at - 30 * day, {"missed": 1}), (at - 30 * day + 1, {"missed": 1})],
     }
     got = values_at(SPEC, events, at)
