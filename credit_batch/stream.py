@@ -362,7 +362,22 @@ def process(
     triggered = [(e, event) for e, event in parsed if _triggers(spec, event)]
     keys = sorted({event["key"] for _, event in triggered}, key=str)
     features = online_store.features_of_many(settings, spec, keys, db=results_db)
-    rows, scoring = [], _by_champion(triggered, units, features, dead)
+    rows = _scored_rows(settings, _by_champion(triggered, units, features, dead), streamed, dead)
+    stored = _insert(settings, rows, db=results_db) if rows else []
+    fault_point("stream.after_write")  # committed, not yet acknowledged
+    transport.publish(stored)
+    order = {e.entry_id: i for i, e in enumerate(entries)}
+    for entry, reason in sorted(dead, key=lambda d: order[d[0].entry_id]):
+        transport.dead_letter(entry, reason)
+    transport.ack([e.entry_id for e in entries])
+    updated = len(parsed) - len(triggered)
+    return {"events": len(entries), "scored": len(rows), "updated": updated, "dead": len(dead)}
+
+
+def _scored_rows(settings: Settings, scoring: dict, streamed: dict, dead: list) -> list[dict]:
+    """The ``stream_predictions`` rows of the events, scored in one batch per champion;
+    an event whose features break a rule goes to ``dead`` with the rule."""
+    rows = []
     for (record, model), items in scoring.values():
         asked = [
             {"customer_id": event["key"], "stored": stored, "overrides": event["features"],
@@ -376,15 +391,7 @@ def process(
                 continue
             taken = (event["features"] or {}) | (one["streamed"] or {})
             rows.append(_row(entry, event, record, answer, taken))
-    stored = _insert(settings, rows, db=results_db) if rows else []
-    fault_point("stream.after_write")  # committed, not yet acknowledged
-    transport.publish(stored)
-    order = {e.entry_id: i for i, e in enumerate(entries)}
-    for entry, reason in sorted(dead, key=lambda d: order[d[0].entry_id]):
-        transport.dead_letter(entry, reason)
-    transport.ack([e.entry_id for e in entries])
-    updated = len(parsed) - len(triggered)
-    return {"events": len(entries), "scored": len(rows), "updated": updated, "dead": len(dead)}
+    return rows
 
 
 def _triggers(spec, event: dict) -> bool:
