@@ -389,6 +389,11 @@ ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
         "the Redis of streaming prediction (`credit-batch stream-score --redis-url`)",
     ),
     (
+        "CREDIT_BATCH_ONLINE_URL",
+        "unset",
+        "the online store: unset for the results database's table, or redis://host:port/db",
+    ),
+    (
         "CREDIT_BATCH_STREAM",
         "unset",
         "the events' stream key of `credit-batch stream-score` and `stream-warm` (`--stream`)",
@@ -624,6 +629,9 @@ class Settings:
     swap_cutoff : float
         Scores at or below it count as accepted when a challenger is compared
         with the champion (``challenger_comparison``).
+    online_url : str
+        The online store: empty for the results database's ``online_features``
+        table, or ``redis://host:port/db`` for Redis hashes.
     """
 
     home: Path = Path(DEFAULT_HOME)
@@ -644,6 +652,7 @@ class Settings:
     scorecard: Scorecard = DEFAULT_SCORECARD
     swap_cutoff: float = DEFAULT_SWAP_CUTOFF
     duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
+    online_url: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         home = Path(self.home).expanduser().resolve()
@@ -664,6 +673,9 @@ class Settings:
         check_rows("describe_rows", self.describe_rows, maximum=MAX_DESCRIBE_ROWS)
         if not 0 < self.swap_cutoff < 1:
             raise ParameterError("CREDIT_BATCH_SWAP_CUTOFF", self.swap_cutoff, "must be in (0, 1)")
+        if self.online_url and not self.online_url.startswith(("redis://", "rediss://")):
+            rule = "must be empty (the results database) or a redis:// URL"
+            raise ParameterError("CREDIT_BATCH_ONLINE_URL", safe_url(self.online_url), rule)
         if not _MEMORY.match(str(self.duckdb_memory_limit)):
             raise ParameterError(
                 "CREDIT_BATCH_DUCKDB_MEMORY_LIMIT",
@@ -707,6 +719,7 @@ class Settings:
             swap_cutoff=_float_env(env, "CREDIT_BATCH_SWAP_CUTOFF") or DEFAULT_SWAP_CUTOFF,
             duckdb_memory_limit=env.get("CREDIT_BATCH_DUCKDB_MEMORY_LIMIT")
             or DEFAULT_DUCKDB_MEMORY_LIMIT,
+            online_url=env.get("CREDIT_BATCH_ONLINE_URL", ""),
         )
 
     @property

@@ -312,12 +312,12 @@ class _Versions:
 
 
 class _OnlineFeatures:
-    """The online store's rows: on PostgreSQL one indexed query per request; on DuckDB
+    """The online store's rows: in Redis or on PostgreSQL one lookup per request; on DuckDB
     an in-memory index, rebuilt (as :class:`_ScoreIndex`) when the store changed."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._postgres = settings.results_url.startswith("postgresql")
+        self._postgres = settings.results_url.startswith("postgresql") or bool(settings.online_url)
         self._kept = _Kept(self._read, name="online store", stamp=_stamp(settings))
 
     def of(self, spec, customer_id) -> dict | None:

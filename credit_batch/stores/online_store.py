@@ -30,6 +30,7 @@ transaction, and the HTTP service reads lookups from memory
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -78,6 +79,9 @@ def materialize(settings: Settings, spec: FeatureSpec, snapshot_date: dt.date) -
     t0 = time.perf_counter()
     parts = lake.features_parts(settings.lake, snapshot_date, feature_set=spec.feature_set)
     source = lake.dataset(settings.lake, [p.uri for p in parts], spec.arrow_schema())
+    if settings.online_url:
+        rows, kept, repeated = _to_redis(settings, source, spec, snapshot_date)
+        return _done(spec, snapshot_date, rows, kept, repeated, t0)
     with results.open_results(settings, key_type=spec.key_type) as db, db.transaction():
         results.lock(db, settings, f"online/{spec.feature_set}")
         suffix = results.key_suffix(db, settings, spec.key_type)
@@ -88,9 +92,13 @@ def materialize(settings: Settings, spec: FeatureSpec, snapshot_date: dt.date) -
         written = [db.execute(sql) for sql in _statements(results.keyed_sql(upsert, suffix))][-1]
         db.execute("DROP TABLE online_staged")
     kept = rows - written  # the last statement inserts (or updates) every row it writes
+    return _done(spec, snapshot_date, rows, kept, repeated, t0)
+
+
+def _done(spec: FeatureSpec, date: dt.date, rows: int, kept: int, repeated: int, t0) -> dict:
     done = {
         "feature_set": spec.feature_set,
-        "snapshot_date": snapshot_date,
+        "snapshot_date": date,
         "rows": rows,
         "kept_newer": kept,
         "repeated": repeated,
@@ -98,6 +106,19 @@ def materialize(settings: Settings, spec: FeatureSpec, snapshot_date: dt.date) -
     }
     logger.info("online store: %s", done)
     return done
+
+
+def _to_redis(settings: Settings, source, spec: FeatureSpec, date: dt.date):
+    """The snapshot's rows into the Redis online store: (rows, kept newer, repeated)."""
+    from credit_batch.stores.online_redis import RedisOnlineStore
+
+    store = RedisOnlineStore(settings.online_url)
+    try:
+        with _json_rows(source, spec) as (reader, repeated):
+            rows, kept = store.write(spec.feature_set, date, reader, utcnow())
+    finally:
+        store.close()
+    return rows, kept, repeated
 
 
 def _statements(script: str) -> list[str]:
@@ -108,6 +129,17 @@ def _statements(script: str) -> list[str]:
 
 def _stage(db: Database, source, spec: FeatureSpec, date: dt.date) -> tuple[int, int]:
     """Insert each customer's row as JSON into ``online_staged``; (rows, repeated customers)."""
+    with _json_rows(source, spec, feature_set=spec.feature_set) as (reader, repeated):
+        rows = sum(db.bulk_insert("online_staged", _table(batch)) for batch in reader)
+    if repeated:
+        logger.warning("online store: %d customers repeated on %s: not written", repeated, date)
+    return rows, repeated
+
+
+@contextlib.contextmanager
+def _json_rows(source, spec: FeatureSpec, *, feature_set: str | None = None):
+    """Arrow batches of each customer's row with its features as a JSON array (DuckDB's
+    ``json_array``), repeated customers left out; and how many were repeated."""
     import duckdb
 
     packed = ", ".join(f'"{name}"' for name in spec.names)  # checked identifiers
@@ -116,14 +148,10 @@ def _stage(db: Database, source, spec: FeatureSpec, date: dt.date) -> tuple[int,
         con.register("lake_rows", source)
         con.sql(_REPEATED)
         repeated = con.sql("SELECT COUNT(*) FROM repeated").fetchall()[0][0]
-        params = [spec.feature_set, utcnow()]
-        reader = con.sql(_JSON.format(packed=packed), params=params).to_arrow_reader(250_000)
-        rows = sum(db.bulk_insert("online_staged", _table(batch)) for batch in reader)
+        params = [feature_set or spec.feature_set, utcnow()]
+        yield con.sql(_JSON.format(packed=packed), params=params).to_arrow_reader(250_000), repeated
     finally:
         con.close()
-    if repeated:
-        logger.warning("online store: %d customers repeated on %s: not written", repeated, date)
-    return rows, repeated
 
 
 _REPEATED = (
@@ -157,6 +185,8 @@ def features_of_many(settings: Settings, spec: FeatureSpec, customer_ids, *, db=
     """:func:`features_of` of each of ``customer_ids`` in one query per 500 ids:
     ``{id: row}`` (an id the store holds nothing of is left out). ``db``: an open
     connection to the results to use (a stream consumer's), else one is opened."""
+    if customer_ids and settings.online_url:
+        return _from_redis(settings, spec, list(customer_ids))
     if not customer_ids or (db is None and not results.exists(settings)):
         return {}
     if db is None:
@@ -179,6 +209,17 @@ def features_of_many(settings: Settings, spec: FeatureSpec, customer_ids, *, db=
 
 
 _IDS_PER_QUERY = 500
+
+
+def _from_redis(settings: Settings, spec: FeatureSpec, customer_ids: list) -> dict:
+    from credit_batch.stores.online_redis import RedisOnlineStore
+
+    store = RedisOnlineStore(settings.online_url)
+    try:
+        found = store.read(spec.feature_set, customer_ids)
+    finally:
+        store.close()
+    return {key: _decoded(row, spec) for key, row in found.items()}
 
 
 def _decoded(row: dict, spec: FeatureSpec) -> dict:

@@ -78,7 +78,7 @@ FIGURES = {
     *(
         f"online store: materialize 5,000 customers {case}, {store}"
         for case in ("into an empty store", "replacing every row")
-        for store in ("DuckDB", "PostgreSQL")
+        for store in ("DuckDB", "PostgreSQL", "Redis")
     ),
 }
 

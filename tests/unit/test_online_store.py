@@ -35,13 +35,13 @@ def _rows(date: dt.date, ids: list[int], *, age: float) -> pa.Table:
     return pa.Table.from_pydict(table, schema=SPEC.arrow_schema())
 
 
-def _extract(settings: Settings, table: pa.Table, date: dt.date) -> dict:
+def _extract(settings: Settings, table: pa.Table, date: dt.date, spec=SPEC) -> dict:
     """Write ``table`` as the feature set's partition of ``date``, then materialize it."""
-    out = lake.features_dir(settings.lake, date, feature_set=SPEC.feature_set)
+    out = lake.features_dir(settings.lake, date, feature_set=spec.feature_set)
     lake.write_parts(
         table.to_batches(max_chunksize=2), out, rows_per_part=3, schema=SPEC.arrow_schema()
     )
-    return online_store.materialize(settings, SPEC, date)
+    return online_store.materialize(settings, spec, date)
 
 
 def _stored(settings: Settings) -> dict:
@@ -85,6 +85,46 @@ def test_a_backfill_of_an_older_snapshot_never_replaces_a_newer_row_postgresql(t
     _newest_wins_and_a_backfill_changes_nothing(
         Settings(home=tmp_path, results_url=pg_url, warehouse_url=pg_url)
     )
+
+
+@pytest.mark.services
+def test_a_backfill_of_an_older_snapshot_never_replaces_a_newer_row_redis(tmp_path):
+    """The same promises of the Redis online store (``CREDIT_BATCH_ONLINE_URL``), on a feature
+    set of this test's own (its keys deleted after)."""
+    import uuid
+
+    import redis
+
+    from credit_batch.stores.online_redis import PREFIX
+    from tests.conftest import redis_answers, services_required
+
+    if not redis_answers():
+        reason = "Redis is not running on 127.0.0.1:6379"
+        pytest.fail(reason) if services_required() else pytest.skip(reason)
+    url = "redis://127.0.0.1:6379/0"
+    spec = dataclasses.replace(SPEC, name=f"redis_{uuid.uuid4().hex[:8]}")
+    settings = Settings(home=tmp_path, online_url=url)
+    client = redis.Redis.from_url(url)
+    try:
+        first = _extract(settings, _rows(NEW, [1, 2, 3], age=40.0), NEW, spec)
+        assert (first["rows"], first["kept_newer"], first["repeated"]) == (3, 0, 0)
+        backfill = _extract(settings, _rows(OLD, [2, 3, 4], age=30.0), OLD, spec)
+        assert (backfill["rows"], backfill["kept_newer"]) == (3, 2)
+        found = online_store.features_of_many(settings, spec, [1, 2, 3, 4, 99])
+        assert {k: (r["snapshot_date"], r["features"]["age"]) for k, r in found.items()} == {
+            1: (NEW, 40.0), 2: (NEW, 40.0), 3: (NEW, 40.0), 4: (OLD, 30.0)
+        }  # fmt: skip
+        assert found[2]["features"]["debt_ratio"] == 0.1 + 0.2  # to the bit
+        assert found[2]["features"]["monthly_income"] is None
+        repeated = _extract(settings, _rows(NEW, [5, 5, 6], age=41.0), NEW, spec)
+        assert (repeated["rows"], repeated["repeated"]) == (1, 1)
+        assert sorted(online_store.features_of_many(settings, spec, [5, 6])) == [6]
+    finally:
+        keys = list(client.scan_iter(f"{PREFIX}:{spec.feature_set}:*"))
+        client.delete(*keys) if keys else None
+        client.close()
+    assert len(keys) == 5  # customers 1, 2, 3, 4 and 6: nothing in the results database
+    assert not (tmp_path / "results.duckdb").exists()
 
 
 @pytest.mark.unit
