@@ -20,6 +20,7 @@ from credit_batch.stores.db import (
     first_line,
     read_sql,
     relative_path_note,
+    table_columns,
 )
 
 __all__ = [
@@ -71,6 +72,24 @@ def describe_url(url: str) -> str:
 def models(settings: Settings) -> list[dict]:
     """Every registered model version, newest first (none on a fresh home)."""
     return _rows(settings, ["registry/list.sql"], {})[0]
+
+
+def champions_as_of(settings: Settings, day) -> list[dict]:
+    """Each model's (and segment's) champion at the end of ``day`` (UTC), from the audit
+    trail (the ``champion_history`` view): version, since when, promoted by whom and why.
+    None before the first promotion; a database from before the view: a clear error."""
+    day = parse_date(day, name="as-of date")
+    if not results.exists(settings):
+        return []
+    with results.open_results(settings, read_only=True) as db:
+        if not table_columns(db, settings.sql_dir, "champion_history"):
+            raise DataError(
+                f"the results database {describe_url(settings.results_url)} predates the "
+                "champion_history view: `credit-batch upgrade` (or any night) adds it",
+            )
+        sql = read_sql(settings.sql_dir, "registry/champions_as_of.sql")
+        after = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+        return db.fetch_arrow(sql, {"day_after": after}).to_pylist()
 
 
 def lineage(settings: Settings, model_name: str | None = None) -> dict:

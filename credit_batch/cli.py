@@ -101,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     _audit_arguments(c)
     c.set_defaults(func=_retire)
     c = sub.add_parser("models", help="list registered model versions and roles (reads only)")
+    c.add_argument("--as-of", help="the champion of each model on this day, from the audit trail")
     c.set_defaults(func=_models)
     c = sub.add_parser("lineage", help="which model reads which model's scores (reads only)")
     c.add_argument("model", nargs="?", help="only the versions that changing this model affects")
@@ -726,6 +727,8 @@ def _retire(settings: Settings, args) -> None:
 
 
 def _models(settings: Settings, args) -> None:
+    if args.as_of is not None:
+        return _champions_as_of(settings, args.as_of)
     found = catalog.models(settings)
     if not found:
         print("no models registered yet: `credit-batch demo` trains one on demo data")
@@ -739,6 +742,22 @@ def _models(settings: Settings, args) -> None:
         )
     print("(held-out AUC and KS: rows of the training window kept out of training;")
     print(" out-of-time figures: `credit-batch train-candidate` and the model card)")
+
+
+def _champions_as_of(settings: Settings, day: str) -> None:
+    found = catalog.champions_as_of(settings, day)
+    if not found:
+        print(f"no model had a champion at the end of {day}")
+        return
+    print(f"champions at the end of {day} (UTC), from model_events:")
+    for m in found:
+        name = m["model_name"] if m["segment"] is None else f"{m['model_name']}/{m['segment']}"
+        until = m["champion_until"] or "now"
+        print(
+            f"  {name:<16} {m['model_version']:<36} from {m['champion_from']:%Y-%m-%d %H:%M} "
+            f"until {until if isinstance(until, str) else f'{until:%Y-%m-%d %H:%M}'}  "
+            f"promoted by {m['promoted_by']}: {m['reason'] or '-'}"
+        )
 
 
 def _lineage(settings: Settings, args) -> None:

@@ -442,3 +442,42 @@ def test_band_rows_measure_each_band_on_its_own_rows_only():
     assert abs(a["mean_score"] - 0.025) < 1e-15 and (a["min_score"], a["max_score"]) == (0.01, 0.04)
     assert (e["customers"], e["bads"], e["bad_rate"]) == (4, 2, 0.5)
     assert abs(e["mean_score"] - 0.525) < 1e-15 and (e["min_score"], e["max_score"]) == (0.3, 0.9)
+
+
+def test_the_champion_on_any_past_day_is_what_model_events_says(demo, capsys, monkeypatch):
+    from credit_batch import catalog, cli
+
+    settings, _, first = demo
+    a, b = _two_challengers(settings)
+    lifecycle.promote(settings, a.model_version, reason="beats the champion", actor="risk")
+    lifecycle.promote(settings, b.model_version, reason="beats a", actor="risk")
+    when = {  # each promotion moved to a day of the test's choosing
+        first.model_version: dt.datetime(2026, 1, 10, 9, 0),
+        a.model_version: dt.datetime(2026, 2, 15, 12, 0),
+        b.model_version: dt.datetime(2026, 3, 1, 0, 0),  # at midnight: the day it starts
+    }
+    with results.open_results(settings) as db:
+        for version, at in when.items():
+            db.execute("UPDATE model_events SET event_at = :at WHERE model_version = :v "
+                       "AND event = 'promoted'", {"at": at, "v": version})  # fmt: skip
+    events = [e["event"] for e in lifecycle.events(settings)]
+    assert events.count("promoted") == 3 and events.count("retired") == 2  # replaced ones
+
+    def champion(day: str):
+        found = catalog.champions_as_of(settings, day)
+        assert len(found) <= 1 and all(r["segment"] is None for r in found)
+        return found[0]["model_version"] if found else None
+
+    assert [champion(d) for d in ("2026-01-09", "2026-01-10", "2026-02-14", "2026-02-15",
+                                  "2026-02-28", "2026-03-01", "2026-12-31")] == [
+        None, first.model_version, first.model_version, a.model_version,
+        a.model_version, b.model_version, b.model_version,
+    ]  # fmt: skip
+    (row,) = catalog.champions_as_of(settings, "2026-02-20")
+    assert (row["promoted_by"], row["reason"]) == ("risk", "beats the champion")
+    assert row["champion_until"] == when[b.model_version]
+    monkeypatch.setenv("CREDIT_BATCH_HOME", str(settings.home))
+    assert cli.main(["models", "--as-of", "2026-02-20"]) in (0, None)
+    out = capsys.readouterr().out
+    assert f"{a.model_version}" in out and "promoted by risk: beats the champion" in out
+    assert b.model_version not in out
