@@ -75,12 +75,9 @@ def streaming(
 
 
 def _customers(settings) -> list[int]:
-    from credit_batch.stores import results
-    from credit_batch.stores.db import read_sql
+    from credit_batch import catalog
 
-    with results.open_results(settings) as db:
-        sql = read_sql(settings.sql_dir, "serve/newest_customers.sql")  # valid features
-        rows = db.fetch_arrow(sql).to_pylist()
+    rows = catalog.rows(settings, "serve/newest_customers.sql")  # valid features
     return sorted(r["customer_id"] for r in rows)
 
 

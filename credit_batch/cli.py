@@ -348,16 +348,7 @@ def _stream_parser(sub) -> None:
         "stream-score",
         help="score events of a Redis stream as they arrive, with the stored batch features",
     )
-    c.add_argument(
-        "--stream",
-        default=os.environ.get("CREDIT_BATCH_STREAM"),
-        required="CREDIT_BATCH_STREAM" not in os.environ,
-        help="the events' stream key (default: CREDIT_BATCH_STREAM)",
-    )
-    c.add_argument(
-        "--redis-url",
-        help="redis://host:port/db (default: CREDIT_BATCH_REDIS_URL, else redis://127.0.0.1:6379/0)",
-    )
+    _stream_arguments(c)
     c.add_argument("--group", default="credit-batch", help="consumer group (default credit-batch)")
     c.add_argument("--consumer", help="this consumer's name (default: host-pid)")
     c.add_argument("--model-name", help="whose champion (default: the only model with one)")
@@ -380,16 +371,32 @@ def _stream_parser(sub) -> None:
         "stream-warm",
         help="fill the stream consumers' windows from the warehouse's event history",
     )
+    _stream_arguments(c)
+    c.add_argument("--model-name", help="whose champion's spec (default: the only model)")
+    c.add_argument("--until", required=True, help="ISO time: the history's end, UTC")
+    c.set_defaults(func=_stream_warm)
+
+
+def _stream_arguments(c: argparse.ArgumentParser) -> None:
+    """``--stream`` and ``--redis-url``, as every stream command takes them."""
     c.add_argument(
         "--stream",
         default=os.environ.get("CREDIT_BATCH_STREAM"),
         required="CREDIT_BATCH_STREAM" not in os.environ,
         help="the events' stream key (default: CREDIT_BATCH_STREAM)",
     )
-    c.add_argument("--redis-url", help="as stream-score's")
-    c.add_argument("--model-name", help="whose champion's spec (default: the only model)")
-    c.add_argument("--until", required=True, help="ISO time: the history's end, UTC")
-    c.set_defaults(func=_stream_warm)
+    c.add_argument(
+        "--redis-url",
+        help=f"redis://host:port/db (default: CREDIT_BATCH_REDIS_URL, else {_REDIS_URL})",
+    )
+
+
+_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _redis_url(given: str | None = None) -> str:
+    """``--redis-url``, else ``CREDIT_BATCH_REDIS_URL``, else the local Redis."""
+    return given or os.environ.get("CREDIT_BATCH_REDIS_URL", _REDIS_URL)
 
 
 def _stream_score(settings: Settings, args) -> None:
@@ -400,7 +407,7 @@ def _stream_score(settings: Settings, args) -> None:
 
     from credit_batch import stream
 
-    url = args.redis_url or os.environ.get("CREDIT_BATCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    url = _redis_url(args.redis_url)
     consumer = args.consumer or f"{socket.gethostname()}-{os.getpid()}"
     if args.processes != 1:
         return _stream_processes(args, consumer)
@@ -424,11 +431,10 @@ def _stream_score(settings: Settings, args) -> None:
 
 def _stream_warm(settings: Settings, args) -> None:
     import datetime as dt
-    import os
 
     from credit_batch import stream
 
-    url = args.redis_url or os.environ.get("CREDIT_BATCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    url = _redis_url(args.redis_url)
     try:
         until = dt.datetime.fromisoformat(args.until)
     except ValueError:
@@ -1027,12 +1033,11 @@ def _demo(settings: Settings, args) -> None:
 
 def _stream_demo(settings: Settings, args) -> None:
     """The streaming example's live part: events through Redis, scores moving."""
-    import os
 
     from credit_batch import stream
     from credit_batch.config import safe_url
 
-    url = os.environ.get("CREDIT_BATCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    url = _redis_url()
     seconds, rate = args.stream_seconds, args.events_per_second
     print(f"live: {rate:g} payment and card events/s for {seconds:g} s through {safe_url(url)}")
     done = stream.run_demo(settings, url, rate=rate, seconds=seconds)

@@ -101,13 +101,10 @@ def consume(
     held = _held_results(settings)
     try:
         while not (stop is not None and stop.is_set()):
-            units = champions.ready()
-            entries = (
-                [] if units is None else transport.claim(batch_size, min_idle_ms=claim_idle_ms)
-            )
-            entries = entries or (
-                [] if units is None else transport.read(batch_size, block_ms=block_ms)
-            )
+            units, entries = champions.ready(), []
+            if units is not None:  # no champion yet: read nothing
+                entries = transport.claim(batch_size, min_idle_ms=claim_idle_ms)
+                entries = entries or transport.read(batch_size, block_ms=block_ms)
             if not entries:
                 if idle_seconds is not None and time.monotonic() - quiet_since > idle_seconds:
                     break
@@ -204,8 +201,7 @@ def run_demo(settings: Settings, url: str, *, rate: float, seconds: float) -> di
 
 def _newest_night(settings: Settings) -> dict:
     """The newest scored snapshot's instant and its first 20 customers' scores."""
-    with results.open_results(settings) as db:
-        rows = db.fetch_arrow(read_sql(settings.sql_dir, "serve/newest_scores.sql")).to_pylist()
+    rows = catalog.rows(settings, "serve/newest_scores.sql")
     if not rows:
         raise NoChampionError("no scored night to stream after: run the nightly scoring first")
     return {"at": dt.datetime.combine(rows[0]["snapshot_date"], dt.time()), "rows": rows}
@@ -213,9 +209,7 @@ def _newest_night(settings: Settings) -> dict:
 
 def _moved(settings: Settings, night: list[dict]) -> list[dict]:
     """Each customer's night score, newest streamed score and events scored."""
-    with results.open_results(settings) as db:
-        sql = read_sql(settings.sql_dir, "serve/stream_scores_of_demo.sql")
-        streamed = db.fetch_arrow(sql).to_pylist()
+    streamed = catalog.rows(settings, "serve/stream_scores_of_demo.sql")
     newest, counted = {}, {}
     for row in streamed:
         newest[row["customer_id"]] = row["score"]  # ordered by event time
@@ -276,11 +270,6 @@ class StreamMetrics:
         self.model.clear()
         for record, _ in units:
             self.model.labels(record.model_name, record.model_version).set(1)
-
-    def text(self) -> str:
-        from prometheus_client import generate_latest
-
-        return generate_latest(self.registry).decode()
 
     def serve(self, port: int, host: str = "127.0.0.1"):
         """Serve ``/metrics`` on ``host:port`` from a thread; return the server."""

@@ -129,7 +129,7 @@ def _statements(script: str) -> list[str]:
 
 def _stage(db: Database, source, spec: FeatureSpec, date: dt.date) -> tuple[int, int]:
     """Insert each customer's row as JSON into ``online_staged``; (rows, repeated customers)."""
-    with _json_rows(source, spec, feature_set=spec.feature_set) as (reader, repeated):
+    with _json_rows(source, spec) as (reader, repeated):
         rows = sum(db.bulk_insert("online_staged", _table(batch)) for batch in reader)
     if repeated:
         logger.warning("online store: %d customers repeated on %s: not written", repeated, date)
@@ -137,7 +137,7 @@ def _stage(db: Database, source, spec: FeatureSpec, date: dt.date) -> tuple[int,
 
 
 @contextlib.contextmanager
-def _json_rows(source, spec: FeatureSpec, *, feature_set: str | None = None):
+def _json_rows(source, spec: FeatureSpec):
     """Arrow batches of each customer's row with its features as a JSON array (DuckDB's
     ``json_array``), repeated customers left out; and how many were repeated."""
     import duckdb
@@ -148,7 +148,7 @@ def _json_rows(source, spec: FeatureSpec, *, feature_set: str | None = None):
         con.register("lake_rows", source)
         con.sql(_REPEATED)
         repeated = con.sql("SELECT COUNT(*) FROM repeated").fetchall()[0][0]
-        params = [feature_set or spec.feature_set, utcnow()]
+        params = [spec.feature_set, utcnow()]
         yield con.sql(_JSON.format(packed=packed), params=params).to_arrow_reader(250_000), repeated
     finally:
         con.close()
