@@ -184,6 +184,76 @@ def history(settings: Settings, customer_id) -> list[dict]:
     return _keyed_rows(settings, "serve/history.sql", customer_id, {}, order=_newest_first)
 
 
+def adverse_action(
+    settings: Settings,
+    snapshot_date,
+    *,
+    model_name: str | None = None,
+    model_version: str | None = None,
+    customer_id=None,
+) -> list[dict]:
+    """The adverse-action reasons of a snapshot (:mod:`credit_batch.steps.adverse_action`).
+
+    One row per (declined customer, reason), from the version that decided (each
+    model's or segment's champion run of the snapshot), or from ``model_version``;
+    only ``model_name``'s, or ``customer_id``'s, where given. Sorted by model,
+    version, customer and rank.
+    """
+    date = parse_date(snapshot_date, name="date")
+    if model_name is not None:
+        check_model_name(model_name)
+    if model_version is not None:
+        check_model_version(model_version)
+    params = {"snapshot_date": date, "model_name": model_name, "model_version": model_version}
+    params["customer_id"] = None if customer_id is None else str(customer_id)
+    if not results.exists(settings):
+        return []
+    found = []
+    with results.open_results(settings, read_only=True) as db:
+        sql = read_sql(settings.sql_dir, "serve/adverse_action.sql")
+        for suffix in results.key_suffixes(db, settings).values():
+            found += db.fetch_arrow(results.keyed_sql(sql, suffix), params).to_pylist()
+    return sorted(found, key=_by_notice)
+
+
+#: The columns of :func:`adverse_action`'s rows (serve/adverse_action.sql).
+ADVERSE_ACTION_COLUMNS = [
+    "snapshot_date",
+    "model_name",
+    "segment",
+    "model_version",
+    "customer_id",
+    "score",
+    "cutoff",
+    "reason_rank",
+    "feature",
+    "reason_text",
+    "contribution",
+    "value",
+]
+
+
+def notices(rows: list[dict]) -> list[dict]:
+    """:func:`adverse_action`'s rows grouped into one notice per (version, customer),
+    its reasons in rank order."""
+    out, by_key = [], {}
+    for row in rows:
+        key = (row["model_version"], row["customer_id"])
+        if key not in by_key:
+            head = {k: row[k] for k in ADVERSE_ACTION_COLUMNS[:7]}
+            by_key[key] = {**head, "reasons": []}
+            out.append(by_key[key])
+        reason = {k: row[k] for k in ("feature", "reason_text", "contribution", "value")}
+        by_key[key]["reasons"].append(reason)
+    return out
+
+
+def _by_notice(row: dict):
+    key = row["customer_id"]
+    name = row["model_name"] or ""
+    return (name, row["model_version"], isinstance(key, str), key, row["reason_rank"])
+
+
 def _by_model(row: dict):
     return row["model_name"]
 

@@ -103,6 +103,11 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("models", help="list registered model versions and roles (reads only)")
     c.add_argument("--as-of", help="the champion of each model on this day, from the audit trail")
     c.set_defaults(func=_models)
+    _adverse_action_parser(sub)
+    c = sub.add_parser(
+        "inventory", help="write the model inventory page: owners, tiers, validation, history"
+    )
+    c.set_defaults(func=_inventory)
     c = sub.add_parser("lineage", help="which model reads which model's scores (reads only)")
     c.add_argument("model", nargs="?", help="only the versions that changing this model affects")
     c.set_defaults(func=_lineage)
@@ -287,6 +292,21 @@ def _backfill_parser(sub) -> None:
     )
     c.add_argument("--workers", type=int, default=1, help="scoring processes (default 1)")
     c.set_defaults(func=_backfill)
+
+
+def _adverse_action_parser(sub) -> None:
+    c = sub.add_parser(
+        "adverse-action",
+        help="each declined customer's principal reasons for a snapshot (reads only)",
+    )
+    c.add_argument("--date", required=True, help="the snapshot, YYYY-MM-DD")
+    c.add_argument("--model-name", help="only this model's declines (default: every model's)")
+    c.add_argument("--model", help="this version's reasons (default: each champion's)")
+    c.add_argument("--customer", help="only this customer's reasons")
+    fmt = c.add_mutually_exclusive_group()
+    fmt.add_argument("--csv", action="store_true", help="print CSV: one row per reason")
+    fmt.add_argument("--json", action="store_true", help="print a JSON array: one per decline")
+    c.set_defaults(func=_adverse_action)
 
 
 def _lookup_parser(sub) -> None:
@@ -748,6 +768,45 @@ def _models(settings: Settings, args) -> None:
         )
     print("(held-out AUC and KS: rows of the training window kept out of training;")
     print(" out-of-time figures: `credit-batch train-candidate` and the model card)")
+
+
+def _inventory(settings: Settings, args) -> None:
+    from credit_batch.steps.inventory import write_inventory_page
+
+    catalog.require_results(settings)
+    print(write_inventory_page(settings).uri)
+
+
+def _adverse_action(settings: Settings, args) -> None:
+    found = catalog.adverse_action(
+        settings,
+        args.date,
+        model_name=args.model_name,
+        model_version=args.model,
+        customer_id=args.customer,
+    )
+    if args.csv:
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(_as_table(found, catalog.ADVERSE_ACTION_COLUMNS), sys.stdout.buffer)
+    elif args.json:
+        print(json.dumps(catalog.notices(found), default=str, indent=1))
+    elif not found:
+        print(f"no declines with reasons stored for {args.date}")
+    else:
+        for notice in catalog.notices(found):
+            print(
+                f"{notice['model_name']} {notice['model_version']} customer "
+                f"{notice['customer_id']}: score {notice['score']:.4f} > cutoff {notice['cutoff']}"
+            )
+            for i, r in enumerate(notice["reasons"], 1):
+                print(f"  {i}. {r['reason_text']} ({r['feature']} = {r['value'] or 'missing'})")
+
+
+def _as_table(rows: list[dict], columns: list[str]):
+    import pyarrow as pa
+
+    return pa.Table.from_pylist(rows) if rows else pa.table({c: [] for c in columns})
 
 
 def _champions_as_of(settings: Settings, day: str) -> None:

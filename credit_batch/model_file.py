@@ -7,6 +7,9 @@ scale, gates, swap cutoff), its owner and its purpose::
     name = "pd_cards"
     description = "Probability of 90+ days late within two years, credit cards"
     owner = "credit-risk@lender.example"
+    purpose = "Approve or decline card applications; set the initial limit"
+    tier = 1                      # model risk tier: 1 (highest) to 3
+    limitations = ["Not validated for business cards"]
     spec = "spec.toml"            # relative to this file
     algorithm = "logreg"          # logreg | hgb | lgbm
     seed = 42
@@ -24,6 +27,10 @@ A segmented model (``segment_by``) has a version and a champion per segment
 (:mod:`credit_batch.steps.segments`); ``fallback = "pooled"`` trains a version
 on every row too, which scores the rows of segments without a champion
 (``"quarantine"``, the default: they are quarantined with that reason).
+
+``owner``, ``description``, ``purpose``, ``tier`` and ``limitations`` are the
+model inventory's (SR 11-7): registered with each version
+(``model_registry.inventory``) and listed by the inventory page.
 
 Every field but ``name`` and ``spec`` has a default (the package's); a
 mistake is refused with one :class:`~credit_batch.errors.ModelFileError`
@@ -52,7 +59,9 @@ from credit_batch.features import FeatureSpec, load_spec
 __all__ = ["ModelFile", "each_segment", "load_model_file", "training_options"]
 
 _TOP = {"name", "description", "owner", "spec", "algorithm", "seed", "max_rows", "policy"}
-_TOP |= {"segment_by", "fallback"}
+_TOP |= {"segment_by", "fallback", "purpose", "tier", "limitations"}
+#: Model risk tiers: 1 the most material (the most validation), 3 the least.
+TIERS = (1, 2, 3)
 #: What scores the rows of a segment without a champion of its own.
 FALLBACKS = ("quarantine", "pooled")
 _POLICY = {"risk_bands", "swap_cutoff", "scorecard", "gates"}
@@ -73,6 +82,21 @@ class ModelFile:
     description: str | None = None
     segment_by: str | None = None
     fallback: str = "quarantine"
+    purpose: str | None = None
+    tier: int | None = None
+    limitations: tuple[str, ...] = ()
+
+    @property
+    def inventory(self) -> dict:
+        """What the model inventory records of the model (registered with each version)."""
+        return {
+            "owner": self.owner,
+            "description": self.description,
+            "purpose": self.purpose,
+            "tier": self.tier,
+            "limitations": list(self.limitations),
+            "model_file": self.path.name,
+        }
 
 
 def training_options(
@@ -87,7 +111,7 @@ def training_options(
     defaults); a value given here wins over the file's (the CLI's flags, the DAG's Params).
 
     Returns ``algorithm``, ``max_rows``, ``seed`` and ``model_name``, and with a file its
-    ``spec``, ``policy`` and ``segment_by``.
+    ``spec``, ``policy``, ``segment_by`` and ``inventory``.
     """
     given = {"algorithm": algorithm, "max_rows": max_rows, "seed": seed, "model_name": model_name}
     if path is None:
@@ -97,7 +121,7 @@ def training_options(
         model = load_model_file(path)
         base = {"algorithm": model.algorithm, "max_rows": model.max_rows, "seed": model.seed}
         base |= {"model_name": model.name, "spec": model.spec, "policy": model.policy}
-        base |= {"segment_by": model.segment_by}
+        base |= {"segment_by": model.segment_by, "inventory": model.inventory}
     return base | {k: v for k, v in given.items() if v is not None}
 
 
@@ -144,7 +168,22 @@ def load_model_file(path: str | Path) -> ModelFile:
         description=_text(path, "description", data.get("description")),
         segment_by=_segment_by(path, spec, data.get("segment_by")),
         fallback=_fallback(path, data),
+        purpose=_text(path, "purpose", data.get("purpose")),
+        tier=_tier(path, data.get("tier")),
+        limitations=_limitations(path, data.get("limitations", [])),
     )
+
+
+def _tier(path: Path, value: object) -> int | None:
+    if value is not None and (isinstance(value, bool) or value not in TIERS):
+        raise ModelFileError(path, "tier", value, "must be 1, 2 or 3 (1: the most material)")
+    return value
+
+
+def _limitations(path: Path, value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ModelFileError(path, "limitations", value, "must be a list of non-empty strings")
+    return tuple(value)
 
 
 def _segment_by(path: Path, spec: FeatureSpec, value: object) -> str | None:

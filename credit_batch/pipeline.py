@@ -31,7 +31,16 @@ from credit_batch.demo import write_example as demo_data
 from credit_batch.faults import fault_point
 from credit_batch.features import FeatureSpec
 from credit_batch.run import Plan, Run, RunOptions, RunResult
-from credit_batch.steps import drift, explain, scoring, segments, spec_check, upstream, validation
+from credit_batch.steps import (
+    adverse_action,
+    drift,
+    explain,
+    scoring,
+    segments,
+    spec_check,
+    upstream,
+    validation,
+)
 from credit_batch.steps import importance as importance_module
 from credit_batch.steps.report import write_report
 from credit_batch.steps.spec_check import check_spec_file as check_spec
@@ -261,6 +270,11 @@ def _load_slice(settings: Settings, run: Run, scored: list[dict]) -> dict:
                 settings.lake,
                 [s["quarantine_path"] for s in scored],
                 scoring.quarantine_schema(run.spec.key_arrow),
+            ),
+            adverse=lake.dataset(
+                settings.lake,
+                [s["adverse_path"] for s in scored],
+                adverse_action.adverse_action_schema(run.spec.key_arrow),
             ),
             shap_summary=explain.shap_summary_rows(run, scored),
             drift=drift_rows,

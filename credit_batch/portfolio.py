@@ -431,12 +431,16 @@ def _reports(settings: Settings, loaded: dict) -> dict:
 
 
 def page(settings: Settings, options: RunOptions) -> dict:
-    """Write the night's portfolio page (every model, whether it loaded or not); its path.
+    """Write the night's portfolio page (every model, whether it loaded or not) and the
+    model inventory page (:mod:`credit_batch.steps.inventory`); their paths.
 
     The night is the options' snapshot date, else their as-of date, else today.
     """
+    from credit_batch.steps.inventory import write_inventory_page
+
     as_of = options.snapshot_date or options.as_of or utcnow().date()
-    return {"portfolio_page": str(write_portfolio_page(settings, as_of=as_of))}
+    written = str(write_portfolio_page(settings, as_of=as_of))
+    return {"portfolio_page": written, "inventory_page": str(write_inventory_page(settings))}
 
 
 @dataclass

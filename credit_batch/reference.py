@@ -67,6 +67,7 @@ def tables(sql_dir: Path | None = None) -> str:
             "results.sql",
             "predictions.duckdb.sql",
             "quarantine.sql",
+            "adverse_action.sql",
             "online_features.duckdb.sql",
         )
         if (folder / name).is_file()

@@ -226,6 +226,25 @@ def _models() -> SimpleNamespace:
         features_snapshot_date: dt.date
         overridden: list[str]
 
+    class NoticeReason(BaseModel):
+        feature: str
+        reason_text: str
+        contribution: float
+        value: str | None
+
+    class AdverseAction(BaseModel):
+        """A decline's principal reasons (at most four, the principal first), for its notice."""
+
+        model_config = ConfigDict(protected_namespaces=())
+        snapshot_date: dt.date
+        model_name: str | None
+        segment: str | None
+        model_version: str
+        customer_id: int | str
+        score: float
+        cutoff: float
+        reasons: list[NoticeReason]
+
     class Problem(BaseModel):
         """What was wrong: ``detail``, and for a broken field its name, rule and value."""
 
@@ -238,7 +257,11 @@ def _models() -> SimpleNamespace:
         reason: str | None = None
 
     return SimpleNamespace(
-        **{m.__name__: m for m in (Score, StoredScore, OnlineScore, CustomerScore, Problem, Health)}
+        **{
+            m.__name__: m
+            for m in (Score, StoredScore, OnlineScore, CustomerScore, AdverseAction)
+            + (Problem, Health)
+        }
     )
 
 
@@ -626,6 +649,33 @@ def _score_routes(app, settings: Settings, champion: _Champion, index, statuses)
         if not found:
             raise HTTPException(404, f"no score of customer {customer_id}")
         return found
+
+    @app.get(
+        "/v1/models/{model_name}/customers/{customer_id}/adverse-action",
+        response_model=models.AdverseAction,
+        **lookup,
+    )
+    def adverse_action(
+        model_name: Annotated[str, Path(min_length=1, max_length=64)],
+        customer_id: Annotated[str, customer],
+        date: Annotated[str, Query(description="the snapshot, YYYY-MM-DD")],
+        model_version: Annotated[str | None, Query(description="default: the champion's")] = None,
+    ):
+        """Why the model declined a customer at a snapshot: its principal reasons, from
+        the version that decided (or ``model_version``); 404 where it did not decline."""
+        found = catalog.notices(
+            catalog.adverse_action(
+                settings,
+                date,
+                model_name=model_name,
+                model_version=model_version,
+                customer_id=customer_id,
+            )
+        )
+        if not found:
+            what = f"no decline of customer {customer_id} by {model_name} on {date}"
+            raise HTTPException(404, what)
+        return found[0]
 
     @app.post(
         "/v1/score",

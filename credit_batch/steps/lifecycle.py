@@ -48,6 +48,7 @@ def train_candidate(
     policy: Policy | None = None,
     segment_by: str | None = None,
     segment: str | None = None,
+    inventory: dict | None = None,
 ) -> registry.ModelRecord:
     """Train on matured snapshots before the newest one at ``cutoff``, validate on it, gate.
 
@@ -75,6 +76,7 @@ def train_candidate(
         policy=policy,
         segment_by=segment_by,
         segment=segment,
+        inventory=inventory,
     )
     if segment is not None:
         valid = valid[segments.in_segment(valid, segment_by, segment)]

@@ -26,7 +26,7 @@ from credit_batch.errors import DataError, SchemaMismatchError
 from credit_batch.faults import fault_point
 from credit_batch.features import FeatureSpec, default_spec
 from credit_batch.run import Run
-from credit_batch.steps import segments
+from credit_batch.steps import adverse_action, segments
 from credit_batch.steps.drift import SCORE, counts_of
 from credit_batch.steps.encoding import model_frame
 from credit_batch.steps.explain import N_REASONS, explain, top_reasons
@@ -150,6 +150,8 @@ def score_file(
     scorecard: Scorecard = DEFAULT_SCORECARD,
     describe_rows: int = DEFAULT_DESCRIBE_ROWS,
     segmented=None,
+    cutoff: float | None = None,
+    adverse_path: Location | Path | None = None,
 ) -> dict:
     """Validate and score a feature partition; return ``rows_scored``, ``rows_quarantined``.
 
@@ -182,13 +184,17 @@ def score_file(
         A segmented model's run: only the rows of its segment are read (and the
         rows no champion covers, where it carries them: scored by the pooled
         version, else quarantined with that reason; :mod:`credit_batch.steps.segments`).
+    cutoff : float, optional
+        The policy's cutoff: the principal reasons of each row scored above it
+        are written to ``adverse_path`` (:mod:`credit_batch.steps.adverse_action`;
+        default: beside ``out_path`` as ``*.adverse.parquet``). None: not written.
 
     Returns
     -------
     dict
         ``rows_scored``, ``rows_quarantined``, ``shap_abs_sum`` (the sum of
         absolute SHAP values per feature over the scored rows) and
-        ``drift_counts`` (per reference bin).
+        ``drift_counts`` (per reference bin) and, with a cutoff, ``rows_declined``.
     """
     spec = default_spec() if spec is None else spec
     import pyarrow.parquet as pq
@@ -203,6 +209,7 @@ def score_file(
     )
     counts = {"rows_scored": 0, "rows_quarantined": 0, "rows_other_category": 0}
     counts["rows_uncovered"] = 0  # quarantined: their segment has no champion
+    adverse = None if cutoff is None else _Adverse(spec, out_path, adverse_path, cutoff)
     shap_abs = np.zeros(len(feature_names))
     reference = drift_reference or {}
     bins = {name: np.zeros(len(ref["expected"])) for name, ref in reference.items()}
@@ -227,6 +234,7 @@ def score_file(
             sink, scores_schema(spec.key_arrow), use_dictionary=_dictionary_columns()
         ) as writer,
         pq.ParquetWriter(qsink, quarantine_schema(spec.key_arrow)) as qwriter,
+        _maybe(adverse) as awriter,
     ):
         rejected, snapshot = [], None
         for batch in _batches(source, features_path, chunk_rows, columns):
@@ -240,6 +248,8 @@ def score_file(
             shap_abs += np.abs(contributions).sum(axis=0)
             _count_bins(bins, reference, scored, valid)
             writer.write_batch(scored)
+            if awriter is not None:
+                awriter.write(job, scored, contributions, valid)
             if len(invalid):
                 rejected.append(invalid)
                 snapshot = snapshot or batch.column("snapshot_date")[0]
@@ -252,12 +262,60 @@ def score_file(
         if rejected:
             qwriter.write_batch(_quarantined(job, rejected, snapshot))
     logger.info("scored %(rows_scored)d rows, quarantined %(rows_quarantined)d", counts)
+    if adverse is not None:
+        counts["rows_declined"] = adverse.declined
     return {
         **counts,
         "shap_abs_sum": shap_abs.tolist(),
         "drift_counts": {name: b.tolist() for name, b in bins.items()},
         "points_scale": [scorecard.base_points, scorecard.base_odds, scorecard.pdo],
     }
+
+
+class _Adverse:
+    """The adverse-action rows of a partition, written as its chunks are scored."""
+
+    def __init__(self, spec: FeatureSpec, out: Location, path, cutoff: float):
+        self.spec, self.cutoff, self.declined = spec, cutoff, 0
+        default = out.with_name(out.name.removesuffix(".parquet") + ".adverse.parquet")
+        self.path = _located(path or default)
+        self.texts = spec.reasons
+
+    @contextmanager
+    def writing(self):
+        import pyarrow.parquet as pq
+
+        schema = adverse_action.adverse_action_schema(self.spec.key_arrow)
+        with (
+            atomic_path(self.path) as tmp,
+            tmp.open_output() as sink,
+            pq.ParquetWriter(sink, schema) as self._writer,
+        ):
+            yield self
+
+    def write(self, job: _Job, scored, contributions: np.ndarray, valid) -> None:
+        scores = scored.column("score").to_numpy()
+        self.declined += int((scores > self.cutoff).sum())
+        rows = adverse_action.principal_reasons(
+            valid,
+            scores,
+            contributions,
+            feature_names=job.feature_names,
+            texts=self.texts,
+            cutoff=self.cutoff,
+            model_version=job.model_version,
+            run_id=job.run_id,
+        )
+        self._writer.write_table(rows)
+
+
+@contextmanager
+def _maybe(adverse: _Adverse | None):
+    if adverse is None:
+        yield None
+    else:
+        with adverse.writing() as writer:
+            yield writer
 
 
 def _count_bins(bins: dict, reference: dict, scored, valid) -> None:
@@ -452,7 +510,7 @@ def score_partition(settings: Settings, run: Run, partition: dict) -> dict:
     records the input's and outputs' sha256, and all three must still match.
     """
     t0 = time.perf_counter()
-    out, quarantine = lake.partition_outputs(
+    outputs = lake.partition_outputs(
         settings.lake, run.snapshot_date, run.model_version, run.run_id, partition["index"]
     )
     key = {
@@ -467,26 +525,21 @@ def score_partition(settings: Settings, run: Run, partition: dict) -> dict:
             run.policy.scorecard.pdo,
         ],
         "rows": [run.segment_by, run.segment, run.covered and list(run.covered)],
+        "cutoff": run.policy.swap_cutoff,
     }
-    counts = lake.reusable_counts(out, quarantine, key)
+    counts = lake.reusable_counts(outputs, key)
     if counts is None:
         with thread_limit(settings.score_threads):
-            counts = _score_into(settings, run, partition, out, quarantine)
+            counts = _score_into(settings, run, partition, outputs)
         fault_point("score.before_manifest")
-        lake.write_manifest(
-            out,
-            {
-                **key,
-                **counts,
-                "output_sha256": lake.sha256_file(out),
-                "quarantine_sha256": lake.sha256_file(quarantine),
-            },
-        )
+        lake.write_manifest(outputs[0], {**key, **counts, **lake.output_digests(outputs)})
         fault_point("score.after_manifest")
+    out, quarantine, adverse = outputs
     return {
         "index": partition["index"],
         "path": out.uri,
         "quarantine_path": quarantine.uri,
+        "adverse_path": adverse.uri,
         "rows_in": segments.rows_of(
             partition, segment_by=run.segment_by, segment=run.segment, covered=run.covered
         ),
@@ -495,13 +548,14 @@ def score_partition(settings: Settings, run: Run, partition: dict) -> dict:
     }
 
 
-def _score_into(settings: Settings, run: Run, partition: dict, out: Location, quarantine: Location):
+def _score_into(settings: Settings, run: Run, partition: dict, outputs: tuple) -> dict:
     model = registry.load_model(settings, run.artifact_path, run.sha256, version=run.model_version)
     with settings.lake.at(partition["path"]).local_copy() as features:
-        return _score_local(settings, run, features, model, out, quarantine)
+        return _score_local(settings, run, features, model, outputs)
 
 
-def _score_local(settings: Settings, run: Run, features: Path, model, out, quarantine) -> dict:
+def _score_local(settings: Settings, run: Run, features: Path, model, outputs: tuple) -> dict:
+    out, quarantine, adverse = outputs
     return score_file(
         features,
         out,
@@ -519,6 +573,8 @@ def _score_local(settings: Settings, run: Run, features: Path, model, out, quara
         scorecard=run.policy.scorecard,
         describe_rows=settings.describe_rows,
         segmented=run if run.segment_by else None,
+        cutoff=run.policy.swap_cutoff,  # the version's: who is declined
+        adverse_path=adverse,
     )
 
 

@@ -293,13 +293,15 @@ def train(
     policy: Policy | None = None,
     segment_by: str | None = None,
     segment: str | None = None,
+    inventory: dict | None = None,
 ):
     """Fit on labeled snapshots in ``[since, until]``, evaluate, save and register a candidate.
 
     ``spec`` (default: the file ``settings.spec_path``) says what to read and
     is registered with the model; ``model_name`` (default: the spec's name) is
     the model the version belongs to; ``policy`` (default: the settings') is
-    registered with the version (a model file's: :mod:`credit_batch.model_file`).
+    registered with the version (a model file's: :mod:`credit_batch.model_file`), as
+    is ``inventory`` (the model file's owner, purpose, tier and limitations).
     ``segment_by`` and ``segment``: a segmented model's column and the segment whose
     rows it is fitted on (None: every row, the pooled version).
     The same rows, spec, algorithm and seed give the same model version:
@@ -355,6 +357,7 @@ def train(
             segment_by=segment_by,
             segment=segment,
             upstream=upstream.versions_read(scores),
+            inventory=inventory,
         )
 
 

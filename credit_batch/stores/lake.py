@@ -48,6 +48,7 @@ __all__ = [
     "part_name",
     "partition_outputs",
     "quarantine_dir",
+    "adverse_dir",
     "iter_features",
     "read_manifest",
     "remove_stale_parts",
@@ -84,6 +85,11 @@ def scores_dir(lake: Location, date: dt.date, model_version: str, run_id: str) -
 def quarantine_dir(lake: Location, date: dt.date, model_version: str, run_id: str) -> Location:
     """Folder of one run's quarantined rows of a (snapshot, model version) slice."""
     return _run_dir(lake / "quarantine", date, model_version, run_id)
+
+
+def adverse_dir(lake: Location, date: dt.date, model_version: str, run_id: str) -> Location:
+    """Folder of one run's adverse-action reasons of a (snapshot, model version) slice."""
+    return _run_dir(lake / "adverse_action", date, model_version, run_id)
 
 
 def _run_dir(root: Location, date: dt.date, model_version: str, run_id: str) -> Location:
@@ -320,33 +326,46 @@ def report_path(lake: Location, date: dt.date, model_version: str) -> Location:
 
 def partition_outputs(
     lake: Location, date: dt.date, model_version: str, run_id: str, index: int
-) -> tuple[Location, Location]:
-    """The scored and the quarantine file of partition ``index`` of a run."""
+) -> tuple[Location, Location, Location]:
+    """The scored, the quarantine and the adverse-action file of partition ``index`` of a run."""
     name = part_name(index)
     return (
         scores_dir(lake, date, model_version, run_id) / name,
         quarantine_dir(lake, date, model_version, run_id) / name,
+        adverse_dir(lake, date, model_version, run_id) / name,
     )
 
 
-def reusable_counts(out: Location, quarantine: Location, key: dict) -> dict | None:
+#: The manifest's sha256 entry of each output of a scored partition, in
+#: :func:`partition_outputs` order.
+OUTPUT_DIGESTS = ("output_sha256", "quarantine_sha256", "adverse_sha256")
+
+
+def output_digests(outputs: tuple[Location, ...]) -> dict:
+    """The manifest entries of :data:`OUTPUT_DIGESTS` for a partition's outputs."""
+    return {name: sha256_file(path) for name, path in zip(OUTPUT_DIGESTS, outputs, strict=True)}
+
+
+def reusable_counts(outputs: tuple[Location, ...], key: dict) -> dict | None:
     """The counts of a complete earlier scoring with the same ``key``, or None.
 
     ``key`` holds what determines the output (input and model sha256, run id,
-    chunk rows, repeated ids); the manifest must hold the same, and both output
-    files must still have the sha256 the manifest recorded.
+    chunk rows, repeated ids, cutoff); the manifest must hold the same, and every
+    output file (:func:`partition_outputs`) must still have the sha256 the
+    manifest recorded.
     """
-    manifest = read_manifest(out)
+    manifest = read_manifest(outputs[0])
     if (
         manifest is None
         or any(manifest.get(k) != v for k, v in key.items())
-        or not out.is_file()
-        or not quarantine.is_file()
-        or sha256_file(out) != manifest.get("output_sha256")
-        or sha256_file(quarantine) != manifest.get("quarantine_sha256")
+        or not all(path.is_file() for path in outputs)
+        or any(
+            sha256_file(path) != manifest.get(name)
+            for name, path in zip(OUTPUT_DIGESTS, outputs, strict=True)
+        )
     ):
         return None
-    logger.info("reusing scored partition %s (manifest matches)", out)
+    logger.info("reusing scored partition %s (manifest matches)", outputs[0])
     return {
         "rows_scored": manifest["rows_scored"],
         "rows_quarantined": manifest["rows_quarantined"],
@@ -355,6 +374,7 @@ def reusable_counts(out: Location, quarantine: Location, key: dict) -> dict | No
         "shap_abs_sum": manifest["shap_abs_sum"],
         "drift_counts": manifest["drift_counts"],
         "points_scale": manifest.get("points_scale"),
+        "rows_declined": manifest.get("rows_declined", 0),
         "reused": True,
     }
 
@@ -387,6 +407,7 @@ def tidy_slice(
     for folder in (
         scores_dir(lake, date, model_version, run_id),
         quarantine_dir(lake, date, model_version, run_id),
+        adverse_dir(lake, date, model_version, run_id),
     ):
         remove_stale_parts(folder, keep=keep)
         remove_superseded_runs(folder, older_than_seconds=older_than_seconds)

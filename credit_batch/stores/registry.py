@@ -132,6 +132,7 @@ class ModelRecord:
     model_name: str | None = None  # the model this version belongs to
     segment_by: str | None = None  # a segmented model's column (schema version 3)
     segment: str | None = None  # its segment's value; None: every row (pooled)
+    inventory: str | None = None  # JSON: owner, purpose, tier, limitations (schema version 5)
 
     @property
     def label(self) -> str:
@@ -186,6 +187,7 @@ def save_model(
     segment_by: str | None = None,
     segment: str | None = None,
     upstream: dict[str, list[str]] | None = None,
+    inventory: dict | None = None,
 ) -> ModelRecord:
     """Write the artifact and metadata, register it as a candidate of ``model_name``
     (default: the spec's name) with ``policy`` (default: the settings'), return its record.
@@ -193,6 +195,8 @@ def save_model(
     ``segment_by``, ``segment``: a segmented model's column and this version's
     segment (None: trained on every row, the pooled version). ``upstream``: the
     versions of each model whose scores it was trained on (``model_lineage``).
+    ``inventory``: what the model inventory says of it (owner, purpose, tier,
+    limitations: :attr:`credit_batch.model_file.ModelFile.inventory`).
     A version whose spec reads models (``upstream_model``) that would read it back,
     or chain more than :data:`credit_batch.graph.MAX_WAVES`, is refused
     (ModelGraphError), before anything is written.
@@ -232,6 +236,7 @@ def save_model(
         policy=json.dumps((policy or settings.policy).to_dict(), sort_keys=True),
         segment_by=segment_by,
         segment=segment,
+        inventory=None if inventory is None else json.dumps(inventory, sort_keys=True),
         **{k: float(fitted.metrics[k]) for k in ("roc_auc", "log_loss", "ks")},
     )
     with atomic_path(folder / "metadata.json") as tmp:

@@ -157,7 +157,7 @@ def _apply_schema(db: Database, settings: Settings, *, key_type: str | None) -> 
 def _create_keyed(db: Database, settings: Settings, key_type: str, suffix: str) -> None:
     """Create the keyed tables (:data:`KEYED_TABLES`) of ``key_type`` under ``suffix``."""
     names = [f"schema/{t}.{db.dialect}.sql" for t in ("predictions", "online_features")]
-    for name in [*names, "schema/quarantine.sql"]:
+    for name in [*names, "schema/quarantine.sql", "schema/adverse_action.sql"]:
         script = keyed_sql(read_sql(settings.sql_dir, name), suffix)
         db.run_script(script.replace("{key_type}", KEY_SQL[key_type]))
 
@@ -186,6 +186,9 @@ _ADDED_COLUMNS = (
     ("model_events", "model_name", "VARCHAR"),
     ("model_registry", "segment_by", "VARCHAR"),  # schema version 3
     ("model_registry", "segment", "VARCHAR"),
+    ("scoring_runs", "decline_cutoff", "DOUBLE PRECISION"),  # schema version 5
+    ("scoring_runs", "rows_declined", "BIGINT"),
+    ("model_registry", "inventory", "VARCHAR"),
 )
 
 
@@ -281,6 +284,12 @@ def _no_lineage(db: Database, settings: Settings) -> None:
     by the schema script) starts empty."""
 
 
+def _no_adverse_action(db: Database, settings: Settings) -> None:
+    """Runs scored before adverse-action reasons have none: ``adverse_action`` (created by
+    the schema script) starts empty, and their ``rows_declined`` stays NULL; versions
+    registered before the inventory have no ``inventory`` (NULL: the page says so)."""
+
+
 #: The versioned migrations, in order: ``version: (description, function)``.
 #: Version 1 is every database made before versions were recorded (the columns
 #: of :data:`_ADDED_COLUMNS` are added in place before any migration runs).
@@ -288,6 +297,7 @@ MIGRATIONS = {
     2: ("named models: model_registry.model_name and model_events.model_name", _named_models),
     3: ("segments: model_registry.segment_by and model_registry.segment", _no_rows_to_change),
     4: ("lineage: model_lineage, the upstream versions a version was trained on", _no_lineage),
+    5: ("adverse_action and model_registry.inventory", _no_adverse_action),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -295,7 +305,7 @@ SCHEMA_VERSION = max(MIGRATIONS)
 #: Tables whose ``customer_id`` has a key type. A results database holds them, under
 #: these names, for the key type it was created with; a model keyed the other way
 #: (integer beside string ids) has its own beside them, suffixed: ``predictions_string_keys``.
-KEYED_TABLES = ("predictions", "quarantine", "online_features")
+KEYED_TABLES = ("predictions", "quarantine", "online_features", "adverse_action")
 #: Suffix of the keyed tables of a key type that is not the database's first.
 KEY_SUFFIX = {"integer": "_integer_keys", "string": "_string_keys"}
 _KEYED_NAME = re.compile(rf"\b({'|'.join(KEYED_TABLES)})(_customer_idx)?\b")
@@ -452,6 +462,7 @@ def replace_predictions(
     *,
     key_type: str,
     quarantined=None,
+    adverse=None,
     shap_summary=None,
     drift=None,
 ) -> int:
@@ -468,6 +479,8 @@ def replace_predictions(
         The model's key type: its slice lives in that type's keyed tables.
     quarantined : pyarrow.dataset.Dataset, optional
         The rejected rows, columns of ``quarantine``; replace that slice too.
+    adverse : pyarrow.dataset.Dataset, optional
+        The declined rows' reasons, columns of ``adverse_action``; replace that slice too.
     shap_summary, drift : pyarrow.Table, optional
         Rows of ``shap_summary`` and ``drift`` for the slice; replace them too.
     """
@@ -477,11 +490,13 @@ def replace_predictions(
     with db.transaction():
         lock(db, settings, _slice_lock(key))
         suffix = key_suffix(db, settings, key_type)
-        for name in ("load/delete_predictions.sql", "load/delete_quarantine.sql"):
+        for name in _SLICE_DELETES:
             db.execute(keyed_sql(read_sql(settings.sql_dir, name), suffix), key)
         fault_point("load.after_delete")
         inserted = _insert_scores(db, key, scored, "predictions" + suffix)
         rejected = 0 if quarantined is None else db.bulk_insert("quarantine" + suffix, quarantined)
+        if adverse is not None:
+            db.bulk_insert("adverse_action" + suffix, adverse)
         if shap_summary is not None:
             db.execute(read_sql(settings.sql_dir, "load/delete_shap_summary.sql"), key)
             db.bulk_insert("shap_summary", shap_summary)
@@ -495,6 +510,14 @@ def replace_predictions(
         fault_point("load.before_commit")
     fault_point("load.after_commit")
     return inserted
+
+
+#: What a slice's load deletes before it inserts (keyed tables).
+_SLICE_DELETES = (
+    "load/delete_predictions.sql",
+    "load/delete_quarantine.sql",
+    "load/delete_adverse_action.sql",
+)
 
 
 def _insert_scores(db: Database, key: dict, scored, table: str) -> int:
@@ -630,6 +653,8 @@ def run_record(
         "report_path": None,
         "input_fingerprint": run.input_fingerprint,
         "role": run.role,
+        "decline_cutoff": run.policy.swap_cutoff,
+        "rows_declined": sum(s.get("rows_declined", 0) for s in scored),
         **dict(zip(("points_base", "points_odds", "points_pdo"), _scale(scored), strict=True)),
     }
 

@@ -229,6 +229,19 @@ def test_streaming_block_scores_live_events_and_the_scores_move(clone, demo_outp
     assert any(night != now for _, night, now, _ in rows)  # the scores moved
 
 
+def test_adverse_action_block_prints_each_decline_with_at_most_four_reasons(clone, demo_output):
+    out = run_block(clone, "adverse_action")
+    head = out.splitlines()[:2]
+    assert re.match(r"gmsc \S+ customer \d+: score 0\.\d{4} > cutoff 0\.1$", head[0]), out[-3000:]
+    assert head[1].startswith("  1. "), out[-3000:]
+    lines = (clone / "data" / "notices.txt").read_text().splitlines()
+    starts = [i for i, line in enumerate(lines) if not line.startswith("  ")]
+    sizes = [b - a - 1 for a, b in zip(starts, [*starts[1:], len(lines)], strict=True)]
+    assert len(starts) > 1000 and set(sizes) <= {1, 2, 3, 4}, out[-3000:]
+    rows = (clone / "data" / "notices.csv").read_text().count("\n")
+    assert rows == 1 + sum(sizes) and f"{len(lines)} data/notices.txt" in out, out[-3000:]
+
+
 def test_what_the_documented_blocks_leave_in_the_clone_is_ignored_by_git():
     """The folders and files the blocks write (the demo's data, the lender example's home,
     Airflow's home and log, the Celery deployment's folder) never show up as changes."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import re
 
 import pytest
@@ -219,7 +220,7 @@ def test_every_command_and_flag_of_the_cli_summary_runs(tmp_path, monkeypatch, c
     code, out, _ = run("events", version)
     assert code == 0 and "promoted      by newcomer: the README's model" in out
     code, out, _ = run("upgrade")
-    assert code == 0 and out.endswith("schema version 4, nothing to migrate\n")
+    assert code == 0 and out.endswith("schema version 5, nothing to migrate\n")
     code, out, _ = run("lineage", "gmsc")
     assert code == 0 and out == "no model reads another model's score\n"
     code, _, err = run(
@@ -234,6 +235,14 @@ def test_every_command_and_flag_of_the_cli_summary_runs(tmp_path, monkeypatch, c
         "--no-challengers", "--skip-unchanged",
     )  # fmt: skip
     assert code == 0 and "run by-hand: snapshot 2026-09-30" in out
+    code, out, _ = run("adverse-action", "--date", "2026-09-30", "--model-name", "gmsc", "--json")
+    notices = json.loads(out)
+    assert code == 0 and notices and all(1 <= len(n["reasons"]) <= 4 for n in notices)
+    first = str(notices[0]["customer_id"])
+    code, out, _ = run(
+        "adverse-action", "--date", "2026-09-30", "--model", version, "--customer", first, "--csv"
+    )
+    assert code == 0 and len(out.splitlines()) == 1 + len(notices[0]["reasons"])
     code, out, _ = run("runs", "--limit", "5")
     assert code == 0 and len(out.strip().splitlines()) == 2
     code, out, _ = run("report", "--date", "2026-09-30", "--model", version)

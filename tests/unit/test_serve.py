@@ -95,6 +95,33 @@ def test_scoring_a_customer_now_gives_the_stored_score_of_their_newest_features(
 
 
 @pytest.mark.unit
+def test_adverse_action_route_gives_the_stored_reasons_of_a_decline_and_404_otherwise(served):
+    settings, client, _ = served
+    rows = query(
+        settings,
+        "SELECT customer_id, feature, value FROM adverse_action WHERE snapshot_date = :d "
+        "ORDER BY customer_id, reason_rank",
+        {"d": NEWEST},
+    )
+    declined = rows[0]["customer_id"]
+    got = client.get(f"/v1/models/gmsc/customers/{declined}/adverse-action?date={NEWEST}")
+    assert got.status_code == 200, got.text
+    body = got.json()
+    mine = [(r["feature"], r["value"]) for r in rows if r["customer_id"] == declined]
+    assert [(r["feature"], r["value"]) for r in body["reasons"]] == mine
+    assert body["score"] > body["cutoff"] and body["model_name"] == "gmsc"
+    accepted = query(
+        settings,
+        "SELECT MIN(customer_id) AS c FROM predictions WHERE snapshot_date = :d AND score <= 0.1",
+        {"d": NEWEST},
+    )[0]["c"]
+    got = client.get(f"/v1/models/gmsc/customers/{accepted}/adverse-action?date={NEWEST}")
+    assert got.status_code == 404 and "no decline of customer" in got.json()["detail"]
+    got = client.get(f"/v1/models/gmsc/customers/{declined}/adverse-action?date=2026-13-01")
+    assert got.status_code == 422
+
+
+@pytest.mark.unit
 def test_scoring_a_customer_now_refuses_what_it_cannot_answer(served):
     _, client, _ = served
     unknown = client.post("/v1/models/gmsc/customers/99999999/score")

@@ -88,6 +88,7 @@ ROUTES = (
     "GET /v1/models/{model_name}/customers/{customer_id}/score",
     "POST /v1/models/{model_name}/customers/{customer_id}/score",
     "GET /v1/customers/{customer_id}/history",
+    "GET /v1/models/{model_name}/customers/{customer_id}/adverse-action",
     "POST /v1/score",
     "POST /v1/models/{model_name}/score",
 )

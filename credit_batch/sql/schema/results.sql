@@ -37,7 +37,10 @@ CREATE TABLE IF NOT EXISTS model_registry (
     policy         VARCHAR,                    -- JSON: risk bands, points scale, gates, swap cutoff
     -- a segmented model (schema version 3): one champion per (model_name, segment)
     segment_by     VARCHAR,                    -- the feature-set column it is segmented by
-    segment        VARCHAR                     -- the segment's value; NULL: every row (pooled)
+    segment        VARCHAR,                    -- the segment's value; NULL: every row (pooled)
+    -- the model inventory (schema version 5): the model file's owner, description,
+    -- purpose, tier and limitations, as registered with the version
+    inventory      VARCHAR                     -- JSON
 );
 
 -- Lineage (schema version 4): the versions of other models whose stored scores a
@@ -142,6 +145,10 @@ CREATE TABLE IF NOT EXISTS scoring_runs (
     points_odds         DOUBLE PRECISION,   -- (good:bad), points to double the odds
     points_pdo          DOUBLE PRECISION,
     role                VARCHAR,            -- champion | challenger (scored in shadow) | ...
+    -- declined: scored above the version's cutoff (policy swap_cutoff); their reasons
+    -- are in adverse_action (schema version 5)
+    decline_cutoff      DOUBLE PRECISION,
+    rows_declined       BIGINT,
     CHECK (rows_in = rows_scored + rows_quarantined)
 );
 
@@ -211,7 +218,8 @@ CREATE TABLE IF NOT EXISTS feature_reasons (
     reason_text  VARCHAR NOT NULL
 );
 
--- quarantine: schema/quarantine.sql (a table per key type, as predictions).
+-- quarantine, adverse_action: schema/quarantine.sql, schema/adverse_action.sql (a table
+-- per key type, as predictions).
 
 
 -- API keys of the HTTP service: only each key's sha256 is kept (the key is shown once).
