@@ -177,8 +177,11 @@ def demo(
     if example == "streaming":  # a named model with its policy: pd_stream
         trained = train_from_model_file(settings, str(STREAM_MODEL_FILE), cutoff=dates[-3])
     else:
+        from credit_batch.model_file import load_model_file
+
         on_spec = dataclasses.replace(settings, spec_path=EXAMPLE_SPECS[example])
-        trained = pipeline.train(on_spec, until=dates[-3])
+        about = load_model_file(EXAMPLE_SPECS[example].parent / "model.toml").inventory
+        trained = pipeline.train(on_spec, until=dates[-3], inventory=about)  # the spec's options
     record = trained
     if trained.status != "champion":  # a second demo trains the same version: no second act
         record = promote(settings, trained.model_version, reason="the demo's model")

@@ -48,8 +48,8 @@ def write_inventory_page(settings: Settings) -> Location:
 
 
 def render_inventory(versions: list[dict], tenures: list[dict], *, now: dt.datetime) -> str:
-    """The page's HTML: one section per model (and segment), newest version's inventory
-    fields first, then the timeline of its champions and a table of its versions."""
+    """The page's HTML: one section per model (and segment): its inventory fields (of the
+    newest version recording them), the timeline of its champions, its versions."""
     from credit_batch.steps.report import _STYLE, _e
 
     groups: dict[tuple, list[dict]] = {}
@@ -59,7 +59,8 @@ def render_inventory(versions: list[dict], tenures: list[dict], *, now: dt.datet
         "<h1>credit-batch model inventory</h1>",
         f"<p>{len(groups)} models and segments, {len(versions)} versions; written "
         f"{_e(f'{now:%Y-%m-%d %H:%M}')} UTC. Inventory fields come from each model file, as "
-        "registered with its newest version; champion tenures from the audit trail "
+        "registered with the newest version that records them; champion tenures from the "
+        "audit trail "
         "(<code>model_events</code>).</p>",
     ]
     if not groups:
@@ -76,7 +77,7 @@ def render_inventory(versions: list[dict], tenures: list[dict], *, now: dt.datet
 
 def _section(name, segment, rows, tenures, now, _e) -> str:
     label = name if segment is None else f"{name} / {segment}"
-    facts = json.loads(rows[0]["inventory"]) if rows[0]["inventory"] else {}
+    facts = next((json.loads(r["inventory"]) for r in rows if r["inventory"]), {})
     champion = next((r for r in rows if r["role"] == "champion"), None)
     items = [f"<li><b>{_e(f)}</b>: {_e(_fact(facts.get(f)))}</li>" for f in _FIELDS]
     status = "no champion" if champion is None else _validation(champion)
@@ -87,8 +88,14 @@ def _section(name, segment, rows, tenures, now, _e) -> str:
         "<tr>"
         + "".join(
             f"<td>{_e(c)}</td>"
-            for c in (r["model_version"], r["role"], r["algorithm"], f"{r['created_at']:%Y-%m-%d}",
-                      r["validation_date"] or "-", r["gate_status"] or "-")
+            for c in (
+                r["model_version"],
+                r["role"],
+                r["algorithm"],
+                f"{r['created_at']:%Y-%m-%d}",
+                r["validation_date"] or "-",
+                r["gate_status"] or "-",
+            )
         )  # fmt: skip
         + f"<td>{_card(r['model_card'], _e)}</td></tr>"
         for r in rows

@@ -34,7 +34,7 @@ PAGES = {
     "docs/lifecycle.md": ["lifecycle"],
     "docs/serving.md": ["serving"],
     "docs/streaming.md": ["streaming"],
-    "docs/model-risk.md": ["adverse_action"],
+    "docs/model-risk.md": ["adverse_action", "inventory"],
 }
 #: Every extra a documented block installs (``-e .`` and ``-e '.[EXTRA]'``).
 EXTRAS = "airflow,postgres,deploy,serve,stream"

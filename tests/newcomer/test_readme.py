@@ -242,6 +242,16 @@ def test_adverse_action_block_prints_each_decline_with_at_most_four_reasons(clon
     assert rows == 1 + sum(sizes) and f"{len(lines)} data/notices.txt" in out, out[-3000:]
 
 
+def test_inventory_block_writes_the_page_with_the_demo_models_owner_tier_and_history(
+    clone, demo_output
+):
+    out = run_block(clone, "inventory")
+    assert out.strip().endswith("data/lake/reports/inventory/inventory.html"), out[-3000:]
+    page = (clone / "data/lake/reports/inventory/inventory.html").read_text()
+    assert "<h2 id='gmsc'>gmsc</h2>" in page and "<b>tier</b>: 1</li>" in page
+    assert "<b>owner</b>: credit-risk</li>" in page and "promoted by" in page
+
+
 def test_what_the_documented_blocks_leave_in_the_clone_is_ignored_by_git():
     """The folders and files the blocks write (the demo's data, the lender example's home,
     Airflow's home and log, the Celery deployment's folder) never show up as changes."""

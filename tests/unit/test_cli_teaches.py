@@ -243,6 +243,8 @@ def test_every_command_and_flag_of_the_cli_summary_runs(tmp_path, monkeypatch, c
         "adverse-action", "--date", "2026-09-30", "--model", version, "--customer", first, "--csv"
     )
     assert code == 0 and len(out.splitlines()) == 1 + len(notices[0]["reasons"])
+    code, out, _ = run("inventory")
+    assert code == 0 and out.strip().endswith("reports/inventory/inventory.html")
     code, out, _ = run("runs", "--limit", "5")
     assert code == 0 and len(out.strip().splitlines()) == 2
     code, out, _ = run("report", "--date", "2026-09-30", "--model", version)

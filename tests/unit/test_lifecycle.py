@@ -481,3 +481,16 @@ def test_the_champion_on_any_past_day_is_what_model_events_says(demo, capsys, mo
     out = capsys.readouterr().out
     assert f"{a.model_version}" in out and "promoted by risk: beats the champion" in out
     assert b.model_version not in out
+    from credit_batch.steps.inventory import write_inventory_page
+
+    assert cli.main(["inventory"]) in (0, None)
+    page = write_inventory_page(settings).read_text()
+    assert capsys.readouterr().out.strip().endswith("inventory/inventory.html")
+    ends = [f"{when[a.model_version]:%Y-%m-%d %H:%M}", f"{when[b.model_version]:%Y-%m-%d %H:%M}"]
+    for version, until in zip(when, [*ends, "now"], strict=True):
+        assert f"<li>{version}: {when[version]:%Y-%m-%d %H:%M} to {until}, promoted by" in page
+    assert "promoted by risk: beats a</li>" in page and page.count("<rect ") == 3
+    assert f"champion validated out of time on {b.validation_date}" in page
+    cards = [r.model_card for r in (a, b) if r.model_card]
+    assert cards and all(f"<a href='{c}'>model card</a>" in page for c in cards)
+    assert "<b>owner</b>: not recorded (the model file does not say)" in page  # no model file

@@ -19,6 +19,9 @@ GOOD = """
 name = "pd_cards"
 owner = "cards-risk"
 description = "PD of the cards book"
+purpose = "Decline or accept card applications"
+tier = 2
+limitations = ["Not for business cards", "Thin files scored as others"]
 spec = "spec.toml"
 algorithm = "logreg"
 seed = 5
@@ -63,6 +66,14 @@ def test_a_good_model_file_reads_every_field(folder):
     assert model.policy.risk_bands == ((0.05, "low"), (0.3, "mid"), (1.0, "high"))
     assert (model.policy.scorecard.pdo, model.policy.gates.min_auc) == (40, 0.6)
     assert model.policy.swap_cutoff == 0.2 and model.spec.name == "gmsc"
+    assert model.inventory == {
+        "owner": "cards-risk",
+        "description": "PD of the cards book",
+        "purpose": "Decline or accept card applications",
+        "tier": 2,
+        "limitations": ["Not for business cards", "Thin files scored as others"],
+        "model_file": "model.toml",
+    }
 
 
 MISTAKES = {
@@ -84,6 +95,10 @@ MISTAKES = {
     "swap_cutoff": ("swap_cutoff = 0.2", "swap_cutoff = 2", "swap_cutoff", "in (0, 1)"),
     "policy_field": ("swap_cutoff = 0.2", "cutoff = 0.2", "policy.cutoff", "is not a field"),
     "toml": ('name = "pd_cards"', "name = ", "file", "is not valid TOML"),
+    "tier": ("tier = 2", "tier = 4", "tier", "must be 1, 2 or 3"),
+    "tier_text": ("tier = 2", 'tier = "high"', "tier", "must be 1, 2 or 3"),
+    "limitations": ("limitations = [", 'limitations = "none" #', "limitations", "list of non"),
+    "limitation_empty": ('"Not for business cards"', '" "', "limitations", "non-empty strings"),
 }
 
 
@@ -112,6 +127,13 @@ def test_training_from_a_model_file_registers_its_name_policy_and_options(
         Policy.from_dict(json.loads(row["policy"])) == load_model_file(folder / "model.toml").policy
     )
     assert row["training_rows"] == 3000 and row["algorithm"] == "logreg"
+    assert json.loads(row["inventory"]) == load_model_file(folder / "model.toml").inventory
+    from credit_batch.steps.inventory import write_inventory_page
+
+    page = write_inventory_page(settings).read_text()
+    assert "<h2 id='pd_cards'>pd_cards</h2>" in page and "<b>tier</b>: 2</li>" in page
+    assert "<b>limitations</b>: Not for business cards; Thin files scored as others" in page
+    assert "<b>validation</b>: no champion" in page  # trained, never promoted
     code = cli.main(
         ["train", "--until", until, "--model-file", str(folder / "model.toml"), "--seed", "6"]
     )
