@@ -159,27 +159,33 @@ class Gates:
     ``min_auc``: its ROC AUC on the validation snapshot, at least;
     ``max_psi``: the PSI of its scores from training to validation, at most;
     ``champion_margin``: how far its AUC may fall below the champion's on the
-    same snapshot (no champion: the gate passes).
+    same snapshot (no champion: the gate passes); ``min_air``: the adverse
+    impact ratio of every group of the spec's fairness attributes, at least
+    (the four-fifths screen; a spec without fairness attributes: the gate passes).
     """
 
     min_auc: float = 0.70
     max_psi: float = 0.25
     champion_margin: float = 0.01
+    min_air: float = 0.80
 
     def __post_init__(self) -> None:
-        for name in ("min_auc", "max_psi", "champion_margin"):
+        for name in ("min_auc", "max_psi", "champion_margin", "min_air"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ParameterError(f"gate {name}", value, "must be a number >= 0")
         if self.min_auc > 1:
             raise ParameterError("gate min_auc", self.min_auc, "must be at most 1")
+        if self.min_air > 1:
+            raise ParameterError("gate min_air", self.min_air, "must be at most 1")
 
     @classmethod
     def from_env(cls, env) -> Gates:
-        """``CREDIT_BATCH_GATE_MIN_AUC``, ``_MAX_PSI``, ``_CHAMPION_MARGIN``; defaults otherwise."""
+        """``CREDIT_BATCH_GATE_MIN_AUC``, ``_MAX_PSI``, ``_CHAMPION_MARGIN``, ``_MIN_AIR``;
+        defaults otherwise."""
         given = {
             name: _float_env(env, f"CREDIT_BATCH_GATE_{name.upper()}")
-            for name in ("min_auc", "max_psi", "champion_margin")
+            for name in ("min_auc", "max_psi", "champion_margin", "min_air")
         }
         return cls(**{k: v for k, v in given.items() if v is not None})
 
@@ -424,13 +430,18 @@ ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
         "0.01",
         "ROC AUC below the champion's on the same snapshot, at most",
     ),
+    (
+        "CREDIT_BATCH_GATE_MIN_AIR",
+        "0.80",
+        "each group's adverse impact ratio out of time, at least (specs with [[fairness]])",
+    ),
     ("CREDIT_BATCH_POINTS_BASE", "600", "points at the base odds"),
     ("CREDIT_BATCH_POINTS_ODDS", "50", "the base odds (good:bad)"),
     ("CREDIT_BATCH_POINTS_PDO", "20", "points to double the odds"),
     (
         "CREDIT_BATCH_SWAP_CUTOFF",
         "0.10",
-        "a score at or below it is accepted when a challenger is compared with the champion",
+        "a score at or below it is accepted (above: declined, with adverse-action reasons)",
     ),
     (
         "CREDIT_BATCH_LOAD_POOL",

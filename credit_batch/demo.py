@@ -106,7 +106,18 @@ def _population(rng: np.random.Generator, n: int, *, first_id: int) -> dict[str,
         "real_estate": rng.poisson(1.0, n).astype(float),
         "util_base": rng.beta(0.55, 1.1, n),
         "debt_base": rng.gamma(1.6, 0.22, n),
-    }
+    } | {"group": _demo_group(np.arange(first_id, first_id + n, dtype=np.int64), risk)}
+
+
+def _demo_group(customer_id: np.ndarray, risk: np.ndarray) -> np.ndarray:
+    """A synthetic protected-class proxy, for fair-lending tests only: fixed per customer,
+    ``group_b`` for about 30 % (more often among riskier people), else ``group_a``.
+
+    Drawn from a hash of the id, not from the generator, so every other column is the
+    same as before it existed.
+    """
+    u = (customer_id.astype(np.uint64) * np.uint64(2654435761) % np.uint64(2**32)) / 2**32
+    return np.where(u < 0.3 + 0.05 * np.tanh(risk), "group_b", "group_a")
 
 
 def _churn(rng, people, next_id):
@@ -175,6 +186,7 @@ def _observe(rng, people, date):
             "num_dependents": pa.array(
                 np.where(people["dependents_known"], people["dependents"], np.nan), from_pandas=True
             ),
+            "demo_group": pa.array(people["group"], pa.string()),
         }
     )
     return table, label

@@ -27,6 +27,7 @@ from credit_batch.errors import SchemaMismatchError, SpecError
 from credit_batch.windows import parse_window, with_streaming
 
 __all__ = [
+    "FairnessAttribute",
     "AGGREGATES",
     "DIRECTIONS",
     "EventSource",
@@ -93,6 +94,20 @@ class EventSource:
     kind_column: str = "kind"
     grace: int = 600
     triggers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FairnessAttribute:
+    """An attribute read for fair-lending tests only: a protected class or its proxy.
+
+    ``name``: a column of the spec's entity table, read beside the scores (never
+    extracted with the features, never a model input); ``reference``: the group the
+    adverse impact ratio divides by (:mod:`credit_batch.steps.fairness`).
+    """
+
+    name: str
+    reference: str
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -202,6 +217,7 @@ class FeatureSpec:
     features_query: str | None = field(default=None, repr=False)
     labeled_query: str | None = field(default=None, repr=False)
     events: EventSource | None = None
+    fairness: tuple[FairnessAttribute, ...] = ()
 
     def check_provides(self, names: list[str], *, model: str) -> None:
         """Raise SchemaMismatchError unless every one of ``names`` is a feature of the spec."""
@@ -307,6 +323,17 @@ class FeatureSpec:
             return with_streaming(self, given or self._generated(name), labeled=name == "labeled")
         return given if given is not None else self._generated(name)
 
+    def attributes_query(self) -> str:
+        """One snapshot's fairness attributes (``[[fairness]]``), as text, by customer:
+        read for fair-lending tests beside the scores, never with the features."""
+        if not self.fairness:
+            raise ValueError(f"spec {self.name} declares no fairness attribute")
+        columns = "".join(f",\n    CAST(f.{a.name} AS VARCHAR) AS {a.name}" for a in self.fairness)
+        return (
+            f"SELECT f.{self.key} AS customer_id{columns}\nFROM {self.table} AS f\n"
+            f"WHERE f.{self.snapshot_column} = :snapshot_date"
+        )
+
     def _generated(self, name: str) -> str:
         columns = ",\n    ".join(
             _select(f, "f") for f in self.in_warehouse.features if f.stream is None
@@ -333,6 +360,8 @@ class FeatureSpec:
         data = asdict(self)
         if data["events"] is None:  # likewise for specs with no streaming feature
             del data["events"]
+        if not data["fairness"]:  # and for specs with no fairness attribute
+            del data["fairness"]
         for feature in data["features"]:
             if feature["upstream_model"] is None:
                 del feature["upstream_model"], feature["upstream_output"]
@@ -359,7 +388,8 @@ class FeatureSpec:
         events = data.get("events")
         if events:
             events = EventSource(**{**events, "triggers": tuple(events.get("triggers") or ())})
-        return cls(**{**data, "features": feats, "events": events or None})
+        fairness = tuple(FairnessAttribute(**a) for a in data.get("fairness") or ())
+        return cls(**{**data, "features": feats, "events": events or None, "fairness": fairness})
 
     @functools.cached_property
     def digest(self) -> str:
@@ -412,7 +442,8 @@ _QUERIES = {
 
 # -- reading a spec file -----------------------------------------------------
 
-_TOP = {"name", "description", "entity", "extract", "target", "features", "events"}
+_TOP = {"name", "description", "entity", "extract", "target", "features", "events", "fairness"}
+_FAIRNESS = {"attribute", "reference", "description"}
 _EVENTS = {f.name for f in fields(EventSource)}
 _WINDOW = {f.name for f in fields(Window)}
 _ENTITY = {"key", "key_type", "snapshot_column", "table"}
@@ -535,6 +566,7 @@ class _Reader:
             features_query=_maybe(self.query, "extract.query", extract.get("query"), "features"),
             labeled_query=_maybe(self.query, "target.query", target.get("query"), "labeled"),
             events=self.events(data.get("events"), feats, key),
+            fairness=self.fairness(data.get("fairness", []), feats, taken),
         )
 
     def features(self, data: object) -> tuple[Feature, ...]:
@@ -614,6 +646,29 @@ class _Reader:
             window=seconds,
             field=None if field_ is None else self.identifier(f"{where}.field", field_),
         )
+
+    def fairness(self, data: object, feats, taken: dict) -> tuple[FairnessAttribute, ...]:
+        """The ``[[fairness]]`` attributes: for testing only, so never a feature's name."""
+        if not isinstance(data, list):
+            raise self.fail("fairness", data, "must be an array of tables ([[fairness]])")
+        out, names = [], {f.name for f in feats}
+        for i, item in enumerate(data):
+            where = f"fairness[{i}]"
+            item = self.table(item, where, _FAIRNESS, {"attribute", "reference"})
+            name = self.identifier(f"{where}.attribute", item["attribute"])
+            if name in names:
+                rule = "is a feature of the spec: an attribute for testing only must never be "
+                raise self.fail(f"{where}.attribute", name, rule + "a model input")
+            if name in taken or name in ("snapshot_date", "customer_id"):
+                raise self.fail(f"{where}.attribute", name, "is the key, snapshot or target column")
+            if name in {a.name for a in out}:
+                raise self.fail(f"{where}.attribute", name, "is declared twice")
+            reference = self.text(f"{where}.reference", item["reference"])
+            if not reference.strip():
+                raise self.fail(f"{where}.reference", reference, "must name a group")
+            about = self.text(f"{where}.description", item.get("description", ""))
+            out.append(FairnessAttribute(name, reference, about))
+        return tuple(out)
 
     def events(self, item: object, feats: tuple[Feature, ...], key: str) -> EventSource | None:
         """The ``[events]`` table: required where a feature is streaming, else refused."""

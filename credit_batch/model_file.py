@@ -260,7 +260,7 @@ def _policy(path: Path, data: object) -> Policy:
             scorecard=Scorecard(**_fields(path, data.get("scorecard", {}), "policy.scorecard.",
                                           {"base_points", "base_odds", "pdo"})),
             gates=Gates(**_fields(path, data.get("gates", {}), "policy.gates.",
-                                  {"min_auc", "max_psi", "champion_margin"})),
+                                  {"min_auc", "max_psi", "champion_margin", "min_air"})),
             swap_cutoff=data.get("swap_cutoff", Policy.swap_cutoff),
         )  # fmt: skip
     except ParameterError as exc:  # the policy's own rule, named as its field of this file

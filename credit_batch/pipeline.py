@@ -35,6 +35,7 @@ from credit_batch.steps import (
     adverse_action,
     drift,
     explain,
+    fairness,
     scoring,
     segments,
     spec_check,
@@ -255,6 +256,7 @@ def _load_slice(settings: Settings, run: Run, scored: list[dict]) -> dict:
     results.check_partitions(run, scored)
     drift_rows, score_psi, drift_status = drift.slice_rows(run, scored)
     record = results.run_record(run, scored, score_psi=score_psi, drift_status=drift_status)
+    groups = fairness.slice_rows(settings, run, [s["path"] for s in scored])  # None: no attributes
     with results.open_results(settings, bounded=True, key_type=run.spec.key_type) as db:
         inserted = results.replace_predictions(
             db,
@@ -278,6 +280,7 @@ def _load_slice(settings: Settings, run: Run, scored: list[dict]) -> dict:
             ),
             shap_summary=explain.shap_summary_rows(run, scored),
             drift=drift_rows,
+            fairness=groups,
         )
         seconds = time.perf_counter() - t0
         results.finish_load(db, settings, run.run_id, seconds=seconds, key_type=run.spec.key_type)

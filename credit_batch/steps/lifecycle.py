@@ -17,7 +17,7 @@ from credit_batch.checks import parse_date
 from credit_batch.config import DEFAULT_ALGORITHM, DEFAULT_SEED, Gates, Policy, Settings
 from credit_batch.errors import DataError, NoChampionError
 from credit_batch.features import FeatureSpec, load_spec
-from credit_batch.steps import drift, performance, segments, upstream
+from credit_batch.steps import drift, fairness, performance, segments, upstream
 from credit_batch.steps.encoding import model_frame
 from credit_batch.steps.model_card import write_model_card
 from credit_batch.steps.training import DEFAULT_MAX_ROWS, train
@@ -103,9 +103,23 @@ def train_candidate(
             model_card=card,
         )
         _record_training(db, settings, record, found, gate_status, actor=actor)
+        if found.get("fairness"):
+            _store_fairness(db, settings, record, found, valid_date)
     logger.info("candidate %s: %s", record.model_version, gate_status)
     with results.open_results(settings, read_only=True) as db:
         return registry.get_model(db, settings, record.model_version)
+
+
+def _store_fairness(db, settings: Settings, record, found: dict, valid_date) -> None:
+    import pyarrow as pa
+
+    head = {"kind": "validation", "snapshot_date": valid_date, "run_id": None}
+    head |= {"model_version": record.model_version, "cutoff": found["fairness_cutoff"]}
+    rows = [{**head, **r} for r in found["fairness"]]
+    results.replace_fairness(
+        db, settings, pa.Table.from_pylist(rows, schema=fairness.fairness_schema()),
+        kind="validation", snapshot_date=valid_date, model_version=record.model_version,
+    )  # fmt: skip
 
 
 def _record_training(db, settings, record, found: dict, gate_status: str, *, actor) -> None:
@@ -173,7 +187,22 @@ def validate(settings: Settings, record, frame, *, spec: FeatureSpec) -> dict:
         "calibration": performance.calibration_rows(y, p),
         "validation_date": str(frame["snapshot_date"].iloc[0]),
         **_champion_on(settings, record, frame),
+        **_fairness_on(settings, record, frame, p, spec=spec),
     }
+
+
+def _fairness_on(settings: Settings, record, frame, p, *, spec: FeatureSpec) -> dict:
+    """The fair-lending rows of the validation snapshot (none where the spec declares no
+    fairness attribute): approval rate, AIR, AUC, KS and calibration by group."""
+    if not spec.fairness:
+        return {}
+    attributes = fairness.read_attributes(settings, spec, frame["snapshot_date"].iloc[0])
+    cutoff = record.policy_or(settings.policy).swap_cutoff
+    rows = fairness.attribute_rows(
+        p, frame["customer_id"].to_numpy(), attributes, spec, cutoff=cutoff,
+        labels=frame[spec.target].to_numpy(),
+    )  # fmt: skip
+    return {"fairness": rows, "fairness_cutoff": cutoff}
 
 
 def _champion_on(settings: Settings, record, frame) -> dict:
@@ -215,6 +244,9 @@ def check_gates(found: dict, gates: Gates) -> list[str]:
             f"champion_margin: ROC AUC {_fmt(auc)} < champion's {champion:.4f} "
             f"- {gates.champion_margin}"
         )
+    low = fairness.failed_air(found.get("fairness") or [], gates.min_air)
+    if low:
+        failed.append(f"min_air: adverse impact ratio {', '.join(low)} < {gates.min_air}")
     return failed
 
 

@@ -10,6 +10,7 @@ calibration plot is inline SVG.
 from __future__ import annotations
 
 import html
+import json
 import logging
 
 from credit_batch.config import Settings
@@ -67,6 +68,7 @@ def render_model_card(record, validation: dict, *, gate_status: str, spec: Featu
         f"<tr><td>{e(f.name)}</td><td>{e(f.direction)}</td><td>{e(f.description)}</td></tr>"
         for f in spec.features
     )
+    about = json.loads(record.inventory) if getattr(record, "inventory", None) else {}
     champion = validation.get("champion_version")
     versus = (
         f"<p>Champion {e(champion)} on the same snapshot: ROC AUC "
@@ -92,16 +94,53 @@ td,th{{border-bottom:1px solid #ddd;padding:.2em .6em;text-align:left}}</style><
 {versus}
 <h2>Calibration by score decile</h2>
 {_calibration_svg(validation.get("calibration") or [])}
+<h2>Fair lending: outcomes by group</h2>
+{fair_lending_table(validation.get("fairness"), validation.get("fairness_cutoff"))}
 <h2>Features and their expected direction of risk</h2>
 <table><tr><th>Feature</th><th>Risk as it grows</th><th>Description</th></tr>{features}</table>
-<h2>Intended use</h2><p>{e(_INTENDED_USE)}</p>
-<h2>Limitations</h2><p>{e(_LIMITATIONS)}</p>
+<h2>Intended use</h2><p>{e(about.get("purpose") or _INTENDED_USE)}</p>
+<h2>Limitations</h2>{_limitations(about.get("limitations"))}
 </body></html>
 """
 
 
 def _num(value) -> str:
     return "n/a" if value is None else f"{value:.4f}"
+
+
+def _limitations(listed) -> str:
+    items = "".join(f"<li>{html.escape(item)}</li>" for item in listed or ())
+    return (f"<ul>{items}</ul>" if items else "") + f"<p>{html.escape(_LIMITATIONS)}</p>"
+
+
+def fair_lending_table(rows: list[dict] | None, cutoff: float | None) -> str:
+    """The fairness rows (:mod:`credit_batch.steps.fairness`) as an HTML table, each
+    figure with its bootstrap interval; a sentence where nothing was measured."""
+    if not rows:
+        return "<p>The spec declares no fairness attribute: nothing was measured by group.</p>"
+    e = html.escape
+
+    def ci(r: dict, name: str) -> str:
+        low, high = r.get(f"{name}_low"), r.get(f"{name}_high")
+        bounds = "" if low is None else f" ({low:.3f} to {high:.3f})"
+        return _num(r.get(name)) + bounds
+
+    head = ["attribute", "group", "customers", "approval rate", "adverse impact ratio"]
+    head += ["ROC AUC", "KS", "bad rate", "mean score"]
+    body = "".join(
+        "<tr>" + "".join(f"<td>{c}</td>" for c in (
+            e(r["attribute"]), e(r["group_value"] + (" (reference)" if r["is_reference"] else "")),
+            f"{r['customers']:,}", ci(r, "approval_rate"), ci(r, "air"), ci(r, "roc_auc"),
+            ci(r, "ks"), _num(r.get("bad_rate")), _num(r.get("mean_score")),
+        )) + "</tr>"
+        for r in rows
+    )  # fmt: skip
+    return (
+        f"<p>Approved: a score at or below the cutoff {_num(cutoff)}. The adverse impact "
+        "ratio is a group's approval rate over the reference group's (the four-fifths screen: "
+        "0.80; gate <code>min_air</code>). In brackets: 95 % bootstrap intervals.</p>"
+        f"<table id='fairness'><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{body}</table>"
+    )
 
 
 def _calibration_svg(rows: list[dict], size: int = 320) -> str:

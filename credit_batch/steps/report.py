@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 _QUERIES = (
     "run",
+    "fairness",
     "bands",
     "score_histogram",
     "importance",
@@ -259,6 +260,8 @@ def render(data: dict) -> str:
         )
         if data["quarantine"]
         else "<p>No rows were quarantined.</p>",
+        "<h2>Fair lending: approval by group</h2>",
+        _fair_lending(data.get("fairness") or []),
         "<h2>Realized performance of this model</h2>",
         _table(
             [
@@ -473,6 +476,12 @@ def _table(header: list[str], rows: list[list]) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fair_lending(rows: list[dict]) -> str:
+    from credit_batch.steps.model_card import fair_lending_table
+
+    return fair_lending_table(rows, rows[0]["cutoff"] if rows else None)
 
 
 def _cell(value) -> str:

@@ -105,6 +105,11 @@ def _column_problems(spec: FeatureSpec, columns: dict[str, str]) -> list[str]:
                 problems.append(f"column {name} is missing")
         elif not type_fits(kind, columns[name]):
             problems.append(f"column {name} is {columns[name]}, not {kind.split(':')[-1]}")
+    problems += [
+        f"column {a.name} (a fairness attribute) is missing"
+        for a in spec.fairness
+        if a.name not in columns
+    ]
     return problems
 
 

@@ -66,6 +66,7 @@ ALLOWED_TABLES = frozenset(
         "quarantine",
         "quarantine_integer_keys",
         "quarantine_string_keys",
+        "fairness",
         "adverse_action",
         "adverse_action_integer_keys",
         "adverse_action_string_keys",

@@ -54,6 +54,7 @@ __all__ = [
     "open_results",
     "performance_history",
     "replace_comparison",
+    "replace_fairness",
     "replace_importance",
     "replace_performance",
     "scored_slices",
@@ -285,8 +286,8 @@ def _no_lineage(db: Database, settings: Settings) -> None:
 
 
 def _no_adverse_action(db: Database, settings: Settings) -> None:
-    """Runs scored before adverse-action reasons have none: ``adverse_action`` (created by
-    the schema script) starts empty, and their ``rows_declined`` stays NULL; versions
+    """Runs scored before adverse-action reasons have none: ``adverse_action`` and
+    ``fairness`` (created by the schema script) start empty, ``rows_declined`` stays NULL; versions
     registered before the inventory have no ``inventory`` (NULL: the page says so)."""
 
 
@@ -297,7 +298,7 @@ MIGRATIONS = {
     2: ("named models: model_registry.model_name and model_events.model_name", _named_models),
     3: ("segments: model_registry.segment_by and model_registry.segment", _no_rows_to_change),
     4: ("lineage: model_lineage, the upstream versions a version was trained on", _no_lineage),
-    5: ("adverse_action and model_registry.inventory", _no_adverse_action),
+    5: ("adverse_action, fairness and model_registry.inventory", _no_adverse_action),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -465,6 +466,7 @@ def replace_predictions(
     adverse=None,
     shap_summary=None,
     drift=None,
+    fairness=None,
 ) -> int:
     """Replace the (snapshot, model) slice with ``scored`` and record the run, atomically.
 
@@ -481,8 +483,9 @@ def replace_predictions(
         The rejected rows, columns of ``quarantine``; replace that slice too.
     adverse : pyarrow.dataset.Dataset, optional
         The declined rows' reasons, columns of ``adverse_action``; replace that slice too.
-    shap_summary, drift : pyarrow.Table, optional
-        Rows of ``shap_summary`` and ``drift`` for the slice; replace them too.
+    shap_summary, drift, fairness : pyarrow.Table, optional
+        Rows of ``shap_summary``, ``drift`` and (the night's) ``fairness`` for the slice;
+        replace them too.
     """
     import pyarrow as pa
 
@@ -503,6 +506,8 @@ def replace_predictions(
         if drift is not None:
             db.execute(read_sql(settings.sql_dir, "load/delete_drift.sql"), key)
             db.bulk_insert("drift", drift)
+        if fairness is not None:
+            replace_fairness(db, settings, fairness, kind="night", **key)
         fault_point("load.after_insert")
         _reconcile(db, settings, key, inserted, run, rejected, suffix)
         db.execute(read_sql(settings.sql_dir, "load/delete_run.sql"), {"run_id": run["run_id"]})
@@ -518,6 +523,16 @@ _SLICE_DELETES = (
     "load/delete_quarantine.sql",
     "load/delete_adverse_action.sql",
 )
+
+
+def replace_fairness(
+    db: Database, settings: Settings, rows, *, kind: str, snapshot_date, model_version: str
+) -> None:
+    """Replace the ``fairness`` rows of one (kind, snapshot, version) with ``rows`` (Arrow)."""
+    key = {"kind": kind, "snapshot_date": snapshot_date, "model_version": model_version}
+    db.execute(read_sql(settings.sql_dir, "load/delete_fairness.sql"), key)
+    if rows.num_rows:
+        db.bulk_insert("fairness", rows)
 
 
 def _insert_scores(db: Database, key: dict, scored, table: str) -> int:

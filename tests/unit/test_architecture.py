@@ -28,6 +28,7 @@ CORE = {
 }
 FACES = {"pipeline", "portfolio", "lifecycle", "catalog", "access", "serve", "stream", "cli"}
 HEAVY = {"pandas", "pyarrow", "sklearn", "shap", "duckdb", "psycopg", "numpy", "skops", "pandera"}
+HEAVY |= {"fairlearn"}
 
 
 def _part(module: str) -> str:

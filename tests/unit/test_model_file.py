@@ -96,6 +96,12 @@ MISTAKES = {
     "policy_field": ("swap_cutoff = 0.2", "cutoff = 0.2", "policy.cutoff", "is not a field"),
     "toml": ('name = "pd_cards"', "name = ", "file", "is not valid TOML"),
     "tier": ("tier = 2", "tier = 4", "tier", "must be 1, 2 or 3"),
+    "min_air": (
+        "champion_margin = 0.02",
+        "champion_margin = 0.02, min_air = 1.5",
+        "min_air",
+        "at most 1",
+    ),
     "tier_text": ("tier = 2", 'tier = "high"', "tier", "must be 1, 2 or 3"),
     "limitations": ("limitations = [", 'limitations = "none" #', "limitations", "list of non"),
     "limitation_empty": ('"Not for business cards"', '" "', "limitations", "non-empty strings"),

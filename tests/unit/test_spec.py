@@ -245,6 +245,37 @@ BROKEN = {
         "extract.query",
         {"q.txt": _SELECT},
     ),
+    "fairness_attribute_is_a_feature": (
+        VALID + '[[fairness]]\nattribute = "age_years"\nreference = "a"\n',
+        "fairness[0].attribute",
+        None,
+    ),
+    "fairness_attribute_is_the_key": (
+        VALID + '[[fairness]]\nattribute = "acct_no"\nreference = "a"\n',
+        "fairness[0].attribute",
+        None,
+    ),
+    "fairness_attribute_twice": (
+        VALID + '[[fairness]]\nattribute = "sex"\nreference = "f"\n'
+        '[[fairness]]\nattribute = "sex"\nreference = "m"\n',
+        "fairness[1].attribute",
+        None,
+    ),
+    "fairness_without_reference": (
+        VALID + '[[fairness]]\nattribute = "sex"\n',
+        "fairness[0].reference",
+        None,
+    ),
+    "fairness_blank_reference": (
+        VALID + '[[fairness]]\nattribute = "sex"\nreference = " "\n',
+        "fairness[0].reference",
+        None,
+    ),
+    "fairness_not_an_array": (
+        VALID + '[fairness]\nattribute = "sex"\nreference = "f"\n',
+        "fairness",
+        None,
+    ),
     "labeled_query_without_range": (
         VALID.replace('table = "account_outcomes"', 'table = "account_outcomes"\nquery = "l.sql"'),
         "target.query",

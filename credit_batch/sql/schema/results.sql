@@ -252,3 +252,34 @@ CREATE TABLE IF NOT EXISTS stream_predictions (
     reason_3_value DOUBLE PRECISION,
     scored_at      TIMESTAMP NOT NULL
 );
+
+-- Fair-lending tests (schema version 5; credit_batch.steps.fairness): per fairness
+-- attribute of the spec and group, the approval rate at the version's cutoff and
+-- the adverse impact ratio against the reference group (every night and at
+-- validation), with ROC AUC, KS, bad rate and mean score where outcomes are known
+-- (validation). Bounds: 2.5 % and 97.5 % bootstrap quantiles.
+CREATE TABLE IF NOT EXISTS fairness (
+    kind              VARCHAR NOT NULL,           -- night | validation
+    snapshot_date     DATE NOT NULL,
+    model_version     VARCHAR NOT NULL,
+    run_id            VARCHAR,                    -- the night's run; NULL at validation
+    attribute         VARCHAR NOT NULL,           -- the spec's [[fairness]] attribute
+    group_value       VARCHAR NOT NULL,           -- (missing): NULL in the warehouse
+    is_reference      BOOLEAN NOT NULL,
+    customers         BIGINT NOT NULL,
+    cutoff            DOUBLE PRECISION NOT NULL,  -- approved: score at or below it
+    approval_rate     DOUBLE PRECISION NOT NULL,
+    approval_rate_low DOUBLE PRECISION,
+    approval_rate_high DOUBLE PRECISION,
+    air               DOUBLE PRECISION,           -- approval rate over the reference's
+    air_low           DOUBLE PRECISION,
+    air_high          DOUBLE PRECISION,
+    roc_auc           DOUBLE PRECISION,           -- with outcomes only
+    roc_auc_low       DOUBLE PRECISION,
+    roc_auc_high      DOUBLE PRECISION,
+    ks                DOUBLE PRECISION,
+    ks_low            DOUBLE PRECISION,
+    ks_high           DOUBLE PRECISION,
+    bad_rate          DOUBLE PRECISION,           -- calibration: bad rate beside mean score
+    mean_score        DOUBLE PRECISION
+);

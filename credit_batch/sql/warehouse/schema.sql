@@ -13,8 +13,13 @@ CREATE TABLE IF NOT EXISTS features (
     num_real_estate_loans                 DOUBLE PRECISION,
     num_60_89_days_late                   DOUBLE PRECISION,
     num_dependents                        DOUBLE PRECISION,
+    -- for fair-lending tests only (the spec's [[fairness]]), never a model input:
+    -- a synthetic protected-class proxy of the demo
+    demo_group                            VARCHAR,
     PRIMARY KEY (snapshot_date, customer_id)
 );
+-- A warehouse written before the column existed gets it (NULL for its rows).
+ALTER TABLE features ADD COLUMN IF NOT EXISTS demo_group VARCHAR;
 
 -- Serious delinquency (90+ days past due within two years) of a customer
 -- observed at a snapshot; known only once enough time has passed.
