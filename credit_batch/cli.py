@@ -104,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--as-of", help="the champion of each model on this day, from the audit trail")
     c.set_defaults(func=_models)
     _adverse_action_parser(sub)
+    _fairness_search_parser(sub)
     c = sub.add_parser(
         "inventory", help="write the model inventory page: owners, tiers, validation, history"
     )
@@ -292,6 +293,20 @@ def _backfill_parser(sub) -> None:
     )
     c.add_argument("--workers", type=int, default=1, help="scoring processes (default 1)")
     c.set_defaults(func=_backfill)
+
+
+def _fairness_search_parser(sub) -> None:
+    c = sub.add_parser(
+        "fairness-search",
+        help="less discriminatory alternatives of a candidate: AUC against AIR (writes nothing)",
+    )
+    c.add_argument("--cutoff", required=True, help="as train-candidate: validate on the newest "
+                   "matured snapshot at or before it, train on the ones before")  # fmt: skip
+    c.add_argument("--model-file", help="the model file (default: the settings' spec)")
+    c.add_argument("--algorithm", choices=ALGORITHMS, help="instead of the model file's")
+    c.add_argument("--top", type=int, default=3, help="drivers of the disparity to try (3)")
+    c.add_argument("--json", action="store_true", help="print JSON")
+    c.set_defaults(func=_fairness_search)
 
 
 def _adverse_action_parser(sub) -> None:
@@ -771,10 +786,25 @@ def _models(settings: Settings, args) -> None:
 
 
 def _inventory(settings: Settings, args) -> None:
-    from credit_batch.steps.inventory import write_inventory_page
-
     catalog.require_results(settings)
-    print(write_inventory_page(settings).uri)
+    print(lifecycle.inventory_page(settings))
+
+
+def _fairness_search(settings: Settings, args) -> None:
+    found = lifecycle.fairness_search(
+        settings, args.model_file, cutoff=args.cutoff, algorithm=args.algorithm, top=args.top
+    )
+    if args.json:
+        print(json.dumps(found, default=str, indent=1))
+        return
+    print(f"less discriminatory alternatives, validated on {found['validation_date']} "
+          f"(approved: score <= {found['cutoff']})")  # fmt: skip
+    print("(*: on the frontier, no other variant has both a higher ROC AUC and a higher AIR)")
+    print(f"  {'variant':<44} {'features':>8} {'ROC AUC':>8} {'lowest AIR':>10}")
+    for v in found["variants"]:
+        air = "n/a" if v["min_air"] is None else f"{v['min_air']:.4f}"
+        mark = " *" if v["frontier"] else ""
+        print(f"  {v['variant']:<44} {v['features']:>8} {v['roc_auc']:>8.4f} {air:>10}{mark}")
 
 
 def _adverse_action(settings: Settings, args) -> None:

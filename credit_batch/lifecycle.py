@@ -22,6 +22,7 @@ from credit_batch import pipeline
 from credit_batch.checks import parse_date
 from credit_batch.config import EXAMPLE_SPECS, STREAM_MODEL_FILE, Settings
 from credit_batch.errors import ParameterError
+from credit_batch.features import load_spec
 from credit_batch.run import RunOptions
 from credit_batch.steps import monitoring
 from credit_batch.steps.lifecycle import train_candidate
@@ -69,6 +70,39 @@ def train_from_model_file(
     return train_candidate(
         settings, cutoff=cutoff, since=since, actor=actor, segment=segment, **options
     )
+
+
+def fairness_search(
+    settings: Settings,
+    model_file: str | None = None,
+    *,
+    cutoff,
+    algorithm: str | None = None,
+    top: int = 3,
+) -> dict:
+    """The search for less discriminatory alternatives of the candidate ``model_file``
+    would train at ``cutoff`` (:mod:`credit_batch.steps.alternatives`); registers nothing.
+
+    Returns ``validation_date``, ``cutoff`` (the policy's) and ``variants``: each one's
+    name, features, ROC AUC, AIRs and whether it is on the frontier of AUC and lowest AIR.
+    """
+    from credit_batch.model_file import training_options
+    from credit_batch.steps.lifecycle import alternatives_at
+
+    options = training_options(model_file, algorithm=algorithm)
+    spec = options.pop("spec", None) or load_spec(settings.spec_path)
+    if not spec.fairness:
+        raise ParameterError(
+            "spec", spec.name, "must declare a fairness attribute ([[fairness]]) to search by"
+        )
+    return alternatives_at(settings, cutoff=cutoff, spec=spec, top=top, **options)
+
+
+def inventory_page(settings: Settings) -> str:
+    """Write the model inventory page (:mod:`credit_batch.steps.inventory`); its URI."""
+    from credit_batch.steps.inventory import write_inventory_page
+
+    return write_inventory_page(settings).uri
 
 
 def promote(settings: Settings, version: str, **audit) -> registry.ModelRecord:

@@ -35,6 +35,7 @@ __all__ = [
     "failed_air",
     "fairness_schema",
     "group_metrics",
+    "groups_of",
     "read_attributes",
     "slice_rows",
 ]
@@ -249,6 +250,17 @@ def attribute_rows(
     """:func:`group_metrics` of every fairness attribute of ``spec``, for the customers
     ``ids`` scored ``scores``; ``attributes``: :func:`read_attributes`' table (a customer
     it lacks is in :data:`MISSING_GROUP`)."""
+    groups = groups_of(ids, attributes, spec)
+    rows = []
+    for a in spec.fairness:
+        rows += group_metrics(scores, groups[a.name], attribute=a.name, reference=a.reference,
+                              cutoff=cutoff, labels=labels, n_boot=n_boot)  # fmt: skip
+    return rows
+
+
+def groups_of(ids, attributes, spec) -> dict:
+    """Each fairness attribute's group of each of the customers ``ids`` (None where the
+    attributes lack the customer), from :func:`read_attributes`' table."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -256,13 +268,11 @@ def attribute_rows(
     at = pc.index_in(ids, value_set=attributes.column("customer_id")).to_numpy(zero_copy_only=False)
     found = ~np.isnan(at.astype(float))
     where = np.where(found, at, 0).astype(np.int64)
-    rows = []
+    out = {}
     for a in spec.fairness:
         column = attributes.column(a.name).to_numpy(zero_copy_only=False)
-        groups = np.where(found, column[where] if len(column) else None, None)
-        rows += group_metrics(scores, groups, attribute=a.name, reference=a.reference,
-                              cutoff=cutoff, labels=labels, n_boot=n_boot)  # fmt: skip
-    return rows
+        out[a.name] = np.where(found, column[where] if len(column) else None, None)
+    return out
 
 
 def slice_rows(settings, run, score_uris: list[str]):

@@ -17,7 +17,7 @@ from credit_batch.checks import parse_date
 from credit_batch.config import DEFAULT_ALGORITHM, DEFAULT_SEED, Gates, Policy, Settings
 from credit_batch.errors import DataError, NoChampionError
 from credit_batch.features import FeatureSpec, load_spec
-from credit_batch.steps import drift, fairness, performance, segments, upstream
+from credit_batch.steps import alternatives, drift, fairness, performance, segments, upstream
 from credit_batch.steps.encoding import model_frame
 from credit_batch.steps.model_card import write_model_card
 from credit_batch.steps.training import DEFAULT_MAX_ROWS, train
@@ -252,3 +252,34 @@ def check_gates(found: dict, gates: Gates) -> list[str]:
 
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.4f}"
+
+
+def alternatives_at(
+    settings: Settings,
+    *,
+    cutoff,
+    spec: FeatureSpec,
+    policy: Policy | None = None,
+    algorithm: str = DEFAULT_ALGORITHM,
+    seed: int = DEFAULT_SEED,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    top: int = alternatives.DEFAULT_TOP,
+    **_ignored,
+) -> dict:
+    """:func:`credit_batch.steps.alternatives.search_alternatives` on the rows a candidate
+    trained at ``cutoff`` would train and validate on (see :func:`train_candidate`).
+
+    Returns the validation date, the cutoff of the policy and the variants.
+    """
+    from credit_batch.steps.training import read_training_rows
+
+    with warehouse.open_warehouse(settings) as wh:
+        valid_date, valid, until = _newest_matured(settings, wh, spec, parse_date(cutoff))
+    train = read_training_rows(settings, spec, until=until, max_rows=max_rows, seed=seed)
+    attributes = fairness.read_attributes(settings, spec, valid_date)
+    groups = fairness.groups_of(valid["customer_id"].to_numpy(), attributes, spec)
+    decide = (policy or settings.policy).swap_cutoff
+    variants = alternatives.search_alternatives(
+        train, valid, groups, spec=spec, algorithm=algorithm, seed=seed, cutoff=decide, top=top
+    )
+    return {"validation_date": valid_date, "cutoff": decide, "variants": variants}

@@ -126,7 +126,7 @@ def render_portfolio(rows: list[dict], as_of: dt.date, *, edges: dict | None = N
     """The portfolio page's HTML: one row per model (see ``sql/report/portfolio.sql``), and
     the graph of which model reads which (``edges``: ``{model: models it reads}``)."""
     header = ["model", "champion", "challengers", "last night", "rows in", "scored"]
-    header += ["quarantined", "score PSI", "drift", "realized AUC (snapshot)"]
+    header += ["quarantined", "score PSI", "drift", "realized AUC (snapshot)", "lowest AIR"]
     body = [_portfolio_row(r) for r in rows]
     loaded = sum(1 for r in rows if r["snapshot_date"] is not None)
     parts = [
@@ -134,7 +134,9 @@ def render_portfolio(rows: list[dict], as_of: dt.date, *, edges: dict | None = N
         f"<p>{len(rows)} models with a champion; {loaded} with a loaded run at or before "
         f"{_e(as_of)}. Drift: the PSI of the champion's scores against its training "
         f"scores ({PSI_BANDS}). Realized AUC: the newest snapshot whose outcomes are known, "
-        "outside the model's training window.</p>",
+        "outside the model's training window. Lowest AIR: the lowest adverse impact ratio "
+        "of the night's groups (the spec's fairness attributes; below 0.80 fails the "
+        "four-fifths screen).</p>",
         _table(header, body) if body else "<p>No model has a champion yet.</p>",
         "<h2>Which model reads which</h2>",
         _graph({r["model_name"] for r in rows}, edges or {}),
@@ -194,6 +196,7 @@ def _portfolio_row(r: dict) -> list:
         r["score_psi"],
         r["drift_status"],
         auc,
+        "" if r.get("min_air") is None else f"{r['min_air']:.4f}",
     ]
 
 

@@ -310,10 +310,50 @@ def train(
     spec = spec or load_spec(settings.spec_path)
     if model_name is not None:
         check_model_name(model_name)
+    check_algorithm(algorithm)
+    frame, scores = _read_rows(
+        settings, spec, until=until, since=since, max_rows=max_rows, seed=seed,
+        segment_by=segment_by, segment=segment,
+    )  # fmt: skip
+    fitted = fit_model(frame, algorithm=algorithm, seed=seed, spec=spec)
+    with results.open_results(settings, key_type=spec.key_type) as db:
+        return registry.save_model(
+            db,
+            settings,
+            fitted,
+            train_until=parse_date(until, name="train until date"),
+            model_name=model_name,
+            policy=policy,
+            segment_by=segment_by,
+            segment=segment,
+            upstream=upstream.versions_read(scores),
+            inventory=inventory,
+        )
+
+
+def read_training_rows(
+    settings: Settings,
+    spec: FeatureSpec,
+    *,
+    until,
+    since=None,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    seed: int = DEFAULT_SEED,
+    segment_by: str | None = None,
+    segment: str | None = None,
+):
+    """The valid labeled rows of snapshots in ``[since, until]`` (of ``segment``, where
+    given) that training fits on: at most ``max_rows``, sampled with ``seed``."""
+    return _read_rows(settings, spec, until=until, since=since, max_rows=max_rows, seed=seed,
+                      segment_by=segment_by, segment=segment)[0]  # fmt: skip
+
+
+def _read_rows(settings: Settings, spec: FeatureSpec, *, until, since, max_rows, seed,
+               segment_by, segment):  # fmt: skip
+    """The training rows, and the stored scores of other models they were joined with."""
     until_date = parse_date(until, name="train until date")
     since_date = parse_date(since, name="train since date") if since else dt.date.min
     check_rows("max training rows", max_rows, maximum=MAX_PARTITION_ROWS, minimum=50)
-    check_algorithm(algorithm)
     with warehouse.open_warehouse(settings) as wh:
         labeled = warehouse.read_labeled(
             wh,
@@ -345,20 +385,7 @@ def train(
         )
     if len(frame) > max_rows:
         frame = frame.sample(n=max_rows, random_state=seed)
-    fitted = fit_model(frame, algorithm=algorithm, seed=seed, spec=spec)
-    with results.open_results(settings, key_type=spec.key_type) as db:
-        return registry.save_model(
-            db,
-            settings,
-            fitted,
-            train_until=until_date,
-            model_name=model_name,
-            policy=policy,
-            segment_by=segment_by,
-            segment=segment,
-            upstream=upstream.versions_read(scores),
-            inventory=inventory,
-        )
+    return frame, scores
 
 
 def _holds(settings: Settings, spec: FeatureSpec) -> str:

@@ -34,7 +34,7 @@ PAGES = {
     "docs/lifecycle.md": ["lifecycle"],
     "docs/serving.md": ["serving"],
     "docs/streaming.md": ["streaming"],
-    "docs/model-risk.md": ["adverse_action", "inventory"],
+    "docs/model-risk.md": ["adverse_action", "fairness_search", "inventory"],
 }
 #: Every extra a documented block installs (``-e .`` and ``-e '.[EXTRA]'``).
 EXTRAS = "airflow,postgres,deploy,serve,stream"

@@ -242,6 +242,13 @@ def test_adverse_action_block_prints_each_decline_with_at_most_four_reasons(clon
     assert rows == 1 + sum(sizes) and f"{len(lines)} data/notices.txt" in out, out[-3000:]
 
 
+def test_fairness_search_block_prints_the_baseline_and_its_variants(clone, demo_output):
+    out = run_block(clone, "fairness_search")
+    assert "less discriminatory alternatives, validated on 2026-09-30" in out, out[-3000:]
+    rows = re.findall(r"^  (baseline|drop \S+|cap \S+) +(\d+) +0\.(\d{4}) +(\S+)", out, re.M)
+    assert rows and rows[0][:2] == ("baseline", "13") and len(rows) in (2, 3), out[-3000:]
+
+
 def test_inventory_block_writes_the_page_with_the_demo_models_owner_tier_and_history(
     clone, demo_output
 ):

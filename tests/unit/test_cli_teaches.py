@@ -243,6 +243,13 @@ def test_every_command_and_flag_of_the_cli_summary_runs(tmp_path, monkeypatch, c
         "adverse-action", "--date", "2026-09-30", "--model", version, "--customer", first, "--csv"
     )
     assert code == 0 and len(out.splitlines()) == 1 + len(notices[0]["reasons"])
+    code, out, _ = run(
+        "fairness-search", "--cutoff", "2026-10-31", "--model-file", gmsc_file, "--algorithm",
+        "logreg", "--top", "1",
+    )  # fmt: skip
+    assert code == 0 and re.search(r"^  baseline +13 +0\.\d{4} +\d\.\d{4}", out, re.M), out
+    code, out, _ = run("fairness-search", "--cutoff", "2026-10-31", "--json")
+    assert code == 0 and json.loads(out)["variants"][0]["variant"] == "baseline"
     code, out, _ = run("inventory")
     assert code == 0 and out.strip().endswith("reports/inventory/inventory.html")
     code, out, _ = run("runs", "--limit", "5")

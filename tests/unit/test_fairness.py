@@ -167,3 +167,69 @@ def test_the_attributes_query_reads_only_the_key_and_the_attributes():
     sql = default_spec().attributes_query()
     assert sql.startswith("SELECT f.customer_id AS customer_id,\n    CAST(f.demo_group AS VARCHAR)")
     assert "revolving" not in sql and ":snapshot_date" in sql
+
+
+def _proxy_book(n: int, seed: int):
+    """A book where ``proxy`` tracks the protected group and, less, risk: the model leans
+    on it, and the group's approvals fall with it."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    group = np.where(rng.random(n) < 0.3, "b", "a")
+    risk = rng.standard_normal(n)
+    proxy = (group == "b") * 1.5 + 0.8 * risk + rng.normal(0, 0.5, n)
+    signal = risk + rng.normal(0, 1.0, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(-2.6 + 1.2 * risk)))).astype(int)
+    frame = pd.DataFrame({"snapshot_date": dt.date(2026, 1, 31), "customer_id": np.arange(n),
+                          "signal": signal, "proxy": proxy, "noise": rng.standard_normal(n),
+                          "bad": y})  # fmt: skip
+    return frame, group
+
+
+@pytest.mark.unit
+def test_the_search_names_the_proxy_first_and_dropping_it_lifts_the_air_on_the_frontier():
+    from credit_batch.features import FairnessAttribute, Feature, FeatureSpec
+    from credit_batch.steps import alternatives
+
+    spec = FeatureSpec(
+        features=tuple(Feature(n, direction="increases") for n in ("signal", "proxy", "noise")),
+        name="proxied", target="bad", fairness=(FairnessAttribute("group", "a"),),
+    )  # fmt: skip
+    train, _ = _proxy_book(6000, seed=1)
+    valid, group = _proxy_book(4000, seed=2)
+    found = alternatives.search_alternatives(
+        train, valid, {"group": group}, spec=spec, algorithm="logreg", seed=0, cutoff=0.1, top=2
+    )
+    by = {v["variant"]: v for v in found}
+    assert list(by)[:3] == ["baseline", "drop proxy", "cap proxy"]  # the first driver: proxy
+    base, dropped = by["baseline"], by["drop proxy"]
+    assert base["min_air"] < 0.6 and dropped["min_air"] > 0.95  # the proxy made the disparity
+    assert base["roc_auc"] - 0.05 < dropped["roc_auc"] < base["roc_auc"]  # at some cost
+    assert dropped["features"] == 2
+    assert dropped["frontier"] and base["frontier"]  # neither beats the other on both
+    air = {v["variant"]: -1.0 if v["min_air"] is None else v["min_air"] for v in found}
+    beaten = {v["variant"] for v in found for o in found
+              if o["roc_auc"] > v["roc_auc"] and air[o["variant"]] > air[v["variant"]]}  # fmt: skip
+    assert beaten and all(v["frontier"] == (v["variant"] not in beaten) for v in found)
+
+
+@pytest.mark.unit
+def test_fairness_search_on_the_demo_lists_the_baseline_and_writes_nothing(demo, monkeypatch):
+    import contextlib
+    import io
+
+    from credit_batch import cli
+    from tests.conftest import stored_state
+
+    settings, _, _ = demo
+    before = stored_state(settings)
+    monkeypatch.setenv("CREDIT_BATCH_HOME", str(settings.home))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli.main(["fairness-search", "--cutoff", str(NEWEST), "--top", "1", "--json"])
+    assert code == 0
+    found = json.loads(out.getvalue())
+    assert found["validation_date"] == "2026-09-30" and found["cutoff"] == 0.1
+    assert [v["variant"] for v in found["variants"]][0] == "baseline"
+    assert len(found["variants"]) in (2, 3)  # the driver dropped, and capped where it can be
+    assert stored_state(settings) == before

@@ -21,16 +21,21 @@ WITH champions AS (
            ROW_NUMBER() OVER (PARTITION BY model_version ORDER BY snapshot_date DESC) AS k
     FROM realized_performance
     WHERE in_sample IS NOT TRUE AND snapshot_date <= :as_of
+), fair AS (  -- the lowest adverse impact ratio of each night's slice (fairness attributes)
+    SELECT model_version, snapshot_date, MIN(air) AS min_air
+    FROM fairness WHERE kind = 'night' AND NOT is_reference
+    GROUP BY model_version, snapshot_date
 )
 SELECT CASE WHEN c.segment_by IS NULL THEN c.model_name
             ELSE c.model_name || '/' || COALESCE(c.segment, '*') END AS model_name,
        c.model_version, COALESCE(h.challengers, 0) AS challengers,
        n.snapshot_date, n.rows_in, n.rows_scored, n.rows_quarantined, n.score_psi,
        n.drift_status, n.finished_at, q.roc_auc AS realized_auc,
-       q.snapshot_date AS realized_snapshot
+       q.snapshot_date AS realized_snapshot, f.min_air
 FROM champions AS c
 LEFT JOIN challengers AS h
     ON h.model_name = c.model_name AND h.segment = COALESCE(c.segment, '')
 LEFT JOIN newest AS n ON n.model_version = c.model_version AND n.k = 1
 LEFT JOIN realized AS q ON q.model_version = c.model_version AND q.k = 1
+LEFT JOIN fair AS f ON f.model_version = c.model_version AND f.snapshot_date = n.snapshot_date
 ORDER BY c.model_name, c.segment NULLS FIRST
