@@ -89,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     _load_csv_parser(sub)
     _train_parser(sub)
     _candidate_parser(sub)
+    _register_parser(sub)
     c = sub.add_parser("promote", help="make a registered version the champion (audited)")
     _audit_arguments(c)
     c.add_argument(
@@ -250,6 +251,22 @@ def _candidate_parser(sub) -> None:
     c.add_argument("--spec", help="feature spec file (default: CREDIT_BATCH_SPEC)")
     _model_name_argument(c)
     c.set_defaults(func=_train_candidate)
+
+
+def _register_parser(sub) -> None:
+    c = sub.add_parser(
+        "register",
+        help="register a model trained elsewhere (skops, LightGBM text), validate it, gate it",
+    )
+    c.add_argument("file", help="the model: a .skops archive or a LightGBM text model (.txt)")
+    c.add_argument("--trained-until", required=True,
+                   help="the newest snapshot the model was trained on, YYYY-MM-DD")  # fmt: skip
+    c.add_argument("--cutoff", required=True, help="validate on the newest snapshot with "
+                   "outcomes at or before it (after --trained-until), YYYY-MM-DD")  # fmt: skip
+    c.add_argument("--spec", help="the feature spec it reads (default: CREDIT_BATCH_SPEC)")
+    c.add_argument("--by", help="who registers it (default: the user)")
+    _model_name_argument(c)
+    c.set_defaults(func=_register)
 
 
 def _model_name_argument(c: argparse.ArgumentParser) -> None:
@@ -730,6 +747,21 @@ def _train_candidate(settings: Settings, args) -> None:
     for segment in _segments(args):
         record = lifecycle.train_candidate(settings, cutoff=args.cutoff, segment=segment, **options)
         _print_candidate(record)
+
+
+def _register(settings: Settings, args) -> None:
+    from credit_batch.model_file import training_options
+
+    if args.spec:
+        if args.model_file:
+            raise ParameterError("--spec", args.spec, "must not be given with --model-file")
+        settings = dataclasses.replace(settings, spec_path=Path(args.spec))
+    options = training_options(args.model_file, model_name=args.model_name)
+    record = lifecycle.register_outside(
+        settings, args.file, cutoff=args.cutoff, trained_until=args.trained_until,
+        actor=args.by, **options,
+    )  # fmt: skip
+    _print_candidate(record)
 
 
 def _print_candidate(record) -> None:

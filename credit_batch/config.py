@@ -866,6 +866,19 @@ TRAIN_PARAMS: dict[str, dict] = {
         "description": "Of a segmented model file, the segment to train, validate and gate "
         "on (empty: every row, the pooled version)",
     },
+    "outside_model": {
+        "default": None,
+        "type": ["null", "string"],
+        "maxLength": 1000,
+        "description": "Register this model trained elsewhere (a .skops archive or a LightGBM "
+        "text model on the workers) instead of training one; needs trained_until",
+    },
+    "trained_until": {
+        "default": None,
+        "type": ["null", "string"],
+        "format": "date",
+        "description": "The newest snapshot the outside model was trained on",
+    },
     "approve": {
         "default": False,
         "type": "boolean",

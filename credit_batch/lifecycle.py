@@ -25,7 +25,7 @@ from credit_batch.errors import ParameterError
 from credit_batch.features import load_spec
 from credit_batch.run import RunOptions
 from credit_batch.steps import monitoring
-from credit_batch.steps.lifecycle import train_candidate
+from credit_batch.steps.lifecycle import register_outside, train_candidate
 from credit_batch.steps.monitoring import sample_in_words
 from credit_batch.stores import registry, results, warehouse
 
@@ -39,6 +39,9 @@ __all__ = [
     "portfolio_demo",
     "sample_in_words",
     "promote",
+    "fairness_search",
+    "inventory_page",
+    "register_outside",
     "retire",
     "train_candidate",
 ]
@@ -56,14 +59,22 @@ def train_from_model_file(
     model_name: str | None = None,
     segment: str | None = None,
     actor: str | None = None,
+    outside_model: str | None = None,
+    trained_until=None,
 ) -> registry.ModelRecord:
     """:func:`train_candidate` with the model file's spec, policy and options (none: the
     settings' spec); ``algorithm`` and ``model_name``, where given, win over the file's.
     ``segment``: of a model file with ``segment_by``, the segment to train (refused for
-    a file without, or without a file)."""
+    a file without, or without a file). ``outside_model``: register that model, trained
+    elsewhere until ``trained_until``, instead of training (:func:`register_outside`)."""
     from credit_batch.model_file import training_options
 
     options = training_options(model_file, algorithm=algorithm, model_name=model_name)
+    if outside_model is not None:
+        if trained_until is None:
+            raise ParameterError("trained_until", None, "is needed with outside_model")
+        return register_outside(settings, outside_model, cutoff=cutoff,
+                                trained_until=trained_until, actor=actor, **options)  # fmt: skip
     if segment is not None and not options.get("segment_by"):
         where = f" ({model_file} has none)" if model_file else ""
         raise ParameterError("segment", segment, f"needs a model file with segment_by{where}")

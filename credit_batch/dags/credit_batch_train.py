@@ -14,7 +14,8 @@ gate recorded. The registry keeps its figures and its model card.
 
 Monthly; trigger by hand with `cutoff`, `model_file` (a model's file: its spec,
 algorithm, policy and name), `model_name`, `algorithm`, `segment` (of a segmented
-model file: the segment to train), `approve` and `reason`.
+model file: the segment to train), `outside_model` and `trained_until` (register a
+model trained elsewhere instead), `approve` and `reason`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ def credit_batch_train():
             model_name=params["model_name"],
             segment=params["segment"],
             actor=actor(),
+            outside_model=params["outside_model"],
+            trained_until=params["trained_until"],
         )
         return {
             "model_version": record.model_version,

@@ -15,7 +15,7 @@ import logging
 
 from credit_batch.checks import parse_date
 from credit_batch.config import DEFAULT_ALGORITHM, DEFAULT_SEED, Gates, Policy, Settings
-from credit_batch.errors import DataError, NoChampionError
+from credit_batch.errors import DataError, NoChampionError, ParameterError
 from credit_batch.features import FeatureSpec, load_spec
 from credit_batch.steps import alternatives, drift, fairness, performance, segments, upstream
 from credit_batch.steps.encoding import model_frame
@@ -78,6 +78,67 @@ def train_candidate(
         segment=segment,
         inventory=inventory,
     )
+    return _validate_and_gate(
+        settings, record, valid, valid_date, spec=spec, actor=actor, segment=(segment_by, segment)
+    )
+
+
+def register_outside(
+    settings: Settings,
+    path,
+    *,
+    cutoff,
+    trained_until,
+    spec: FeatureSpec | None = None,
+    actor: str | None = None,
+    model_name: str | None = None,
+    policy: Policy | None = None,
+    inventory: dict | None = None,
+    **_ignored,
+) -> registry.ModelRecord:
+    """Register a model trained elsewhere (:mod:`credit_batch.steps.outside`), then validate
+    and gate it as :func:`train_candidate` does a model it trains.
+
+    ``trained_until``: the newest snapshot the team trained on; the validation snapshot
+    (the newest matured one at ``cutoff``) must be later, so the validation is out of
+    time. Declared directions the model breaks fail its gates.
+    """
+    from credit_batch.steps.outside import outside_fitted
+    from credit_batch.steps.training import read_training_rows
+    from credit_batch.stores.outside import read_outside
+
+    spec = spec or load_spec(settings.spec_path)
+    found = read_outside(path)
+    until = parse_date(trained_until, name="trained-until date")
+    with warehouse.open_warehouse(settings) as wh:
+        valid_date, valid, _ = _newest_matured(settings, wh, spec, parse_date(cutoff))
+    if until >= valid_date:
+        raise ParameterError("trained-until date", until, f"must be before the validation "
+                             f"snapshot {valid_date} (validation out of time)")  # fmt: skip
+    sample = read_training_rows(settings, spec, until=until, max_rows=REFERENCE_ROWS, seed=0)
+    fitted, kind, violations = outside_fitted(found, sample, spec=spec)
+    with results.open_results(settings, key_type=spec.key_type) as db:
+        record = registry.save_model(
+            db, settings, fitted, train_until=until, model_name=model_name, policy=policy,
+            inventory=inventory,
+        )  # fmt: skip
+    source = {"file": str(path), "sha256": found.sha256, "explainer": kind}
+    return _validate_and_gate(
+        settings, record, valid, valid_date, spec=spec, actor=actor,
+        more_failures=[f"directions: {v}" for v in violations], source=source,
+    )  # fmt: skip
+
+
+#: Rows of the training window an outside model is checked on (and its drift reference).
+REFERENCE_ROWS = 20_000
+
+
+def _validate_and_gate(
+    settings: Settings, record, valid, valid_date, *, spec, actor, segment=(None, None),
+    more_failures=(), source=None,
+) -> registry.ModelRecord:  # fmt: skip
+    """Validate ``record`` on ``valid`` (of its segment), gate it, write its card, record it."""
+    segment_by, segment = segment
     if segment is not None:
         valid = valid[segments.in_segment(valid, segment_by, segment)]
         if valid.empty:
@@ -90,6 +151,7 @@ def train_candidate(
         return record
     found = validate(settings, record, valid, spec=spec)
     failures = check_gates(found, record.policy_or(settings.policy).gates)  # its own gates
+    failures += list(more_failures)
     gate_status = "passed" if not failures else "failed: " + "; ".join(failures)
     card = write_model_card(settings, record, found, gate_status=gate_status, spec=spec)
     with results.open_results(settings) as db, db.transaction():
@@ -102,7 +164,7 @@ def train_candidate(
             gate_status=gate_status,
             model_card=card,
         )
-        _record_training(db, settings, record, found, gate_status, actor=actor)
+        _record_training(db, settings, record, found, gate_status, actor=actor, source=source)
         if found.get("fairness"):
             _store_fairness(db, settings, record, found, valid_date)
     logger.info("candidate %s: %s", record.model_version, gate_status)
@@ -122,9 +184,10 @@ def _store_fairness(db, settings: Settings, record, found: dict, valid_date) -> 
     )  # fmt: skip
 
 
-def _record_training(db, settings, record, found: dict, gate_status: str, *, actor) -> None:
+def _record_training(db, settings, record, found: dict, gate_status: str, *, actor, source) -> None:
     actor = actor or registry.default_actor()
     window = {"train_from": str(record.train_from), "train_until": str(record.train_until)}
+    window |= {"source": source} if source else {}  # a model trained elsewhere: its file
     registry.record_event(
         db, settings, record.model_version, "registered", actor=actor, details=window
     )

@@ -78,6 +78,7 @@ ARTIFACT_NAME = "model.skops"
 TRUSTED_TYPES = (
     "numpy.dtype",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.tree._tree.Tree",  # the trees of gradient boosting brought from outside
 )
 
 
@@ -298,7 +299,7 @@ def _same_model(record: ModelRecord, name: str) -> None:
 
 def _artifact_bytes(fitted: FittedModel) -> tuple[str, bytes]:
     """The artifact's file name and bytes: LightGBM's own text, else a skops archive."""
-    if fitted.algorithm == "lgbm":
+    if fitted.algorithm in ("lgbm", "outside-lgbm"):
         from credit_batch.stores import trees
 
         return trees.ARTIFACT_NAME, trees.dumps(fitted.model)

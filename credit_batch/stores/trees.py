@@ -178,7 +178,7 @@ def _matrix(x) -> np.ndarray:
 
 def dumps(model) -> bytes:
     """The text dump of a fitted ``lightgbm.LGBMClassifier`` (or booster), as bytes."""
-    booster = getattr(model, "booster_", model)
+    booster = getattr(model, "booster_", None) or getattr(model, "booster", None) or model
     return booster.model_to_string().encode("utf-8")
 
 

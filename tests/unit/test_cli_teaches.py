@@ -176,6 +176,22 @@ def _readme_flags() -> set[str]:
     }
 
 
+def _team_model(home, path):
+    """A LightGBM model trained outside the platform on the home's rows, as a text file."""
+    import lightgbm
+
+    from credit_batch.config import Settings
+    from credit_batch.features import default_spec
+    from credit_batch.steps.encoding import model_frame
+    from credit_batch.steps.training import read_training_rows
+
+    spec = default_spec()
+    rows = read_training_rows(Settings(home=home), spec, until="2026-08-31", max_rows=4000)
+    model = lightgbm.LGBMClassifier(n_estimators=20, num_leaves=5, verbose=-1)
+    model.fit(model_frame(rows, spec), rows[spec.target]).booster_.save_model(str(path))
+    return path
+
+
 def test_every_command_and_flag_of_the_cli_summary_runs(tmp_path, monkeypatch, capsys):
     """The CLI reference's summary block, command by command, on a small drifted home."""
     home = tmp_path / "home"
@@ -212,6 +228,12 @@ def test_every_command_and_flag_of_the_cli_summary_runs(tmp_path, monkeypatch, c
     )  # fmt: skip
     candidate = re.search(r"registered (\S+) \((candidate|challenger)\)", out).group(1)
     assert code == 0 and "out of time on 2026-09-30" in out and "model card:" in out
+    team = _team_model(home, tmp_path / "team.txt")
+    code, out, err = run(
+        "register", str(team), "--trained-until", "2026-08-31", "--cutoff", "2026-10-31",
+        "--spec", "sql/specs/gmsc/spec.toml", "--by", "team", "--model-name", "gmsc",
+    )  # fmt: skip
+    assert code == 0 and re.search(r"registered outside-lgbm-20260831-\w+ \(", out), out + err
     code, out, _ = run("promote", candidate, "--reason", "x", "--override-gates")
     assert code == 0 and out == f"champion: {candidate}\n"
     assert run("promote", version, "--reason", "back to logreg")[0] == 0
