@@ -20,7 +20,16 @@ import time
 import uuid
 from pathlib import Path
 
-from benchmarks import figures, floors, local_night, online, registry, segments, streaming
+from benchmarks import (
+    figures,
+    floors,
+    local_night,
+    model_risk,
+    online,
+    registry,
+    segments,
+    streaming,
+)
 from benchmarks.output import Figure, write
 
 FULL = {
@@ -99,6 +108,7 @@ FIGURES = (
     "segments",
     "online",
     "streaming",
+    "model_risk",
 )
 
 
@@ -225,6 +235,8 @@ def _run(home: Path, sizes: dict, only: set[str], pg_url: str | None) -> list[Fi
             found += figures.startup(home / "startup", repeats=sizes["repeats"])
         if "reasons" in only:
             found += figures.reasons(bench, rows=sizes["reason_rows"])
+        if "model_risk" in only:
+            found += model_risk.model_risk(bench, reason_rows=sizes["reason_rows"])
         if "parallel" in only:
             found += figures.parallel(bench)
         if "memory" in only:

@@ -109,21 +109,28 @@ def principal_reasons(
     at = declined[rows]  # positions in the batch
     schema = adverse_action_schema(batch.schema.field("customer_id").type)
     n = len(at)
-    names = np.asarray(feature_names, dtype=object)
     columns = {
         "snapshot_date": batch.column("snapshot_date").take(at),
         "customer_id": batch.column("customer_id").take(at),
-        "model_version": pa.array([model_version] * n, pa.string()),
-        "run_id": pa.array([run_id] * n, pa.string()),
+        "model_version": _labels(np.zeros(n, dtype=np.int32), [model_version]),
+        "run_id": _labels(np.zeros(n, dtype=np.int32), [run_id]),
         "score": pa.array(np.asarray(scores, dtype=float)[at], pa.float64()),
         "cutoff": pa.array(np.full(n, float(cutoff)), pa.float64()),
         "reason_rank": pa.array(rank, pa.int32()),
-        "feature": pa.array(names[feature].tolist(), pa.string()),
-        "reason_text": pa.array([texts[f] for f in names[feature]], pa.string()),
+        "feature": _labels(feature, feature_names),
+        "reason_text": _labels(feature, [texts[name] for name in feature_names]),
         "contribution": pa.array(value, pa.float64()),
         "value": _values_as_text(batch, feature_names, feature, at),
     }
     return pa.Table.from_pydict(columns, schema=schema)
+
+
+def _labels(index: np.ndarray, labels: list[str]):
+    """``labels[index]`` as an Arrow string array, without a Python string per row."""
+    import pyarrow as pa
+
+    codes = pa.array(np.asarray(index, dtype=np.int32))
+    return pa.DictionaryArray.from_arrays(codes, pa.array(labels, pa.string())).cast(pa.string())
 
 
 def _ranked(contributions: np.ndarray, k: int):
@@ -144,15 +151,21 @@ def _ranked(contributions: np.ndarray, k: int):
 
 
 def _values_as_text(batch, feature_names: list[str], feature: np.ndarray, at: np.ndarray):
-    """The raw value behind each reason, as text (Arrow's cast; null where missing)."""
+    """The raw value behind each reason, as text (Arrow's cast; null where missing): each
+    feature's values cast at once, then put back in the reasons' order by one ``take``."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    out = np.full(len(at), None, dtype=object)
+    if not len(at):
+        return pa.array([], pa.string())
+    order, parts = [], []
     for j in np.unique(feature):
         where = np.flatnonzero(feature == j)
         column = batch.column(feature_names[j]).take(pa.array(at[where]))
         if pa.types.is_dictionary(column.type):
             column = column.dictionary_decode()
-        out[where] = pc.cast(column, pa.string()).to_numpy(zero_copy_only=False)
-    return pa.array(out, pa.string(), from_pandas=True)
+        order.append(where)
+        parts.append(pc.cast(column, pa.string()))
+    together = pa.concat_arrays([p.combine_chunks() if hasattr(p, "combine_chunks") else p
+                                 for p in parts])  # fmt: skip
+    return together.take(pa.array(np.argsort(np.concatenate(order), kind="stable")))

@@ -85,16 +85,16 @@ def group_metrics(
         ``roc_auc``, ``ks`` (with bounds), ``bad_rate``, ``mean_score``.
     """
     scores = np.asarray(scores, dtype=float)
-    groups = _as_groups(groups, len(scores))
+    codes, names = _as_codes(groups, len(scores))
     if n_boot < 0:
         raise ValueError(f"n_boot: must be >= 0; got {n_boot!r}")
-    names, counts = np.unique(groups, return_counts=True)
     if reference not in names:  # the AIRs are unknown (None): the gate fails on it
         logger.warning("fairness attribute %s: no rows of the reference group %r (groups: %s)",
                        attribute, reference, ", ".join(map(str, names)))  # fmt: skip
-    approved = np.array([(scores[groups == g] <= cutoff).sum() for g in names])
+    counts = np.bincount(codes, minlength=len(names))
+    approved = np.bincount(codes, weights=scores <= cutoff, minlength=len(names))
     rates, air, bounds = _approval(approved, counts, names == reference, n_boot, seed)
-    labeled = {} if labels is None else _labeled(scores, groups, labels, n_boot, seed)
+    labeled = {} if labels is None else _labeled(scores, codes, names, labels, n_boot, seed)
     order = sorted(range(len(names)), key=lambda i: (names[i] != reference, str(names[i])))
     parts = (attribute, names, counts, rates, air, bounds, labeled, reference)
     return [_row(*parts, i) for i in order]
@@ -113,11 +113,19 @@ def failed_air(rows: list[dict], min_air: float) -> list[str]:
     return found + [f"{a}: unknown (no rows of its reference group)" for a in unknown]
 
 
-def _as_groups(groups, n: int) -> np.ndarray:
-    out = np.array([MISSING_GROUP if g is None or g != g else str(g) for g in groups], dtype=object)
-    if len(out) != n:
-        raise ValueError(f"groups ({len(out)}) and scores ({n}) must be equally long")
-    return out
+def _as_codes(groups, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's group as a code into the group names (missing: :data:`MISSING_GROUP`),
+    hashed once by pandas (a categorical's codes are taken as they are)."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(groups, use_na_sentinel=True)
+    if len(codes) != n:
+        raise ValueError(f"groups ({len(codes)}) and scores ({n}) must be equally long")
+    names = [str(u) for u in uniques]
+    if (codes < 0).any():
+        names.append(MISSING_GROUP)
+        codes = np.where(codes < 0, len(names) - 1, codes)
+    return codes, np.array(names, dtype=object)
 
 
 def _approval(approved, counts, is_reference, n_boot: int, seed: int):
@@ -144,19 +152,21 @@ def _nanquantile(draws: np.ndarray) -> np.ndarray:
     return out
 
 
-def _labeled(scores, groups, labels, n_boot: int, seed: int) -> dict:
+def _labeled(scores, codes, names, labels, n_boot: int, seed: int) -> dict:
     """ROC AUC, KS, bad rate and mean score by group (fairlearn's MetricFrame), and the
     bootstrap bounds of AUC and KS (:func:`_resampled`)."""
     from fairlearn.metrics import MetricFrame
 
     labels = np.asarray(labels, dtype=int)
     metrics = {"roc_auc": _auc, "ks": _ks, "bad_rate": _bad_rate, "mean_score": _mean_score}
-    frame = MetricFrame(metrics=metrics, y_true=labels, y_pred=scores, sensitive_features=groups)
+    frame = MetricFrame(
+        metrics=metrics, y_true=labels, y_pred=scores, sensitive_features=names[codes]
+    )
     found = {"by_group": frame.by_group}
     if n_boot:
         rng = np.random.default_rng(seed)
-        for name in frame.by_group.index:
-            mine = groups == name
+        for k, name in enumerate(names):
+            mine = codes == k
             found[name] = _resampled(scores[mine], labels[mine], n_boot, rng)
     return found
 
@@ -259,8 +269,10 @@ def attribute_rows(
 
 
 def groups_of(ids, attributes, spec) -> dict:
-    """Each fairness attribute's group of each of the customers ``ids`` (None where the
-    attributes lack the customer), from :func:`read_attributes`' table."""
+    """Each fairness attribute's group of each of the customers ``ids`` (missing where the
+    attributes lack the customer), from :func:`read_attributes`' table: a pandas
+    categorical per attribute (codes, no Python string per row)."""
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -270,8 +282,11 @@ def groups_of(ids, attributes, spec) -> dict:
     where = np.where(found, at, 0).astype(np.int64)
     out = {}
     for a in spec.fairness:
-        column = attributes.column(a.name).to_numpy(zero_copy_only=False)
-        out[a.name] = np.where(found, column[where] if len(column) else None, None)
+        encoded = pc.dictionary_encode(attributes.column(a.name).combine_chunks())
+        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(float)
+        codes = np.where(found, codes[where] if len(codes) else np.nan, np.nan)
+        codes = np.where(np.isnan(codes), -1, codes).astype(np.int64)
+        out[a.name] = pd.Categorical.from_codes(codes, categories=encoded.dictionary.to_pylist())
     return out
 
 

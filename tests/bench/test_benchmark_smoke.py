@@ -75,6 +75,9 @@ FIGURES = {
     "streaming: 2 consumers vs 1",
     "streaming: p99 event-to-score latency at 1,000 events/s",
     "streaming: consumer lag back to zero after a consumer is killed",
+    "adverse-action reasons in the scoring step",
+    "nightly fairness figures vs the scoring step",
+    "reason codes of an outside LightGBM model (TreeSHAP)",
     *(
         f"online store: materialize 5,000 customers {case}, {store}"
         for case in ("into an empty store", "replacing every row")
