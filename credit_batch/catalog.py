@@ -230,6 +230,7 @@ ADVERSE_ACTION_COLUMNS = [
     "reason_text",
     "contribution",
     "value",
+    "category",
 ]
 
 
@@ -244,6 +245,7 @@ def notices(rows: list[dict]) -> list[dict]:
             by_key[key] = {**head, "reasons": []}
             out.append(by_key[key])
         reason = {k: row[k] for k in ("feature", "reason_text", "contribution", "value")}
+        reason["category"] = row["category"]
         by_key[key]["reasons"].append(reason)
     return out
 

@@ -862,7 +862,13 @@ def _adverse_action(settings: Settings, args) -> None:
                 f"{notice['customer_id']}: score {notice['score']:.4f} > cutoff {notice['cutoff']}"
             )
             for i, r in enumerate(notice["reasons"], 1):
-                print(f"  {i}. {r['reason_text']} ({r['feature']} = {r['value'] or 'missing'})")
+                print(f"  {i}. {r['reason_text']} ({r['feature']} = {_scored_value(r)})")
+
+
+def _scored_value(reason: dict) -> str:
+    if reason["category"] is not None:
+        return reason["category"]
+    return "missing" if reason["value"] is None else f"{reason['value']:g}"
 
 
 def _as_table(rows: list[dict], columns: list[str]):

@@ -324,11 +324,12 @@ class FeatureSpec:
         return given if given is not None else self._generated(name)
 
     def attributes_query(self) -> str:
-        """One snapshot's fairness attributes (``[[fairness]]``), as text, by customer:
-        read for fair-lending tests beside the scores, never with the features."""
+        """One snapshot's fairness attributes (``[[fairness]]``) by customer, as stored (their
+        groups are compared as text): read for fair-lending tests beside the scores, never
+        with the features."""
         if not self.fairness:
             raise ValueError(f"spec {self.name} declares no fairness attribute")
-        columns = "".join(f",\n    CAST(f.{a.name} AS VARCHAR) AS {a.name}" for a in self.fairness)
+        columns = "".join(f",\n    f.{a.name}" for a in self.fairness)
         return (
             f"SELECT f.{self.key} AS customer_id{columns}\nFROM {self.table} AS f\n"
             f"WHERE f.{self.snapshot_column} = :snapshot_date"

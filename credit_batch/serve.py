@@ -230,7 +230,8 @@ def _models() -> SimpleNamespace:
         feature: str
         reason_text: str
         contribution: float
-        value: str | None
+        value: float | None  # a number's value scored (None: missing, or categorical)
+        category: str | None  # a categorical feature's level
 
     class AdverseAction(BaseModel):
         """A decline's principal reasons (at most four, the principal first), for its notice."""

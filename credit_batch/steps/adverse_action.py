@@ -45,19 +45,21 @@ def adverse_action_schema(key=None):
     """
     import pyarrow as pa
 
+    labels = pa.dictionary(pa.int32(), pa.string())  # a few distinct texts: no string per row
     return pa.schema(
         [
             ("snapshot_date", pa.date32()),
             ("customer_id", key or pa.int64()),
-            ("model_version", pa.string()),
-            ("run_id", pa.string()),
+            ("model_version", labels),
+            ("run_id", labels),
             ("score", pa.float64()),
             ("cutoff", pa.float64()),
             ("reason_rank", pa.int32()),
-            ("feature", pa.string()),
-            ("reason_text", pa.string()),
+            ("feature", labels),
+            ("reason_text", labels),
             ("contribution", pa.float64()),
-            ("value", pa.string()),
+            ("value", pa.float64()),
+            ("category", pa.string()),
         ]
     )
 
@@ -120,52 +122,58 @@ def principal_reasons(
         "feature": _labels(feature, feature_names),
         "reason_text": _labels(feature, [texts[name] for name in feature_names]),
         "contribution": pa.array(value, pa.float64()),
-        "value": _values_as_text(batch, feature_names, feature, at),
+        **_values(batch, feature_names, feature, at),
     }
     return pa.Table.from_pydict(columns, schema=schema)
 
 
 def _labels(index: np.ndarray, labels: list[str]):
-    """``labels[index]`` as an Arrow string array, without a Python string per row."""
+    """``labels[index]`` as a dictionary array: no Python string per row."""
     import pyarrow as pa
 
     codes = pa.array(np.asarray(index, dtype=np.int32))
-    return pa.DictionaryArray.from_arrays(codes, pa.array(labels, pa.string())).cast(pa.string())
+    return pa.DictionaryArray.from_arrays(codes, pa.array(labels, pa.string()))
 
 
 def _ranked(contributions: np.ndarray, k: int):
     """Each row's (at most) ``k`` largest positive contributions, row by row then rank.
 
-    Returns row positions, ranks (1-based), feature columns and contributions.
-    A stable sort on the negated contributions ranks ties by feature order.
+    Returns row positions, ranks (1-based), feature columns and contributions. The
+    ranking is the reason codes' own (:func:`credit_batch.steps.explain.largest`): ties
+    to the feature first in the model's order, so reasons 1-3 are the reason codes.
     """
-    n, features = contributions.shape
-    k = min(k, features)
-    work = np.where(np.isnan(contributions), -np.inf, contributions)
-    order = np.argsort(-work, axis=1, kind="stable")[:, :k]
-    value = np.take_along_axis(work, order, axis=1)
+    from credit_batch.steps.explain import largest
+
+    k = min(k, contributions.shape[1])
+    parts = [(best, values) for best, values in largest(contributions, k)]
+    best = np.stack([b for b, _ in parts], axis=1)  # (rows, k)
+    value = np.stack([v for _, v in parts], axis=1)
     keep = value > 0
+    n = contributions.shape[0]
     rows = np.repeat(np.arange(n), k).reshape(n, k)[keep]
     rank = np.tile(np.arange(1, k + 1), (n, 1))[keep]
-    return rows, rank, order[keep], value[keep]
+    return rows, rank, best[keep], value[keep]
 
 
-def _values_as_text(batch, feature_names: list[str], feature: np.ndarray, at: np.ndarray):
-    """The raw value behind each reason, as text (Arrow's cast; null where missing): each
-    feature's values cast at once, then put back in the reasons' order by one ``take``."""
+def _values(batch, feature_names: list[str], feature: np.ndarray, at: np.ndarray) -> dict:
+    """The value behind each reason: ``value`` for a number (NaN where it was missing),
+    ``category`` (the level's text) for a categorical feature; the other one null."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    if not len(at):
-        return pa.array([], pa.string())
-    order, parts = [], []
-    for j in np.unique(feature):
-        where = np.flatnonzero(feature == j)
-        column = batch.column(feature_names[j]).take(pa.array(at[where]))
-        if pa.types.is_dictionary(column.type):
-            column = column.dictionary_decode()
-        order.append(where)
-        parts.append(pc.cast(column, pa.string()))
-    together = pa.concat_arrays([p.combine_chunks() if hasattr(p, "combine_chunks") else p
-                                 for p in parts])  # fmt: skip
-    return together.take(pa.array(np.argsort(np.concatenate(order), kind="stable")))
+    value = np.full(len(at), np.nan)
+    category = None
+    order = np.argsort(feature, kind="stable")  # the reasons grouped by feature
+    bounds = np.flatnonzero(np.diff(feature[order])) + 1
+    for where in np.split(order, bounds) if len(order) else []:
+        column = batch.column(feature_names[feature[where[0]]])
+        taken = column.take(pa.array(at[where]))
+        if pa.types.is_dictionary(taken.type) or pa.types.is_string(taken.type):
+            category = np.full(len(at), None, dtype=object) if category is None else category
+            category[where] = taken.to_pylist()  # a categorical feature's levels
+        else:
+            value[where] = taken.to_numpy(zero_copy_only=False)
+    return {
+        "value": pa.array(value, pa.float64(), mask=np.isnan(value)),
+        "category": pa.nulls(len(at), pa.string()) if category is None else
+        pa.array(category, pa.string()),
+    }  # fmt: skip

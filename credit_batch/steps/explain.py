@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "N_REASONS",
     "explain",
+    "largest",
     "linear_background",
     "shap_summary_rows",
     "top_reasons",
@@ -241,7 +242,7 @@ def top_reasons(contributions: np.ndarray, names: list[str], k: int = N_REASONS)
     k = min(k, contributions.shape[1])
     dictionary = pa.array(names, type=pa.string())
     out = []
-    for best, values in _largest(contributions, k):
+    for best, values in largest(contributions, k):
         missing = values <= 0
         index = _with_nulls(best.astype(np.int32), missing, pa.int32())
         out.append(pa.DictionaryArray.from_arrays(index, dictionary))
@@ -249,7 +250,7 @@ def top_reasons(contributions: np.ndarray, names: list[str], k: int = N_REASONS)
     return out
 
 
-def _largest(contributions: np.ndarray, k: int):
+def largest(contributions: np.ndarray, k: int):
     """Yield ``(column, value)`` arrays of each row's largest, 2nd largest, ... value.
 
     Ties go to the first column, as ``argmax``. Works on the transposed array,

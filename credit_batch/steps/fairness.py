@@ -88,15 +88,34 @@ def group_metrics(
     codes, names = _as_codes(groups, len(scores))
     if n_boot < 0:
         raise ValueError(f"n_boot: must be >= 0; got {n_boot!r}")
+    counts = np.bincount(codes, minlength=len(names))
+    approved = np.bincount(codes, weights=scores <= cutoff, minlength=len(names))
+    labeled = {} if labels is None else _labeled(scores, codes, names, labels, n_boot, seed)
+    return counted_rows(attribute, reference, names, counts, approved, labeled=labeled,
+                        n_boot=n_boot, seed=seed)  # fmt: skip
+
+
+def counted_rows(
+    attribute: str,
+    reference: str,
+    names,
+    counts,
+    approved,
+    *,
+    labeled: dict | None = None,
+    n_boot: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+) -> list[dict]:
+    """:func:`group_metrics`' rows from each group's customers and approvals (counted by
+    a database, say): approval rates, AIRs and their intervals, the reference first."""
+    names = np.asarray(names, dtype=object)
+    counts, approved = np.asarray(counts), np.asarray(approved, dtype=float)
     if reference not in names:  # the AIRs are unknown (None): the gate fails on it
         logger.warning("fairness attribute %s: no rows of the reference group %r (groups: %s)",
                        attribute, reference, ", ".join(map(str, names)))  # fmt: skip
-    counts = np.bincount(codes, minlength=len(names))
-    approved = np.bincount(codes, weights=scores <= cutoff, minlength=len(names))
     rates, air, bounds = _approval(approved, counts, names == reference, n_boot, seed)
-    labeled = {} if labels is None else _labeled(scores, codes, names, labels, n_boot, seed)
     order = sorted(range(len(names)), key=lambda i: (names[i] != reference, str(names[i])))
-    parts = (attribute, names, counts, rates, air, bounds, labeled, reference)
+    parts = (attribute, names, counts, rates, air, bounds, labeled or {}, reference)
     return [_row(*parts, i) for i in order]
 
 
@@ -276,7 +295,8 @@ def groups_of(ids, attributes, spec) -> dict:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    ids = pa.array(ids).cast(attributes.schema.field("customer_id").type)
+    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else pa.array(ids)
+    ids = ids.cast(attributes.schema.field("customer_id").type)
     at = pc.index_in(ids, value_set=attributes.column("customer_id")).to_numpy(zero_copy_only=False)
     found = ~np.isnan(at.astype(float))
     where = np.where(found, at, 0).astype(np.int64)
@@ -304,11 +324,39 @@ def slice_rows(settings, run, score_uris: list[str]):
     table = lake.dataset(settings.lake, score_uris, schema).to_table(["customer_id", "score"])
     attributes = read_attributes(settings, run.spec, run.snapshot_date)
     cutoff = run.policy.swap_cutoff
-    found = attribute_rows(table.column("score").to_numpy(), table.column("customer_id"),
-                           attributes, run.spec, cutoff=cutoff)  # fmt: skip
+    found = []
+    for a, (names, counts, approved) in zip(
+        run.spec.fairness, _counted(table, attributes, run.spec, cutoff), strict=True
+    ):
+        found += counted_rows(a.name, a.reference, names, counts, approved)
     head = {"kind": "night", "snapshot_date": run.snapshot_date, "cutoff": cutoff}
     head |= {"model_version": run.model_version, "run_id": run.run_id}
     return pa.Table.from_pylist([{**head, **r} for r in found], schema=fairness_schema())
+
+
+def _counted(scores, attributes, spec, cutoff: float) -> list[tuple]:
+    """Each attribute's groups, customers and approvals: the scores joined to the
+    attributes and counted by DuckDB in this process (a hash join of the whole book in C++,
+    not in Python); a customer the attributes lack is in :data:`MISSING_GROUP`."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.register("scores", scores)
+        con.register("attributes", attributes)
+        out = []
+        for a in spec.fairness:  # a checked identifier of the spec
+            found = con.execute(
+                "SELECT COALESCE(CAST(g AS VARCHAR), ?), n, approved FROM ("
+                f"SELECT a.{a.name} AS g, COUNT(*) AS n, "
+                "COUNT(*) FILTER (WHERE s.score <= ?) AS approved "
+                "FROM scores AS s LEFT JOIN attributes AS a USING (customer_id) GROUP BY 1)",
+                [MISSING_GROUP, cutoff],
+            ).fetchall()
+            out.append(tuple(np.array(c) for c in zip(*found, strict=True)) or ((), (), ()))
+        return out
+    finally:
+        con.close()
 
 
 def fairness_schema():

@@ -61,7 +61,8 @@ def test_reasons_are_the_four_largest_positive_contributions_ties_to_the_first_f
         (8, 1, "d", 0.4),
     ]
     assert {r["reason_text"] for r in rows} == {"text of b", "text of d", "text of e", "text of f"}
-    assert [r["value"] for r in rows] == ["1.5"] * 4 + ["2"]
+    assert [r["value"] for r in rows] == [1.5] * 4 + [2.0]
+    assert all(r["category"] is None for r in rows)
     assert {(r["score"], r["cutoff"], r["model_version"]) for r in rows[:4]} == {(0.9, 0.5, "v1")}
 
 
@@ -70,12 +71,15 @@ def test_a_score_at_the_cutoff_is_accepted_and_a_missing_value_is_null_not_a_num
     values = {"a": pa.array([None, 3.0]), "b": pa.array(["rent", "own"])}
     batch = _batch(values, [1, 2])
     rows = _reasons(batch, [0.5, 0.5000001], [[1.0, 0.5], [1.0, 0.5]], names=["a", "b"])
-    assert [(r["customer_id"], r["feature"], r["value"]) for r in rows] == [
-        (2, "a", "3"),
-        (2, "b", "own"),
+    assert [(r["customer_id"], r["feature"], r["value"], r["category"]) for r in rows] == [
+        (2, "a", 3.0, None),
+        (2, "b", None, "own"),
     ]
     rows = _reasons(batch, [0.9, 0.1], [[1.0, 0.5], [0.0, 0.0]], names=["a", "b"])
-    assert [(r["feature"], r["value"]) for r in rows] == [("a", None), ("b", "rent")]
+    assert [(r["feature"], r["value"], r["category"]) for r in rows] == [
+        ("a", None, None),  # missing: neither a number nor a level
+        ("b", None, "rent"),
+    ]
 
 
 @pytest.mark.unit
@@ -151,14 +155,14 @@ def test_each_decline_is_stored_with_the_top_contributions_recomputed_from_the_l
         assert [g["feature"] for g in got][:3] == [
             row[f"reason_{k}"] for k in (1, 2, 3) if row[f"reason_{k}"]
         ]
-        assert all(_round_trips(g["value"], frame.loc[customer, g["feature"]]) for g in got)
+        assert all(_same(g["value"], frame.loc[customer, g["feature"]]) for g in got)
     texts = run.spec.reasons
     assert all(r["reason_text"] == texts[r["feature"]] and r["contribution"] > 0 for r in stored)
 
 
-def _round_trips(text: str | None, value: float) -> bool:
-    """The stored text is the value to the bit (null where it was missing)."""
-    return text is None if value != value else float(text) == value
+def _same(stored: float | None, value: float) -> bool:
+    """The stored value is the value scored, to the bit (null where it was missing)."""
+    return stored is None if value != value else stored == value
 
 
 @pytest.mark.unit

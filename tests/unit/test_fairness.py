@@ -165,7 +165,7 @@ def test_a_planted_disparity_fails_min_air_naming_the_group_and_the_card_shows_i
 @pytest.mark.unit
 def test_the_attributes_query_reads_only_the_key_and_the_attributes():
     sql = default_spec().attributes_query()
-    assert sql.startswith("SELECT f.customer_id AS customer_id,\n    CAST(f.demo_group AS VARCHAR)")
+    assert sql.startswith("SELECT f.customer_id AS customer_id,\n    f.demo_group\nFROM features")
     assert "revolving" not in sql and ":snapshot_date" in sql
 
 

@@ -15,5 +15,6 @@ CREATE TABLE IF NOT EXISTS adverse_action (
     feature        VARCHAR NOT NULL,
     reason_text    VARCHAR NOT NULL,
     contribution   DOUBLE PRECISION NOT NULL,  -- towards default, log-odds (SHAP), > 0
-    value          VARCHAR                     -- the feature's value, as text; NULL: missing
+    value          DOUBLE PRECISION,           -- a number's value scored; NULL: missing
+    category       VARCHAR                     -- a categorical feature's level scored
 );

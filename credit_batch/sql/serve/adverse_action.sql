@@ -3,7 +3,8 @@
 -- scored as its model's (or segment's) champion, or the version asked for.
 -- Optional filters: the model's name and one customer.
 SELECT a.snapshot_date, m.model_name, m.segment, a.model_version, a.customer_id,
-       a.score, a.cutoff, a.reason_rank, a.feature, a.reason_text, a.contribution, a.value
+       a.score, a.cutoff, a.reason_rank, a.feature, a.reason_text, a.contribution, a.value,
+       a.category
 FROM adverse_action AS a
 JOIN scoring_runs AS s ON s.run_id = a.run_id
 JOIN model_registry AS m ON m.model_version = a.model_version
