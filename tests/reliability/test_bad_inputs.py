@@ -491,7 +491,7 @@ _FEATURES_NO_KEY = (
     "revolving_unsecured_line_utilization DOUBLE, age DOUBLE, num_30_59_days_late DOUBLE, "
     "debt_ratio DOUBLE, monthly_income DOUBLE, num_open_credit_loans DOUBLE, "
     "num_90_days_late DOUBLE, num_real_estate_loans DOUBLE, num_60_89_days_late DOUBLE, "
-    "num_dependents DOUBLE)"
+    "num_dependents DOUBLE, demo_group VARCHAR)"  # the spec's fairness attribute
 )
 
 BROKEN_CASES = [
